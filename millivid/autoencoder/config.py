@@ -1,0 +1,38 @@
+"""Autoencoder configuration (paper §3.1, A.2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """ViT encoder/decoder over an image pyramid; level l has (H/p/2^l) x (W/p/2^l) tokens."""
+
+    image_size: int = 64
+    patch: int = 8
+    levels: int = 4
+    channels: int = 16  # C latent channels per token
+    width: int = 256
+    depth: int = 6  # transformer blocks in the encoder and in the decoder (each)
+    heads: int = 4
+    kind: Literal["hierarchical", "cascaded"] = "hierarchical"
+
+    def tokens_per_frame(self) -> tuple[int, ...]:
+        """N_l for every level l (finest first)."""
+        side = self.image_size // self.patch
+        return tuple((side >> lvl) ** 2 for lvl in range(self.levels))
+
+
+PRESETS = {
+    "tiny": AutoencoderConfig(
+        image_size=32, patch=8, levels=3, channels=4, width=64, depth=2, heads=2
+    ),
+    "mini": AutoencoderConfig(
+        image_size=64, patch=8, levels=4, channels=16, width=256, depth=6, heads=4
+    ),
+    "paper": AutoencoderConfig(
+        image_size=256, patch=16, levels=4, channels=32, width=768, depth=12, heads=12
+    ),
+}

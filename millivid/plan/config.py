@@ -1,0 +1,22 @@
+"""Token budgets of a rollout plan (DESIGN.md, "The coarse-to-fine rollout")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """Per-level token counts N_l, per-level context frames C_l and the target token budget B."""
+
+    tokens: tuple[int, ...] = (64, 16, 4, 1)
+    context: tuple[int, ...] = (3, 12, 48, 192)
+    target_tokens: int = 192
+    fullres_context: int = 7  # full-res baseline: K context + K target level-0 frames
+
+
+PRESETS = {
+    "tiny": PlanConfig(tokens=(16, 4, 1), context=(1, 4, 16), target_tokens=16, fullres_context=2),
+    "mini": PlanConfig(tokens=(64, 16, 4, 1), context=(3, 12, 48, 192), target_tokens=192),
+    "paper": PlanConfig(tokens=(256, 64, 16, 4), context=(3, 12, 48, 192), target_tokens=768),
+}

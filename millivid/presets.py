@@ -1,0 +1,56 @@
+"""The experiment config: one typed dataclass per stage, and the named presets tiny/mini/paper.
+
+``load_preset("mini", ["model.depth=4"])`` is the one way to get a config; every checkpoint saves
+the config it was trained with as JSON beside its weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from millivid.autoencoder.config import PRESETS as AE_PRESETS
+from millivid.autoencoder.config import AutoencoderConfig
+from millivid.diffusion.config import PRESETS as DIFFUSION_PRESETS
+from millivid.diffusion.config import DiffusionConfig
+from millivid.model.config import PRESETS as MODEL_PRESETS
+from millivid.model.config import DiTConfig
+from millivid.plan.config import PRESETS as PLAN_PRESETS
+from millivid.plan.config import PlanConfig
+from millivid.train.config import PRESETS as TRAIN_PRESETS
+from millivid.train.config import TrainConfig
+from millivid.typed_config import ConfigError, apply_overrides
+from millivid.world.config import PRESETS as WORLD_PRESETS
+from millivid.world.config import WorldConfig
+
+PRESET_NAMES = ("tiny", "mini", "paper")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything one experiment needs, by stage of the data flow."""
+
+    preset: str = "mini"
+    world: WorldConfig = field(default_factory=WorldConfig)
+    ae: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    ae_train: TrainConfig = field(default_factory=TrainConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    model: DiTConfig = field(default_factory=DiTConfig)
+    video_train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_preset(name: str, overrides: list[str] | None = None) -> Config:
+    """Named preset with ``--set key.sub=value`` overrides applied."""
+    if name not in PRESET_NAMES:
+        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(PRESET_NAMES)})")
+    cfg = Config(
+        preset=name,
+        world=WORLD_PRESETS[name],
+        ae=AE_PRESETS[name],
+        ae_train=TRAIN_PRESETS[name],
+        plan=PLAN_PRESETS[name],
+        diffusion=DIFFUSION_PRESETS[name],
+        model=MODEL_PRESETS[name],
+        video_train=TRAIN_PRESETS[name],
+    )
+    return apply_overrides(cfg, overrides)

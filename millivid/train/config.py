@@ -1,0 +1,33 @@
+"""Optimisation and checkpointing configuration shared by every trainer (paper A.2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Muon for 2-D linear weights, AdamW for the rest; warmup, clipping, checkpoints."""
+
+    steps: int = 20_000
+    batch_size: int = 64  # per process
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 2_000
+    grad_clip: float = 1.0
+    ema_decay: float = 0.0  # 0 disables EMA weights
+    seed: int = 0
+    checkpoint_every: int = 1_000
+    log_every: int = 10
+    bf16: bool = True  # bf16 autocast when on CUDA
+    compile: bool = False
+    num_workers: int = 0
+
+
+PRESETS = {
+    "tiny": TrainConfig(
+        steps=200, batch_size=8, warmup_steps=20, checkpoint_every=100, log_every=10
+    ),
+    "mini": TrainConfig(steps=20_000, batch_size=64, warmup_steps=500),
+    "paper": TrainConfig(steps=192_000, batch_size=48, warmup_steps=2_000),
+}

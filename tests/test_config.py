@@ -1,0 +1,61 @@
+import json
+
+import pytest
+
+from millivid.presets import PRESET_NAMES, Config, load_preset
+from millivid.typed_config import ConfigError, from_dict, load_json, save_json, to_dict
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_presets_round_trip_json(name, tmp_path):
+    cfg = load_preset(name)
+    save_json(cfg, tmp_path / "c.json")
+    assert load_json(Config, tmp_path / "c.json") == cfg
+
+
+def test_overrides_apply_and_coerce():
+    cfg = load_preset(
+        "tiny", ["model.depth=3", "plan.context=2,4,8", "model.attention=context-causal"]
+    )
+    assert cfg.model.depth == 3
+    assert cfg.plan.context == (2, 4, 8)
+    assert cfg.model.attention == "context-causal"
+
+
+def test_unknown_key_is_an_error_naming_it():
+    with pytest.raises(ConfigError, match="'depht'"):
+        load_preset("tiny", ["model.depht=3"])
+    with pytest.raises(ConfigError, match="'bogus'"):
+        from_dict(Config, {"bogus": 1})
+
+
+def test_bad_value_and_literal_rejected():
+    with pytest.raises(ConfigError, match="model.attention"):
+        load_preset("tiny", ["model.attention=sideways"])
+    with pytest.raises(ConfigError, match="model.depth"):
+        load_preset("tiny", ["model.depth=2.5"])
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="huge"):
+        load_preset("huge")
+
+
+def test_bad_json_file_names_the_file(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="broken.json"):
+        load_json(Config, path)
+    path.write_text(json.dumps({"model": {"nope": 1}}))
+    with pytest.raises(ConfigError, match="nope"):
+        load_json(Config, path)
+
+
+def test_token_counts_match_design_table():
+    assert load_preset("paper").ae.tokens_per_frame() == (256, 64, 16, 4)
+    assert load_preset("mini").ae.tokens_per_frame() == (64, 16, 4, 1)
+    assert load_preset("tiny").ae.tokens_per_frame() == (16, 4, 1)
+    for name in PRESET_NAMES:
+        cfg = load_preset(name)
+        assert cfg.plan.tokens == cfg.ae.tokens_per_frame()
+        assert to_dict(cfg)["preset"] == name

@@ -1,19 +1,25 @@
 """The one step type every method's plan is made of (pure Python, no torch).
 
-A step says which (level, frame range) tokens are context and which are target, in packing order.
-Frame ranges are half-open ``[start, stop)`` absolute frame indices. The planner knows nothing
-about tensors: the training sampler and the rollout engine both consume these steps.
+A step says which (level, frame range) tokens are context and which are target, in packing order:
+context spans first (as listed), then ``target``, then ``discarded``. Frame ranges are half-open
+``[start, stop)`` absolute frame indices. The planner knows nothing about tensors: the training
+sampler and the rollout engine both consume these steps.
+
+Sequence length of a step = ``context_tokens + missing_tokens + target_tokens``; it is the same for
+every step of one method and budget, so steps of any kind stack into one batch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
 class Span:
     """Frames ``[start, stop)`` at one level. For FramePack-style methods ``level`` is the
-    compression level: level-0 latents patchified with a 2^level x 2^level kernel."""
+    compression level: level-0 latents patchified with a 2^level x 2^level kernel (or, for
+    ``hierarchical-framepack``, the hierarchy level re-encoded from generated level-0 frames)."""
 
     level: int
     start: int
@@ -22,6 +28,10 @@ class Span:
     @property
     def frames(self) -> int:
         return self.stop - self.start
+
+    def shifted(self, offset: int) -> Span:
+        """The same span ``offset`` frames later."""
+        return Span(self.level, self.start + offset, self.stop + offset)
 
     def to_json(self) -> dict:
         return {"level": self.level, "frames": [self.start, self.stop]}
@@ -32,9 +42,11 @@ class Step:
     """One rollout step: clean context spans + noisy target span(s), in packing order.
 
     ``target`` is the span whose frames are written back at sampling time. ``discarded`` are extra
-    targets that are trained on but thrown away at sampling (mirrored FramePack). ``missing_tokens``
-    counts context tokens that would lie before frame 0 (start of a video): the engine pads and
-    masks that many tokens so the sequence length stays fixed.
+    targets that are trained on but thrown away at sampling (mirrored FramePack). ``target_tokens``
+    counts all noisy tokens (``target`` and ``discarded``). ``context_tokens`` counts the context
+    tokens present. ``missing_tokens`` counts context tokens that are not there: those that would
+    lie before frame 0 (start of a video) plus any fixed padding of the method (``upscale``). The
+    engine pads and masks that many tokens so the sequence length stays fixed.
     """
 
     target: Span
@@ -43,6 +55,35 @@ class Step:
     target_tokens: int
     discarded: tuple[Span, ...] = ()
     missing_tokens: int = 0
+
+    @property
+    def spans(self) -> tuple[Span, ...]:
+        """Every span of the step in packing order: context, target, discarded."""
+        return (*self.context, self.target, *self.discarded)
+
+    @property
+    def sequence_tokens(self) -> int:
+        """Fixed sequence length S of the step (present + missing context, plus targets)."""
+        return self.context_tokens + self.missing_tokens + self.target_tokens
+
+    @property
+    def last_frame(self) -> int:
+        """One past the last frame any span touches (a video must be at least this long)."""
+        return max(s.stop for s in self.spans)
+
+    @property
+    def first_frame(self) -> int:
+        """The earliest frame any span touches."""
+        return min(s.start for s in self.spans)
+
+    def shifted(self, offset: int) -> Step:
+        """Every span ``offset`` frames later, token counts unchanged (no cut at frame 0)."""
+        return replace(
+            self,
+            target=self.target.shifted(offset),
+            context=tuple(s.shifted(offset) for s in self.context),
+            discarded=tuple(s.shifted(offset) for s in self.discarded),
+        )
 
     def to_json(self) -> dict:
         out = {
@@ -56,3 +97,59 @@ class Step:
         if self.missing_tokens:
             out["missing_tokens"] = self.missing_tokens
         return out
+
+
+def span_tokens(span: Span, tokens: Sequence[int]) -> int:
+    """Tokens of a span: its frames times the per-frame token count of its level."""
+    return span.frames * tokens[span.level]
+
+
+def raw_step(
+    target: Span,
+    context: Sequence[Span],
+    tokens: Sequence[int],
+    discarded: Sequence[Span] = (),
+    padding: int = 0,
+) -> Step:
+    """A step before cutting at frame 0: context spans may start before frame 0 and are kept
+    whole (empty ones are dropped); ``padding`` is the method's fixed count of padded context
+    tokens."""
+    context = [s for s in context if s.frames > 0]
+    return Step(
+        target=target,
+        context=tuple(context),
+        context_tokens=sum(span_tokens(s, tokens) for s in context),
+        target_tokens=span_tokens(target, tokens) + sum(span_tokens(s, tokens) for s in discarded),
+        discarded=tuple(discarded),
+        missing_tokens=padding,
+    )
+
+
+def place(raw: Step, offset: int, tokens: Sequence[int]) -> Step:
+    """``raw`` moved ``offset`` frames later and cut at frame 0.
+
+    Context frames before frame 0 are dropped and counted in ``missing_tokens``; empty context
+    spans are dropped. Targets must not start before frame 0.
+    """
+    context: list[Span] = []
+    missing = raw.missing_tokens
+    for span in raw.context:
+        span = span.shifted(offset)
+        if span.start < 0:
+            cut = min(span.frames, -span.start)
+            missing += cut * tokens[span.level]
+            span = Span(span.level, span.start + cut, span.stop)
+        if span.frames > 0:
+            context.append(span)
+    target = raw.target.shifted(offset)
+    discarded = tuple(s.shifted(offset) for s in raw.discarded)
+    if min(s.start for s in (target, *discarded)) < 0:
+        raise ValueError(f"step targets {target} {discarded} start before frame 0")
+    return replace(
+        raw,
+        target=target,
+        context=tuple(context),
+        context_tokens=sum(span_tokens(s, tokens) for s in context),
+        discarded=discarded,
+        missing_tokens=missing,
+    )

@@ -1,0 +1,153 @@
+"""Every rollout method by name, over the one ``Step`` type: ``make_plan`` and what the rollout
+engine and the packer need to know about a method (its context source and generated levels)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from millivid.plan.baselines import fullres_period, fullres_plan, upscale_period, upscale_plan
+from millivid.plan.budget import BudgetError, mirrored_frames
+from millivid.plan.coarse_to_fine import coarse_to_fine_period, coarse_to_fine_plan
+from millivid.plan.config import PlanConfig
+from millivid.plan.framepack import (
+    framepack_period,
+    framepack_plan,
+    mirrored_framepack_plan,
+    mirrored_period,
+)
+from millivid.plan.step import Step, place
+
+ContextSource = Literal["levels", "patchify"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A rollout method: how it plans and where its context tokens come from.
+
+    ``raw_plan(budget, start, end)`` gives the steps before cutting at frame 0;
+    ``period(budget)`` is a frame count such that ``raw_plan(budget, 0, period)`` holds every kind
+    of step the method ever takes; ``hierarchical`` says whether the method generates every
+    latent level (True) or only level 0 (False: other context levels derive from level 0).
+    """
+
+    name: str
+    summary: str
+    source: ContextSource
+    hierarchical: bool
+    raw_plan: Callable[[PlanConfig, int, int], list[Step]]
+    period: Callable[[PlanConfig], int]
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            "millivid",
+            "coarse-to-fine rollout over learned hierarchical levels (paper Fig. 10)",
+            "levels",
+            True,
+            coarse_to_fine_plan,
+            coarse_to_fine_period,
+        ),
+        Method(
+            "framepack",
+            "past stacked at 2^l-patchified compression levels, B/N_0 level-0 targets",
+            "patchify",
+            False,
+            framepack_plan,
+            framepack_period,
+        ),
+        Method(
+            "fullres",
+            "K level-0 context frames, K level-0 target frames",
+            "levels",
+            False,
+            fullres_plan,
+            fullres_period,
+        ),
+        Method(
+            "upscale",
+            "roll out the coarsest level, then upscale level by level (ablation)",
+            "levels",
+            True,
+            upscale_plan,
+            upscale_period,
+        ),
+        Method(
+            "mirrored-framepack",
+            "FramePack with coarse future targets mirroring the context, discarded at sampling",
+            "patchify",
+            False,
+            mirrored_framepack_plan,
+            mirrored_period,
+        ),
+        Method(
+            "hierarchical-framepack",
+            "FramePack reading hierarchical latent levels instead of patchifying",
+            "levels",
+            False,
+            framepack_plan,
+            framepack_period,
+        ),
+        Method(
+            "cascaded",
+            "MILLIVID's plan on mean-pooled level-0 latents (ablation)",
+            "levels",
+            True,
+            coarse_to_fine_plan,
+            coarse_to_fine_period,
+        ),
+    )
+}
+
+
+def get_method(method: str) -> Method:
+    """The method called ``method``; the error lists the known names."""
+    try:
+        return METHODS[method]
+    except KeyError:
+        raise BudgetError(f"unknown plan method {method!r} (known: {', '.join(METHODS)})") from None
+
+
+def context_source(method: str) -> ContextSource:
+    """Where the method's context tokens come from: ``"patchify"`` (level-0 latents patchified
+    with a 2^l kernel: framepack, mirrored-framepack) or ``"levels"`` (the latent cache's levels;
+    for ``cascaded`` those are the mean-pooled levels of the cascaded autoencoder)."""
+    return get_method(method).source
+
+
+def generated_levels(method: str, budget: PlanConfig) -> tuple[int, ...]:
+    """Levels the rollout writes back: all of them for hierarchical methods, else level 0 only."""
+    return tuple(range(len(budget.tokens))) if get_method(method).hierarchical else (0,)
+
+
+def drawn_levels(method: str, budget: PlanConfig) -> int:
+    """How many levels the method's spans use (rows of a plan picture)."""
+    if method == "fullres":
+        return 1
+    if method == "mirrored-framepack":
+        return len(mirrored_frames(budget))
+    return len(budget.tokens)
+
+
+def max_lookback(method: str, budget: PlanConfig) -> int:
+    """Frames before the target start a step may read; with at least this many known frames
+    before ``start`` no context is cut at frame 0."""
+    kinds = get_method(method).raw_plan(budget, 0, get_method(method).period(budget))
+    return max(s.target.start - s.first_frame for s in kinds)
+
+
+def make_plan(method: str, budget: PlanConfig, start: int, end: int) -> list[Step]:
+    """The rollout plan of ``method`` from ``start`` known frames to frame ``end``.
+
+    Frames < ``start`` are ground truth, known at every level. Every frame of [start, end) is a
+    target exactly once at every generated level; a level's last chunk runs past ``end`` when
+    ``end - start`` is not a multiple of its chunk, and the frames past ``end`` are dropped.
+    Context before frame 0 is cut and counted in ``Step.missing_tokens``.
+    """
+    spec = get_method(method)
+    if not 0 <= start < end:
+        raise BudgetError(f"plan start={start}, end={end}: need 0 <= start < end")
+    return [place(raw, 0, budget.tokens) for raw in spec.raw_plan(budget, start, end)]

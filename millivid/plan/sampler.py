@@ -1,0 +1,85 @@
+"""Training-step sampling: draw exactly the steps the rollout takes, at random positions.
+
+Every method's rollout is made of a few step *kinds* (a step's spans relative to its target
+start) repeating with a period: a rollout from any start A takes, in each period, the kinds of a
+rollout from 0 moved to A + k * period. So the steps that occur in some rollout starting at
+``A >= MIN_START`` (at least one ground-truth frame) of a video of ``video_length`` frames are
+exactly: each kind placed at every target start ``a`` from its first possible start up to where
+its last span still ends inside the video, with context cut at frame 0 (``missing_tokens``).
+The sampler draws uniformly over these distinct steps, so kinds appear as often as in rollouts,
+steps near the start of a video (cut context) are included, and all context is ground truth.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+from millivid.plan.budget import BudgetError
+from millivid.plan.config import PlanConfig
+from millivid.plan.methods import get_method
+from millivid.plan.step import Step, place
+
+MIN_START = 1  # training rollouts start with at least one ground-truth frame
+
+
+@dataclass(frozen=True)
+class StepKind:
+    """A step relative to its target start (target starts at frame 0, context may be negative),
+    the first absolute target start at which a rollout takes it, and its reach after the start."""
+
+    step: Step
+    first_start: int
+    reach: int
+
+    def positions(self, video_length: int) -> range:
+        """Target starts at which this kind fits in a video of ``video_length`` frames."""
+        return range(self.first_start, video_length - self.reach + 1)
+
+
+@lru_cache(maxsize=64)
+def step_kinds(method: str, budget: PlanConfig) -> tuple[StepKind, ...]:
+    """The distinct kinds of step ``method`` takes with ``budget``, in rollout order."""
+    spec = get_method(method)
+    first: dict[Step, int] = {}
+    for raw in spec.raw_plan(budget, 0, spec.period(budget)):
+        a = raw.target.start
+        kind = raw.shifted(-a)  # not place(): context stays uncut, placing cuts it later
+        first[kind] = min(first.get(kind, MIN_START + a), MIN_START + a)
+    return tuple(StepKind(k, first[k], k.last_frame) for k in first)
+
+
+def training_steps(method: str, budget: PlanConfig, video_length: int) -> Iterator[Step]:
+    """Every distinct step ``sample_training_step`` can draw (for tests and small budgets)."""
+    for kind in step_kinds(method, budget):
+        for a in kind.positions(video_length):
+            yield place(kind.step, a, budget.tokens)
+
+
+def count_training_steps(method: str, budget: PlanConfig, video_length: int) -> int:
+    """How many distinct training steps a video of ``video_length`` frames holds."""
+    return sum(len(k.positions(video_length)) for k in step_kinds(method, budget))
+
+
+def sample_training_step(
+    method: str, budget: PlanConfig, video_length: int, rng: random.Random
+) -> Step:
+    """A uniformly random step (kind and position) that some rollout of ``method`` takes inside
+    a video of ``video_length`` frames, with every frame before it ground truth."""
+    kinds = step_kinds(method, budget)
+    total = count_training_steps(method, budget, video_length)
+    if total == 0:
+        need = min(k.first_start + k.reach for k in kinds)
+        raise BudgetError(
+            f"{method}: a video of {video_length} frames holds no training step; "
+            f"the shortest step needs {need} frames"
+        )
+    index = rng.randrange(total)
+    for kind in kinds:
+        positions = kind.positions(video_length)
+        if index < len(positions):
+            return place(kind.step, positions[index], budget.tokens)
+        index -= len(positions)
+    raise AssertionError("unreachable: index within total")

@@ -95,7 +95,7 @@ def small_budgets(draw) -> PlanConfig:
     )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(b=small_budgets(), video_length=st.integers(2, 30))
 def test_sampler_set_equals_rollout_steps_for_random_small_budgets(b, video_length):
     for method in METHODS:

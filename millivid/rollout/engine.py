@@ -1,0 +1,87 @@
+"""The rollout engine: walk a method's plan, filling a latent store step by step (DESIGN.md).
+
+The engine knows plans and the store; it does not know the model. A ``Denoiser`` turns one
+step's clean context latents (+ actions, + the step's starting noise) into the step's target
+latents; ``millivid.rollout.sampler`` builds one from a DiT, the DDIM sampler and CFG. Noise is
+drawn per step from ``(seed, step index)``, so an interrupted rollout resumed from its saved
+store gives the same result as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from millivid.plan.step import Span, Step
+from millivid.rollout.store import LatentStore
+
+
+class Denoiser(Protocol):
+    def __call__(
+        self, step: Step, context: list[torch.Tensor], actions: torch.Tensor, noise: torch.Tensor
+    ) -> torch.Tensor:
+        """context: per ``step.context`` span ``[B, frames, h, w, C]`` (cut at frame 0);
+        actions: int64 [B, T]; noise: ``[B, frames, h, w, C]`` of the target span.
+        Returns the target latents, same shape as ``noise``."""
+        ...
+
+
+@dataclass
+class Progress:
+    """What the engine reports after each step (for progress bars and logs)."""
+
+    step: int  # steps done
+    total: int
+    frames_per_level: list[int]  # frames generated so far per level
+    seconds: float
+
+
+def clip_to_video(span: Span) -> Span:
+    """Context spans may start before frame 0 at the start of a video: keep the part >= 0."""
+    return Span(span.level, max(span.start, 0), span.stop)
+
+
+def step_noise(seed: int, index: int, shape: Sequence[int], device: torch.device) -> torch.Tensor:
+    """Standard normal noise for rollout step ``index``: a function of (seed, index) only."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
+    return torch.randn(*shape, generator=gen).to(device)
+
+
+def run_plan(
+    plan: Sequence[Step],
+    store: LatentStore,
+    denoiser: Denoiser,
+    actions: torch.Tensor,
+    *,
+    seed: int = 0,
+    first_step: int = 0,
+    on_step: Callable[[Progress], None] | None = None,
+    after_step: Callable[[int], None] | None = None,
+) -> None:
+    """Run steps ``first_step..`` of ``plan``, writing every target span back into ``store``.
+
+    ``after_step(i)`` runs once step ``i`` is written (the CLI saves the store there, so that a
+    re-run resumes at ``i + 1``).
+    """
+    levels = len(store.levels)
+    generated = [0] * levels
+    for step in plan[:first_step]:
+        generated[step.target.level] += step.target.frames
+    start = time.perf_counter()
+    for index in range(first_step, len(plan)):
+        step = plan[index]
+        context = [store.read(clip_to_video(span)) for span in step.context if span.stop > 0]
+        target = store.levels[step.target.level]
+        shape = (target.shape[0], step.target.frames, *target.shape[2:])
+        noise = step_noise(seed, index, shape, target.device)
+        latents = denoiser(step, context, actions, noise)
+        store.write(step.target, latents)
+        generated[step.target.level] += step.target.frames
+        if after_step:
+            after_step(index)
+        if on_step:
+            on_step(Progress(index + 1, len(plan), list(generated), time.perf_counter() - start))

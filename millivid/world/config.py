@@ -36,7 +36,7 @@ class WorldConfig:
     fog_start: float = 16.0  # fog ramps from here (fraction 0) to view_distance (fraction 1)
     sun_azimuth_deg: float = 35.0
     sun_elevation_deg: float = 55.0
-    render_chunk_rays: int = 1 << 20  # rays marched at once (memory bound)
+    render_chunk_rays: int = 0  # rays marched at once; 0 = auto (2^20 on CPU, 2^23 on GPU)
     # --- terrain ---
     world_size: int = 512  # toroidal world of world_size^2 columns (power of 2)
     base_height: int = 12  # mean ground height

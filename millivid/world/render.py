@@ -165,7 +165,8 @@ class Renderer:
         """
         size = self.cfg.size
         per_frame = size * size
-        step = max(1, self.cfg.render_chunk_rays // per_frame)
+        rays = self.cfg.render_chunk_rays or (1 << 20 if self.device.type == "cpu" else 1 << 23)
+        step = max(1, rays // per_frame)
         parts = [
             self._render_chunk(world, b[i : i + step], poses[i : i + step])
             for i in range(0, b.shape[0], step)

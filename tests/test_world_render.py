@@ -98,9 +98,12 @@ def test_march_agrees_with_brute_force_sampling():
     d = d / d.norm(dim=1, keepdim=True)
     t, face = march(world, torch.zeros(n, dtype=torch.long), o, d, 24.0)
     ref = _brute_force(world, o, d, 24.0)
+    outside = ref > 0.01  # drop cameras that were placed inside a trunk or pillar
+    t, face, ref = t[outside], face[outside], ref[outside]
+    assert outside.float().mean() > 0.8
     both = (t < FAR) & (ref < FAR)
     assert both.float().mean() > 0.8
     close = (t[both] - ref[both]).abs() < 0.01
-    assert close.float().mean() > 0.98, (t[both][~close], ref[both][~close])
-    assert ((t < FAR) == (ref < FAR)).float().mean() > 0.98
+    assert close.float().mean() > 0.99, (t[both][~close], ref[both][~close])
+    assert ((t < FAR) == (ref < FAR)).float().mean() > 0.99
     assert set(face[t < FAR].tolist()) <= {FACE_TOP, FACE_BOTTOM, FACE_X, FACE_X + 1}

@@ -33,7 +33,7 @@ class WorldConfig:
     pitch_deg: float = -10.0  # camera pitch, negative looks down
     eye_height: float = 1.62  # camera above the feet
     view_distance: float = 40.0  # rays stop here; depth of sky pixels
-    fog_start: float = 16.0  # fog ramps from here (fraction 0) to view_distance (fraction 1)
+    fog_start: float = 20.0  # fog ramps from here (fraction 0) to view_distance (fraction 1)
     sun_azimuth_deg: float = 35.0
     sun_elevation_deg: float = 55.0
     render_chunk_rays: int = 0  # rays marched at once; 0 = auto (2^20 on CPU, 2^23 on GPU)

@@ -192,7 +192,9 @@ class Renderer:
         sky = sky_colour(d)
         fog = torch.where(hit, fog, 1.0)[:, None]
         rgb = (colour * (1 - fog) + sky * fog).round().clamp(0, 255).to(torch.uint8)
-        depth = torch.where(hit, t, cfg.view_distance).to(torch.float16)
+        # hits stay strictly below the sky's depth after float16 rounding (spacing <= vd/1024)
+        near = th.clamp(max=cfg.view_distance * (1 - 2**-10))
+        depth = torch.where(hit, near, cfg.view_distance).to(torch.float16)
         shape = (n, size, size)
         return rgb.view(*shape, 3), kind.to(torch.uint8).view(shape), depth.view(shape)
 

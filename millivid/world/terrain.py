@@ -150,9 +150,9 @@ def _place_trees(obj: dict, h, surface, gen, cfg: WorldConfig) -> None:
 
 
 def _place_landmarks(obj: dict, h, gen, cfg: WorldConfig) -> None:
-    """Write 2x2 landmark pillars (body colour + cap colour) in place, clearing trees around."""
+    """Write 3x3 landmark pillars (body colour + cap colour) in place, clearing trees around."""
     w = cfg.world_size
-    x, y = _jitter_sites(gen, w, cfg.landmark_cell, 3, cfg.landmark_prob)
+    x, y = _jitter_sites(gen, w, cfg.landmark_cell, 4, cfg.landmark_prob)
     k = x.numel()
     height = torch.randint(
         cfg.landmark_min_height, cfg.landmark_max_height + 1, (k,), generator=gen
@@ -161,11 +161,11 @@ def _place_landmarks(obj: dict, h, gen, cfg: WorldConfig) -> None:
     body = torch.randint(0, len(palette), (k,), generator=gen)
     cap = (body + torch.randint(1, len(palette), (k,), generator=gen)) % len(palette)
     x, y, height = x.to(h.device), y.to(h.device), height.to(h.device)
-    for dy in range(-2, 4):  # clear neighbouring canopies so the pillar stands free
-        for dx in range(-2, 4):
+    for dy in range(-2, 5):  # clear neighbouring canopies so the pillar stands free
+        for dx in range(-2, 5):
             obj["ot"][(y + dy) % w, (x + dx) % w] = 0
             obj["ob"][(y + dy) % w, (x + dx) % w] = 0
-    foot = [((x + dx) % w, (y + dy) % w) for dy in (0, 1) for dx in (0, 1)]
+    foot = [((x + dx) % w, (y + dy) % w) for dy in range(3) for dx in range(3)]
     top = torch.stack([h[cy, cx] for cx, cy in foot]).amax(0) + height
     top = top.clamp(max=MAX_HEIGHT)
     for cx, cy in foot:

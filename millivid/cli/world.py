@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from millivid.cli.common import add_preset_flags, config_from_args
+from millivid.world.config import WorldConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,18 +35,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_render(args: argparse.Namespace) -> int:
     """Render, write the three files atomically and print their paths."""
+    cfg = config_from_args(args).world
+    changes = {k: v for k, v in (("frames", args.frames), ("size", args.size)) if v is not None}
+    cfg = dataclasses.replace(cfg, **changes)
+    render_to_files(args.seed, cfg, Path(args.out), args.device, test=args.test)
+    return 0
+
+
+def render_to_files(
+    seed: int, cfg: WorldConfig, out: Path, device: str = "cpu", test: bool = False
+) -> dict[str, Path]:
+    """Render one video; write OUT.npz, OUT.mp4 and OUT_trajectory.png; print and return them."""
     from millivid.data.videos import VideoRecord, save_video, write_mp4
     from millivid.world import make_videos
     from millivid.world.plot import plot_trajectory
     from millivid.world.terrain import generate_worlds
 
-    cfg = config_from_args(args).world
-    changes = {k: v for k, v in (("frames", args.frames), ("size", args.size)) if v is not None}
-    cfg = dataclasses.replace(cfg, **changes)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    videos = make_videos([args.seed], cfg, args.device, test=args.test)
+    videos = make_videos([seed], cfg, device, test=test)
     seconds = time.perf_counter() - start
     record = VideoRecord(
         video=videos.video[0].cpu().numpy(),
@@ -54,16 +62,21 @@ def run_render(args: argparse.Namespace) -> int:
         labels=videos.labels[0].cpu().numpy(),
         depth=videos.depth[0].cpu().numpy(),
     )
-    npz, mp4 = out.with_name(out.name + ".npz"), out.with_name(out.name + ".mp4")
-    png = out.with_name(out.name + "_trajectory.png")
-    save_video(npz, record)
-    write_mp4(mp4, record.video)
-    world = generate_worlds([args.seed], cfg, "cpu")
-    plot_trajectory(png, videos.poses[0].cpu(), world, 0, context=cfg.test_context_frames)
+    paths = {
+        "npz": out.with_name(out.name + ".npz"),
+        "mp4": out.with_name(out.name + ".mp4"),
+        "trajectory": out.with_name(out.name + "_trajectory.png"),
+    }
+    save_video(paths["npz"], record)
+    write_mp4(paths["mp4"], record.video)
+    world = generate_worlds([seed], cfg, "cpu")
+    plot_trajectory(
+        paths["trajectory"], videos.poses[0].cpu(), world, 0, context=cfg.test_context_frames
+    )
     print(
         f"rendered {cfg.frames} frames at {cfg.size}x{cfg.size} in {seconds:.1f} s "
         f"({cfg.frames / seconds:.0f} frames/s)"
     )
-    for path in (npz, mp4, png):
+    for path in paths.values():
         print(path)
-    return 0
+    return paths

@@ -1,1 +1,36 @@
-"""millivid.diffusion"""
+"""Noise schedule (shifted cosine, log-SNR), v-prediction conversions, DDIM sampler, CFG."""
+
+from millivid.diffusion.config import PRESETS, DiffusionConfig
+from millivid.diffusion.ddim import cfg_denoiser, ddim_sample, ddim_step, ddim_times, guided
+from millivid.diffusion.schedule import (
+    LOGSNR_MAX,
+    LOGSNR_MIN,
+    alpha_sigma,
+    diffuse,
+    eps_from_v,
+    logsnr,
+    sample_time,
+    v_from_x0,
+    v_from_x0_eps,
+    x0_from_v,
+)
+
+__all__ = [
+    "LOGSNR_MAX",
+    "LOGSNR_MIN",
+    "PRESETS",
+    "DiffusionConfig",
+    "alpha_sigma",
+    "cfg_denoiser",
+    "ddim_sample",
+    "ddim_step",
+    "ddim_times",
+    "diffuse",
+    "eps_from_v",
+    "guided",
+    "logsnr",
+    "sample_time",
+    "v_from_x0",
+    "v_from_x0_eps",
+    "x0_from_v",
+]

@@ -8,18 +8,26 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class DiTConfig:
-    """Transformer size and attention mode over the packed token sequence of one plan step."""
+    """Transformer size and attention mode over the packed token sequence of one plan step.
 
-    width: int = 384
-    depth: int = 8
-    heads: int = 6
+    ``attention``: ``full`` (every token attends to every token, the paper) or
+    ``context-causal`` (context attends to context only, targets to everything; makes context
+    K/V reusable across denoising steps). ``qk_norm``: RMS-normalise queries and keys per head
+    (bf16 stability). ``checkpointing``: activation checkpointing per block (training only).
+    """
+
+    width: int = 256
+    depth: int = 6
+    heads: int = 4
     mlp_ratio: float = 4.0
     attention: Literal["full", "context-causal"] = "full"
-    checkpointing: bool = False  # activation checkpointing per block
+    qk_norm: bool = True
+    checkpointing: bool = False
 
 
 PRESETS = {
     "tiny": DiTConfig(width=64, depth=2, heads=2),
-    "mini": DiTConfig(width=384, depth=8, heads=6),
+    # mini: ~6.7M parameters (~13 MB in bf16), under the 16 MB budget of DESIGN.md
+    "mini": DiTConfig(width=256, depth=6, heads=4),
     "paper": DiTConfig(width=768, depth=12, heads=12),  # DiT-B
 }

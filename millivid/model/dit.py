@@ -1,0 +1,286 @@
+"""The video DiT over one plan step's packed tokens (paper §3.2, A.2), with context K/V reuse.
+
+Every token gets: its learned input projection (one per patchify kernel size), a 3D sin/cos
+position of (frame - target start, row, col) with rows/cols in level-0 coordinates — a level-l
+token sits at the centre of the 2^l x 2^l block of level-0 cells it covers
+(``embed.block_centre``) —, a learned level embedding and a learned action embedding
+(forward/left/right + none). Each block is adaLN-Zero (DiT) with *per-token* modulation from
+(diffusion time, level): context tokens are clean and use t = 0, targets use their element's t.
+There are only 2L distinct conditions per batch element (level x context/target), so the
+modulation is computed on a [B, 2L, D] table and gathered per token.
+
+Attention (``DiTConfig.attention``):
+* ``full``: one SDPA over the sequence; padding / dropped context is masked out as keys.
+* ``context-causal``: context queries see context keys only, target queries see everything. Run
+  as two SDPA calls (no S x S mask). The context path then never depends on the targets, so
+  ``encode_context`` computes every block's context K/V once and ``forward_targets`` runs only
+  the target tokens through the blocks against that cache (the rollout engine's fast path).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from millivid.model.config import DiTConfig
+from millivid.model.embed import TimestepEmbedder, block_centre, position_3d
+from millivid.model.packing import NO_ACTION, Tokens
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    """adaLN: ``x * (1 + scale) + shift`` (all [B, n, D])."""
+    return x * (1 + scale) + shift
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, key_valid: Tensor | None) -> Tensor:
+    """SDPA of q [B, H, n, d] over k, v [B, H, m, d]; ``key_valid`` bool [B, m] or None."""
+    mask = None if key_valid is None else key_valid[:, None, None, :]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def gather_rows(table: Tensor, index: Tensor) -> Tensor:
+    """table [B, J, E], index int64 [B, n] -> [B, n, E]."""
+    return torch.gather(table, 1, index.unsqueeze(-1).expand(-1, -1, table.shape[-1]))
+
+
+class Block(nn.Module):
+    """adaLN-Zero transformer block; attention is done by the caller between the two halves."""
+
+    def __init__(self, cfg: DiTConfig) -> None:
+        super().__init__()
+        d = cfg.width
+        self.heads = cfg.heads
+        self.norm1 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.qkv = nn.Linear(d, 3 * d)
+        head_dim = d // cfg.heads
+        self.q_norm = nn.RMSNorm(head_dim, eps=1e-6) if cfg.qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(head_dim, eps=1e-6) if cfg.qk_norm else nn.Identity()
+        self.proj = nn.Linear(d, d)
+        self.norm2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        hidden = int(d * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(
+            nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d)
+        )
+        self.ada = nn.Linear(d, 6 * d)  # zero-initialised by the model
+
+    def modulation(self, cond: Tensor, cond_id: Tensor) -> Tensor:
+        """Per-token modulation [B, n, 6D] from the SiLU'd condition table [B, J, D]."""
+        return gather_rows(self.ada(cond), cond_id)
+
+    def project(self, x: Tensor, mod: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """q, k, v [B, H, n, d] of tokens x [B, n, D]."""
+        shift, scale = mod.chunk(6, dim=-1)[:2]
+        qkv = self.qkv(modulate(self.norm1(x), shift, scale))
+        q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        return self.q_norm(q), self.k_norm(k), v
+
+    def finish(self, x: Tensor, attn: Tensor, mod: Tensor) -> Tensor:
+        """Residual attention output and MLP: x [B, n, D], attn [B, H, n, d]."""
+        gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)[2:]
+        x = x + gate1 * self.proj(rearrange(attn, "b h n d -> b n (h d)"))
+        return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
+
+    def forward(
+        self,
+        x: Tensor,
+        cond: Tensor,
+        cond_id: Tensor,
+        key_valid: Tensor | None,
+        ctx_valid: Tensor | None,
+        ctx_slots: int,
+        causal: bool,
+    ) -> Tensor:
+        """The whole sequence x [B, S, D] through the block (joint path)."""
+        mod = self.modulation(cond, cond_id)
+        q, k, v = self.project(x, mod)
+        if not causal:
+            out = attend(q, k, v, key_valid)
+        else:
+            target = attend(q[:, :, ctx_slots:], k, v, key_valid)
+            if ctx_slots:
+                c = slice(0, ctx_slots)
+                context = attend(q[:, :, c], k[:, :, c], v[:, :, c], ctx_valid)
+                out = torch.cat([context, target], dim=2)
+            else:
+                out = target
+        return self.finish(x, out, mod)
+
+
+@dataclass
+class ContextCache:
+    """Every block's context keys/values [B, H, Sc, d] and which context keys are valid."""
+
+    keys: list[Tensor]
+    values: list[Tensor]
+    valid: Tensor | None  # bool [B, Sc]; None = all valid
+
+
+def context_key_mask(valid: Tensor) -> Tensor:
+    """Key mask for context queries: [B, Sc]; an element with no valid context key (dropped for
+    CFG) attends to all of them instead, so no softmax row is empty (its outputs are unused)."""
+    return valid | ~valid.any(dim=1, keepdim=True)
+
+
+class VideoDiT(nn.Module):
+    """DiT with v-prediction over packed tokens; see the module docstring.
+
+    channels: C latent channels; levels: L latent levels (level embedding size);
+    kernels: patchify kernel sizes with their own input/output projections (1 for hierarchical
+    sources, L for FramePack's patchify source).
+    """
+
+    def __init__(self, cfg: DiTConfig, channels: int, levels: int, kernels: int = 1) -> None:
+        super().__init__()
+        if cfg.width % cfg.heads:
+            raise ValueError(f"model.width {cfg.width} not divisible by model.heads {cfg.heads}")
+        self.cfg = cfg
+        self.channels, self.levels, self.kernels = channels, levels, kernels
+        d = cfg.width
+        self.cin = channels * 4 ** (kernels - 1)
+        self.in_proj = nn.ModuleList(nn.Linear(channels * 4**k, d) for k in range(kernels))
+        self.level_embed = nn.Embedding(levels, d)
+        self.action_embed = nn.Embedding(NO_ACTION + 1, d)
+        self.time_embed = TimestepEmbedder(d)
+        self.cond_level = nn.Embedding(levels, d)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.final_ada = nn.Linear(d, 2 * d)
+        self.out_proj = nn.ModuleList(nn.Linear(d, channels * 4**k) for k in range(kernels))
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        for emb in (self.level_embed, self.action_embed, self.cond_level):
+            nn.init.normal_(emb.weight, std=0.02)
+        for lin in self.time_embed.mlp:
+            if isinstance(lin, nn.Linear):
+                nn.init.normal_(lin.weight, std=0.02)
+        zero = [b.ada for b in self.blocks] + [self.final_ada, *self.out_proj]
+        for lin in zero:  # adaLN-Zero: every block starts as the identity, output starts at 0
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    # --- pieces -----------------------------------------------------------------------------
+
+    def _embed(self, tokens: Tokens, sl: slice) -> Tensor:
+        """Input embeddings [B, n, D] of the tokens in slot range ``sl``."""
+        values, kernel = tokens.values[:, sl], tokens.kernel[:, sl]
+        if self.kernels == 1:
+            x = self.in_proj[0](values[..., : self.channels])
+        else:
+            x = 0
+            for k, proj in enumerate(self.in_proj):
+                mask = (kernel == k).unsqueeze(-1)
+                x = x + mask * proj(values[..., : self.channels * 4**k])
+        level = tokens.level[:, sl]
+        frame = (tokens.frame[:, sl] - tokens.origin.unsqueeze(1)).float()
+        pos = position_3d(
+            frame,
+            block_centre(tokens.row[:, sl], level),
+            block_centre(tokens.col[:, sl], level),
+            self.cfg.width,
+        )
+        return x + pos + self.level_embed(level) + self.action_embed(tokens.action[:, sl])
+
+    def _cond_table(self, t: Tensor) -> Tensor:
+        """SiLU'd adaLN conditions [B, 2L, D]: rows l = context at level l (t = 0),
+        rows L + l = target at level l (the element's t)."""
+        times = torch.stack([torch.zeros_like(t), t], dim=1).float()  # [B, 2]
+        table = self.time_embed(times).unsqueeze(2) + self.cond_level.weight  # [B, 2, L, D]
+        return F.silu(table.flatten(1, 2))
+
+    def _head(self, x: Tensor, cond: Tensor, cond_id: Tensor, kernel: Tensor) -> Tensor:
+        """v-prediction [B, n, Cin] of target hidden states x [B, n, D]."""
+        shift, scale = gather_rows(self.final_ada(cond), cond_id).chunk(2, dim=-1)
+        h = modulate(self.final_norm(x), shift, scale)
+        if self.kernels == 1:
+            return self.out_proj[0](h)
+        out = 0
+        for k, proj in enumerate(self.out_proj):
+            y = F.pad(proj(h), (0, self.cin - self.channels * 4**k))
+            out = out + (kernel == k).unsqueeze(-1) * y
+        return out
+
+    def _run_block(self, block: Block, *args) -> Tensor:
+        if self.cfg.checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
+
+    # --- public API ---------------------------------------------------------------------------
+
+    def hidden(self, tokens: Tokens, t: Tensor) -> Tensor:
+        """Final hidden states [B, S, D] of every token (joint path). t: float [B] in [0, 1]."""
+        sc = tokens.context_slots
+        x = self._embed(tokens, slice(None))
+        cond = self._cond_table(t)
+        is_target = (torch.arange(tokens.length, device=x.device) >= sc).long()
+        cond_id = tokens.level + self.levels * is_target
+        key_valid = None if tokens.all_valid else tokens.valid
+        ctx_valid = None if tokens.all_valid else context_key_mask(tokens.valid[:, :sc])
+        causal = self.cfg.attention == "context-causal"
+        for block in self.blocks:
+            x = self._run_block(block, x, cond, cond_id, key_valid, ctx_valid, sc, causal)
+        return x
+
+    def forward(self, tokens: Tokens, t: Tensor) -> Tensor:
+        """v-prediction [B, St, Cin] for the target tokens. t: float [B] in [0, 1]."""
+        sc = tokens.context_slots
+        x = self.hidden(tokens, t)[:, sc:]
+        cond = self._cond_table(t)
+        return self._head(x, cond, tokens.level[:, sc:] + self.levels, tokens.kernel[:, sc:])
+
+    def encode_context(self, tokens: Tokens) -> ContextCache:
+        """Every block's context K/V (context-causal models only); target slots are ignored."""
+        if self.cfg.attention != "context-causal":
+            raise ValueError(
+                "encode_context needs model.attention = 'context-causal': with full attention "
+                "the context depends on the noisy targets and its K/V cannot be reused"
+            )
+        sc = tokens.context_slots
+        x = self._embed(tokens, slice(0, sc))
+        cond = self._cond_table(torch.zeros(tokens.batch, device=x.device))
+        cond_id = tokens.level[:, :sc]
+        valid = None if tokens.all_valid else tokens.valid[:, :sc]
+        ctx_valid = None if valid is None else context_key_mask(valid)
+        keys, values = [], []
+        for i, block in enumerate(self.blocks):
+            mod = block.modulation(cond, cond_id)
+            q, k, v = block.project(x, mod)
+            keys.append(k)
+            values.append(v)
+            if i + 1 < len(self.blocks):  # the last block's context output is never used
+                x = block.finish(x, attend(q, k, v, ctx_valid), mod)
+        return ContextCache(keys, values, valid)
+
+    def forward_targets(self, tokens: Tokens, t: Tensor, cache: ContextCache | None) -> Tensor:
+        """v-prediction [B, St, Cin] running only the target tokens through the blocks,
+        attending to ``cache`` (from ``encode_context`` of the same step); ``cache=None`` means
+        no context at all (the unconditional branch of classifier-free guidance)."""
+        sc = tokens.context_slots
+        x = self._embed(tokens, slice(sc, None))
+        cond = self._cond_table(t)
+        cond_id = tokens.level[:, sc:] + self.levels
+        key_valid = None
+        if cache is not None and cache.valid is not None:
+            ones = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+            key_valid = torch.cat([cache.valid, ones], dim=1)
+        for i, block in enumerate(self.blocks):
+            mod = block.modulation(cond, cond_id)
+            q, k, v = block.project(x, mod)
+            if cache is not None:
+                k = torch.cat([cache.keys[i].to(k.dtype), k], dim=2)
+                v = torch.cat([cache.values[i].to(v.dtype), v], dim=2)
+            x = block.finish(x, attend(q, k, v, key_valid), mod)
+        return self._head(x, cond, cond_id, tokens.kernel[:, sc:])
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

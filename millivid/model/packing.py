@@ -1,0 +1,306 @@
+"""Pack one plan step of a batch of videos into the DiT's fixed-length token sequence, and back.
+
+Sequence layout (the same for every step of one method, so steps stack into batches and shapes
+are static for torch.compile)::
+
+    [ context tokens (step.context, in order) | padding (step.missing_tokens) | targets ]
+      <--------------------- context_slots ----------------------->           <- St ->
+
+Targets are ``step.target`` then ``step.discarded``. Inside a span tokens are frame-major, then
+row, then column. Padding tokens are ``valid = False`` and masked out of attention as keys.
+
+Every token carries: its latent ``values`` (Cin channels), ``level``, ``kernel``, absolute
+``frame``, ``row``/``col`` in its own level's grid, the ``action`` of its frame (``NO_ACTION`` for
+padding) and ``valid``. The model turns (frame - origin, row, col, level) into positions.
+
+Context sources (``millivid.plan.context_source``):
+
+* ``"levels"``: a span at level l reads hierarchical level l: C channels per token, kernel 0.
+* ``"patchify"`` (FramePack): a span at level l is level-0 latents patchified with a
+  2^l x 2^l kernel: ``4^l * C`` raw values per token, kernel l. Values are packed zero-padded to
+  ``Cin = 4^(L-1) * C`` and the model applies the learned input projection of the token's kernel
+  (one ``nn.Linear`` per kernel size) to the first ``4^kernel * C`` channels. Discarded targets of
+  mirrored FramePack are patchified the same way and the model predicts all their raw values.
+  Tensors handed to ``pack_spans`` for patchify spans (and returned by ``unpack_targets``) are
+  level-0 latents ``[B, frames, h0, w0, C]``; the patchifying happens here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from millivid.plan.step import Span, Step
+
+Source = Literal["levels", "patchify"]
+NO_ACTION = 3  # action id of padding tokens (actions are 0 forward, 1 left, 2 right)
+
+
+def token_channels(source: Source, channels: int, levels: int) -> int:
+    """Cin, the packed width of a token's values: C, or 4^(L-1) * C for patchify sources."""
+    if source == "patchify":
+        return channels * 4 ** (levels - 1)
+    if source == "levels":
+        return channels
+    raise ValueError(f"unknown context source {source!r} (known: levels, patchify)")
+
+
+def patchify(x: Tensor, kernel: int) -> Tensor:
+    """[B, F, H, W, C] -> [B, F, H/k, W/k, k*k*C] (row-major inside a patch, then channels)."""
+    if x.shape[2] % kernel or x.shape[3] % kernel:
+        raise ValueError(f"patchify: grid {tuple(x.shape[2:4])} not divisible by {kernel}")
+    return rearrange(x, "b f (h p) (w q) c -> b f h w (p q c)", p=kernel, q=kernel)
+
+
+def unpatchify(x: Tensor, kernel: int) -> Tensor:
+    """Inverse of ``patchify``: [B, F, h, w, k*k*C] -> [B, F, h*k, w*k, C]."""
+    return rearrange(x, "b f h w (p q c) -> b f (h p) (w q) c", p=kernel, q=kernel)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A packed batch: per-token tensors of shape [B, S] (``values`` [B, S, Cin]).
+
+    ``context_slots`` tokens come first (context and padding), the rest are targets.
+    ``all_valid`` is a Python bool (no padding, no dropped context) so the model can skip the
+    attention mask without inspecting tensors (no graph breaks under torch.compile).
+    """
+
+    values: Tensor  # float [B, S, Cin]
+    level: Tensor  # int64 [B, S]
+    kernel: Tensor  # int64 [B, S]: patchify level, 0 for hierarchical-level tokens
+    frame: Tensor  # int64 [B, S]: absolute frame index
+    row: Tensor  # int64 [B, S]: row in the token's own grid
+    col: Tensor  # int64 [B, S]
+    action: Tensor  # int64 [B, S]: 0..2, NO_ACTION for padding
+    valid: Tensor  # bool [B, S]: False for padding and dropped context
+    origin: Tensor  # int64 [B]: first frame of the target span (positions are relative to it)
+    context_slots: int
+    channels: int  # C; values carry Cin = channels * 4^max_kernel
+    all_valid: bool
+
+    @property
+    def batch(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def length(self) -> int:
+        return self.values.shape[1]
+
+    @property
+    def target_slots(self) -> int:
+        return self.length - self.context_slots
+
+    @property
+    def target_values(self) -> Tensor:
+        """[B, St, Cin]"""
+        return self.values[:, self.context_slots :]
+
+    def channel_mask(self) -> Tensor:
+        """bool [B, S, Cin]: which channels of ``values`` are real (4^kernel * C per token)."""
+        width = self.channels * 4**self.kernel  # [B, S]
+        cin = torch.arange(self.values.shape[-1], device=self.values.device)
+        return cin < width.unsqueeze(-1)
+
+    def with_targets(self, values: Tensor) -> Tokens:
+        """The same tokens with target values replaced by ``values`` [B, St, Cin]."""
+        expected = (self.batch, self.target_slots, self.values.shape[-1])
+        if tuple(values.shape) != expected:
+            raise ValueError(f"target values: expected {expected}, got {tuple(values.shape)}")
+        ctx = self.values[:, : self.context_slots].to(values.dtype)
+        return replace(self, values=torch.cat([ctx, values], dim=1))
+
+    def drop_context(self, drop: Tensor) -> Tokens:
+        """Mark every context token of the batch elements where ``drop`` [B] is True invalid
+        (classifier-free guidance, paper A.2)."""
+        is_ctx = torch.arange(self.length, device=self.valid.device) < self.context_slots
+        valid = self.valid & ~(drop.to(self.valid.device).view(-1, 1) & is_ctx)
+        return replace(self, valid=valid, all_valid=self.all_valid and not bool(drop.any()))
+
+    def to(self, device: torch.device | str) -> Tokens:
+        moved = {
+            f: getattr(self, f).to(device)
+            for f in ("values", "level", "kernel", "frame", "row", "col", "action", "valid")
+        }
+        return replace(self, origin=self.origin.to(device), **moved)
+
+    @staticmethod
+    def cat(parts: Sequence[Tokens]) -> Tokens:
+        """Stack packed batches along the batch axis; their layouts must agree."""
+        first = parts[0]
+        for p in parts[1:]:
+            if (p.length, p.context_slots, p.values.shape[-1], p.channels) != (
+                first.length,
+                first.context_slots,
+                first.values.shape[-1],
+                first.channels,
+            ):
+                raise ValueError(
+                    "cannot batch steps with different layouts: "
+                    f"(S, context slots, Cin) {(first.length, first.context_slots)} vs "
+                    f"{(p.length, p.context_slots)}"
+                )
+        fields = ("values", "level", "kernel", "frame", "row", "col", "action", "valid", "origin")
+        stacked = {f: torch.cat([getattr(p, f) for p in parts]) for f in fields}
+        return replace(first, all_valid=all(p.all_valid for p in parts), **stacked)
+
+
+def _span_tokens(
+    x: Tensor, span: Span, kernel: int, cin: int, actions: Tensor
+) -> dict[str, Tensor]:
+    """Tokens of one span from ``x`` [B, frames, h, w, c] (already patchified)."""
+    b, f, h, w, c = x.shape
+    dev = x.device
+    values = x.reshape(b, f * h * w, c)
+    if c < cin:
+        values = torch.nn.functional.pad(values, (0, cin - c))
+    frame = torch.arange(span.start, span.stop, device=dev).repeat_interleave(h * w)
+    row = torch.arange(h, device=dev).repeat_interleave(w).repeat(f)
+    col = torch.arange(w, device=dev).repeat(f * h)
+    n = f * h * w
+    return {
+        "values": values,
+        "level": torch.full((b, n), span.level, device=dev),
+        "kernel": torch.full((b, n), kernel, device=dev),
+        "frame": frame.expand(b, n),
+        "row": row.expand(b, n),
+        "col": col.expand(b, n),
+        "action": actions[:, frame],
+        "valid": torch.ones(b, n, dtype=torch.bool, device=dev),
+    }
+
+
+def _padding(b: int, n: int, cin: int, origin: int, like: Tensor) -> dict[str, Tensor]:
+    dev = like.device
+    zeros = torch.zeros(b, n, dtype=torch.long, device=dev)
+    return {
+        "values": torch.zeros(b, n, cin, dtype=like.dtype, device=dev),
+        "level": zeros,
+        "kernel": zeros,
+        "frame": zeros + origin,
+        "row": zeros,
+        "col": zeros,
+        "action": zeros + NO_ACTION,
+        "valid": torch.zeros(b, n, dtype=torch.bool, device=dev),
+    }
+
+
+def _check_span(x: Tensor, span: Span, what: str) -> None:
+    if x.dim() != 5 or x.shape[1] != span.frames:
+        raise ValueError(
+            f"{what} {span}: expected latents [B, {span.frames}, h, w, C], got {tuple(x.shape)}"
+        )
+
+
+def pack_spans(
+    step: Step,
+    context: Sequence[Tensor],
+    targets: Sequence[Tensor],
+    actions: Tensor,
+    source: Source,
+    levels: int,
+) -> Tokens:
+    """Pack one step from its spans' latents.
+
+    context: one ``[B, frames, h, w, C]`` per ``step.context`` span (level-0 latents for
+    patchify sources); targets: one per span of ``(step.target, *step.discarded)`` (clean latents
+    for training, noise for sampling); actions: int64 [B, T] with T > every frame of the step;
+    levels: L, the number of latent levels (sets Cin for patchify sources).
+    """
+    if len(context) != len(step.context):
+        raise ValueError(f"step has {len(step.context)} context spans, got {len(context)} tensors")
+    target_spans = (step.target, *step.discarded)
+    if len(targets) != len(target_spans):
+        raise ValueError(f"step has {len(target_spans)} target spans, got {len(targets)} tensors")
+    if actions.dim() != 2 or actions.shape[1] < step.last_frame:
+        raise ValueError(
+            f"actions: expected int64 [B, T] with T >= {step.last_frame}, got {tuple(actions.shape)}"
+        )
+    channels = (context[0] if context else targets[0]).shape[-1]
+    cin = token_channels(source, channels, levels)
+    parts = []
+    for what, spans, tensors in (
+        ("context", step.context, context),
+        ("target", target_spans, targets),
+    ):
+        for span, x in zip(spans, tensors, strict=True):
+            _check_span(x, span, what)
+            kernel = span.level if source == "patchify" else 0
+            if kernel:
+                x = patchify(x, 2**kernel)
+            parts.append(_span_tokens(x, span, kernel, cin, actions.to(x.device)))
+        if what == "context":
+            present = sum(p["values"].shape[1] for p in parts)
+            if present != step.context_tokens:
+                raise ValueError(
+                    f"context latents give {present} tokens, step says {step.context_tokens}"
+                )
+            if step.missing_tokens:
+                like = targets[0]
+                parts.append(
+                    _padding(like.shape[0], step.missing_tokens, cin, step.target.start, like)
+                )
+            context_slots = present + step.missing_tokens
+    merged = {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0]}
+    if merged["values"].shape[1] - context_slots != step.target_tokens:
+        raise ValueError(
+            f"target latents give {merged['values'].shape[1] - context_slots} tokens, "
+            f"step says {step.target_tokens}"
+        )
+    b = merged["values"].shape[0]
+    return Tokens(
+        **merged,
+        origin=torch.full((b,), step.target.start, device=merged["values"].device),
+        context_slots=context_slots,
+        channels=channels,
+        all_valid=step.missing_tokens == 0,
+    )
+
+
+def _read(levels: Sequence[Tensor], span: Span, source: Source) -> Tensor:
+    lat = levels[0] if source == "patchify" else levels[span.level]
+    if span.start < 0 or span.stop > lat.shape[1]:
+        raise ValueError(f"{span} lies outside the video's {lat.shape[1]} frames")
+    return lat[:, span.start : span.stop]
+
+
+def pack(
+    levels: Sequence[Tensor],
+    actions: Tensor,
+    step: Step,
+    source: Source,
+    num_levels: int | None = None,
+) -> Tokens:
+    """Pack ``step`` from whole videos: levels = list over levels of [B, T, h_l, w_l, C]
+    (patchify sources read level 0 only), actions int64 [B, T]. Targets get the clean latents.
+    ``num_levels`` defaults to ``len(levels)``."""
+    context = [_read(levels, s, source) for s in step.context]
+    targets = [_read(levels, s, source) for s in (step.target, *step.discarded)]
+    return pack_spans(step, context, targets, actions, source, num_levels or len(levels))
+
+
+def unpack_targets(
+    values: Tensor, step: Step, source: Source, shapes: Sequence[tuple[int, int]], channels: int
+) -> list[Tensor]:
+    """Split target token values [B, St, Cin] back into one latent tensor per target span
+    ``(step.target, *step.discarded)``: [B, frames, h_l, w_l, C] (level-0 latents for patchify
+    spans). ``shapes``: (h_l, w_l) of every level."""
+    out = []
+    offset = 0
+    b = values.shape[0]
+    for span in (step.target, *step.discarded):
+        kernel = span.level if source == "patchify" else 0
+        h, w = shapes[span.level]
+        width = channels * 4**kernel
+        n = span.frames * h * w
+        chunk = values[:, offset : offset + n, :width].reshape(b, span.frames, h, w, width)
+        out.append(unpatchify(chunk, 2**kernel) if kernel else chunk)
+        offset += n
+    if offset != values.shape[1]:
+        raise ValueError(f"step {step.to_json()} has {offset} target tokens, got {values.shape[1]}")
+    return out

@@ -1,0 +1,121 @@
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from millivid.diffusion import (
+    LOGSNR_MAX,
+    LOGSNR_MIN,
+    alpha_sigma,
+    cfg_denoiser,
+    ddim_sample,
+    ddim_times,
+    diffuse,
+    eps_from_v,
+    guided,
+    logsnr,
+    v_from_x0,
+    v_from_x0_eps,
+    x0_from_v,
+)
+
+times = st.floats(0.0, 1.0, allow_nan=False)
+shifts = st.floats(0.25, 8.0, allow_nan=False)
+
+
+@given(t=times, shift=shifts)
+def test_alpha_squared_plus_sigma_squared_is_one(t, shift):
+    a, s = alpha_sigma(logsnr(torch.tensor([t], dtype=torch.float64), shift))
+    assert torch.allclose(a**2 + s**2, torch.ones(1, dtype=torch.float64), atol=1e-12)
+
+
+@pytest.mark.parametrize("shift", [1.0, 0.5, 2.0, 4.0])
+def test_logsnr_endpoints_are_the_documented_clip(shift):
+    lam = logsnr(torch.tensor([0.0, 1.0], dtype=torch.float64), shift)
+    expected = torch.tensor([LOGSNR_MAX, LOGSNR_MIN], dtype=torch.float64) - 2 * math.log(shift)
+    assert torch.allclose(lam, expected, atol=1e-9)
+    assert torch.isfinite(lam).all()
+
+
+def test_logsnr_is_the_cosine_schedule_in_the_middle():
+    # unshifted cosine: logsnr(1/2) = -2 log tan(pi/4) = 0 (the clip is symmetric)
+    assert abs(float(logsnr(torch.tensor([0.5], dtype=torch.float64)))) < 1e-9
+    # shift multiplies sigma/alpha by `shift`
+    t = torch.tensor([0.3], dtype=torch.float64)
+    a1, s1 = alpha_sigma(logsnr(t, 1.0))
+    a2, s2 = alpha_sigma(logsnr(t, 3.0))
+    assert torch.allclose(s2 / a2, 3.0 * s1 / a1, rtol=1e-9)
+
+
+def test_logsnr_decreases_in_time():
+    lam = logsnr(torch.linspace(0, 1, 101, dtype=torch.float64))
+    assert (lam[1:] < lam[:-1]).all()
+
+
+@settings(max_examples=50, deadline=None)
+@given(t=times, seed=st.integers(0, 2**31 - 1))
+def test_v_x0_eps_round_trip(t, seed):
+    gen = torch.Generator().manual_seed(seed)
+    x0 = torch.randn(3, 5, generator=gen, dtype=torch.float64)
+    eps = torch.randn(3, 5, generator=gen, dtype=torch.float64)
+    a, s = alpha_sigma(logsnr(torch.tensor(t, dtype=torch.float64)))
+    z = diffuse(x0, eps, a, s)
+    v = v_from_x0_eps(x0, eps, a, s)
+    assert torch.allclose(x0_from_v(z, v, a, s), x0, atol=1e-9)
+    assert torch.allclose(eps_from_v(z, v, a, s), eps, atol=1e-9)
+    if s > 1e-6:
+        assert torch.allclose(v_from_x0(z, x0, a, s), v, atol=1e-6)
+
+
+@pytest.mark.parametrize("steps", [1, 4, 50])
+@pytest.mark.parametrize("shift", [1.0, 2.0])
+def test_ddim_with_exact_x0_predictor_recovers_x0(steps, shift):
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(2, 7, 3, generator=gen, dtype=torch.float64)
+    noise = torch.randn(2, 7, 3, generator=gen, dtype=torch.float64)
+    calls = []
+
+    def oracle(z, t):
+        calls.append(t)
+        a, s = alpha_sigma(logsnr(t.double(), shift))
+        a, s = a.view(-1, 1, 1), s.view(-1, 1, 1)
+        return v_from_x0(z, x0, a, s)
+
+    out = ddim_sample(oracle, noise, steps, shift)
+    assert len(calls) == steps
+    assert torch.allclose(out, x0, atol=1e-8)
+
+
+def test_ddim_times_are_equally_spaced_from_noise_to_clean():
+    t = ddim_times(50)
+    assert t[0] == 1.0 and t[-1] == 0.0 and len(t) == 51
+    assert torch.allclose(t[:-1] - t[1:], torch.full((50,), 0.02, dtype=torch.float64))
+    with pytest.raises(ValueError, match="sample_steps"):
+        ddim_times(0)
+
+
+def test_ddim_with_zero_noise_prediction_deterministic_rescale():
+    # eps-prediction == z everywhere means x0 estimate 0: the sampler must return ~0
+    noise = torch.randn(1, 4, dtype=torch.float64)
+
+    def predict_eps_is_z(z, t):
+        a, s = alpha_sigma(logsnr(t.double()))
+        return v_from_x0(z, torch.zeros_like(z), a.view(-1, 1), s.view(-1, 1))
+
+    assert torch.allclose(ddim_sample(predict_eps_is_z, noise, 10), torch.zeros(1, 4).double())
+
+
+def test_cfg_scale_one_skips_the_unconditional_branch():
+    def cond(z, t):
+        return z + 1
+
+    def uncond(z, t):
+        raise AssertionError("unconditional branch evaluated at scale 1")
+
+    z = torch.zeros(2, 3)
+    assert torch.equal(cfg_denoiser(cond, uncond, 1.0)(z, torch.zeros(2)), z + 1)
+    both = cfg_denoiser(cond, lambda z, t: z - 1, 1.5)
+    assert torch.allclose(both(z, torch.zeros(2)), torch.full((2, 3), 2.0))
+    assert torch.allclose(guided(torch.ones(1), torch.zeros(1), 1.5), torch.tensor([1.5]))

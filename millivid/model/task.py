@@ -1,0 +1,144 @@
+"""The video model's training task for the shared trainer (paper §3.2, A.2).
+
+One code path for every method: a batch element is a random video from the latent source, a
+random step from the method's plan sampler (``sample_training_step``), packed with ground-truth
+context and clean targets; ``loss`` noises the targets at a random continuous time, predicts v and
+takes the MSE over real target channels only. With probability ``diffusion.context_dropout`` all
+context tokens of an element are dropped (masked out) for classifier-free guidance.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from millivid.diffusion import alpha_sigma, logsnr, sample_time
+from millivid.model.dit import VideoDiT
+from millivid.model.packing import Tokens, pack
+from millivid.plan import context_source, sample_training_step, step_kinds
+from millivid.presets import Config
+
+
+class LatentSource(Protocol):
+    """Anything like ``millivid.data.latent_cache.LatentCache``."""
+
+    def __len__(self) -> int: ...
+
+    def load(self, i: int) -> tuple[list[Tensor], Tensor]:
+        """(levels: list over levels of float [T, h_l, w_l, C], actions int64 [T])."""
+        ...
+
+
+class InMemoryLatents:
+    """A latent source held in memory (tests, small experiments)."""
+
+    def __init__(self, videos: Sequence[tuple[Sequence[Tensor], Tensor]]) -> None:
+        if not videos:
+            raise ValueError("InMemoryLatents needs at least one video")
+        self.videos = [(list(levels), actions) for levels, actions in videos]
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def load(self, i: int) -> tuple[list[Tensor], Tensor]:
+        return self.videos[i]
+
+
+def build_video_model(config: Config, method: str) -> VideoDiT:
+    """The DiT for ``method`` at ``config``'s sizes (patchify methods get one input/output
+    projection per kernel size)."""
+    levels = len(config.plan.tokens)
+    kernels = levels if context_source(method) == "patchify" else 1
+    return VideoDiT(config.model, config.ae.channels, levels, kernels)
+
+
+def sequence_length(config: Config, method: str) -> int:
+    """The fixed token count S of every step of ``method``."""
+    return step_kinds(method, config.plan)[0].step.sequence_tokens
+
+
+@dataclass
+class VideoBatch:
+    """A training batch on the CPU: packed tokens with clean targets, times, noise, drops."""
+
+    tokens: Tokens
+    t: Tensor  # float32 [B]
+    noise: Tensor  # float32 [B, St, Cin]
+    dropped: Tensor  # bool [B]
+
+
+class VideoTask:
+    """``TrainTask`` of the video model for one method (see millivid/train)."""
+
+    items_name = "tokens"
+
+    def __init__(self, config: Config, method: str, source: LatentSource) -> None:
+        self.config, self.method, self.source = config, method, source
+        self.context_source = context_source(method)
+        self.levels = len(config.plan.tokens)
+        self.batch_size = config.video_train.batch_size
+        self.items_per_batch = self.batch_size * sequence_length(config, method)
+        if len(source) == 0:
+            raise ValueError("the latent source holds no videos")
+
+    def build_model(self) -> VideoDiT:
+        return build_video_model(self.config, self.method)
+
+    def _video(self, i: int) -> tuple[list[Tensor], Tensor]:
+        levels, actions = self.source.load(i)
+        need = 1 if self.context_source == "patchify" else self.levels
+        if len(levels) < need:
+            raise ValueError(f"latent video {i}: {len(levels)} levels, {self.method} needs {need}")
+        channels = levels[0].shape[-1]
+        if channels != self.config.ae.channels:
+            raise ValueError(
+                f"latent video {i} has {channels} channels but ae.channels = "
+                f"{self.config.ae.channels}: train with the preset the latents were encoded with"
+            )
+        return levels, actions
+
+    def batch(self, step: int, generator: torch.Generator) -> VideoBatch:
+        """A batch drawn only from ``generator`` (so resuming at ``step`` is exact)."""
+        rng = random.Random(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        parts = []
+        for _ in range(self.batch_size):
+            levels, actions = self._video(rng.randrange(len(self.source)))
+            plan_step = sample_training_step(self.method, self.config.plan, levels[0].shape[0], rng)
+            parts.append(
+                pack(
+                    [lat[None] for lat in levels],
+                    actions[None],
+                    plan_step,
+                    self.context_source,
+                    self.levels,
+                )
+            )
+        tokens = Tokens.cat(parts)
+        b = tokens.batch
+        t = sample_time(b, generator)
+        noise = torch.randn(tokens.target_values.shape, generator=generator)
+        # paper A.2: drop all context tokens of an element w.p. context_dropout (for CFG)
+        dropped = torch.rand(b, generator=generator) < self.config.diffusion.context_dropout
+        return VideoBatch(tokens.drop_context(dropped), t, noise, dropped)
+
+    def loss(
+        self, model: torch.nn.Module, batch: VideoBatch, device: torch.device | str
+    ) -> tuple[Tensor, dict[str, float]]:
+        """v-prediction MSE over the real channels of the target tokens."""
+        tokens = batch.tokens.to(device)
+        t, noise = batch.t.to(device), batch.noise.to(device)
+        x0 = tokens.target_values.float()
+        a, s = alpha_sigma(logsnr(t, self.config.diffusion.shift))
+        a, s = a.view(-1, 1, 1), s.view(-1, 1, 1)
+        mask = tokens.channel_mask()[:, tokens.context_slots :].float()
+        noise = noise * mask
+        z = a * x0 + s * noise
+        v = a * noise - s * x0
+        pred = model(tokens.with_targets(z), t)
+        loss = ((pred.float() - v) ** 2 * mask).sum() / mask.sum()
+        return loss, {"context_dropped": float(batch.dropped.float().mean())}

@@ -1,0 +1,89 @@
+import pytest
+import torch
+
+from millivid.model.task import InMemoryLatents, VideoTask, sequence_length
+from millivid.plan import METHODS
+from millivid.presets import load_preset
+
+SHAPES = [(4, 4), (2, 2), (1, 1)]
+
+
+def synthetic_latents(videos=6, frames=64, channels=4, seed=0):
+    """A scene shared by all videos (learnable from positions alone) plus a static per-video
+    part and a slow wobble (predictable from the context)."""
+    gen = torch.Generator().manual_seed(seed)
+    shared = [torch.randn(1, h, w, channels, generator=gen) for h, w in SHAPES]
+    out = []
+    for _ in range(videos):
+        wobble = 0.3 * torch.sin(torch.arange(frames) / 5.0 + torch.rand(1, generator=gen) * 6)
+        levels = [
+            s + 0.5 * torch.randn(s.shape, generator=gen) + wobble.view(-1, 1, 1, 1) for s in shared
+        ]
+        actions = torch.randint(0, 3, (frames,), generator=gen)
+        out.append((levels, actions))
+    return InMemoryLatents(out)
+
+
+def tiny_config(*overrides):
+    return load_preset("tiny", ["video_train.batch_size=8", *overrides])
+
+
+def fixed_loss(task, model, batch):
+    with torch.no_grad():
+        return float(task.loss(model, batch, "cpu")[0])
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_training_drives_the_loss_down(method):
+    torch.manual_seed(0)
+    cfg = tiny_config("diffusion.context_dropout=0.0")
+    task = VideoTask(cfg, method, synthetic_latents())
+    model = task.build_model()
+    held = task.batch(0, torch.Generator().manual_seed(123))
+    held.t = torch.linspace(0.05, 0.95, held.t.shape[0])
+    before = fixed_loss(task, model, held)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(1)
+    for step in range(150):
+        loss, _ = task.loss(model, task.batch(step, gen), "cpu")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = fixed_loss(task, model, held)
+    assert before > 0.5
+    assert after < 0.6 * before, (method, before, after)
+
+
+def test_context_dropout_rate_is_about_the_configured_probability():
+    task = VideoTask(tiny_config("video_train.batch_size=4"), "millivid", synthetic_latents())
+    gen = torch.Generator().manual_seed(0)
+    drops = torch.cat([task.batch(i, gen).dropped for i in range(250)])
+    assert len(drops) == 1000
+    rate = drops.float().mean().item()
+    assert 0.07 < rate < 0.13, rate  # binomial std ~0.0095
+
+
+def test_dropped_elements_have_no_valid_context_and_loss_still_finite():
+    cfg = tiny_config("diffusion.context_dropout=0.5")
+    task = VideoTask(cfg, "millivid", synthetic_latents())
+    batch = task.batch(0, torch.Generator().manual_seed(3))
+    tok = batch.tokens
+    assert batch.dropped.any() and (~batch.dropped).any()
+    assert not tok.valid[batch.dropped, : tok.context_slots].any()
+    loss, _ = task.loss(task.build_model(), batch, "cpu")
+    assert torch.isfinite(loss)
+
+
+def test_batches_are_deterministic_in_the_generator():
+    task = VideoTask(tiny_config(), "framepack", synthetic_latents())
+    a = task.batch(5, torch.Generator().manual_seed(9))
+    b = task.batch(5, torch.Generator().manual_seed(9))
+    assert torch.equal(a.tokens.values, b.tokens.values) and torch.equal(a.noise, b.noise)
+    assert torch.equal(a.tokens.frame, b.tokens.frame) and torch.equal(a.t, b.t)
+    assert task.items_per_batch == 8 * sequence_length(task.config, "framepack")
+
+
+def test_wrong_channel_count_is_a_clear_error():
+    task = VideoTask(tiny_config(), "millivid", synthetic_latents(channels=5))
+    with pytest.raises(ValueError, match="ae.channels"):
+        task.batch(0, torch.Generator().manual_seed(0))

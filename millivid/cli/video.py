@@ -1,0 +1,59 @@
+"""``millivid video train``: train the video DiT of one method on a latent cache (issue 6).
+
+``millivid video train --method M --preset mini --latents DIR --out RUN [--set k=v ...]
+[--resume] [--device auto]`` runs the shared trainer (Muon/AdamW, warmup, clipping, EMA, bf16,
+DDP under torchrun, atomic checkpoints, exact resume) on ``millivid.model.task.VideoTask``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+from millivid.cli.common import add_preset_flags, config_from_args
+from millivid.plan import METHODS
+from millivid.typed_config import to_dict
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("video", help="train the video diffusion model")
+    video_sub = parser.add_subparsers(dest="video_command", metavar="ACTION", required=True)
+    train = video_sub.add_parser(
+        "train",
+        help="train the DiT of one method on encoded latents",
+        description="Train the video DiT for one rollout method on a latent cache written by "
+        "`millivid autoencoder encode`. Every method shares this code path: a method is a plan "
+        "plus a packing.",
+    )
+    train.add_argument("--method", required=True, choices=list(METHODS))
+    add_preset_flags(train)
+    train.add_argument("--latents", type=Path, required=True, help="latent cache directory")
+    train.add_argument("--out", type=Path, required=True, help="run directory (checkpoints)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    train.add_argument(
+        "--attention",
+        choices=("full", "context-causal"),
+        help="shorthand for --set model.attention=...",
+    )
+    train.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if args.attention:
+        config = replace(config, model=replace(config.model, attention=args.attention))
+    if not args.latents.is_dir():
+        raise FileNotFoundError(f"--latents {args.latents}: no such latent cache directory")
+    from millivid.data.latent_cache import LatentCache
+    from millivid.model.task import VideoTask
+    from millivid.train import train
+
+    task = VideoTask(config, args.method, LatentCache(args.latents))
+    saved = {"stage": "video", "method": args.method, **to_dict(config)}
+    out = train(
+        task, config.video_train, args.out, config=saved, resume=args.resume, device=args.device
+    )
+    print(f"video model ({args.method}) checkpoint: {out}")
+    return 0

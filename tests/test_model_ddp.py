@@ -1,0 +1,82 @@
+"""DDP over 2 gloo CPU processes gives the gradients of one process with the doubled batch."""
+
+import os
+import socket
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
+
+from millivid.model.packing import Tokens
+from millivid.model.task import InMemoryLatents, VideoBatch, VideoTask
+from millivid.presets import load_preset
+
+SHAPES = [(4, 4), (2, 2), (1, 1)]
+
+
+def make_task():
+    gen = torch.Generator().manual_seed(0)
+    videos = [
+        (
+            [torch.randn(48, h, w, 4, generator=gen) for h, w in SHAPES],
+            torch.randint(0, 3, (48,), generator=gen),
+        )
+        for _ in range(3)
+    ]
+    cfg = load_preset("tiny", ["video_train.batch_size=3", "diffusion.context_dropout=0.3"])
+    return VideoTask(cfg, "millivid", InMemoryLatents(videos))
+
+
+def half_batch(task, rank):
+    return task.batch(0, torch.Generator().manual_seed(100 + rank))
+
+
+def make_model(task):
+    torch.manual_seed(0)
+    model = task.build_model()
+    with torch.no_grad():  # non-zero adaLN so every parameter gets a gradient
+        for p in model.parameters():
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.1)
+    return model
+
+
+def worker(rank, world, port, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    task = make_task()
+    model = DistributedDataParallel(make_model(task))
+    loss, _ = task.loss(model, half_batch(task, rank), "cpu")
+    loss.backward()
+    if rank == 0:
+        grads = {n: p.grad for n, p in model.module.named_parameters()}
+        torch.save(grads, os.path.join(out_dir, "ddp.pt"))
+    dist.destroy_process_group()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_gloo_processes_match_one_process_with_doubled_batch(tmp_path):
+    mp.spawn(worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
+
+    task = make_task()
+    halves = [half_batch(task, r) for r in range(2)]
+    both = VideoBatch(
+        Tokens.cat([h.tokens for h in halves]),
+        torch.cat([h.t for h in halves]),
+        torch.cat([h.noise for h in halves]),
+        torch.cat([h.dropped for h in halves]),
+    )
+    model = make_model(task)
+    loss, _ = task.loss(model, both, "cpu")
+    loss.backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(ddp[name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
+    assert sum(g.abs().sum() for g in ddp.values()) > 0

@@ -1,0 +1,139 @@
+"""``millivid evaluate`` (metrics by horizon; ``probe-train``) and ``millivid report`` (HTML)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from millivid.evaluate.config import PRESETS, EvalConfig
+from millivid.evaluate.weights import WEIGHT_FILES
+
+
+def _add_eval_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", nargs="?", choices=["probe-train"], help="train the label probe")
+    p.add_argument("--pred", type=Path, help="generated video .npz (key 'video')")
+    p.add_argument("--gt", type=Path, help="ground-truth video .npz ('video', 'labels' for probe)")
+    p.add_argument("--pred-dir", type=Path, help="folder of .npz (or one sub-folder per method)")
+    p.add_argument("--gt-dir", type=Path, help="folder of ground-truth .npz, matched by file name")
+    p.add_argument("--start", type=int, default=0, help="first generated frame (0-based)")
+    p.add_argument(
+        "--metrics",
+        default="psnr,ssim",
+        help="comma list: "
+        + ",".join(["psnr", "ssim", "lpips", "dino", "matches", "probe", "fid", "fvd", "all"]),
+    )
+    p.add_argument("--json", action="store_true", help="print the JSON result")
+    p.add_argument("--out", type=Path, help="output folder (sets: CSV/table/curves; probe-train)")
+    p.add_argument("--preset", default="mini", choices=sorted(PRESETS), help="horizon preset")
+    p.add_argument("--horizons", help="horizon ends, e.g. 64,256,768 (1-based last frames)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--batch-frames", type=int, help="frames per learned-metric forward pass")
+    for name, (published, _) in WEIGHT_FILES.items():
+        p.add_argument(f"--{name}-weights", default="", metavar="PATH", help=f"{published}")
+    p.add_argument("--probe-weights", default="", metavar="DIR", help="probe folder")
+    p.add_argument("--no-progress", action="store_true")
+    # probe-train
+    p.add_argument("--world-preset", default="mini", help="probe-train: world preset")
+    p.add_argument("--steps", type=int, default=1500, help="probe-train: optimiser steps")
+    p.add_argument("--videos", type=int, default=24, help="probe-train: training videos")
+    p.add_argument("--frames", type=int, default=256, help="probe-train: frames per video")
+    p.add_argument("--resume", action="store_true", help="probe-train: resume in --out")
+
+
+def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
+    cfg = PRESETS[args.preset]
+    updates: dict = {}
+    if args.horizons:
+        ends = tuple(int(x) for x in args.horizons.split(","))
+        names = (
+            cfg.horizon_names
+            if len(ends) == len(cfg.horizon_names)
+            else tuple(f"h{i + 1}" for i in range(len(ends)))
+        )
+        updates.update(horizon_ends=ends, horizon_names=names)
+    if args.batch_frames:
+        updates["batch_frames"] = args.batch_frames
+    for name in list(WEIGHT_FILES) + ["probe"]:
+        value = getattr(args, f"{name}_weights")
+        if value:
+            updates[f"{name}_weights"] = value
+    return replace(cfg, **updates)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from millivid.evaluate.runner import evaluate_pair, evaluate_sets, json_safe
+    from millivid.evaluate.suite import MetricSuite, parse_metrics
+
+    if args.action == "probe-train":
+        return run_probe_train(args)
+    cfg = eval_config_from_args(args)
+    metrics = parse_metrics(args.metrics)
+    suite = MetricSuite(cfg, args.device)
+    if args.pred and args.gt:
+        result = evaluate_pair(args.pred, args.gt, args.start, metrics, cfg, suite)
+        if args.json:
+            print(json.dumps(json_safe(result)))
+        else:
+            for h, vals in result["horizons"].items():
+                print(h.ljust(8), "  ".join(f"{m}={v:.4f}" for m, v in vals.items()))
+        return 0
+    if args.pred_dir and args.gt_dir:
+        from millivid.evaluate.outputs import table_markdown, write_set_outputs
+
+        res = evaluate_sets(
+            args.pred_dir, args.gt_dir, args.start, metrics, cfg, suite, not args.no_progress
+        )
+        out = args.out or Path("eval")
+        paths = write_set_outputs(res, out, cfg.horizon_names, args.start)
+        if args.json:
+            print(json.dumps(json_safe({"horizons": res.horizons, "files": paths})))
+        else:
+            print(table_markdown(res.horizons, res.metrics, cfg.horizon_names))
+            print(f"wrote {', '.join([paths['csv'], paths['table'], *paths['curves']])}")
+        return 0
+    raise ValueError("give --pred and --gt, or --pred-dir and --gt-dir (or the probe-train action)")
+
+
+def run_probe_train(args: argparse.Namespace) -> int:
+    from millivid.evaluate.probe_train import train_probe
+
+    if not args.out:
+        raise ValueError("probe-train needs --out DIR")
+    report = train_probe(
+        args.out,
+        world_preset=args.world_preset,
+        steps=args.steps,
+        videos=args.videos,
+        frames=args.frames,
+        device=args.device,
+        resume=args.resume,
+    )
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from millivid.evaluate.report import build_report
+
+    out = build_report(args.run, args.out, max_videos=args.max_videos, max_frames=args.max_frames)
+    print(f"wrote {out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="metrics of generated vs ground-truth videos by horizon; probe-train",
+        description="Compare generated videos with ground truth (paper §4, Table 1). "
+        "Weights of learned metrics are local files: docs/EVALUATION.md.",
+    )
+    _add_eval_flags(p)
+    p.set_defaults(func=run_evaluate)
+    r = subparsers.add_parser("report", help="one self-contained HTML page for a RUN folder")
+    r.add_argument("run", type=Path, help="RUN folder (layout in docs/EVALUATION.md)")
+    r.add_argument("--out", type=Path, default=Path("report.html"))
+    r.add_argument("--max-videos", type=int, default=8, help="test videos shown")
+    r.add_argument("--max-frames", type=int, default=768, help="frames per video shown")
+    r.set_defaults(func=run_report)

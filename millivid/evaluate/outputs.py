@@ -1,0 +1,144 @@
+"""Turn evaluation results into files: per-frame CSV, Table-1 markdown, Fig.-4 curves, JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from millivid.evaluate.runner import SetResults, json_safe
+from millivid.evaluate.suite import DISPLAY, HIGHER_IS_BETTER
+
+SHORT_HORIZON = {"short": "short", "medium": "med.", "long": "long"}
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_csv(results: SetResults, path: Path) -> None:
+    """One row per (method, video, frame since context) with every frame metric."""
+    cols = ["method", "video", "frame"] + [
+        m for m in results.metrics if results.rows and m in results.rows[0]
+    ]
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(results.rows)
+    os.replace(tmp, path)
+
+
+def _fmt(metric: str, value: float) -> str:
+    if metric in ("psnr", "matches", "fid", "fvd"):
+        return f"{value:.2f}" if metric in ("psnr", "fid") else f"{value:.1f}"
+    return f"{value:.3f}"
+
+
+def table_markdown(
+    horizons: dict[str, dict[str, dict[str, float]]],
+    metrics: Sequence[str],
+    horizon_names: Sequence[str],
+    per_table: int = 4,
+) -> str:
+    """Table 1's layout: one row per method, per metric a short/med./long column group, best bold.
+
+    Metrics are split into tables of ``per_table`` metrics each, as the paper does.
+    """
+    methods = list(horizons)
+    present = [h for h in horizon_names if any(h in horizons[m] for m in methods)]
+    blocks = []
+    for i in range(0, len(metrics), per_table):
+        group = list(metrics[i : i + per_table])
+        head = ["Method"] + [
+            f"{DISPLAY[m]} {'↑' if HIGHER_IS_BETTER[m] else '↓'} {SHORT_HORIZON.get(h, h)}"
+            for m in group
+            for h in present
+        ]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        best = {}
+        for m in group:
+            for h in present:
+                vals = [horizons[k].get(h, {}).get(m) for k in methods]
+                vals = [v for v in vals if v is not None]
+                if vals:
+                    best[m, h] = max(vals) if HIGHER_IS_BETTER[m] else min(vals)
+        for k in methods:
+            cells = [k]
+            for m in group:
+                for h in present:
+                    v = horizons[k].get(h, {}).get(m)
+                    if v is None:
+                        cells.append("–")
+                    else:
+                        s = _fmt(m, v)
+                        cells.append(f"**{s}**" if len(methods) > 1 and v == best[m, h] else s)
+            lines.append("| " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def plot_curves(
+    curves: dict[str, dict[str, list[float]]], metrics: Sequence[str], out_stem: Path
+) -> list[Path]:
+    """Fig. 4-style: metric vs frames since context, one line per method; writes .png and .svg."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [m for m in metrics if any(m in c for c in curves.values())]
+    if not shown:
+        return []
+    cols = min(3, len(shown))
+    rows = (len(shown) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, m in zip(axes.flat, shown):
+        for method, c in curves.items():
+            if m in c:
+                ax.plot(range(1, len(c[m]) + 1), c[m], label=method, linewidth=1.3)
+        ax.set_title(f"{DISPLAY[m]} {'↑' if HIGHER_IS_BETTER[m] else '↓'}")
+        ax.set_xlabel("frames since context")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(shown) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    written = []
+    for ext in ("png", "svg"):
+        path = out_stem.with_suffix(f".{ext}")
+        tmp = path.with_name(f"{path.stem}.tmp.{ext}")
+        fig.savefig(tmp, dpi=120)
+        os.replace(tmp, path)
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
+def write_set_outputs(
+    results: SetResults, out_dir: Path, horizon_names: Sequence[str], start: int | None = None
+) -> dict:
+    """per_frame.csv, table.md, curves.png/svg and results.json in ``out_dir``; returns paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(results, out_dir / "per_frame.csv")
+    _atomic_write_text(
+        out_dir / "table.md", table_markdown(results.horizons, results.metrics, horizon_names)
+    )
+    plot_curves(results.curves, results.metrics, out_dir / "curves")
+    summary = {
+        "start": start,
+        "metrics": list(results.metrics),
+        "horizons": results.horizons,
+        "videos": results.videos,
+    }
+    _atomic_write_text(out_dir / "results.json", json.dumps(json_safe(summary), indent=2))
+    return {
+        "csv": str(out_dir / "per_frame.csv"),
+        "table": str(out_dir / "table.md"),
+        "curves": [str(out_dir / "curves.png"), str(out_dir / "curves.svg")],
+        "json": str(out_dir / "results.json"),
+    }

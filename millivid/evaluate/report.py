@@ -1,0 +1,205 @@
+"""``millivid report RUN``: one self-contained HTML page of a run's evaluation.
+
+RUN folder layout read (every part optional except at least one of eval/ or gt/):
+
+    RUN/eval/table.md              Table-1 markdown (``millivid evaluate --pred-dir ... --out RUN/eval``)
+    RUN/eval/curves.png            Fig.-4 curves (same command)
+    RUN/eval/results.json          horizons per method (+ "start": first generated frame)
+    RUN/gt/<video>.npz             ground-truth videos (key 'video')
+    RUN/rollouts/<method>/<video>.npz   generated videos, same file names
+    RUN/plans/<method>.png         each method's plan picture (``millivid plan --png``)
+
+Videos are embedded as JPEG sprite sheets (frames tiled in a grid) drawn onto canvases, so the
+page needs no codec, every frame is exact, and all methods of a test video share one slider and
+one play button (synchronized playback).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from millivid.evaluate.runner import read_frames
+
+SPRITE_COLS = 32
+
+
+def sprite_sheet(frames: np.ndarray, cols: int = SPRITE_COLS, quality: int = 88) -> str:
+    """uint8 [T, H, W, 3] -> base64 JPEG of the frames tiled row-major, ``cols`` per row."""
+    from PIL import Image
+
+    t, h, w, _ = frames.shape
+    cols = min(cols, t)
+    rows = (t + cols - 1) // cols
+    grid = np.zeros((rows * h, cols * w, 3), dtype=np.uint8)
+    for i in range(t):
+        r, c = divmod(i, cols)
+        grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = frames[i]
+    buf = io.BytesIO()
+    Image.fromarray(grid).save(buf, format="JPEG", quality=quality)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _png_b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def markdown_table_to_html(md: str) -> str:
+    """Render the pipe tables of table.md (``**x**`` = best) as HTML tables."""
+    out, rows = [], []
+
+    def flush() -> None:
+        if not rows:
+            return
+        head, body = rows[0], rows[1:]
+        th = "".join(f"<th>{html.escape(c)}</th>" for c in head)
+        trs = []
+        for r in body:
+            cells = []
+            for c in r:
+                bold = c.startswith("**") and c.endswith("**")
+                text = html.escape(c.strip("*"))
+                cells.append(f"<td><b>{text}</b></td>" if bold else f"<td>{text}</td>")
+            trs.append("<tr>" + "".join(cells) + "</tr>")
+        out.append(f"<table class='metrics'><tr>{th}</tr>{''.join(trs)}</table>")
+        rows.clear()
+
+    for line in md.splitlines():
+        line = line.strip()
+        if line.startswith("|") and not set(line) <= set("|-: "):
+            rows.append([c.strip() for c in line.strip("|").split("|")])
+        elif not line.startswith("|"):
+            flush()
+    flush()
+    return "\n".join(out)
+
+
+def _video_block(name: str, entries: list[tuple[str, np.ndarray]], start: int | None) -> str:
+    t, h, w, _ = entries[0][1].shape
+    scale = max(1, 192 // w)
+    canvases = []
+    for label, frames in entries:
+        n = min(len(frames), t)
+        canvases.append(
+            f"<figure><canvas width='{w * scale}' height='{h * scale}' data-frames='{n}' "
+            f"data-w='{w}' data-h='{h}' data-cols='{min(SPRITE_COLS, n)}' "
+            f"data-src='data:image/jpeg;base64,{sprite_sheet(frames[:n])}'></canvas>"
+            f"<figcaption>{html.escape(label)}</figcaption></figure>"
+        )
+    start_attr = "" if start is None else f" data-start='{start}'"
+    return (
+        f"<section class='video' data-frames='{t}'{start_attr}><h3>{html.escape(name)}</h3>"
+        f"<div class='row'>{''.join(canvases)}</div>"
+        "<div class='controls'><button class='play'>▶ play</button>"
+        f"<input type='range' class='slider' min='0' max='{t - 1}' value='0'>"
+        "<span class='label'>frame 0</span></div></section>"
+    )
+
+
+SCRIPT = """
+const blocks = [...document.querySelectorAll('section.video')];
+let pending = 0;
+function draw(cv, img, i) {
+  const n = +cv.dataset.frames, w = +cv.dataset.w, h = +cv.dataset.h, cols = +cv.dataset.cols;
+  const k = Math.min(i, n - 1), ctx = cv.getContext('2d');
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(img, (k % cols) * w, Math.floor(k / cols) * h, w, h, 0, 0, cv.width, cv.height);
+}
+for (const b of blocks) {
+  const cvs = [...b.querySelectorAll('canvas')], slider = b.querySelector('.slider');
+  const label = b.querySelector('.label'), btn = b.querySelector('.play');
+  const start = b.dataset.start === undefined ? null : +b.dataset.start;
+  const imgs = cvs.map(cv => { const im = new Image(); pending++;
+    im.onload = () => { draw(cv, im, +slider.value); if (--pending === 0) ready(); };
+    im.src = cv.dataset.src; return im; });
+  const show = i => { slider.value = i; cvs.forEach((cv, j) => imgs[j].complete && draw(cv, imgs[j], i));
+    label.textContent = 'frame ' + i + (start === null ? '' : (i < start ? ' (context)' : ' (generated ' + (i - start + 1) + ')')); };
+  slider.addEventListener('input', () => show(+slider.value));
+  let timer = null;
+  btn.addEventListener('click', () => {
+    if (timer) { clearInterval(timer); timer = null; btn.textContent = '▶ play'; return; }
+    btn.textContent = '❚❚ pause';
+    timer = setInterval(() => show((+slider.value + 1) % (+slider.max + 1)), 50);
+  });
+  show(0);
+}
+function ready() {
+  document.body.dataset.videosReady = String(blocks.length);
+  document.getElementById('status').textContent = 'videos ready: ' + blocks.length;
+}
+if (blocks.length === 0) ready();
+"""
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}
+table.metrics{border-collapse:collapse;margin:8px 0 16px;font-size:13px}
+table.metrics td,table.metrics th{border:1px solid #ccc;padding:3px 7px;text-align:right}
+table.metrics td:first-child{text-align:left}
+.row{display:flex;gap:10px;flex-wrap:wrap}figure{margin:0;text-align:center}
+canvas{image-rendering:pixelated;border:1px solid #999;background:#000}
+section.video{margin:14px 0;padding:8px;background:#fff;border:1px solid #ddd}
+.controls{display:flex;gap:10px;align-items:center;margin-top:6px}.slider{width:360px}
+img.curves{max-width:100%}.plans{display:flex;gap:12px;flex-wrap:wrap}.plans img{max-height:260px}
+#status{color:#080;font-size:12px}
+"""
+
+
+def build_report(run: Path, out: Path, max_videos: int = 8, max_frames: int = 768) -> Path:
+    """Write the self-contained HTML page for ``run`` to ``out`` (atomically)."""
+    run = Path(run)
+    if not run.is_dir():
+        raise FileNotFoundError(f"run folder {run} does not exist")
+    parts = [f"<h1>millivid report: {html.escape(run.name)}</h1><div id='status'>loading…</div>"]
+    results = {}
+    if (run / "eval" / "results.json").is_file():
+        results = json.loads((run / "eval" / "results.json").read_text())
+    if (run / "eval" / "table.md").is_file():
+        parts.append("<h2>Metrics by horizon</h2>")
+        parts.append(markdown_table_to_html((run / "eval" / "table.md").read_text()))
+    if (run / "eval" / "curves.png").is_file():
+        parts.append("<h2>Metrics vs frames since context</h2>")
+        parts.append(
+            f"<img class='curves' src='data:image/png;base64,{_png_b64(run / 'eval' / 'curves.png')}'>"
+        )
+    plans = sorted((run / "plans").glob("*.png")) if (run / "plans").is_dir() else []
+    if plans:
+        parts.append("<h2>Plans</h2><div class='plans'>")
+        for p in plans:
+            parts.append(
+                f"<figure><img src='data:image/png;base64,{_png_b64(p)}'>"
+                f"<figcaption>{html.escape(p.stem)}</figcaption></figure>"
+            )
+        parts.append("</div>")
+    gt_files = sorted((run / "gt").glob("*.npz"))[:max_videos] if (run / "gt").is_dir() else []
+    methods = (
+        sorted(p for p in (run / "rollouts").iterdir() if p.is_dir())
+        if (run / "rollouts").is_dir()
+        else []
+    )
+    if gt_files:
+        parts.append("<h2>Videos: ground truth and every method</h2>")
+    start = results.get("start")
+    for g in gt_files:
+        entries = [("ground truth", read_frames(g).numpy()[:max_frames])]
+        for m in methods:
+            if (m / g.name).is_file():
+                entries.append((m.name, read_frames(m / g.name).numpy()[:max_frames]))
+        parts.append(_video_block(g.stem, entries, start))
+    if len(parts) == 1:
+        raise FileNotFoundError(f"{run} has none of eval/table.md, eval/curves.png, gt/*.npz")
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>millivid report</title>"
+        f"<style>{STYLE}</style></head><body>{''.join(parts)}<script>{SCRIPT}</script></body></html>"
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(page)
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,248 @@
+"""Evaluate one generated video or whole test sets against ground truth, by horizon.
+
+``evaluate_pair`` is the ``millivid evaluate --pred --gt`` JSON contract; ``evaluate_sets``
+walks ``--pred-dir`` (one sub-folder per method, or the .npz files of one method) and
+``--gt-dir``, matching files by name, and returns per-frame and per-horizon results that
+``millivid.evaluate.outputs`` turns into the CSV, the Table-1 markdown and the curves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from millivid.evaluate.config import EvalConfig
+from millivid.evaluate.frechet import GaussianStats, frechet_from_stats
+from millivid.evaluate.horizons import horizon_means, horizon_ranges
+from millivid.evaluate.suite import FRAME_METRICS, SET_METRICS, MetricSuite
+
+
+def read_array(path: Path, key: str, required: bool = True) -> np.ndarray | None:
+    """One array of an .npz video file; errors name the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"video file {path} does not exist")
+    try:
+        with np.load(path) as data:
+            if key not in data.files:
+                if not required:
+                    return None
+                raise ValueError(f"{path}: no array {key!r} (has {', '.join(data.files)})")
+            return data[key]
+    except (OSError, ValueError) as err:
+        if isinstance(err, ValueError) and str(path) in str(err):
+            raise
+        raise ValueError(f"cannot read video file {path}: {err}") from err
+
+
+def read_frames(path: Path) -> torch.Tensor:
+    """The ``video`` array of an .npz file as uint8 [T, H, W, 3]."""
+    video = read_array(path, "video")
+    if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+        raise ValueError(
+            f"{path}: 'video' must be uint8 [T,H,W,3], got {video.dtype} {video.shape}"
+        )
+    return torch.from_numpy(video)
+
+
+def _generated(pred: torch.Tensor, gt: torch.Tensor, start: int, where: str) -> int:
+    """Number of generated frames [start, T) both videos have; checks shapes."""
+    if pred.shape[1:] != gt.shape[1:]:
+        raise ValueError(
+            f"{where}: frame shape {tuple(pred.shape[1:])} != GT {tuple(gt.shape[1:])}"
+        )
+    stop = min(pred.shape[0], gt.shape[0])
+    if not 0 <= start < stop:
+        raise ValueError(f"{where}: --start {start} outside the {stop} frames of both videos")
+    return stop
+
+
+@dataclass
+class _SetAccumulator:
+    """Fréchet statistics of generated and GT features, per horizon, for one method."""
+
+    pred: dict[str, GaussianStats] = field(default_factory=dict)
+    gt: dict[str, GaussianStats] = field(default_factory=dict)
+
+    def add(self, horizon: str, pred_feats: torch.Tensor, gt_feats: torch.Tensor) -> None:
+        self.pred.setdefault(horizon, GaussianStats()).add(pred_feats.numpy())
+        self.gt.setdefault(horizon, GaussianStats()).add(gt_feats.numpy())
+
+    def distances(self) -> dict[str, float]:
+        out = {}
+        for h, stats in self.pred.items():
+            if stats.n >= 2 and self.gt[h].n >= 2:
+                out[h] = frechet_from_stats(*stats.mean_cov(), *self.gt[h].mean_cov())
+        return out
+
+
+def _add_set_features(suite, metrics, acc, pred, gt, cfg) -> None:
+    """Pool FID/FVD features of the generated frames pred, gt [T', H, W, 3] per horizon."""
+    ranges = horizon_ranges(pred.shape[0], cfg.horizon_names, cfg.horizon_ends)
+    for m in metrics:
+        if m not in SET_METRICS:
+            continue
+        for name, (a, b) in ranges.items():
+            acc.setdefault(m, _SetAccumulator()).add(
+                name, suite.features(m, pred[a:b]), suite.features(m, gt[a:b])
+            )
+
+
+def _merge_set_metrics(horizons: dict, acc: dict[str, _SetAccumulator]) -> None:
+    for m, a in acc.items():
+        for h, value in a.distances().items():
+            horizons.setdefault(h, {})[m] = value
+
+
+def evaluate_pair(
+    pred_path: Path,
+    gt_path: Path,
+    start: int,
+    metrics: Sequence[str],
+    cfg: EvalConfig,
+    suite: MetricSuite | None = None,
+) -> dict:
+    """Compare frames [start, T) of ``video`` in two files.
+
+    Returns ``{"per_frame": {metric: [T - start]}, "horizons": {name: {metric: mean}}}``; FID/FVD
+    appear only in ``horizons`` (pooled over that horizon's frames of this one video).
+    """
+    suite = suite or MetricSuite(cfg)
+    suite.load_all(metrics)
+    pred, gt = read_frames(pred_path), read_frames(gt_path)
+    stop = _generated(pred, gt, start, f"{pred_path} vs {gt_path}")
+    labels = None
+    if any(m.startswith("probe_") for m in metrics):
+        labels = torch.from_numpy(read_array(gt_path, "labels"))[start:stop]
+    per_frame = suite.per_frame(metrics, pred[start:stop], gt[start:stop], labels)
+    horizons = horizon_means(per_frame, cfg.horizon_names, cfg.horizon_ends)
+    acc: dict[str, _SetAccumulator] = {}
+    _add_set_features(suite, metrics, acc, pred[start:stop], gt[start:stop], cfg)
+    _merge_set_metrics(horizons, acc)
+    return {"per_frame": per_frame, "horizons": horizons}
+
+
+def find_methods(pred_dir: Path) -> dict[str, Path]:
+    """{method: folder}: the sub-folders of pred_dir holding .npz files, else pred_dir itself."""
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise FileNotFoundError(f"prediction folder {pred_dir} does not exist")
+    subs = {p.name: p for p in sorted(pred_dir.iterdir()) if p.is_dir() and any(p.glob("*.npz"))}
+    if subs:
+        return subs
+    if any(pred_dir.glob("*.npz")):
+        return {pred_dir.name: pred_dir}
+    raise FileNotFoundError(f"no .npz videos in {pred_dir} or its sub-folders")
+
+
+@dataclass
+class SetResults:
+    """Results of ``evaluate_sets``: rows per (method, video, frame), curves and horizons."""
+
+    metrics: tuple[str, ...]
+    rows: list[dict] = field(default_factory=list)  # method, video, frame (1-based), metrics...
+    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # method->metric->[T]
+    horizons: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # method->h->m
+    videos: dict[str, list[str]] = field(default_factory=dict)  # method -> evaluated video names
+
+
+def evaluate_sets(
+    pred_dir: Path,
+    gt_dir: Path,
+    start: int,
+    metrics: Sequence[str],
+    cfg: EvalConfig,
+    suite: MetricSuite | None = None,
+    progress: bool = True,
+) -> SetResults:
+    """Evaluate every method's videos against the GT videos of the same file name."""
+    suite = suite or MetricSuite(cfg)
+    suite.load_all(metrics)
+    methods = find_methods(pred_dir)
+    gt_files = sorted(Path(gt_dir).glob("*.npz"))
+    if not gt_files:
+        raise FileNotFoundError(f"no .npz ground-truth videos in {gt_dir}")
+    res = SetResults(metrics=tuple(metrics))
+    sums: dict[str, dict[str, np.ndarray]] = {}
+    counts: dict[str, np.ndarray] = {}
+    acc: dict[str, dict[str, _SetAccumulator]] = {m: {} for m in methods}
+    pairs = [
+        (g, m, d / g.name) for g in gt_files for m, d in methods.items() if (d / g.name).is_file()
+    ]
+    if not pairs:
+        raise FileNotFoundError(f"no prediction in {pred_dir} matches a file name in {gt_dir}")
+    bar = tqdm(pairs, desc="evaluate", unit="video", disable=not progress)
+    gt_cache: tuple[Path, torch.Tensor, torch.Tensor | None] | None = None
+    frames_done = 0
+    for gt_path, method, pred_path in bar:
+        if gt_cache is None or gt_cache[0] != gt_path:
+            lab = read_array(gt_path, "labels", required=False)
+            gt_cache = (
+                gt_path,
+                read_frames(gt_path),
+                None if lab is None else torch.from_numpy(lab),
+            )
+        _, gt, labels = gt_cache
+        pred = read_frames(pred_path)
+        stop = _generated(pred, gt, start, f"{pred_path} vs {gt_path}")
+        lab = None if labels is None else labels[start:stop]
+        if lab is None and any(m.startswith("probe_") for m in metrics):
+            raise ValueError(f"{gt_path}: probe metrics need a 'labels' array")
+        per_frame = suite.per_frame(metrics, pred[start:stop], gt[start:stop], lab)
+        _add_set_features(suite, metrics, acc[method], pred[start:stop], gt[start:stop], cfg)
+        n = stop - start
+        for i in range(n):
+            row = {"method": method, "video": gt_path.stem, "frame": i + 1}
+            row.update({m: v[i] for m, v in per_frame.items()})
+            res.rows.append(row)
+        _accumulate(sums.setdefault(method, {}), counts, method, per_frame, n)
+        res.videos.setdefault(method, []).append(gt_path.stem)
+        frames_done += n
+        bar.set_postfix(frames=frames_done)
+    for method in methods:
+        if method not in sums:
+            continue
+        c = counts[method]
+        res.curves[method] = {
+            m: [float(x) for x in s[: len(c)] / np.maximum(c, 1)] for m, s in sums[method].items()
+        }
+        res.horizons[method] = horizon_means(
+            res.curves[method], cfg.horizon_names, cfg.horizon_ends
+        )
+        _merge_set_metrics(res.horizons[method], acc[method])
+    return res
+
+
+def _accumulate(sums: dict, counts: dict, method: str, per_frame: dict, n: int) -> None:
+    """Add one video's per-frame values to the method's running per-frame sums."""
+    c = counts.get(method, np.zeros(0))
+    if len(c) < n:
+        c = np.concatenate([c, np.zeros(n - len(c))])
+    c[:n] += 1
+    counts[method] = c
+    for m, v in per_frame.items():
+        s = sums.get(m, np.zeros(0))
+        if len(s) < n:
+            s = np.concatenate([s, np.zeros(n - len(s))])
+        s[:n] += np.asarray(v, dtype=np.float64)
+        sums[m] = s
+
+
+def json_safe(value):
+    """Replace NaN/inf floats (not valid JSON) with None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+__all__ = ["FRAME_METRICS", "SetResults", "evaluate_pair", "evaluate_sets", "find_methods"]

@@ -1,0 +1,181 @@
+"""One place that knows every metric: per-frame metrics and the set metrics FID/FVD.
+
+``MetricSuite(cfg, device)`` loads each learned metric's weights on first use (so psnr/ssim need
+no files), then ``per_frame(pred, gt, labels)`` gives ``{metric: [T]}`` and ``features`` the
+detector features the Fréchet metrics pool over a horizon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from millivid.evaluate import frechet
+from millivid.evaluate.config import EvalConfig
+from millivid.evaluate.image_metrics import psnr, ssim
+from millivid.evaluate.weights import load_torchscript, weight_path
+
+FRAME_METRICS = ("psnr", "ssim", "lpips", "dino", "matches", "probe_acc", "probe_miou")
+SET_METRICS = ("fid", "fvd")
+ALL_METRICS = FRAME_METRICS + SET_METRICS
+ALIASES = {"probe": ("probe_acc", "probe_miou"), "all": ALL_METRICS}
+HIGHER_IS_BETTER = {
+    "psnr": True,
+    "ssim": True,
+    "lpips": False,
+    "dino": True,
+    "matches": True,
+    "probe_acc": True,
+    "probe_miou": True,
+    "fid": False,
+    "fvd": False,
+}
+DISPLAY = {
+    "psnr": "PSNR",
+    "ssim": "SSIM",
+    "lpips": "LPIPS",
+    "dino": "DINOv2",
+    "matches": "Matches",
+    "probe_acc": "Probe acc.",
+    "probe_miou": "Probe mIoU",
+    "fid": "FID",
+    "fvd": "FVD",
+}
+
+
+def parse_metrics(names: str | Sequence[str]) -> tuple[str, ...]:
+    """'psnr,ssim,probe' -> ('psnr', 'ssim', 'probe_acc', 'probe_miou'); unknown names error."""
+    items = names.split(",") if isinstance(names, str) else list(names)
+    out: list[str] = []
+    for name in (n.strip().lower() for n in items if n.strip()):
+        expanded = ALIASES.get(name, (name,))
+        for m in expanded:
+            if m not in ALL_METRICS:
+                known = ", ".join(ALL_METRICS + tuple(ALIASES))
+                raise ValueError(f"unknown metric {name!r} (known: {known})")
+            if m not in out:
+                out.append(m)
+    return tuple(out)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class MetricSuite:
+    """Lazily loaded metric models on one device."""
+
+    def __init__(self, cfg: EvalConfig, device: str | torch.device = "cpu") -> None:
+        self.cfg = cfg
+        self.device = resolve_device(device)
+        self._models: dict[str, torch.nn.Module] = {}
+
+    def model(self, name: str) -> torch.nn.Module:
+        """The metric network ``name`` (lpips, dino, matches, probe, fid, fvd), loaded once."""
+        if name not in self._models:
+            self._models[name] = self._load(name).to(self.device)
+        return self._models[name]
+
+    def _load(self, name: str) -> torch.nn.Module:
+        c = self.cfg
+        if name == "lpips":
+            from millivid.evaluate.lpips import LPIPS
+
+            return LPIPS.from_files(
+                weight_path("alexnet", c.alexnet_weights), weight_path("lpips", c.lpips_weights)
+            )
+        if name == "dino":
+            from millivid.evaluate.dino import DinoViT
+
+            return DinoViT.from_file(weight_path("dino", c.dino_weights))
+        if name == "matches":
+            from millivid.evaluate.keypoints import KeypointMatcher
+
+            return KeypointMatcher.from_files(
+                weight_path("disk", c.disk_weights),
+                weight_path("lightglue", c.lightglue_weights),
+                c.match_confidence,
+            )
+        if name == "probe":
+            from millivid.evaluate.probe import load_probe
+
+            return load_probe(c.probe_weights)
+        if name in SET_METRICS:
+            return load_torchscript(weight_path(name, getattr(c, f"{name}_weights")), self.device)
+        raise ValueError(f"no model for metric {name!r}")
+
+    def load_all(self, metrics: Sequence[str]) -> None:
+        """Load every model ``metrics`` need now, so a missing file fails before any work."""
+        for m in metrics:
+            if m in ("psnr", "ssim"):
+                continue
+            self.model("probe" if m.startswith("probe_") else m)
+
+    @torch.no_grad()
+    def per_frame(
+        self,
+        metrics: Sequence[str],
+        pred: torch.Tensor,
+        gt: torch.Tensor,
+        labels: torch.Tensor | None = None,
+    ) -> dict[str, list[float]]:
+        """Per-frame values of the frame metrics in ``metrics``.
+
+        pred, gt: uint8 [T, H, W, 3]; labels: ground-truth block ids [T, H, W] (probe metrics).
+        """
+        out: dict[str, list[torch.Tensor]] = {m: [] for m in metrics if m in FRAME_METRICS}
+        if any(m.startswith("probe_") for m in out) and labels is None:
+            raise ValueError("probe metrics need the ground-truth 'labels' array in the GT file")
+        step = max(1, self.cfg.batch_frames)
+        for a in range(0, pred.shape[0], step):
+            p = pred[a : a + step].to(self.device)
+            g = gt[a : a + step].to(self.device)
+            for m in out:
+                out[m].append(self._frame_metric(m, p, g, labels, a).double().cpu())
+        return {m: torch.cat(v).tolist() if v else [] for m, v in out.items()}
+
+    def _frame_metric(self, m, p, g, labels, a) -> torch.Tensor:
+        if m == "psnr":
+            return psnr(p, g)
+        if m == "ssim":
+            return ssim(p, g)
+        if m == "lpips":
+            return self.model("lpips")(p, g)
+        if m == "dino":
+            from millivid.evaluate.dino import dino_cosine
+
+            return dino_cosine(self.model("dino"), p, g)
+        if m == "matches":
+            return self.model("matches")(p, g)
+        from millivid.evaluate.probe import mean_iou, pixel_accuracy
+
+        probe = self.model("probe")
+        seg = probe.predict(p)
+        lab = labels[a : a + p.shape[0]].to(self.device).long()
+        if m == "probe_acc":
+            return pixel_accuracy(seg, lab)
+        return mean_iou(seg, lab, probe.cfg.classes)
+
+    @torch.no_grad()
+    def features(self, metric: str, frames: torch.Tensor) -> torch.Tensor:
+        """Detector features for FID (per frame) or FVD (per clip of cfg.fvd_clip frames).
+
+        frames: uint8 [T, H, W, 3] -> [n, D] on the CPU (n = T for FID, T // clip for FVD).
+        """
+        det = self.model(metric)
+        feats = []
+        if metric == "fid":
+            step = max(1, self.cfg.batch_frames)
+            for a in range(0, frames.shape[0], step):
+                chunk = frames[a : a + step].to(self.device)
+                feats.append(frechet.inception_features(det, chunk).cpu())
+        else:
+            clip = self.cfg.fvd_clip
+            starts = frechet.clip_starts(0, frames.shape[0], clip)
+            if starts:
+                clips = torch.stack([frames[s : s + clip] for s in starts]).to(self.device)
+                feats.append(frechet.i3d_features(det, clips).cpu())
+        return torch.cat(feats) if feats else torch.zeros(0, 0)

@@ -151,3 +151,19 @@ def test_zero_init_model_predicts_zero_and_compiles_without_graph_breaks():
     compiled = torch.compile(model, backend="eager", fullgraph=True)
     with torch.no_grad():
         torch.testing.assert_close(compiled(tok, T), model(tok, T))
+
+
+@pytest.mark.parametrize("guidance", [1.0, 1.5])
+def test_sampling_with_context_reuse_equals_recompute(guidance):
+    from millivid.model.sampling import sample_targets
+
+    model = make_model("millivid")
+    tok, _ = packed("millivid", 30)
+    tok = tok.with_targets(torch.randn_like(tok.target_values))
+    fast = sample_targets(model, tok, steps=4, guidance=guidance, reuse_context=True)
+    slow = sample_targets(model, tok, steps=4, guidance=guidance, reuse_context=False)
+    assert fast.shape == tok.target_values.shape and torch.isfinite(fast).all()
+    torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-4)
+    if guidance != 1.0:
+        plain = sample_targets(model, tok, steps=4, guidance=1.0)
+        assert not torch.allclose(plain, fast, atol=1e-3)

@@ -1,1 +1,35 @@
-"""millivid.model"""
+"""The video DiT over packed plan-step tokens, its packing, and sampling with K/V reuse.
+
+The training task lives in ``millivid.model.task`` (imported explicitly: it needs the presets).
+"""
+
+from millivid.model.config import PRESETS, DiTConfig
+from millivid.model.dit import ContextCache, VideoDiT, count_parameters
+from millivid.model.packing import (
+    NO_ACTION,
+    Tokens,
+    pack,
+    pack_spans,
+    patchify,
+    token_channels,
+    unpack_targets,
+    unpatchify,
+)
+from millivid.model.sampling import sample_targets
+
+__all__ = [
+    "NO_ACTION",
+    "PRESETS",
+    "ContextCache",
+    "DiTConfig",
+    "Tokens",
+    "VideoDiT",
+    "count_parameters",
+    "pack",
+    "pack_spans",
+    "patchify",
+    "sample_targets",
+    "token_channels",
+    "unpack_targets",
+    "unpatchify",
+]

@@ -48,6 +48,13 @@ def gather_rows(table: Tensor, index: Tensor) -> Tensor:
     return torch.gather(table, 1, index.unsqueeze(-1).expand(-1, -1, table.shape[-1]))
 
 
+def _rms(norm: nn.Module, x: Tensor) -> Tensor:
+    """RMSNorm with its weight in x's dtype (keeps the fused kernel under bf16 autocast)."""
+    if isinstance(norm, nn.RMSNorm):
+        return F.rms_norm(x, norm.normalized_shape, norm.weight.to(x.dtype), norm.eps)
+    return x
+
+
 class Block(nn.Module):
     """adaLN-Zero transformer block; attention is done by the caller between the two halves."""
 
@@ -77,7 +84,7 @@ class Block(nn.Module):
         shift, scale = mod.chunk(6, dim=-1)[:2]
         qkv = self.qkv(modulate(self.norm1(x), shift, scale))
         q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.heads)
-        return self.q_norm(q), self.k_norm(k), v
+        return _rms(self.q_norm, q), _rms(self.k_norm, k), v
 
     def finish(self, x: Tensor, attn: Tensor, mod: Tensor) -> Tensor:
         """Residual attention output and MLP: x [B, n, D], attn [B, H, n, d]."""

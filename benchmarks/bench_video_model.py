@@ -1,0 +1,239 @@
+"""Video DiT throughput (training) and rollout-step timing (context K/V reuse), on one GPU.
+
+Training: samples/s, tokens/s and MFU of the real model end to end (packing done once up front,
+random latents, the task's v-prediction loss, Muon for 2-D block weights + fused AdamW for the
+rest, bf16 autocast, torch.compile). FLOPs are counted analytically (``model_flops``) and divided
+by a bf16 matmul peak measured in the same process.
+
+    python benchmarks/bench_video_model.py --device cuda --preset paper --mode train --batch 24
+    python benchmarks/bench_video_model.py --device cuda --preset mini --mode train --batch 128
+    python benchmarks/bench_video_model.py --device cuda --preset paper --mode rollout --batch 8
+
+Rollout: one rollout step of B videos with N denoising steps, (a) recomputing the whole sequence
+every step vs (b) one ``encode_context`` + N target-only ``forward_targets`` (context-causal).
+CPU smoke run: ``--device cpu --preset tiny --steps 2 --warmup 1 --no-compile``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from millivid.model.dit import VideoDiT, count_parameters  # noqa: E402
+from millivid.model.packing import Tokens, pack  # noqa: E402
+from millivid.model.task import InMemoryLatents, VideoTask, build_video_model  # noqa: E402
+from millivid.plan import context_source, make_plan, max_lookback  # noqa: E402
+from millivid.presets import load_preset  # noqa: E402
+
+
+def model_flops(model: VideoDiT, tokens: Tokens) -> float:
+    """Forward FLOPs of one sample (matmuls only: linear layers and attention)."""
+    d, depth = model.cfg.width, model.cfg.depth
+    s, sc = tokens.length, tokens.context_slots
+    st = s - sc
+    hidden = int(d * model.cfg.mlp_ratio)
+    linear = 2 * s * (4 * d * d + 2 * d * hidden)  # qkv + proj + MLP
+    if model.cfg.attention == "full":
+        attn = 4 * s * s * d
+    else:
+        attn = 4 * d * (sc * sc + st * s)
+    io = 2 * s * model.cin * d + 2 * st * d * model.cin
+    return depth * (linear + attn) + io
+
+
+def target_only_flops(model: VideoDiT, tokens: Tokens) -> tuple[float, float]:
+    """(encode_context, one forward_targets) forward FLOPs of one sample."""
+    d, depth = model.cfg.width, model.cfg.depth
+    s, sc = tokens.length, tokens.context_slots
+    st = s - sc
+    hidden = int(d * model.cfg.mlp_ratio)
+    per_tok = 2 * (4 * d * d + 2 * d * hidden)
+    ctx = depth * (sc * per_tok + 4 * d * sc * sc)
+    tgt = depth * (st * per_tok + 4 * d * st * s) + 4 * st * model.cin * d
+    return ctx, tgt
+
+
+def random_task(preset: str, method: str, overrides: list[str]) -> VideoTask:
+    cfg = load_preset(preset, overrides)
+    side = cfg.ae.image_size // cfg.ae.patch
+    frames = max_lookback(method, cfg.plan) + 1024
+    gen = torch.Generator().manual_seed(0)
+    levels = [
+        torch.randn(frames, side >> lvl, side >> lvl, cfg.ae.channels, generator=gen)
+        for lvl in range(cfg.ae.levels)
+    ]
+    actions = torch.randint(0, 3, (frames,), generator=gen)
+    return VideoTask(cfg, method, InMemoryLatents([(levels, actions)]))
+
+
+def optimizers(model: torch.nn.Module, lr: float) -> list[torch.optim.Optimizer]:
+    """Muon for 2-D weights inside the blocks, fused AdamW (CUDA) for everything else."""
+    muon = [p for n, p in model.named_parameters() if n.startswith("blocks.") and p.dim() == 2]
+    ids = {id(p) for p in muon}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    fused = next(model.parameters()).is_cuda
+    return [torch.optim.Muon(muon, lr=lr), torch.optim.AdamW(rest, lr=lr, fused=fused)]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_train(args: argparse.Namespace, device: torch.device) -> dict:
+    task = random_task(args.preset, args.method, args.set)
+    task.batch_size = args.batch
+    model = task.build_model().to(device)
+    if args.checkpointing:
+        model.cfg = replace(model.cfg, checkpointing=True)
+    batch = task.batch(0, torch.Generator().manual_seed(0))
+    if args.no_mask:
+        batch.tokens = replace(
+            batch.tokens, valid=torch.ones_like(batch.tokens.valid), all_valid=True
+        )
+    batch.tokens, batch.t, batch.noise = (
+        batch.tokens.to(device),
+        batch.t.to(device),
+        batch.noise.to(device),
+    )
+    fwd = model if args.no_compile else torch.compile(model)
+    opts = optimizers(model, 1e-4)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def train_step() -> torch.Tensor:
+        with amp:
+            loss, _ = task.loss(fwd, batch, device)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        for opt in opts:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        return loss
+
+    for _ in range(args.warmup):
+        train_step()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        train_step()
+    sync(device)
+    seconds = (time.perf_counter() - start) / args.steps
+    flops = 3 * model_flops(model, batch.tokens) * args.batch
+    out = {
+        "mode": "train",
+        "params_M": count_parameters(model) / 1e6,
+        "batch": args.batch,
+        "sequence": batch.tokens.length,
+        "masked_attention": not batch.tokens.all_valid,
+        "step_ms": seconds * 1e3,
+        "samples_per_s": args.batch / seconds,
+        "tokens_per_s": args.batch * batch.tokens.length / seconds,
+        "model_tflops_per_s": flops / seconds / 1e12,
+    }
+    if device.type == "cuda":
+        out["peak_memory_GiB"] = torch.cuda.max_memory_allocated() / 2**30
+    return out
+
+
+def bench_rollout(args: argparse.Namespace, device: torch.device) -> dict:
+    overrides = [*args.set, "model.attention=context-causal"]
+    cfg = load_preset(args.preset, overrides)
+    task = random_task(args.preset, args.method, overrides)
+    model = build_video_model(cfg, args.method).to(device).eval()
+    source = context_source(args.method)
+    start = max_lookback(args.method, cfg.plan)
+    step = make_plan(args.method, cfg.plan, start, start + 256)[0]
+    levels, actions = task.source.load(0)
+    tokens = pack([lat[None] for lat in levels], actions[None], step, source, cfg.ae.levels)
+    tokens = Tokens.cat([tokens] * args.batch).to(device)
+    full = model if args.no_compile else torch.compile(model)
+    targets = model.forward_targets if args.no_compile else torch.compile(model.forward_targets)
+    encode = model.encode_context if args.no_compile else torch.compile(model.encode_context)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    t = torch.full((args.batch,), 0.5, device=device)
+    n = args.denoise_steps
+
+    def recompute() -> None:
+        x = tokens
+        for _ in range(n):
+            x = x.with_targets(full(x, t).to(x.values.dtype))
+
+    def reuse() -> None:
+        cache = encode(tokens)
+        x = tokens
+        for _ in range(n):
+            x = x.with_targets(targets(x, t, cache).to(x.values.dtype))
+
+    result = {"mode": "rollout", "batch": args.batch, "denoise_steps": n, "sequence": tokens.length}
+    with torch.no_grad(), amp:
+        for name, fn in (("recompute", recompute), ("kv_reuse", reuse)):
+            for _ in range(max(args.warmup, 1)):
+                fn()
+            sync(device)
+            begin = time.perf_counter()
+            for _ in range(args.steps):
+                fn()
+            sync(device)
+            result[f"{name}_ms_per_rollout_step"] = (time.perf_counter() - begin) / args.steps * 1e3
+        sync(device)
+        begin = time.perf_counter()
+        for _ in range(args.steps):
+            encode(tokens)
+        sync(device)
+        result["encode_context_ms"] = (time.perf_counter() - begin) / args.steps * 1e3
+    ctx, tgt = target_only_flops(model, tokens)
+    result["flops_recompute_per_rollout_step"] = n * model_flops(model, tokens) * args.batch
+    result["flops_kv_reuse_per_rollout_step"] = (ctx + n * tgt) * args.batch
+    result["speedup"] = (
+        result["recompute_ms_per_rollout_step"] / result["kv_reuse_ms_per_rollout_step"]
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--preset", default="paper", choices=("tiny", "mini", "paper"))
+    parser.add_argument("--method", default="millivid")
+    parser.add_argument("--mode", default="train", choices=("train", "rollout"))
+    parser.add_argument("--batch", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=20, help="timed iterations")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--denoise-steps", type=int, default=50)
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--checkpointing", action="store_true")
+    parser.add_argument("--no-mask", action="store_true", help="train without padding/CFG masks")
+    parser.add_argument("--set", action="append", default=[], help="config override k=v")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
+    result.update(preset=args.preset, method=args.method, compiled=not args.no_compile)
+    result.update(
+        bench_train(args, device) if args.mode == "train" else bench_rollout(args, device)
+    )
+    if device.type == "cuda":
+        from matmul_peak import matmul_peak_tflops
+
+        peak = matmul_peak_tflops(device=args.device)
+        result["bf16_matmul_peak_tflops"] = peak
+        if args.mode == "train":
+            result["mfu"] = result["model_tflops_per_s"] / peak
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

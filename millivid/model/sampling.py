@@ -1,0 +1,46 @@
+"""Sample one plan step's targets with the DiT: DDIM + CFG, with context K/V reuse when valid.
+
+The rollout engine packs a step with noise as targets (``pack_spans``), calls
+``sample_targets`` and writes ``unpack_targets`` of the result back to its latent store.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from millivid.diffusion import cfg_denoiser, ddim_sample
+from millivid.model.dit import VideoDiT
+from millivid.model.packing import Tokens
+
+
+@torch.no_grad()
+def sample_targets(
+    model: VideoDiT,
+    tokens: Tokens,
+    steps: int,
+    shift: float = 1.0,
+    guidance: float = 1.0,
+    reuse_context: bool | None = None,
+) -> Tensor:
+    """Target latents [B, St, Cin] of ``tokens`` (whose target values are the starting noise).
+
+    ``reuse_context`` (default: whenever the model is context-causal) computes the context K/V
+    once and runs only the targets per DDIM step; otherwise every step recomputes the whole
+    sequence. ``guidance`` != 1 adds the unconditional branch (all context dropped), which
+    never needs the context, so it always runs target-only.
+    """
+    if reuse_context is None:
+        reuse_context = model.cfg.attention == "context-causal"
+    cache = model.encode_context(tokens) if reuse_context else None
+
+    def cond(z: Tensor, t: Tensor) -> Tensor:
+        x = tokens.with_targets(z)
+        return model.forward_targets(x, t, cache) if reuse_context else model(x, t)
+
+    def uncond(z: Tensor, t: Tensor) -> Tensor:
+        return model.forward_targets(tokens.with_targets(z), t, None)
+
+    noise = tokens.target_values
+    out = ddim_sample(cfg_denoiser(cond, uncond, guidance), noise, steps, shift)
+    return out * tokens.channel_mask()[:, tokens.context_slots :]

@@ -1,0 +1,62 @@
+"""Atomic file writes: write a temporary file beside the target, then rename it into place.
+
+A reader (or a resumed job) therefore sees either the previous complete file or the new
+complete file under the final name, never a half-written one, even if the writer is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+TMP_MARK = ".tmp-"  # temporary names: .<name>.tmp-<random><suffix>; never a dataset file
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; on success rename it to ``path``.
+
+    The temporary name keeps the target's suffix (ffmpeg picks the container from it) and starts
+    with a dot. On any exception the temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem}{TMP_MARK}", suffix=path.suffix, dir=path.parent
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write ``data`` as indented JSON to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def is_temporary(path: Path) -> bool:
+    """True for the leftovers of an interrupted atomic write (never listed as data)."""
+    return path.name.startswith(".") and TMP_MARK in path.name
+
+
+def remove_stale_temporaries(root: str | os.PathLike) -> int:
+    """Delete leftover temporaries under ``root`` (from a killed writer); return how many."""
+    count = 0
+    for p in Path(root).rglob(f"*{TMP_MARK}*"):
+        if p.is_file() and is_temporary(p):
+            p.unlink(missing_ok=True)
+            count += 1
+    return count

@@ -1,0 +1,224 @@
+"""``make_dataset``: render world videos into a sharded, resumable dataset folder.
+
+Layout: ``OUT/dataset.json`` and ``OUT/<shard:04d>/<index:06d>.npz`` (``shard_size`` videos per
+sub-folder). Every file is written atomically, so after an interruption each file under its final
+name is complete; a rerun with the same arguments renders only the missing ones and produces the
+same bytes as an uninterrupted run. ``dataset.json`` is written first (``complete: false``, with
+the seeds and, for a test set, the selection) and rewritten with ``complete: true`` at the end.
+
+Test sets (paper A.1): seeds ``TEST_SEED_OFFSET + j`` for ``j < candidates``, each with its
+actions chosen by ``make_videos(test=True)``; the ``videos`` candidates with the largest
+``distance_covered`` are kept (paper: 10,000 candidates -> 1,000 videos). Only the agent is
+simulated to rank candidates; only the kept ones are rendered (same poses, far less work).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from millivid.data.atomic import remove_stale_temporaries, write_json_atomic
+from millivid.data.dataset import DATASET_JSON, read_dataset_json
+from millivid.data.videos import VideoRecord, save_video
+from millivid.typed_config import to_dict
+from millivid.world.config import WorldConfig
+
+SIDE_KEYS = ("labels", "depth")
+PAPER_KEEP_FRACTION = 0.1  # paper A.1: 10,000 rendered candidates -> 1,000 test videos
+
+
+def video_file(index: int, shard_size: int) -> str:
+    """Relative path of video ``index``: ``<shard>/<index>.npz``."""
+    return f"{index // shard_size:04d}/{index:06d}.npz"
+
+
+def auto_batch(cfg: WorldConfig, device: str | torch.device) -> int:
+    """Videos rendered at once: bounded by output memory (~2 GiB on GPU, 256 MiB on CPU)."""
+    per_video = cfg.frames * cfg.size * cfg.size * 6  # rgb + label + fp16 depth bytes
+    budget, cap = (2**31, 64) if torch.device(device).type == "cuda" else (2**28, 16)
+    return max(1, min(cap, budget // per_video))
+
+
+def selection_distances(
+    seeds: Sequence[int],
+    cfg: WorldConfig,
+    device: str | torch.device,
+    batch: int,
+    progress: bool = True,
+) -> list[float]:
+    """``distance_covered`` of each test seed's trajectory, simulated without rendering."""
+    from millivid.world import distance_covered
+    from millivid.world.agent import simulate
+    from millivid.world.terrain import generate_worlds
+    from millivid.world.videos import video_actions
+
+    out: list[float] = []
+    for i in tqdm(range(0, len(seeds), batch), desc="select", unit="batch", disable=not progress):
+        chunk = list(seeds[i : i + batch])
+        world = generate_worlds(chunk, cfg, device)
+        poses, _ = simulate(world, video_actions(chunk, cfg, test=True).to(device), cfg)
+        out.extend(distance_covered(poses).cpu().tolist())
+    return out
+
+
+def plan_seeds(
+    videos: int,
+    cfg: WorldConfig,
+    test: bool,
+    candidates: int,
+    first_seed: int,
+    device: str | torch.device,
+    batch: int,
+    progress: bool = True,
+) -> tuple[list[int], dict | None]:
+    """The seeds to render, in file order, and the test-set selection record (or None)."""
+    if not test:
+        return list(range(first_seed, first_seed + videos)), None
+    from millivid.world import TEST_SEED_OFFSET
+
+    if candidates < videos:
+        raise ValueError(f"--candidates {candidates} must be >= --videos {videos}")
+    pool = [TEST_SEED_OFFSET + first_seed + j for j in range(candidates)]
+    dist = selection_distances(pool, cfg, device, batch, progress)
+    order = sorted(range(candidates), key=lambda j: (-dist[j], j))  # largest distance first
+    kept = sorted(pool[j] for j in order[:videos])
+    selection = {
+        "rule": "paper A.1: keep the candidates with the largest distance_covered",
+        "candidates": candidates,
+        "kept": videos,
+        "candidate_seeds": pool,
+        "distance_covered": [round(d, 4) for d in dist],
+    }
+    return kept, selection
+
+
+def _spec(cfg, videos, test, candidates, keys, shard_size, compress, preset) -> dict:
+    return {
+        "format": "millivid",
+        "version": 1,
+        "split": "test" if test else "train",
+        "preset": preset,
+        "world": to_dict(cfg),
+        "videos": videos,
+        "frames": cfg.frames,
+        "size": cfg.size,
+        "keys": list(keys),
+        "shard_size": shard_size,
+        "compress": compress,
+        "candidates": candidates,
+        "seeds": [],
+        "files": [video_file(i, shard_size) for i in range(videos)],
+    }
+
+
+def _check_resume(out: Path, spec: dict) -> dict | None:
+    """The existing dataset.json's selection if it matches ``spec``; error on any difference."""
+    if not (out / DATASET_JSON).is_file():
+        return None
+    old = read_dataset_json(out)
+    for key in ("split", "world", "videos", "keys", "shard_size", "compress", "candidates"):
+        if old.get(key) != spec[key]:
+            raise ValueError(
+                f"{out / DATASET_JSON}: key {key!r} differs from this run "
+                f"({old.get(key)!r} != {spec[key]!r}); use a new --out or delete the folder"
+            )
+    return old
+
+
+def make_dataset(
+    out: str | os.PathLike,
+    cfg: WorldConfig,
+    videos: int,
+    *,
+    test: bool = False,
+    candidates: int | None = None,
+    first_seed: int = 0,
+    device: str | torch.device = "cpu",
+    batch: int | None = None,
+    shard_size: int = 256,
+    side_outputs: bool = True,
+    compress: bool = True,
+    workers: int | None = None,
+    preset: str = "",
+    progress: bool = True,
+    make_videos: Callable | None = None,
+) -> dict:
+    """Render ``videos`` world videos into ``out`` (resumable); return the final dataset.json.
+
+    ``make_videos`` defaults to ``millivid.world.make_videos`` (replaceable for tests).
+    """
+    if videos < 1:
+        raise ValueError(f"--videos must be >= 1, got {videos}")
+    if make_videos is None:
+        from millivid.world import make_videos
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    batch = batch or auto_batch(cfg, device)
+    keys = ("video", "actions", "poses", *(SIDE_KEYS if side_outputs else ()))
+    if test and candidates is None:
+        candidates = math.ceil(videos / PAPER_KEEP_FRACTION)
+    candidates = candidates if test else None
+    meta = _spec(cfg, videos, test, candidates, keys, shard_size, compress, preset)
+    old = _check_resume(out, meta)
+    if old is not None and test and old.get("seeds"):  # the selection is not redone
+        seeds, selection = old["seeds"], old.get("selection")
+    else:
+        seeds, selection = plan_seeds(
+            videos, cfg, test, candidates, first_seed, device, batch, progress
+        )
+        if old is not None and old.get("seeds") != seeds:
+            raise ValueError(f"{out / DATASET_JSON}: key 'seeds' differs from this run")
+    meta.update(seeds=seeds, complete=False, **({"selection": selection} if selection else {}))
+    write_json_atomic(out / DATASET_JSON, meta)
+
+    todo = [i for i, f in enumerate(meta["files"]) if not (out / f).is_file()]
+    _render(
+        out, cfg, meta, todo, keys, make_videos, device, batch, compress, workers, progress, test
+    )
+    meta["complete"] = True
+    write_json_atomic(out / DATASET_JSON, meta)
+    return meta
+
+
+def _render(
+    out, cfg, meta, todo, keys, make_videos, device, batch, compress, workers, progress, test
+):
+    """Render the ``todo`` indices in batches; write files on a thread pool (zlib frees the GIL)."""
+    workers = workers or min(8, os.cpu_count() or 1)
+    bar = tqdm(
+        total=len(meta["files"]),
+        initial=len(meta["files"]) - len(todo),
+        desc="data make",
+        unit="video",
+        disable=not progress,
+    )
+    start, frames_done = time.perf_counter(), 0
+    pending: list[Future] = []
+    with ThreadPoolExecutor(workers) as pool:
+        for b in range(0, len(todo), batch):
+            indices = todo[b : b + batch]
+            rendered = make_videos([meta["seeds"][i] for i in indices], cfg, device, test=test)
+            arrays = {k: getattr(rendered, k).cpu().numpy() for k in keys}
+            while len(pending) > 2 * batch:  # bound the memory held by queued writes
+                pending.pop(0).result()
+            for j, i in enumerate(indices):
+                record = VideoRecord(**{k: arrays[k][j] for k in keys})
+                pending.append(pool.submit(save_video, out / meta["files"][i], record, compress))
+            for fut in [f for f in pending if f.done()]:
+                fut.result()  # surface a write error now, not at the end
+            pending = [f for f in pending if not f.done()]
+            frames_done += len(indices) * arrays["video"].shape[1]
+            bar.update(len(indices))
+            rate = frames_done / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix_str(f"{rate:,.0f} frames/s")
+        for fut in pending:
+            fut.result()
+    bar.close()

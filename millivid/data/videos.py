@@ -1,0 +1,198 @@
+"""One video = one ``.npz`` file: frames plus (optionally) actions, poses, labels and depth.
+
+Keys (shapes per video; T frames of H x W pixels):
+
+* ``video``   uint8   [T, H, W, 3]  RGB frames (required)
+* ``actions`` int64   [T]           0 forward, 1 left, 2 right; action t led from frame t-1 to t
+* ``poses``   float32 [T, 5]        x, y, z, yaw°, pitch° of the camera
+* ``labels``  uint8   [T, H, W]     block kind per pixel (``millivid.world.BLOCK_KINDS``, 0 = sky)
+* ``depth``   float16 [T, H, W]     distance along the ray in blocks
+
+Files are ordinary ``np.load``-able zips, written atomically and byte-deterministically (fixed
+zip timestamps), so re-rendering the same seed gives the same bytes. Any problem reading a file
+raises ``VideoFileError`` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from millivid.data.atomic import atomic_path
+from millivid.data.errors import VideoFileError
+from millivid.data.mp4 import read_mp4, write_mp4
+
+__all__ = [
+    "KEYS",
+    "VideoFileError",
+    "VideoRecord",
+    "load_arrays",
+    "load_video",
+    "read_header",
+    "read_mp4",
+    "save_video",
+    "write_mp4",
+]
+
+KEYS = ("video", "actions", "poses", "labels", "depth")
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed so identical arrays give identical bytes
+
+
+@dataclass
+class VideoRecord:
+    """One video as numpy arrays (shapes in the module docstring); optional keys may be None."""
+
+    video: np.ndarray
+    actions: np.ndarray | None = None
+    poses: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    depth: np.ndarray | None = None
+
+    @property
+    def frames(self) -> int:
+        """Number of frames T."""
+        return int(self.video.shape[0])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The keys that are present, in ``KEYS`` order."""
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+        }
+
+
+def validate_arrays(arrays: dict[str, np.ndarray], path: str | os.PathLike = "<memory>") -> dict:
+    """Check dtypes and shapes of a video's arrays; return them with actions cast to int64.
+
+    Raises ``VideoFileError`` naming ``path`` and the offending key.
+    """
+    if "video" not in arrays:
+        raise VideoFileError(path, "video", "missing key (every video file needs 'video')")
+    out = dict(arrays)
+    video = arrays["video"]
+    _expect(path, "video", video, np.dtype(np.uint8), ndim=4)
+    t, h, w, c = video.shape
+    if c != 3:
+        raise VideoFileError(path, "video", f"expected shape [T, H, W, 3], got {list(video.shape)}")
+    if "actions" in arrays:
+        a = arrays["actions"]
+        if not np.issubdtype(a.dtype, np.integer):
+            raise VideoFileError(path, "actions", f"expected an integer dtype, got {a.dtype}")
+        _shape(path, "actions", a, (t,))
+        out["actions"] = a.astype(np.int64, copy=False)
+    if "poses" in arrays:
+        _expect(path, "poses", arrays["poses"], np.dtype(np.float32), ndim=2)
+        _shape(path, "poses", arrays["poses"], (t, 5))
+    for key, dtype in (("labels", np.uint8), ("depth", np.float16)):
+        if key in arrays:
+            _expect(path, key, arrays[key], np.dtype(dtype), ndim=3)
+            _shape(path, key, arrays[key], (t, h, w))
+    return out
+
+
+def _expect(path, key: str, a: np.ndarray, dtype: np.dtype, ndim: int) -> None:
+    if a.dtype != dtype:
+        raise VideoFileError(path, key, f"expected dtype {dtype}, got {a.dtype}")
+    if a.ndim != ndim:
+        raise VideoFileError(path, key, f"expected {ndim} dimensions, got shape {list(a.shape)}")
+
+
+def _shape(path, key: str, a: np.ndarray, shape: tuple[int, ...]) -> None:
+    if tuple(a.shape) != shape:
+        raise VideoFileError(path, key, f"expected shape {list(shape)}, got {list(a.shape)}")
+
+
+def save_video(path: str | os.PathLike, record: VideoRecord, compress: bool = True) -> None:
+    """Validate ``record`` and write it to ``path`` (.npz) atomically and deterministically."""
+    path = Path(path)
+    arrays = validate_arrays(record.arrays(), path)
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
+        for key, array in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_TIME)
+            info.compress_type = method
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+
+
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError)
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such video file")
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise VideoFileError(
+            path, None, f"not a readable .npz (truncated or corrupt): {err}"
+        ) from None
+
+
+def _members(path: Path, zf: zipfile.ZipFile) -> dict[str, str]:
+    return {n[:-4]: n for n in zf.namelist() if n.endswith(".npy")}
+
+
+def read_header(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every array in an .npz without decompressing the data."""
+    path = Path(path)
+    out = {}
+    with _open_zip(path) as zf:
+        for key, name in _members(path, zf).items():
+            try:
+                with zf.open(name) as f:
+                    major, _ = np.lib.format.read_magic(f)
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if major == 1
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read(f)
+            except _READ_ERRORS as err:
+                raise VideoFileError(path, key, f"unreadable array header: {err}") from None
+            out[key] = (tuple(shape), np.dtype(dtype))
+    return out
+
+
+def load_arrays(path: str | os.PathLike, keys: tuple[str, ...] | list[str] | None = None) -> dict:
+    """Read ``keys`` (default: all) of an .npz as numpy arrays, naming the file/key on errors."""
+    path = Path(path)
+    with _open_zip(path) as zf:
+        members = _members(path, zf)
+        wanted = list(members) if keys is None else list(keys)
+        out = {}
+        for key in wanted:
+            if key not in members:
+                have = ", ".join(sorted(members)) or "none"
+                raise VideoFileError(path, key, f"missing key (file has: {have})")
+            try:
+                with zf.open(members[key]) as f:
+                    out[key] = np.lib.format.read_array(f, allow_pickle=False)
+            except _READ_ERRORS as err:
+                raise VideoFileError(path, key, f"truncated or corrupt data: {err}") from None
+    return out
+
+
+def load_video(
+    path: str | os.PathLike, keys: tuple[str, ...] | list[str] | None = None
+) -> VideoRecord:
+    """Load one video .npz written by ``save_video`` (or any npz with the same keys).
+
+    ``keys``: which keys to read besides ``video`` (always read); None reads every key present.
+    Errors (missing/truncated/corrupt/wrong dtype or shape) raise ``VideoFileError`` naming the
+    file and the key.
+    """
+    path = Path(path)
+    if keys is not None:
+        unknown = [k for k in keys if k not in KEYS]
+        if unknown:
+            raise ValueError(f"unknown video key(s) {unknown}; known: {', '.join(KEYS)}")
+        keys = ["video", *[k for k in keys if k != "video"]]
+    arrays = load_arrays(path, keys)
+    arrays = {k: v for k, v in arrays.items() if k in KEYS}
+    return VideoRecord(**validate_arrays(arrays, path))

@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from millivid.data.clips import NO_ACTION, ClipDataset, clip_loader
 from millivid.data.dataset import VideoDataset
 from millivid.data.errors import VideoFileError
-from millivid.data.videos import VideoRecord, save_video, write_mp4
+from millivid.data.videos import (
+    VideoRecord,
+    load_video,
+    load_video_window,
+    load_window,
+    save_video,
+    write_mp4,
+)
 
 
 def numbered_video(t: int, vid: int, size: int = 4) -> VideoRecord:
@@ -133,3 +140,42 @@ def test_mp4_source_has_no_actions_and_short_videos_error(tmp_path):
     assert frames.shape == (4, 8, 8, 3) and torch.equal(actions, torch.full((4,), NO_ACTION))
     with pytest.raises(ValueError, match="no video of at least 7 frames"):
         ClipDataset(VideoDataset(tmp_path), 7, 0, tries=3)[0]
+
+
+class WholeVideos:
+    """The same videos through the plain ``load`` interface only (no windowed reads)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def load(self, i):
+        return self.dataset.load(i)
+
+
+def test_windowed_reads_match_whole_reads(tmp_path, dataset):
+    for path in dataset.paths:  # the same videos, uncompressed (memory-mapped windows)
+        save_video(tmp_path / path.name, load_video(path), compress=False)
+    stored = VideoDataset(tmp_path)
+    for k in range(12):
+        a = ClipDataset(stored, 7, 3)[k]
+        b = ClipDataset(WholeVideos(dataset), 7, 3)[k]
+        c = ClipDataset(dataset, 7, 3)[k]
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and torch.equal(a[0], c[0])
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_load_window_and_truncation(tmp_path, compress):
+    rec = numbered_video(30, 4, size=16)
+    path = tmp_path / "v.npz"
+    save_video(path, rec, compress=compress)
+    window = load_video_window(path, 5, 12)
+    np.testing.assert_array_equal(window.video, rec.video[5:12])
+    np.testing.assert_array_equal(window.actions, rec.actions[5:12])
+    np.testing.assert_array_equal(load_window(path, "poses", 0, 3), rec.poses[:3])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(VideoFileError, match=r"v\.npz"):
+        load_video_window(path, 5, 12)

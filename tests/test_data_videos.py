@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -77,6 +78,9 @@ def test_same_arrays_give_same_bytes(tmp_path):
     save_video(tmp_path / "a.npz", make_record())
     save_video(tmp_path / "b.npz", make_record())
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.npz").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
 
 def test_failed_write_keeps_previous_file_and_leaves_nothing(tmp_path, monkeypatch):

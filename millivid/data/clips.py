@@ -26,6 +26,11 @@ NO_ACTION = -1  # action id of videos without actions (e.g. a folder of mp4 file
 def _load(source: Any, index: int) -> tuple[Any, torch.Tensor] | None:
     """(frames uint8 [T,H,W,3] or list of latent levels [T,h,w,C], actions int64 [T]) or None."""
     item = source.try_load(index) if hasattr(source, "try_load") else source.load(index)
+    return _as_clip(item)
+
+
+def _as_clip(item: Any) -> tuple[Any, torch.Tensor] | None:
+    """A loaded ``VideoRecord`` or ``(levels, actions)`` as (frames or levels, actions int64)."""
     if item is None:
         return None
     if isinstance(item, VideoRecord):
@@ -69,8 +74,20 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, k: int):
         rng = np.random.default_rng([self.seed, int(k)])
+        windowed = callable(getattr(self.source, "load_window", None)) and callable(
+            getattr(self.source, "frames", None)
+        )
         for _ in range(self.tries):
             index = int(rng.integers(len(self.source)))
+            count = self.source.frames(index) if windowed else None
+            if count is not None:  # read only the window (memory-mapped when uncompressed)
+                if count < self.length:
+                    continue
+                start = int(rng.integers(count - self.length + 1))
+                loaded = _as_clip(self.source.load_window(index, start, start + self.length))
+                if loaded is not None:
+                    return loaded
+                continue
             loaded = _load(self.source, index)
             if loaded is None or _frames(loaded[0]) < self.length:
                 continue  # bad file (skip_bad) or video shorter than the clip: draw again

@@ -17,7 +17,13 @@ from tqdm import tqdm
 from millivid.data import formats
 from millivid.data.atomic import is_temporary
 from millivid.data.errors import VideoFileError
-from millivid.data.videos import KEYS, VideoRecord, load_video, read_header
+from millivid.data.videos import (
+    KEYS,
+    VideoRecord,
+    load_video,
+    load_video_window,
+    read_header,
+)
 
 DATASET_JSON = "dataset.json"
 FORMATS = ("millivid", "teco-npz", "teco-mp4", "mp4")
@@ -124,6 +130,31 @@ class VideoDataset:
         if self.format == "teco-mp4":
             return formats.read_teco_mp4(path, self.actions)
         return formats.read_plain_mp4(path)
+
+    def frames(self, index: int) -> int | None:
+        """Frame count of video ``index`` from its header (millivid layout), else None."""
+        if self.format != "millivid":
+            return None
+        try:
+            return read_header(self.paths[index])["video"][0][0]
+        except (VideoFileError, KeyError, IndexError) as err:
+            if not self.skip_bad:
+                raise VideoFileError(self.paths[index], "video", f"no frame count: {err}") from None
+            self._skip(self.paths[index], str(err))
+            return None
+
+    def load_window(self, index: int, start: int, stop: int) -> VideoRecord | None:
+        """Frames ``[start, stop)`` of video ``index`` (millivid layout; uncompressed files are
+        memory-mapped, so only the window is read). None for a bad file when ``skip_bad``."""
+        if self.format != "millivid":
+            raise ValueError(f"load_window reads the millivid layout, not {self.format}")
+        try:
+            return load_video_window(self.paths[index], start, stop, self.keys)
+        except VideoFileError as err:
+            if not self.skip_bad:
+                raise
+            self._skip(self.paths[index], str(err))
+            return None
 
     def try_load(self, index: int) -> VideoRecord | None:
         """``load``, or None (recorded in ``skipped``) for a bad file when ``skip_bad``."""

@@ -133,7 +133,7 @@ class VideoDataset:
 
     def frames(self, index: int) -> int | None:
         """Frame count of video ``index`` from its header (millivid layout), else None."""
-        if self.format != "millivid":
+        if self.format != "millivid" or self._known_bad(index):
             return None
         try:
             return read_header(self.paths[index])["video"][0][0]
@@ -148,6 +148,8 @@ class VideoDataset:
         memory-mapped, so only the window is read). None for a bad file when ``skip_bad``."""
         if self.format != "millivid":
             raise ValueError(f"load_window reads the millivid layout, not {self.format}")
+        if self._known_bad(index):
+            return None
         try:
             return load_video_window(self.paths[index], start, stop, self.keys)
         except VideoFileError as err:
@@ -158,6 +160,8 @@ class VideoDataset:
 
     def try_load(self, index: int) -> VideoRecord | None:
         """``load``, or None (recorded in ``skipped``) for a bad file when ``skip_bad``."""
+        if self._known_bad(index):
+            return None
         try:
             return self.load(index)
         except VideoFileError as err:
@@ -166,7 +170,13 @@ class VideoDataset:
             self._skip(self.paths[index], str(err))
             return None
 
+    def _known_bad(self, index: int) -> bool:
+        """A file already found bad (only with ``skip_bad``): not read again."""
+        return self.skip_bad and any(p == self.paths[index] for p, _ in self.skipped)
+
     def _skip(self, path: Path, reason: str) -> None:
+        if any(p == path for p, _ in self.skipped):
+            return  # reported once
         self.skipped.append((path, reason))
         warnings.warn(f"skipping bad video {reason}", stacklevel=3)
 

@@ -115,6 +115,8 @@ def test_resume_with_different_settings_is_refused(tmp_path):
         make_dataset(
             tmp_path, replace(TINY, size=16), 2, progress=False, make_videos=fake_make_videos
         )
+    with pytest.raises(ValueError, match="key 'first_seed' differs"):
+        make_dataset(tmp_path, TINY, 2, first_seed=5, progress=False, make_videos=fake_make_videos)
     with pytest.raises(ValueError, match="key 'videos' differs"):
         make_dataset(tmp_path, TINY, 3, progress=False, make_videos=fake_make_videos)
 

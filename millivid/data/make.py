@@ -99,7 +99,7 @@ def plan_seeds(
     return kept, selection
 
 
-def _spec(cfg, videos, test, candidates, keys, shard_size, compress, preset) -> dict:
+def _spec(cfg, videos, test, candidates, first_seed, keys, shard_size, compress, preset) -> dict:
     return {
         "format": "millivid",
         "version": 1,
@@ -113,6 +113,7 @@ def _spec(cfg, videos, test, candidates, keys, shard_size, compress, preset) -> 
         "shard_size": shard_size,
         "compress": compress,
         "candidates": candidates,
+        "first_seed": first_seed,
         "seeds": [],
         "files": [video_file(i, shard_size) for i in range(videos)],
     }
@@ -123,7 +124,16 @@ def _check_resume(out: Path, spec: dict) -> dict | None:
     if not (out / DATASET_JSON).is_file():
         return None
     old = read_dataset_json(out)
-    for key in ("split", "world", "videos", "keys", "shard_size", "compress", "candidates"):
+    for key in (
+        "split",
+        "world",
+        "videos",
+        "keys",
+        "shard_size",
+        "compress",
+        "candidates",
+        "first_seed",
+    ):
         if old.get(key) != spec[key]:
             raise ValueError(
                 f"{out / DATASET_JSON}: key {key!r} differs from this run "
@@ -166,7 +176,7 @@ def make_dataset(
     if test and candidates is None:
         candidates = math.ceil(videos / PAPER_KEEP_FRACTION)
     candidates = candidates if test else None
-    meta = _spec(cfg, videos, test, candidates, keys, shard_size, compress, preset)
+    meta = _spec(cfg, videos, test, candidates, first_seed, keys, shard_size, compress, preset)
     old = _check_resume(out, meta)
     if old is not None and test and old.get("seeds"):  # the selection is not redone
         seeds, selection = old["seeds"], old.get("selection")

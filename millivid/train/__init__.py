@@ -1,1 +1,34 @@
-"""millivid.train"""
+"""The one trainer (autoencoder, video model, label probe) and its atomic checkpoints."""
+
+from millivid.train.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    load_weights_into,
+    write_checkpoint,
+)
+from millivid.train.config import PRESETS, TrainConfig
+from millivid.train.trainer import (
+    TrainTask,
+    bf16_megabytes,
+    build_optimizers,
+    parameter_count,
+    split_parameters,
+    train,
+)
+
+__all__ = [
+    "PRESETS",
+    "CheckpointError",
+    "TrainConfig",
+    "TrainTask",
+    "bf16_megabytes",
+    "build_optimizers",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "load_weights_into",
+    "parameter_count",
+    "split_parameters",
+    "train",
+    "write_checkpoint",
+]

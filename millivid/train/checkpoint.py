@@ -1,0 +1,123 @@
+"""Checkpoints: a folder of safetensors weights + config.json + trainer state, written atomically.
+
+Layout of ``RUN/checkpoint/``:
+
+* ``model.safetensors`` — the weights (``ema.safetensors`` too when EMA is on)
+* ``config.json`` — the experiment config the weights belong to
+* ``state.pt`` — optimizer, scheduler and RNG state and the step (tensors and plain types only,
+  so it loads with ``torch.load(weights_only=True)``)
+
+A checkpoint is written into ``checkpoint.tmp`` and renamed into place; the previous one is moved
+to ``checkpoint.old`` first and removed last, so a crash at any moment leaves a loadable
+checkpoint (``latest_checkpoint`` falls back to ``checkpoint.old``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+CHECKPOINT = "checkpoint"
+
+
+class CheckpointError(ValueError):
+    """A missing, unreadable or mismatched checkpoint."""
+
+
+def _cpu_contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def write_checkpoint(
+    run: Path,
+    weights: dict[str, torch.Tensor],
+    config: dict[str, Any],
+    state: dict[str, Any] | None = None,
+    ema: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Atomically replace ``run/checkpoint`` with these weights, config and trainer state."""
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    final, tmp, old = run / CHECKPOINT, run / f"{CHECKPOINT}.tmp", run / f"{CHECKPOINT}.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file(_cpu_contiguous(weights), str(tmp / "model.safetensors"))
+    if ema is not None:
+        save_file(_cpu_contiguous(ema), str(tmp / "ema.safetensors"))
+    (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    if state is not None:
+        torch.save(state, tmp / "state.pt")
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run: Path) -> Path:
+    """``run/checkpoint`` (or ``checkpoint.old`` if a crash interrupted the swap)."""
+    run = Path(run)
+    for name in (CHECKPOINT, f"{CHECKPOINT}.old"):
+        if (run / name / "model.safetensors").exists() and (run / name / "config.json").exists():
+            return run / name
+    raise CheckpointError(
+        f"{run}: no checkpoint found (expected {run / CHECKPOINT}/model.safetensors)"
+    )
+
+
+def load_checkpoint(
+    run: Path, *, ema: bool = False
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(weights, config dict) of a run folder (or of a checkpoint folder itself).
+
+    ``ema=True`` returns the EMA weights when the run has them.
+    """
+    run = Path(run)
+    folder = run if (run / "model.safetensors").exists() else latest_checkpoint(run)
+    name = (
+        "ema.safetensors" if ema and (folder / "ema.safetensors").exists() else "model.safetensors"
+    )
+    try:
+        weights = load_file(str(folder / name))
+    except Exception as err:  # safetensors raises its own error types
+        raise CheckpointError(f"{folder / name}: cannot read weights ({err})") from err
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{folder / 'config.json'}: cannot read config ({err})") from err
+    return weights, config
+
+
+def load_trainer_state(run: Path) -> dict[str, Any]:
+    """The optimizer/scheduler/RNG/step state saved with the latest checkpoint."""
+    path = latest_checkpoint(run) / "state.pt"
+    if not path.exists():
+        raise CheckpointError(f"{path}: no trainer state to resume from")
+    return torch.load(path, weights_only=True)
+
+
+def load_weights_into(model: torch.nn.Module, weights: dict[str, torch.Tensor], where: str) -> None:
+    """``model.load_state_dict(weights)`` with an error naming the checkpoint and the key."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    if missing or unexpected:
+        key = (missing or unexpected)[0]
+        what = "missing from" if missing else "unexpected in"
+        raise CheckpointError(
+            f"{where}: key {key!r} {what} the checkpoint ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected): was it trained with another config or method?"
+        )
+    for key, value in weights.items():
+        if own[key].shape != value.shape:
+            raise CheckpointError(
+                f"{where}: {key!r} has shape {tuple(value.shape)} in the checkpoint but "
+                f"{tuple(own[key].shape)} in the model: config mismatch"
+            )
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in weights.items()})

@@ -1,0 +1,308 @@
+"""The one trainer of millivid: autoencoder, video model and label probe (paper A.2).
+
+A ``TrainTask`` says what to train (model, batches, loss); ``train`` does the rest: Muon for the
+2-D weight matrices of linear layers and AdamW for everything else, linear warmup, grad-norm
+clipping, bf16 autocast on CUDA, optional torch.compile, EMA weights, DDP under torchrun,
+atomic checkpoints every N steps and at exit, exact resume, a tqdm bar and ``metrics.jsonl``.
+
+Exact resume: the batch of step ``s`` on rank ``r`` comes from a generator seeded with
+``(seed, r, s)`` and the global RNG is reseeded the same way, so a resumed run sees exactly the
+batches and noise of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm import tqdm
+
+from millivid.train.checkpoint import (
+    load_trainer_state,
+    load_weights_into,
+    write_checkpoint,
+)
+from millivid.train.config import TrainConfig
+
+
+class TrainTask(Protocol):
+    """What to train. Everything random in ``batch`` must come from ``generator``."""
+
+    items_per_batch: int  # e.g. frames or tokens per batch, for the progress rate
+    items_name: str
+
+    def build_model(self) -> nn.Module: ...
+
+    def batch(self, step: int, generator: torch.Generator) -> Any: ...
+
+    def loss(
+        self, model: nn.Module, batch: Any, device: torch.device
+    ) -> tuple[Tensor, dict[str, float]]: ...
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> this process's CUDA device when there is one, else CPU."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(Muon params, AdamW params): 2-D weights of ``nn.Linear`` layers vs everything else.
+
+    Every trainable parameter lands in exactly one list (shared parameters once).
+    """
+    muon_ids = {
+        id(m.weight) for m in model.modules() if isinstance(m, nn.Linear) and m.weight.dim() == 2
+    }
+    muon, adamw, seen = [], [], set()
+    for p in model.parameters():
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        (muon if id(p) in muon_ids else adamw).append(p)
+    return muon, adamw
+
+
+def build_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """Muon (torch.optim.Muon, RMS-matched to AdamW so one lr fits both) + AdamW."""
+    muon_params, adamw_params = split_parameters(model)
+    optimizers: list[torch.optim.Optimizer] = []
+    if muon_params and hasattr(torch.optim, "Muon"):
+        optimizers.append(
+            torch.optim.Muon(
+                muon_params,
+                lr=cfg.lr,
+                weight_decay=cfg.weight_decay,
+                adjust_lr_fn="match_rms_adamw",
+            )
+        )
+    elif muon_params:
+        warnings.warn(
+            "torch.optim.Muon is not available (torch < 2.9): using AdamW for all", stacklevel=2
+        )
+        adamw_params = muon_params + adamw_params
+    if adamw_params:
+        optimizers.append(
+            torch.optim.AdamW(
+                adamw_params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95)
+            )
+        )
+    return optimizers
+
+
+def warmup_factor(cfg: TrainConfig) -> Callable[[int], float]:
+    """Linear warmup from 0 over ``warmup_steps``, then constant (paper A.2)."""
+    return lambda step: min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+
+
+def _step_seed(seed: int, rank: int, step: int) -> int:
+    return (seed * 1_000_003 + rank * 10_007 + step) % (2**63 - 1)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    model = model.module if isinstance(model, DistributedDataParallel) else model
+    return getattr(model, "_orig_mod", model)
+
+
+def _rng_state(device: torch.device) -> dict[str, Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def train(
+    task: TrainTask,
+    cfg: TrainConfig,
+    out_dir: Path,
+    *,
+    config: dict[str, Any],
+    resume: bool = False,
+    device: str = "auto",
+    show_progress: bool = True,
+) -> Path:
+    """Train ``task`` for ``cfg.steps`` steps into ``out_dir``; returns the checkpoint folder.
+
+    ``config`` (JSON-able) is saved beside the weights. ``resume=True`` continues from the
+    latest checkpoint in ``out_dir`` (its config must equal ``config``).
+    """
+    out_dir = Path(out_dir)
+    rank, world = _distributed()
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    torch.manual_seed(cfg.seed)
+    model = task.build_model().to(dev)
+    optimizers = build_optimizers(model, cfg)
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, warmup_factor(cfg)) for o in optimizers]
+    ema = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        if cfg.ema_decay > 0
+        else None
+    )
+    start = 0
+    if resume:
+        start = _restore(out_dir, model, ema, optimizers, schedulers, config)
+    train_model: nn.Module = model
+    if world > 1:
+        train_model = DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None
+        )
+    if cfg.compile:
+        train_model = torch.compile(train_model)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if dev.type == "cuda" and cfg.bf16
+        else nullcontext()
+    )
+
+    def save(step: int) -> None:
+        if rank != 0:
+            return
+        state = {
+            "step": step,
+            "optimizers": [o.state_dict() for o in optimizers],
+            "schedulers": [s.state_dict() for s in schedulers],
+            "rng": _rng_state(dev),
+        }
+        ema_weights = _unwrap(ema.module).state_dict() if ema is not None else None
+        write_checkpoint(out_dir, model.state_dict(), config, state, ema_weights)
+
+    log_path = out_dir / "metrics.jsonl"
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _truncate_log(log_path, start)
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start,
+        disable=not show_progress or rank != 0,
+        dynamic_ncols=True,
+        desc="train",
+        unit="step",
+    )
+    step = start
+    last_time, last_step = time.perf_counter(), start
+    try:
+        model.train()
+        while step < cfg.steps:
+            seed = _step_seed(cfg.seed, rank, step)
+            generator = torch.Generator().manual_seed(seed)
+            torch.manual_seed(seed)
+            batch = task.batch(step, generator)
+            with autocast:
+                loss, metrics = task.loss(train_model, batch, dev)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"step {step}: loss is {loss.item()}; lower train.lr or check data"
+                )
+            for o in optimizers:
+                o.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            for o in optimizers:
+                o.step()
+            for s in schedulers:
+                s.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            step += 1
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                now = time.perf_counter()
+                rate = (step - last_step) / max(now - last_time, 1e-9)
+                last_time, last_step = now, step
+                record = {
+                    "step": step,
+                    "loss": loss.item(),
+                    "grad_norm": float(grad_norm),
+                    "lr": schedulers[0].get_last_lr()[0],
+                    "steps_per_s": rate,
+                    f"{task.items_name}_per_s": rate * task.items_per_batch * world,
+                    **metrics,
+                }
+                bar.set_postfix(
+                    loss=f"{record['loss']:.4f}",
+                    **{task.items_name + "/s": f"{record[f'{task.items_name}_per_s']:.0f}"},
+                )
+                if rank == 0:
+                    with log_path.open("a") as f:
+                        f.write(json.dumps(record) + "\n")
+            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                save(step)
+    finally:
+        bar.close()
+        if step > start or not (out_dir / "checkpoint").exists():
+            save(step)  # at exit, also on Ctrl-C or an error: nothing trained is lost
+    return out_dir / "checkpoint"
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past ``step`` (a resumed run rewrites them)."""
+    if not path.exists():
+        return
+    keep = [
+        line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step
+    ]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    tmp.replace(path)
+
+
+def _restore(out_dir, model, ema, optimizers, schedulers, config) -> int:
+    from millivid.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+
+    folder = latest_checkpoint(out_dir)
+    weights, saved_config = load_checkpoint(folder)
+    if saved_config != json.loads(json.dumps(config)):
+        changed = sorted(
+            k for k in set(saved_config) | set(config) if saved_config.get(k) != config.get(k)
+        )
+        raise CheckpointError(
+            f"{folder / 'config.json'}: config differs from this run's (keys: {', '.join(changed)}); "
+            "resume with the same preset and overrides, or use a new --out"
+        )
+    load_weights_into(model, weights, str(folder))
+    if ema is not None:
+        ema_weights, _ = load_checkpoint(folder, ema=True)
+        load_weights_into(ema.module, ema_weights, str(folder / "ema.safetensors"))
+    state = load_trainer_state(out_dir)
+    if len(state["optimizers"]) != len(optimizers):
+        raise CheckpointError(f"{folder / 'state.pt'}: optimizer layout differs")
+    for o, s in zip(optimizers, state["optimizers"], strict=True):
+        o.load_state_dict(s)
+    for sch, s in zip(schedulers, state["schedulers"], strict=True):
+        sch.load_state_dict(s)
+    return int(state["step"])
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def bf16_megabytes(model: nn.Module) -> float:
+    """Size of the weights saved as bf16 safetensors, in MB (10^6 bytes)."""
+    return sum(t.numel() for t in model.state_dict().values()) * 2 / 1e6

@@ -1,0 +1,158 @@
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+from torch import nn
+
+from millivid.train import (
+    CheckpointError,
+    TrainConfig,
+    load_checkpoint,
+    split_parameters,
+    train,
+    write_checkpoint,
+)
+
+CFG = TrainConfig(steps=40, batch_size=8, lr=2e-2, warmup_steps=5, checkpoint_every=10, log_every=1)
+
+
+class ToyModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(4, 16)
+        self.norm = nn.LayerNorm(16)
+        self.out = nn.Linear(16, 1)
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return self.out(torch.relu(self.norm(self.inp(x)))) * self.scale
+
+
+class ToyTask:
+    items_name = "samples"
+    items_per_batch = 8
+
+    def build_model(self):
+        return ToyModel()
+
+    def batch(self, step, generator):
+        x = torch.randn(8, 4, generator=generator)
+        return x, x @ torch.tensor([[0.5], [-1.0], [0.25], [1.0]])
+
+    def loss(self, model, batch, device):
+        x, y = (t.to(device) for t in batch)
+        noise = torch.randn_like(y) * 0.01  # global RNG: reseeded per step by the trainer
+        return ((model(x) - y - noise) ** 2).mean(), {}
+
+
+def losses(run):
+    return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_every_parameter_in_exactly_one_group():
+    model = ToyModel()
+    muon, adamw = split_parameters(model)
+    ids = [id(p) for p in muon + adamw]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+    assert len(set(ids)) == len(ids)
+    assert {id(p) for p in muon} == {id(model.inp.weight), id(model.out.weight)}
+    assert all(p.dim() == 2 for p in muon)
+
+
+def test_loss_goes_down_and_checkpoint_loads(tmp_path):
+    train(ToyTask(), CFG, tmp_path, config={"toy": 1}, device="cpu", show_progress=False)
+    curve = losses(tmp_path)
+    assert len(curve) == CFG.steps
+    assert sum(curve[-5:]) < 0.5 * sum(curve[:5])
+    weights, config = load_checkpoint(tmp_path)
+    assert config == {"toy": 1}
+    assert set(weights) == set(ToyModel().state_dict())
+
+
+def test_resume_gives_the_same_loss_sequence(tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(ToyTask(), CFG, full, config={"toy": 1}, device="cpu", show_progress=False)
+    train(
+        ToyTask(),
+        replace(CFG, steps=20),
+        part,
+        config={"toy": 1},
+        device="cpu",
+        show_progress=False,
+    )
+    train(ToyTask(), CFG, part, config={"toy": 1}, resume=True, device="cpu", show_progress=False)
+    assert losses(part) == losses(full)
+    a, _ = load_checkpoint(full)
+    b, _ = load_checkpoint(part)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+    train(
+        ToyTask(),
+        replace(CFG, steps=5),
+        tmp_path,
+        config={"toy": 1},
+        device="cpu",
+        show_progress=False,
+    )
+    with pytest.raises(CheckpointError, match="config.json.*toy"):
+        train(
+            ToyTask(),
+            CFG,
+            tmp_path,
+            config={"toy": 2},
+            resume=True,
+            device="cpu",
+            show_progress=False,
+        )
+
+
+def test_ema_weights_are_saved(tmp_path):
+    train(
+        ToyTask(),
+        replace(CFG, steps=5, ema_decay=0.9),
+        tmp_path,
+        config={},
+        device="cpu",
+        show_progress=False,
+    )
+    model, _ = load_checkpoint(tmp_path)
+    ema, _ = load_checkpoint(tmp_path, ema=True)
+    assert set(model) == set(ema)
+    assert any(not torch.equal(model[k], ema[k]) for k in model)
+
+
+def test_crash_mid_write_leaves_previous_checkpoint_loadable(tmp_path):
+    write_checkpoint(tmp_path, {"w": torch.ones(2)}, {"v": 1})
+    # a writer killed while the new checkpoint is half written (os._exit: no cleanup at all)
+    code = (
+        "import torch, safetensors.torch as st, pathlib, os\n"
+        "from millivid.train import checkpoint as c\n"
+        "orig = st.save_file\n"
+        "def dying(tensors, path, *a, **k):\n"
+        "    pathlib.Path(path).write_bytes(b'half')\n"
+        "    os._exit(1)\n"
+        "c.save_file = dying\n"
+        f"c.write_checkpoint(pathlib.Path({str(tmp_path)!r}), {{'w': torch.zeros(2)}}, {{'v': 2}})\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 1
+    weights, config = load_checkpoint(tmp_path)
+    assert config == {"v": 1} and torch.equal(weights["w"], torch.ones(2))
+
+
+def test_swap_interrupted_between_renames_falls_back_to_old(tmp_path):
+    write_checkpoint(tmp_path, {"w": torch.ones(2)}, {"v": 1})
+    (tmp_path / "checkpoint").rename(tmp_path / "checkpoint.old")
+    weights, config = load_checkpoint(tmp_path)
+    assert config == {"v": 1}
+
+
+def test_missing_checkpoint_names_the_folder(tmp_path):
+    with pytest.raises(CheckpointError, match=str(tmp_path)):
+        load_checkpoint(tmp_path)

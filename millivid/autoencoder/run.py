@@ -1,0 +1,141 @@
+"""Autoencoder jobs: train on a dataset, encode a dataset into a latent cache, reconstruction grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from millivid.autoencoder.model import HierarchicalAutoencoder
+from millivid.autoencoder.task import AutoencoderTask
+from millivid.data.dataset import list_videos
+from millivid.data.latent_cache import write_cache_meta, write_latent_video
+from millivid.data.videos import load_video
+from millivid.presets import Config
+from millivid.train import load_checkpoint, load_weights_into, train, write_checkpoint
+from millivid.train.checkpoint import load_trainer_state
+from millivid.train.trainer import resolve_device
+from millivid.typed_config import from_dict, to_dict
+
+
+def frame_bank(data: Path, max_videos: int | None = None, stride: int = 1) -> torch.Tensor:
+    """Frames uint8 [N, H, W, 3] of (up to ``max_videos``) videos of a dataset, every ``stride``-th."""
+    paths = list_videos(data)[:max_videos]
+    if not paths:
+        raise FileNotFoundError(f"{data}: no videos found")
+    frames = [
+        torch.from_numpy(load_video(p, keys=("video",)).video[::stride])
+        for p in tqdm(paths, desc="load")
+    ]
+    return torch.cat(frames)
+
+
+def train_autoencoder(
+    cfg: Config,
+    data: Path,
+    out: Path,
+    resume: bool = False,
+    device: str = "auto",
+    max_videos: int | None = None,
+) -> Path:
+    """Train the autoencoder of ``cfg`` on a dataset folder; calibrate the latent statistics."""
+    frames = frame_bank(data, max_videos)
+    task = AutoencoderTask(cfg.ae, frames, cfg.ae_train.batch_size)
+    config = {"stage": "autoencoder", **to_dict(cfg)}
+    ckpt = train(task, cfg.ae_train, out, config=config, resume=resume, device=device)
+    model = load_autoencoder(out, device=str(resolve_device(device)))
+    pick = torch.randperm(len(frames), generator=torch.Generator().manual_seed(0))[:4096]
+    model.calibrate(frames[pick].to(model.latent_mean.device))
+    # rewrite the checkpoint with the statistics, keeping the trainer state for --resume
+    write_checkpoint(out, model.state_dict(), config, load_trainer_state(out))
+    return ckpt
+
+
+def load_autoencoder(
+    run: Path, device: str = "cpu", calibrated: bool = True
+) -> HierarchicalAutoencoder:
+    """The autoencoder of a run folder (or a shipped checkpoint folder), in eval mode."""
+    weights, config = load_checkpoint(run)
+    if config.get("stage") != "autoencoder":
+        raise ValueError(f"{run}: not an autoencoder checkpoint (stage={config.get('stage')!r})")
+    cfg = from_dict(Config, {k: v for k, v in config.items() if k != "stage"}, where=str(run))
+    model = HierarchicalAutoencoder(cfg.ae)
+    load_weights_into(model, weights, str(run))
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def encode_dataset(run: Path, data: Path, out: Path, device: str = "cpu", batch: int = 512) -> Path:
+    """Encode every video of ``data`` into a latent cache at ``out`` (resumes, skipping done files)."""
+    model = load_autoencoder(run, device)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = list_videos(data)
+    write_cache_meta(
+        out,
+        {
+            "levels": model.cfg.levels,
+            "channels": model.cfg.channels,
+            "tokens_per_frame": model.tokens_per_level(),
+            "shapes": [list(model.level_shape(lvl)) for lvl in range(model.cfg.levels)],
+            "videos": len(paths),
+            "autoencoder": str(run),
+            "data": str(data),
+        },
+    )
+    for i, path in enumerate(tqdm(paths, desc="encode", unit="video")):
+        target = out / f"{i:06d}.safetensors"
+        if target.exists():
+            continue
+        record = load_video(path, keys=("video", "actions"))
+        frames = torch.from_numpy(record.video)
+        chunks = [
+            model.encode(frames[s : s + batch].to(device)) for s in range(0, len(frames), batch)
+        ]
+        levels = [torch.cat([c[lvl] for c in chunks]) for lvl in range(model.cfg.levels)]
+        write_latent_video(target, levels, torch.from_numpy(record.actions))
+    return out
+
+
+@torch.no_grad()
+def reconstruction_psnr(
+    model: HierarchicalAutoencoder, frames: torch.Tensor, batch: int = 256
+) -> list[float]:
+    """Mean PSNR (dB, uint8 frames) of each level's reconstruction of frames uint8 [N,H,W,3]."""
+    dev = model.latent_mean.device
+    sums = [0.0] * model.cfg.levels
+    for s in range(0, len(frames), batch):
+        x = frames[s : s + batch].to(dev)
+        latents = model.encode(x)
+        for lvl, z in enumerate(latents):
+            mse = ((model.decode(z, lvl).float() - x.float()) ** 2).mean((1, 2, 3)).clamp_min(1e-10)
+            sums[lvl] += float((10 * torch.log10(255.0**2 / mse)).sum())
+    return [v / len(frames) for v in sums]
+
+
+@torch.no_grad()
+def recon_grid(model: HierarchicalAutoencoder, video: Path, out: Path, frames: int = 4) -> Path:
+    """Paper Fig. 5: rows = frames; columns = original, then each level's reconstruction."""
+    import imageio.v3 as iio
+
+    clip = load_video(video, keys=("video",)).video
+    idx = np.linspace(0, len(clip) - 1, frames).round().astype(int)
+    x = torch.from_numpy(clip[idx]).to(model.latent_mean.device)
+    columns = [x] + [model.decode(z, lvl) for lvl, z in enumerate(model.encode(x))]
+    grid = torch.cat(
+        [torch.cat(list(col), dim=0) for col in columns], dim=1
+    )  # [frames*H, cols*W, 3]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(out, grid.cpu().numpy())
+    return out
+
+
+__all__ = [
+    "encode_dataset",
+    "frame_bank",
+    "load_autoencoder",
+    "recon_grid",
+    "reconstruction_psnr",
+    "train_autoencoder",
+]

@@ -1,0 +1,44 @@
+"""The autoencoder's training task for the shared trainer (paper §3.1, A.2).
+
+One level is sampled per example; the whole output pyramid is supervised with MSE against the
+input pyramid. (The paper adds LPIPS on the top image; the mini model here is trained with MSE
+only because LPIPS weights cannot be downloaded in our environment — see docs/AUTOENCODER.md.)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from millivid.autoencoder.config import AutoencoderConfig
+from millivid.autoencoder.model import HierarchicalAutoencoder, to_images
+
+
+class AutoencoderTask:
+    """``TrainTask``: random frames from an in-memory uint8 frame bank [N, H, W, 3]."""
+
+    items_name = "frames"
+
+    def __init__(self, cfg: AutoencoderConfig, frames: Tensor, batch_size: int) -> None:
+        if frames.dtype != torch.uint8 or frames.dim() != 4 or frames.shape[-1] != 3:
+            raise ValueError(
+                f"frames: expected uint8 [N, H, W, 3], got {frames.dtype} {tuple(frames.shape)}"
+            )
+        self.cfg, self.frames, self.items_per_batch = cfg, frames, batch_size
+
+    def build_model(self) -> HierarchicalAutoencoder:
+        return HierarchicalAutoencoder(self.cfg)
+
+    def batch(self, step: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        idx = torch.randint(len(self.frames), (self.items_per_batch,), generator=generator)
+        level = torch.randint(self.cfg.levels, (self.items_per_batch,), generator=generator)
+        return self.frames[idx], level
+
+    def loss(self, model, batch, device) -> tuple[Tensor, dict[str, float]]:
+        frames, level = (x.to(device, non_blocking=True) for x in batch)
+        images = to_images(frames, self.cfg.image_size)
+        outputs = model(images, level)
+        targets = HierarchicalAutoencoder.pyramid_of(images, self.cfg.levels)
+        per_level = [F.mse_loss(o.float(), t) for o, t in zip(outputs, targets, strict=True)]
+        return sum(per_level), {"mse_top": float(per_level[0].detach())}

@@ -1,0 +1,65 @@
+"""``millivid ae train|encode|recon``: the hierarchical autoencoder's jobs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from millivid.cli.common import add_preset_flags, config_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ae = sub.add_parser("ae", help="hierarchical autoencoder: train, encode, recon")
+    acts = ae.add_subparsers(dest="ae_command", metavar="ACTION", required=True)
+    tr = acts.add_parser("train", help="train on a dataset folder (resumable)")
+    add_preset_flags(tr)
+    tr.add_argument("--data", type=Path, required=True, help="dataset folder of .npz videos")
+    tr.add_argument("--out", type=Path, required=True, help="run folder")
+    tr.add_argument("--resume", action="store_true")
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--max-videos", type=int, default=None, help="use only the first N videos")
+    tr.set_defaults(func=_train)
+    en = acts.add_parser("encode", help="encode a dataset into a latent cache (resumable)")
+    en.add_argument("--ckpt", type=Path, required=True, help="autoencoder run folder")
+    en.add_argument("--data", type=Path, required=True)
+    en.add_argument("--out", type=Path, required=True, help="latent cache folder")
+    en.add_argument("--device", default="cpu")
+    en.set_defaults(func=_encode)
+    rc = acts.add_parser("recon", help="paper Fig. 5: original and each level's reconstruction")
+    rc.add_argument("--ckpt", type=Path, required=True)
+    rc.add_argument("--video", type=Path, required=True, help="a video .npz")
+    rc.add_argument("--out", type=Path, required=True, help="grid .png")
+    rc.add_argument("--frames", type=int, default=4)
+    rc.add_argument("--device", default="cpu")
+    rc.set_defaults(func=_recon)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from millivid.autoencoder.run import train_autoencoder
+
+    ckpt = train_autoencoder(
+        config_from_args(args), args.data, args.out, args.resume, args.device, args.max_videos
+    )
+    print(f"checkpoint: {ckpt}")
+    return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from millivid.autoencoder.run import encode_dataset
+
+    print(f"latent cache: {encode_dataset(args.ckpt, args.data, args.out, args.device)}")
+    return 0
+
+
+def _recon(args: argparse.Namespace) -> int:
+    import torch
+
+    from millivid.autoencoder.run import load_autoencoder, recon_grid, reconstruction_psnr
+    from millivid.data.videos import load_video
+
+    model = load_autoencoder(args.ckpt, args.device)
+    print(f"grid: {recon_grid(model, args.video, args.out, args.frames)}")
+    frames = torch.from_numpy(load_video(args.video, keys=("video",)).video)
+    for level, psnr in enumerate(reconstruction_psnr(model, frames)):
+        print(f"level {level}: PSNR {psnr:.2f} dB")
+    return 0

@@ -1,0 +1,77 @@
+"""The latent cache: every level's latents of every frame of a dataset, one file per video.
+
+Layout: ``ROOT/cache.json`` (levels, channels, level shapes, tokens per frame, video count, the
+autoencoder run it came from) and ``ROOT/<index:06d>.safetensors`` holding ``level0`` …
+``level{L-1}`` (float16 [T, h_l, w_l, C]) and ``actions`` (int64 [T]). Files are written
+atomically (temp + rename), so an interrupted ``millivid ae encode`` resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+class LatentCache:
+    """Read a latent cache: ``len(cache)``, ``cache.load(i) -> (levels, actions)``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        meta = self.root / "cache.json"
+        try:
+            self.meta = json.loads(meta.read_text())
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f"{meta}: not a latent cache (run `millivid ae encode`)"
+            ) from err
+        self.files = sorted(self.root.glob("*.safetensors"))
+        if not self.files:
+            raise FileNotFoundError(f"{self.root}: latent cache holds no videos")
+        self._memory: dict[int, tuple[list[torch.Tensor], torch.Tensor]] = {}
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def channels(self) -> int:
+        return int(self.meta["channels"])
+
+    @property
+    def tokens_per_frame(self) -> tuple[int, ...]:
+        return tuple(self.meta["tokens_per_frame"])
+
+    def load(self, i: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """(levels: float32 [T, h_l, w_l, C] per level, actions int64 [T]); kept in memory."""
+        if i not in self._memory:
+            path = self.files[i]
+            try:
+                data = load_file(str(path))
+            except Exception as err:
+                raise ValueError(f"{path}: cannot read latent file ({err})") from err
+            levels = []
+            for lvl in range(int(self.meta["levels"])):
+                if f"level{lvl}" not in data:
+                    raise ValueError(f"{path}: key 'level{lvl}' missing")
+                levels.append(data[f"level{lvl}"].float())
+            self._memory[i] = (levels, data["actions"].long())
+        return self._memory[i]
+
+
+def write_latent_video(path: Path, levels: list[torch.Tensor], actions: torch.Tensor) -> None:
+    """Atomically write one video's latents (float16) and actions."""
+    tensors = {
+        f"level{i}": z.detach().to(torch.float16).cpu().contiguous() for i, z in enumerate(levels)
+    }
+    tensors["actions"] = actions.detach().long().cpu().contiguous()
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(path)
+
+
+def write_cache_meta(root: Path, meta: dict) -> None:
+    tmp = root / "cache.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    tmp.replace(root / "cache.json")

@@ -1,0 +1,101 @@
+from dataclasses import replace
+
+import pytest
+import torch
+
+from millivid.autoencoder.config import PRESETS
+from millivid.autoencoder.model import HierarchicalAutoencoder
+from millivid.autoencoder.task import AutoencoderTask
+from millivid.train import TrainConfig, train
+
+TINY = PRESETS["tiny"]
+
+
+def frames(n=4, size=32, seed=0):
+    return torch.randint(
+        0, 256, (n, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed)
+    )
+
+
+@pytest.mark.parametrize("name", ["tiny", "mini", "paper"])
+def test_token_counts_per_level(name):
+    cfg = PRESETS[name]
+    model = HierarchicalAutoencoder(replace(cfg, depth=1, width=32, heads=1))
+    assert tuple(model.tokens_per_level()) == cfg.tokens_per_frame()
+    assert (
+        model.tokens_per_level()
+        == {"tiny": [16, 4, 1], "mini": [64, 16, 4, 1], "paper": [256, 64, 16, 4]}[name]
+    )
+
+
+@pytest.mark.parametrize("kind", ["hierarchical", "cascaded"])
+def test_encode_shapes_and_decode_every_level_to_a_frame(kind):
+    model = HierarchicalAutoencoder(replace(TINY, kind=kind)).eval()
+    latents = model.encode(frames())
+    assert [tuple(z.shape) for z in latents] == [(4, 4, 4, 4), (4, 2, 2, 4), (4, 1, 1, 4)]
+    for level, z in enumerate(latents):
+        out = model.decode(z, level)
+        assert out.shape == (4, 32, 32, 3) and out.dtype == torch.uint8
+
+
+def test_cascaded_coarse_levels_are_mean_pooled_level0():
+    model = HierarchicalAutoencoder(replace(TINY, kind="cascaded")).eval()
+    raw = model.encode_raw(frames().permute(0, 3, 1, 2).float() / 127.5 - 1)
+    assert torch.allclose(raw[1], raw[0].reshape(4, 2, 2, 2, 2, 4).mean((2, 4)), atol=1e-6)
+    assert torch.allclose(raw[2], raw[0].mean((1, 2), keepdim=True), atol=1e-6)
+
+
+def test_other_levels_are_zeroed_in_the_decoder():
+    torch.manual_seed(0)
+    model = HierarchicalAutoencoder(TINY).eval()
+    for block in model.decoder:  # make the AdaLN path non-trivial
+        torch.nn.init.normal_(block.modulation.weight, std=0.02)
+    images = frames().permute(0, 3, 1, 2).float() / 127.5 - 1
+    tokens = model.tokens_of(model.encode_raw(images))
+    level = torch.full((4,), 1)
+    out = model.decode_tokens(tokens, level)[0]
+    changed = tokens.clone()
+    changed[:, :16] += torch.randn(4, 16, 4) * 10  # level-0 tokens
+    changed[:, 20:] -= 5.0  # level-2 token
+    assert torch.allclose(model.decode_tokens(changed, level)[0], out, atol=1e-6)
+    changed[:, 16:20] += 1.0  # level-1 tokens do matter
+    assert not torch.allclose(model.decode_tokens(changed, level)[0], out, atol=1e-4)
+
+
+def test_decode_rejects_wrong_latent_shape():
+    model = HierarchicalAutoencoder(TINY)
+    with pytest.raises(ValueError, match=r"decode level 1: expected latents \[B, 2, 2, 4\]"):
+        model.decode(torch.zeros(1, 4, 4, 4), 1)
+    with pytest.raises(ValueError, match="frames: expected uint8"):
+        model.encode(torch.zeros(1, 16, 16, 3, dtype=torch.uint8))
+
+
+def test_calibrate_normalizes_latents():
+    model = HierarchicalAutoencoder(TINY).eval()
+    x = frames(64)
+    model.calibrate(x)
+    for z in model.encode(x):
+        assert z.mean((0, 1, 2)).abs().max() < 1e-3
+        assert (z.std((0, 1, 2), unbiased=False) - 1).abs().max() < 1e-3
+
+
+def test_training_drives_reconstruction_loss_down(tmp_path):
+    # a bank of smooth frames: something a tiny model can learn in a few dozen steps
+    g = torch.Generator().manual_seed(1)
+    base = torch.rand(32, 3, 4, 4, generator=g)
+    bank = (
+        (torch.nn.functional.interpolate(base, size=32, mode="bilinear") * 255)
+        .byte()
+        .permute(0, 2, 3, 1)
+    )
+    task = AutoencoderTask(TINY, bank.contiguous(), batch_size=16)
+    cfg = TrainConfig(
+        steps=60, batch_size=16, lr=3e-3, warmup_steps=5, checkpoint_every=100, log_every=1
+    )
+    train(task, cfg, tmp_path, config={"stage": "test"}, device="cpu", show_progress=False)
+    import json
+
+    losses = [
+        json.loads(line)["loss"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert sum(losses[-5:]) < 0.5 * sum(losses[:5])

@@ -1,0 +1,105 @@
+import json
+
+import torch
+
+from millivid.cli import main
+from millivid.data.latent_cache import LatentCache
+
+
+def test_make_train_encode_recon_end_to_end(tmp_path, capsys):
+    data, run, latents = tmp_path / "data", tmp_path / "ae", tmp_path / "latents"
+    assert (
+        main(
+            [
+                "data",
+                "make",
+                "--preset",
+                "tiny",
+                "--videos",
+                "2",
+                "--frames",
+                "24",
+                "--out",
+                str(data),
+            ]
+        )
+        == 0
+    )
+    steps = [
+        "--set",
+        "ae_train.steps=6",
+        "--set",
+        "ae_train.batch_size=4",
+        "--set",
+        "ae_train.checkpoint_every=3",
+    ]
+    assert (
+        main(
+            [
+                "ae",
+                "train",
+                "--preset",
+                "tiny",
+                "--data",
+                str(data),
+                "--out",
+                str(run),
+                "--device",
+                "cpu",
+                *steps,
+            ]
+        )
+        == 0
+    )
+    config = json.loads((run / "checkpoint" / "config.json").read_text())
+    assert config["stage"] == "autoencoder" and config["ae"]["levels"] == 3
+    assert (
+        main(["ae", "encode", "--ckpt", str(run), "--data", str(data), "--out", str(latents)]) == 0
+    )
+    cache = LatentCache(latents)
+    assert len(cache) == 2 and cache.tokens_per_frame == (16, 4, 1)
+    levels, actions = cache.load(0)
+    assert [tuple(z.shape) for z in levels] == [(24, 4, 4, 4), (24, 2, 2, 4), (24, 1, 1, 4)]
+    assert actions.shape == (24,) and actions.dtype == torch.int64
+    video = sorted(data.rglob("*.npz"))[0]
+    assert (
+        main(
+            [
+                "ae",
+                "recon",
+                "--ckpt",
+                str(run),
+                "--video",
+                str(video),
+                "--out",
+                str(tmp_path / "g.png"),
+                "--frames",
+                "2",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "level 2: PSNR" in out and (tmp_path / "g.png").stat().st_size > 0
+
+
+def test_encode_with_a_non_autoencoder_checkpoint_is_refused(tmp_path, capsys):
+    from millivid.train import write_checkpoint
+
+    write_checkpoint(tmp_path / "run", {"w": torch.zeros(1)}, {"stage": "video"})
+    assert (
+        main(
+            [
+                "ae",
+                "encode",
+                "--ckpt",
+                str(tmp_path / "run"),
+                "--data",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "l"),
+            ]
+        )
+        == 1
+    )
+    assert "not an autoencoder checkpoint" in capsys.readouterr().err

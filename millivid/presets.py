@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from millivid.autoencoder.config import PRESETS as AE_PRESETS
+from millivid.autoencoder.config import TRAIN_PRESETS as AE_TRAIN_PRESETS
 from millivid.autoencoder.config import AutoencoderConfig
 from millivid.diffusion.config import PRESETS as DIFFUSION_PRESETS
 from millivid.diffusion.config import DiffusionConfig
@@ -47,7 +48,7 @@ def load_preset(name: str, overrides: list[str] | None = None) -> Config:
         preset=name,
         world=WORLD_PRESETS[name],
         ae=AE_PRESETS[name],
-        ae_train=TRAIN_PRESETS[name],
+        ae_train=AE_TRAIN_PRESETS[name],
         plan=PLAN_PRESETS[name],
         diffusion=DIFFUSION_PRESETS[name],
         model=MODEL_PRESETS[name],

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 import warnings
 from collections.abc import Callable
@@ -205,6 +206,9 @@ def train(
     )
     step = start
     last_time, last_step = time.perf_counter(), start
+    previous_handler = signal.getsignal(signal.SIGTERM)
+    if threading_main():
+        signal.signal(signal.SIGTERM, _raise_interrupt)  # `timeout`/schedulers: save, then stop
     try:
         model.train()
         while step < cfg.steps:
@@ -253,10 +257,22 @@ def train(
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save(step)
     finally:
+        if threading_main():
+            signal.signal(signal.SIGTERM, previous_handler)
         bar.close()
         if step > start or not (out_dir / "checkpoint").exists():
             save(step)  # at exit, also on Ctrl-C or an error: nothing trained is lost
     return out_dir / "checkpoint"
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _truncate_log(path: Path, step: int) -> None:

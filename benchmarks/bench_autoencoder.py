@@ -1,0 +1,111 @@
+"""Autoencoder numbers: reconstruction quality per level, encode speed, and paper-preset step cost.
+
+# quality of a trained run on held-out videos (PSNR/SSIM per level, encode frames/s)
+python benchmarks/bench_autoencoder.py quality --ckpt RUN --data TESTDIR --device cuda
+# parameter count, one training step's time and peak memory (random data, bf16)
+python benchmarks/bench_autoencoder.py step --preset paper --batch 224 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from millivid.autoencoder.model import HierarchicalAutoencoder
+from millivid.autoencoder.run import load_autoencoder
+from millivid.autoencoder.task import AutoencoderTask
+from millivid.data.dataset import list_videos
+from millivid.data.videos import load_video
+from millivid.evaluate.image_metrics import psnr, ssim
+from millivid.presets import load_preset
+from millivid.train import build_optimizers, parameter_count
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def quality(args: argparse.Namespace) -> dict:
+    model = load_autoencoder(args.ckpt, args.device)
+    levels = model.cfg.levels
+    scores = {f"level{lvl}": {"psnr": 0.0, "ssim": 0.0} for lvl in range(levels)}
+    count, encode_seconds = 0, 0.0
+    for path in list_videos(args.data)[: args.videos]:
+        frames = torch.from_numpy(load_video(path, keys=("video",)).video[:: args.stride])
+        for s in range(0, len(frames), args.batch):
+            x = frames[s : s + args.batch].to(args.device)
+            sync(args.device)
+            t0 = time.perf_counter()
+            latents = model.encode(x)
+            sync(args.device)
+            encode_seconds += time.perf_counter() - t0
+            for lvl, z in enumerate(latents):
+                out = model.decode(z, lvl)
+                scores[f"level{lvl}"]["psnr"] += float(psnr(out, x).sum())
+                scores[f"level{lvl}"]["ssim"] += float(ssim(out, x).sum())
+            count += len(x)
+    for s in scores.values():
+        s["psnr"] /= count
+        s["ssim"] /= count
+    return {"frames": count, "encode_frames_per_s": count / encode_seconds, **scores}
+
+
+def step(args: argparse.Namespace) -> dict:
+    cfg = load_preset(args.preset)
+    model = HierarchicalAutoencoder(cfg.ae).to(args.device)
+    size = cfg.ae.image_size
+    bank = torch.randint(0, 256, (args.batch * 4, size, size, 3), dtype=torch.uint8)
+    task = AutoencoderTask(cfg.ae, bank, args.batch)
+    optimizers = build_optimizers(model, cfg.ae_train)
+    gen = torch.Generator().manual_seed(0)
+    times = []
+    for i in range(args.steps + 2):
+        batch = task.batch(i, gen)
+        sync(args.device)
+        t0 = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.device.startswith("cuda")):
+            loss, _ = task.loss(model, batch, args.device)
+        loss.backward()
+        for o in optimizers:
+            o.step()
+            o.zero_grad(set_to_none=True)
+        sync(args.device)
+        times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if args.device.startswith("cuda") else None
+    ms = sorted(times[2:])[len(times[2:]) // 2] * 1e3
+    return {
+        "preset": args.preset,
+        "params_M": parameter_count(model) / 1e6,
+        "batch": args.batch,
+        "step_ms": ms,
+        "frames_per_s": args.batch / ms * 1e3,
+        "peak_memory_GiB": peak,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="mode", required=True)
+    q = sub.add_parser("quality")
+    q.add_argument("--ckpt", required=True)
+    q.add_argument("--data", required=True)
+    q.add_argument("--videos", type=int, default=16)
+    q.add_argument("--stride", type=int, default=4, help="every n-th frame")
+    q.add_argument("--batch", type=int, default=512)
+    s = sub.add_parser("step")
+    s.add_argument("--preset", default="paper")
+    s.add_argument("--batch", type=int, default=224)
+    s.add_argument("--steps", type=int, default=5)
+    for p in (q, s):
+        p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    print(json.dumps(quality(args) if args.mode == "quality" else step(args), indent=2))
+
+
+if __name__ == "__main__":
+    main()

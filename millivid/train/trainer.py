@@ -53,12 +53,14 @@ class TrainTask(Protocol):
 
 
 def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> this process's CUDA device when there is one, else CPU."""
+    """``"auto"`` -> this process's CUDA device when there is one, else CPU; a bare ``"cuda"``
+    gets this process's index (LOCAL_RANK under torchrun)."""
     if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
-    return torch.device(device)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return dev
 
 
 def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

@@ -47,7 +47,7 @@ def gaussian_window(sigma: float = SSIM_SIGMA, truncate: float = 3.5) -> torch.T
 def _blur_valid(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     """Separable 'valid' Gaussian blur. x: [N, C, H, W] -> [N, C, H-2r, W-2r]."""
     c = x.shape[1]
-    k = window.to(x.dtype)
+    k = window.to(device=x.device, dtype=x.dtype)
     x = F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
     return F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
 

@@ -40,9 +40,10 @@ class Progress:
     seconds: float
 
 
-def clip_to_video(span: Span) -> Span:
-    """Context spans may start before frame 0 at the start of a video: keep the part >= 0."""
-    return Span(span.level, max(span.start, 0), span.stop)
+def context_span(span: Span, source: str) -> Span:
+    """Where a context span's latents live in the store: its own level, or level 0 for
+    FramePack's patchified context."""
+    return Span(0, span.start, span.stop) if source == "patchify" else span
 
 
 def step_noise(seed: int, index: int, shape: Sequence[int], device: torch.device) -> torch.Tensor:
@@ -59,13 +60,15 @@ def run_plan(
     *,
     seed: int = 0,
     first_step: int = 0,
+    source: str = "levels",
     on_step: Callable[[Progress], None] | None = None,
     after_step: Callable[[int], None] | None = None,
 ) -> None:
     """Run steps ``first_step..`` of ``plan``, writing every target span back into ``store``.
 
     ``after_step(i)`` runs once step ``i`` is written (the CLI saves the store there, so that a
-    re-run resumes at ``i + 1``).
+    re-run resumes at ``i + 1``). ``source="patchify"`` (FramePack) reads every context span from
+    level 0, which the packer patchifies to the span's compression level.
     """
     levels = len(store.levels)
     generated = [0] * levels
@@ -74,7 +77,7 @@ def run_plan(
     start = time.perf_counter()
     for index in range(first_step, len(plan)):
         step = plan[index]
-        context = [store.read(clip_to_video(span)) for span in step.context if span.stop > 0]
+        context = [store.read(context_span(span, source)) for span in step.context]
         target = store.levels[step.target.level]
         shape = (target.shape[0], step.target.frames, *target.shape[2:])
         noise = step_noise(seed, index, shape, target.device)

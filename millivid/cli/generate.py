@@ -1,0 +1,74 @@
+"""``millivid generate``: roll out the rest of a video from context frames and actions."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="generate a long video from context frames (a video file or a world seed)",
+        description="Writes OUT.npz, OUT.mp4 (ground truth | generated) and OUT_plan.png; "
+        "re-running with the same --out resumes from the saved latents.",
+    )
+    p.add_argument(
+        "--ckpt", type=Path, required=True, help="video-model run (millivid video train)"
+    )
+    p.add_argument("--ae", type=Path, help="autoencoder run (default: CKPT/../ae)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--video", type=Path, help="context video .npz (video + actions)")
+    src.add_argument("--seed", type=int, help="render this world seed as ground truth")
+    p.add_argument("--context", type=int, default=256, help="ground-truth context frames")
+    p.add_argument("--frames", type=int, default=768, help="frames to generate")
+    p.add_argument("--method", help="must match the checkpoint's method (checked)")
+    p.add_argument("--steps", type=int, help="DDIM steps per rollout step (default: config, 50)")
+    p.add_argument("--cfg", type=float, help="classifier-free guidance scale (1 = off)")
+    p.add_argument("--actions", type=Path, help=".npy of int actions replacing the video's")
+    p.add_argument("--no-kv-reuse", action="store_true", help="recompute the context every step")
+    p.add_argument("--sample-seed", type=int, default=0, help="noise seed")
+    p.add_argument("--out", type=Path, required=True, help="output path without extension")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from millivid.rollout.generate import GenerateRequest, generate, load_ae, load_video_model
+
+    model, cfg, method = load_video_model(args.ckpt, args.device)
+    if args.method and args.method != method:
+        raise ValueError(f"--method {args.method} but {args.ckpt} was trained for {method!r}")
+    ae = load_ae(args.ae or args.ckpt.parent / "ae", args.device)
+    if args.video:
+        from millivid.data.videos import load_video
+
+        record = load_video(args.video, keys=("video", "actions"))
+        frames, actions = record.video, record.actions
+    else:
+        from millivid.world import make_videos
+
+        world = dataclasses.replace(
+            cfg.world, frames=args.context + args.frames, test_context_frames=args.context
+        )
+        v = make_videos([args.seed], world, "cpu", test=True)
+        frames, actions = v.video[0].numpy(), v.actions[0].numpy()
+    if args.actions:
+        actions = np.load(args.actions)
+    req = GenerateRequest(
+        frames=frames,
+        actions=actions,
+        context=args.context,
+        length=args.frames,
+        seed=args.sample_seed,
+        steps=args.steps,
+        guidance=args.cfg,
+        reuse_context=False if args.no_kv_reuse else None,
+    )
+    paths = generate(req, model, cfg, method, ae, args.out, args.device, args.method)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0

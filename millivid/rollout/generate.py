@@ -1,0 +1,203 @@
+"""``millivid generate``: context frames + actions -> the rest of the video, for every method.
+
+Steps: encode the ground-truth context at every level with the autoencoder, walk the method's
+plan with the DiT (``run_plan`` + ``DiTDenoiser``), decode the level-0 latents of the generated
+frames, write OUT.npz (context + generated frames, actions), OUT.mp4 (ground truth beside the
+generation when there is one) and OUT_plan.png. The latent store is saved after every rollout
+step (OUT.state.safetensors, atomically), so re-running with the same OUT resumes.
+
+Actions past the ones given (the plan's last chunk may run past the end) repeat the last action.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from millivid.autoencoder.model import HierarchicalAutoencoder
+from millivid.model.task import build_video_model
+from millivid.plan import context_source, generated_levels, make_plan
+from millivid.plan.step import Span
+from millivid.presets import Config
+from millivid.rollout.engine import Progress, run_plan
+from millivid.rollout.sampler import DiTDenoiser
+from millivid.rollout.store import LatentStore
+from millivid.train import load_checkpoint, load_weights_into
+from millivid.typed_config import from_dict
+
+
+@dataclass
+class GenerateRequest:
+    """What to generate: frames uint8 [T,H,W,3] whose first ``context`` frames are given, actions
+    int64 [T'] (T' >= context + frames; repeated past the end), and sampler settings."""
+
+    frames: np.ndarray
+    actions: np.ndarray
+    context: int
+    length: int  # frames to generate
+    seed: int = 0
+    steps: int | None = None  # DDIM steps (default: the config's)
+    guidance: float | None = None
+    reuse_context: bool | None = None
+
+
+def load_video_model(run: Path, device: str) -> tuple[torch.nn.Module, Config, str]:
+    """(model, config, method) of a ``millivid video train`` run or checkpoint folder."""
+    weights, saved = load_checkpoint(run, ema=True)
+    if saved.get("stage") != "video":
+        raise ValueError(f"{run}: not a video-model checkpoint (stage={saved.get('stage')!r})")
+    method = saved["method"]
+    cfg = from_dict(
+        Config, {k: v for k, v in saved.items() if k not in ("stage", "method")}, str(run)
+    )
+    model = build_video_model(cfg, method)
+    load_weights_into(model, weights, str(run))
+    return model.to(device).eval(), cfg, method
+
+
+def load_ae(run: Path, device: str) -> HierarchicalAutoencoder:
+    from millivid.autoencoder.run import load_autoencoder
+
+    return load_autoencoder(run, device)
+
+
+def _actions(req: GenerateRequest, frames: int) -> torch.Tensor:
+    acts = np.asarray(req.actions)
+    if acts.ndim != 1 or not np.issubdtype(acts.dtype, np.integer):
+        raise ValueError(f"actions: expected int [T], got {acts.dtype} {acts.shape}")
+    if len(acts) < req.context + req.length:
+        raise ValueError(
+            f"actions: {len(acts)} given, need at least context + frames = {req.context + req.length}"
+        )
+    if acts.min() < 0 or acts.max() > 2:
+        raise ValueError("actions: values must be 0 (forward), 1 (left) or 2 (right)")
+    out = np.concatenate([acts, np.full(max(0, frames - len(acts)), acts[-1])])[:frames]
+    return torch.from_numpy(out.astype(np.int64))[None]
+
+
+def generate(
+    req: GenerateRequest,
+    model,
+    cfg: Config,
+    method: str,
+    ae: HierarchicalAutoencoder,
+    out: Path,
+    device: str = "cpu",
+    method_check: str | None = None,
+) -> dict[str, Path]:
+    """Generate, write the outputs and return their paths (see the module docstring)."""
+    if method_check and method_check != method:
+        raise ValueError(f"--method {method_check} but the checkpoint was trained for {method!r}")
+    if ae.cfg.channels != cfg.ae.channels or ae.cfg.levels != cfg.ae.levels:
+        raise ValueError(
+            f"autoencoder has {ae.cfg.levels} levels x {ae.cfg.channels} channels but the video "
+            f"model expects {cfg.ae.levels} x {cfg.ae.channels}: use the autoencoder its latents came from"
+        )
+    if not 1 <= req.context <= len(req.frames):
+        raise ValueError(
+            f"--context {req.context}: need 1 <= context <= {len(req.frames)} given frames"
+        )
+    source = context_source(method)
+    if method == "hierarchical-framepack":
+        raise ValueError("generate does not support hierarchical-framepack yet (needs re-encoding)")
+    plan = make_plan(method, cfg.plan, req.context, req.context + req.length)
+    total = max(s.last_frame for s in plan)
+    shapes = [ae.level_shape(lvl) for lvl in range(ae.cfg.levels)]
+    store = LatentStore(shapes, batch=1, frames=total, channels=ae.cfg.channels, device=device)
+    actions = _actions(req, total).to(device)
+    state_path = out.with_name(out.name + ".state.safetensors")
+    first = 0
+    if state_path.exists():
+        state = load_file(str(state_path))
+        store.load_state_dict(state)
+        first = int(state["next_step"])
+    else:
+        with torch.no_grad():
+            ctx = torch.from_numpy(req.frames[: req.context]).to(device)
+            for lvl, z in enumerate(ae.encode(ctx)):
+                store.write(Span(lvl, 0, req.context), z[None])
+    diffusion = cfg.diffusion
+    if req.steps is not None:
+        diffusion = type(diffusion)(**{**diffusion.__dict__, "sample_steps": req.steps})
+    if req.guidance is not None:
+        diffusion = type(diffusion)(**{**diffusion.__dict__, "guidance": req.guidance})
+    denoiser = DiTDenoiser(model, source, shapes, diffusion, req.reuse_context)
+
+    def save_state(i: int) -> None:
+        state = store.state_dict()
+        state["next_step"] = torch.tensor(i + 1)
+        tmp = state_path.with_name(state_path.name + ".tmp")
+        save_file(state, str(tmp))
+        tmp.replace(state_path)
+
+    bar = tqdm(total=len(plan), initial=first, desc=f"generate {method}", unit="step")
+
+    def progress(p: Progress) -> None:
+        bar.update(1)
+        bar.set_postfix(
+            frames="/".join(str(f) for f in p.frames_per_level),
+            fps=f"{p.frames_per_level[0] / max(p.seconds, 1e-9):.1f}",
+        )
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run_plan(
+        plan,
+        store,
+        denoiser,
+        actions,
+        seed=req.seed,
+        first_step=first,
+        source=source,
+        on_step=progress,
+        after_step=save_state,
+    )
+    bar.close()
+    return _write_outputs(
+        req, store, ae, method, cfg, out, plan, generated_levels(method, cfg.plan)
+    )
+
+
+@torch.no_grad()
+def _write_outputs(req, store, ae, method, cfg, out, plan, levels) -> dict[str, Path]:
+    from millivid.data.videos import VideoRecord, save_video, write_mp4
+
+    end = req.context + req.length
+    latents = store.levels[0][0, req.context : end]
+    decoded = torch.cat([ae.decode(latents[i : i + 256], 0) for i in range(0, len(latents), 256)])
+    video = np.concatenate([req.frames[: req.context], decoded.cpu().numpy()])
+    paths = {
+        "npz": out.with_name(out.name + ".npz"),
+        "mp4": out.with_name(out.name + ".mp4"),
+        "plan": out.with_name(out.name + "_plan.png"),
+    }
+    save_video(
+        paths["npz"],
+        VideoRecord(video=video, actions=np.asarray(req.actions[:end], dtype=np.int64)),
+    )
+    side = video
+    if len(req.frames) >= end:
+        side = np.concatenate([req.frames[:end], video], axis=2)  # ground truth | generated
+    write_mp4(paths["mp4"], side)
+    from millivid.plan.draw import draw_plan
+
+    draw_plan(method, cfg.plan, req.context, end, plan, paths["plan"], max_steps=24)
+    out.with_name(out.name + ".json").write_text(
+        json.dumps(
+            {
+                "method": method,
+                "context": req.context,
+                "frames": req.length,
+                "steps": len(plan),
+                "levels_generated": list(levels),
+                "seed": req.seed,
+            },
+            indent=2,
+        )
+    )
+    return paths

@@ -1,0 +1,53 @@
+"""The engine's ``Denoiser`` for a video DiT: pack the step, DDIM (+CFG, + context K/V reuse),
+unpack the target latents (DESIGN.md: rollout = plan + sampler + latent store)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from millivid.diffusion.config import DiffusionConfig
+from millivid.model.dit import VideoDiT
+from millivid.model.packing import pack_spans, unpack_targets
+from millivid.model.sampling import sample_targets
+from millivid.plan.step import Step
+
+
+class DiTDenoiser:
+    """Callable ``(step, context, actions, noise) -> target latents`` for ``run_plan``."""
+
+    def __init__(
+        self,
+        model: VideoDiT,
+        source: str,
+        shapes: list[tuple[int, int]],
+        diffusion: DiffusionConfig,
+        reuse_context: bool | None = None,
+    ) -> None:
+        self.model, self.source, self.shapes = model, source, shapes
+        self.diffusion, self.reuse_context = diffusion, reuse_context
+
+    @torch.no_grad()
+    def __call__(self, step: Step, context: list[Tensor], actions: Tensor, noise: Tensor) -> Tensor:
+        # discarded targets (mirrored FramePack) get their own noise, a function of the step only
+        gen = torch.Generator().manual_seed(step.target.start * 7919 + step.target.level)
+        extra = [
+            torch.randn(
+                noise.shape[0],
+                s.frames,
+                *self.shapes[0 if self.source == "patchify" else s.level],
+                noise.shape[-1],
+                generator=gen,
+            ).to(noise.device)
+            for s in step.discarded
+        ]
+        tokens = pack_spans(step, context, [noise, *extra], actions, self.source, len(self.shapes))
+        values = sample_targets(
+            self.model,
+            tokens,
+            self.diffusion.sample_steps,
+            self.diffusion.shift,
+            self.diffusion.guidance,
+            self.reuse_context,
+        )
+        return unpack_targets(values, step, self.source, self.shapes, noise.shape[-1])[0]

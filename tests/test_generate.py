@@ -1,0 +1,137 @@
+import numpy as np
+import pytest
+
+from millivid.autoencoder.model import HierarchicalAutoencoder
+from millivid.cli import main
+from millivid.model.task import build_video_model
+from millivid.presets import load_preset
+from millivid.train import write_checkpoint
+from millivid.typed_config import to_dict
+
+
+def make_runs(tmp_path, method="millivid", attention="context-causal"):
+    cfg = load_preset("tiny", [f"model.attention={attention}"])
+    ae = HierarchicalAutoencoder(cfg.ae)
+    write_checkpoint(tmp_path / "ae", ae.state_dict(), {"stage": "autoencoder", **to_dict(cfg)})
+    model = build_video_model(cfg, method)
+    saved = {"stage": "video", "method": method, **to_dict(cfg)}
+    write_checkpoint(tmp_path / "video", model.state_dict(), saved)
+    return tmp_path / "video", tmp_path / "ae"
+
+
+def run(video, ae, out, *extra):
+    return main(
+        [
+            "generate",
+            "--ckpt",
+            str(video),
+            "--ae",
+            str(ae),
+            "--seed",
+            "3",
+            "--context",
+            "24",
+            "--frames",
+            "12",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "method", ["millivid", "framepack", "fullres", "upscale", "mirrored-framepack"]
+)
+def test_generate_writes_video_of_the_right_length(tmp_path, method, capsys):
+    video, ae = make_runs(tmp_path, method)
+    assert run(video, ae, tmp_path / "out" / "g") == 0
+    printed = capsys.readouterr().out
+    with np.load(tmp_path / "out" / "g.npz") as f:
+        assert f["video"].shape == (36, 32, 32, 3)
+        assert f["actions"].shape == (36,)
+    assert "mp4:" in printed and (tmp_path / "out" / "g_plan.png").stat().st_size > 0
+
+
+def test_resume_after_interruption_gives_the_same_video(tmp_path, monkeypatch):
+    video, ae = make_runs(tmp_path)
+    assert run(video, ae, tmp_path / "full") == 0
+    import millivid.rollout.engine as engine
+
+    original = engine.run_plan
+
+    def interrupted(plan, store, denoiser, actions, **kw):
+        after = kw["after_step"]
+
+        def stop(i):
+            after(i)
+            if i == 4:
+                raise KeyboardInterrupt
+
+        return original(plan, store, denoiser, actions, **{**kw, "after_step": stop})
+
+    monkeypatch.setattr("millivid.rollout.generate.run_plan", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(video, ae, tmp_path / "part")
+    monkeypatch.setattr("millivid.rollout.generate.run_plan", original)
+    assert run(video, ae, tmp_path / "part") == 0
+    with np.load(tmp_path / "full.npz") as a, np.load(tmp_path / "part.npz") as b:
+        assert np.array_equal(a["video"], b["video"])
+
+
+def test_kv_reuse_matches_recompute(tmp_path):
+    video, ae = make_runs(tmp_path)
+    assert run(video, ae, tmp_path / "reuse") == 0
+    assert run(video, ae, tmp_path / "recompute", "--no-kv-reuse") == 0
+    with np.load(tmp_path / "reuse.npz") as a, np.load(tmp_path / "recompute.npz") as b:
+        diff = np.abs(a["video"].astype(int) - b["video"].astype(int))
+        assert diff.max() <= 2  # float32 reordering, through the decoder and uint8 rounding
+
+
+def test_bad_inputs_give_clear_errors(tmp_path, capsys):
+    video, ae = make_runs(tmp_path)
+    assert (
+        main(
+            [
+                "generate",
+                "--ckpt",
+                str(video),
+                "--ae",
+                str(ae),
+                "--seed",
+                "1",
+                "--context",
+                "24",
+                "--frames",
+                "8",
+                "--method",
+                "framepack",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 1
+    )
+    assert "trained for 'millivid'" in capsys.readouterr().err
+    np.save(tmp_path / "a.npy", np.array([0, 5, 1]))
+    assert run(video, ae, tmp_path / "y", "--actions", str(tmp_path / "a.npy")) == 1
+    assert "actions" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "generate",
+                "--ckpt",
+                str(ae),
+                "--ae",
+                str(ae),
+                "--seed",
+                "1",
+                "--out",
+                str(tmp_path / "z"),
+            ]
+        )
+        == 1
+    )
+    assert "not a video-model checkpoint" in capsys.readouterr().err

@@ -16,7 +16,7 @@ from millivid.evaluate.probe import (
     save_probe,
 )
 from millivid.evaluate.probe_task import ProbeTask, probe_scores, render_probe_data
-from millivid.evaluate.probe_train import _plain_train
+from millivid.train import TrainConfig, load_checkpoint, train
 
 
 def test_accuracy_and_miou_closed_form():
@@ -29,15 +29,19 @@ def test_accuracy_and_miou_closed_form():
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(tmp_path_factory):
     from millivid.world import PRESETS, TEST_SEED_OFFSET
 
     world = replace(PRESETS["tiny"], size=32)
     data = render_probe_data(world, list(range(8)), 24, stride=2)  # many seeds: all block kinds
     held = render_probe_data(world, [TEST_SEED_OFFSET], 24, stride=2)
     task = ProbeTask(data, ProbeConfig(width=16), batch_size=16)
-    model = _plain_train(task, steps=150, lr=3e-3, device=torch.device("cpu"), seed=0)
-    return model, held
+    run = tmp_path_factory.mktemp("probe")
+    cfg = TrainConfig(steps=150, batch_size=16, lr=3e-3, warmup_steps=8, checkpoint_every=1000)
+    train(task, cfg, run, config={}, device="cpu", show_progress=False)
+    model = task.build_model()
+    model.load_state_dict(load_checkpoint(run)[0])
+    return model.eval(), held
 
 
 def test_task_batches_are_deterministic(trained):

@@ -1,58 +1,20 @@
 """Train the segmentation probe on ground-truth renders and record its held-out ceiling.
 
-Uses the project's trainer (``millivid.train.train``) when it is available; until then a plain
-AdamW loop over the same ``ProbeTask`` (the probe is a 0.5 MB conv net, nothing else is needed).
+Trained with the project's one trainer (``millivid.train.train``) over a ``ProbeTask``.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import torch
-from tqdm import tqdm
-
 from millivid.evaluate.probe import ProbeConfig, SegmentationProbe, load_probe, save_probe
 from millivid.evaluate.probe_task import ProbeTask, probe_scores, render_probe_data
 from millivid.evaluate.suite import resolve_device
+from millivid.train import TrainConfig, load_checkpoint, train
 
 HELD_OUT_VIDEOS = 4
-
-
-def _shared_trainer():
-    try:
-        from millivid.train import load_checkpoint, train  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return train, load_checkpoint
-
-
-def _plain_train(task: ProbeTask, steps: int, lr: float, device: torch.device, seed: int):
-    """AdamW with warmup + cosine decay over ``task``; returns the trained model."""
-    torch.manual_seed(seed)
-    model = task.build_model().to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    warmup = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt,
-        lambda s: (
-            min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
-        ),
-    )
-    gen = torch.Generator().manual_seed(seed)
-    bar = tqdm(range(steps), desc="probe", unit="step")
-    for step in bar:
-        loss, logs = task.loss(model, task.batch(step, gen), device)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{logs['acc']:.3f}")
-    return model.eval()
 
 
 def train_probe(
@@ -81,34 +43,20 @@ def train_probe(
         world, [TEST_SEED_OFFSET + i for i in range(HELD_OUT_VIDEOS)], frames, stride=4
     )
     task = ProbeTask(data, probe_cfg or ProbeConfig(), batch_size)
-    shared = _shared_trainer()
-    if shared is not None:
-        from millivid.train.config import TrainConfig
-
-        train, load_checkpoint = shared
-        tcfg = TrainConfig(
-            steps=steps,
-            batch_size=batch_size,
-            lr=lr,
-            warmup_steps=max(1, steps // 20),
-            checkpoint_every=max(1, steps // 4),
-            seed=seed,
-        )
-        train(
-            task,
-            tcfg,
-            out / "train",
-            config={"probe": asdict(task.cfg)},
-            resume=resume,
-            device=device,
-        )
-        state, _ = load_checkpoint(out / "train")
-        model = SegmentationProbe(task.cfg)
-        model.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
-        trainer = "millivid.train"
-    else:
-        model = _plain_train(task, steps, lr, dev, seed)
-        trainer = "plain AdamW loop (millivid.train not available)"
+    tcfg = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        warmup_steps=max(1, steps // 20),
+        checkpoint_every=max(1, steps // 4),
+        seed=seed,
+    )
+    run = out / "run"  # trainer state for --resume; the shipped probe is out/model.safetensors
+    train(task, tcfg, run, config={"probe": asdict(task.cfg)}, resume=resume, device=device)
+    state, _ = load_checkpoint(run)
+    model = SegmentationProbe(task.cfg)
+    model.load_state_dict(state)
+    trainer = "millivid.train"
     scores = probe_scores(model.to(dev), replace(held))
     report = {
         "world_preset": world_preset,

@@ -81,6 +81,27 @@ def test_make_train_encode_recon_end_to_end(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "level 2: PSNR" in out and (tmp_path / "g.png").stat().st_size > 0
+    assert main(["ae", "export", "--ckpt", str(run), "--out", str(tmp_path / "bf16")]) == 0
+    full = (run / "checkpoint" / "model.safetensors").stat().st_size
+    half = (tmp_path / "bf16" / "checkpoint" / "model.safetensors").stat().st_size
+    assert half < 0.6 * full
+    assert (
+        main(
+            [
+                "ae",
+                "recon",
+                "--ckpt",
+                str(tmp_path / "bf16"),
+                "--video",
+                str(video),
+                "--out",
+                str(tmp_path / "h.png"),
+                "--frames",
+                "1",
+            ]
+        )
+        == 0
+    )
 
 
 def test_encode_with_a_non_autoencoder_checkpoint_is_refused(tmp_path, capsys):

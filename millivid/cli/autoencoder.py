@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     en.add_argument("--out", type=Path, required=True, help="latent cache folder")
     en.add_argument("--device", default="cpu")
     en.set_defaults(func=_encode)
+    ex = acts.add_parser("export", help="bf16 safetensors + config of a run (small, shippable)")
+    ex.add_argument("--ckpt", type=Path, required=True)
+    ex.add_argument("--out", type=Path, required=True)
+    ex.set_defaults(func=_export)
     rc = acts.add_parser("recon", help="paper Fig. 5: original and each level's reconstruction")
     rc.add_argument("--ckpt", type=Path, required=True)
     rc.add_argument("--video", type=Path, required=True, help="a video .npz")
@@ -48,6 +52,13 @@ def _encode(args: argparse.Namespace) -> int:
     from millivid.autoencoder.run import encode_dataset
 
     print(f"latent cache: {encode_dataset(args.ckpt, args.data, args.out, args.device)}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from millivid.autoencoder.run import export_bf16
+
+    print(f"bf16 checkpoint: {export_bf16(args.ckpt, args.out)}")
     return 0
 
 

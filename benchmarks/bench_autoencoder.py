@@ -4,6 +4,9 @@
 python benchmarks/bench_autoencoder.py quality --ckpt RUN --data TESTDIR --device cuda
 # parameter count, one training step's time and peak memory (random data, bf16)
 python benchmarks/bench_autoencoder.py step --preset paper --batch 224 --device cuda
+# mini training throughput, and the cost of the optional loss terms (--set like the CLI)
+python benchmarks/bench_autoencoder.py step --preset mini --batch 256 --device cuda \
+    --set ae.gradient_weight=0.1
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def quality(args: argparse.Namespace) -> dict:
 
 
 def step(args: argparse.Namespace) -> dict:
-    cfg = load_preset(args.preset)
+    cfg = load_preset(args.preset, args.set)
     model = HierarchicalAutoencoder(cfg.ae).to(args.device)
     size = cfg.ae.image_size
     bank = torch.randint(0, 256, (args.batch * 4, size, size, 3), dtype=torch.uint8)
@@ -80,6 +83,7 @@ def step(args: argparse.Namespace) -> dict:
     ms = sorted(times[2:])[len(times[2:]) // 2] * 1e3
     return {
         "preset": args.preset,
+        "overrides": args.set,
         "params_M": parameter_count(model) / 1e6,
         "batch": args.batch,
         "step_ms": ms,
@@ -101,6 +105,7 @@ def main() -> None:
     s.add_argument("--preset", default="paper")
     s.add_argument("--batch", type=int, default=224)
     s.add_argument("--steps", type=int, default=5)
+    s.add_argument("--set", action="append", default=[], help="config override, e.g. ae.width=256")
     for p in (q, s):
         p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()

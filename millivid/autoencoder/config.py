@@ -20,6 +20,11 @@ class AutoencoderConfig:
     depth: int = 6  # transformer blocks in the encoder and in the decoder (each)
     heads: int = 4
     kind: Literal["hierarchical", "cascaded"] = "hierarchical"
+    # training loss: MSE over the whole output pyramid, plus these optional terms
+    gradient_weight: float = 0.0  # L1 of image gradients, every level of the output pyramid
+    lpips_weight: float = 0.0  # LPIPS (AlexNet) on the top image; needs the two files below
+    lpips_alexnet: str = ""  # alexnet-owt-7be5be79.pth (or env MILLIVID_ALEXNET_WEIGHTS)
+    lpips_linear: str = ""  # LPIPS v0.1 alex.pth (or env MILLIVID_LPIPS_WEIGHTS)
 
     def tokens_per_frame(self) -> tuple[int, ...]:
         """N_l for every level l (finest first)."""

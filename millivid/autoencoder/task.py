@@ -1,17 +1,18 @@
 """The autoencoder's training task for the shared trainer (paper §3.1, A.2).
 
 One level is sampled per example; the whole output pyramid is supervised with MSE against the
-input pyramid. (The paper adds LPIPS on the top image; the mini model here is trained with MSE
-only because LPIPS weights cannot be downloaded in our environment — see docs/AUTOENCODER.md.)
+input pyramid, plus optional terms (``AutoencoderConfig``): ``gradient_weight`` x image-gradient
+L1 on every output level, and ``lpips_weight`` x LPIPS on the top image (as in the paper; it
+needs the published AlexNet/LPIPS files, which are never downloaded — see docs/AUTOENCODER.md).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from millivid.autoencoder.config import AutoencoderConfig
+from millivid.autoencoder.losses import PerceptualLoss, gradient_l1, pyramid_mse
 from millivid.autoencoder.model import HierarchicalAutoencoder, to_images
 
 
@@ -26,6 +27,11 @@ class AutoencoderTask:
                 f"frames: expected uint8 [N, H, W, 3], got {frames.dtype} {tuple(frames.shape)}"
             )
         self.cfg, self.frames, self.items_per_batch = cfg, frames, batch_size
+        self.perceptual = (
+            PerceptualLoss.from_files(cfg.lpips_alexnet, cfg.lpips_linear)
+            if cfg.lpips_weight > 0
+            else None
+        )
 
     def build_model(self) -> HierarchicalAutoencoder:
         return HierarchicalAutoencoder(self.cfg)
@@ -40,5 +46,16 @@ class AutoencoderTask:
         images = to_images(frames, self.cfg.image_size)
         outputs = model(images, level)
         targets = HierarchicalAutoencoder.pyramid_of(images, self.cfg.levels)
-        per_level = [F.mse_loss(o.float(), t) for o, t in zip(outputs, targets, strict=True)]
-        return sum(per_level), {"mse_top": float(per_level[0].detach())}
+        per_level = pyramid_mse(outputs, targets)
+        loss = sum(per_level)
+        metrics = {"mse_top": float(per_level[0].detach())}
+        if self.cfg.gradient_weight > 0:
+            grad = sum(gradient_l1(o, t) for o, t in zip(outputs, targets, strict=True))
+            loss = loss + self.cfg.gradient_weight * grad
+            metrics["grad_l1"] = float(grad.detach())
+        if self.perceptual is not None:
+            self.perceptual.to(images.device)
+            lpips = self.perceptual(outputs[0], targets[0])
+            loss = loss + self.cfg.lpips_weight * lpips
+            metrics["lpips_top"] = float(lpips.detach())
+        return loss, metrics

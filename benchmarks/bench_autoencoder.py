@@ -7,6 +7,8 @@ python benchmarks/bench_autoencoder.py step --preset paper --batch 224 --device 
 # mini training throughput, and the cost of the optional loss terms (--set like the CLI)
 python benchmarks/bench_autoencoder.py step --preset mini --batch 256 --device cuda \
     --set ae.gradient_weight=0.1
+# does the image-gradient loss term help? small model on tiny-world frames (CPU: ~80 s per weight)
+python benchmarks/bench_autoencoder.py gradient --weights 0,0.1,0.3 --steps 1000 --seed 0
 """
 
 from __future__ import annotations
@@ -92,6 +94,62 @@ def step(args: argparse.Namespace) -> dict:
     }
 
 
+def gradient(args: argparse.Namespace) -> dict:
+    """Train a small AE per gradient_weight (same seed and data); PSNR/SSIM per level on test frames."""
+    import tempfile
+    from dataclasses import replace
+    from pathlib import Path
+
+    from millivid.autoencoder.config import PRESETS
+    from millivid.autoencoder.run import reconstruction_psnr
+    from millivid.train import TrainConfig, load_checkpoint, load_weights_into, train
+    from millivid.world import PRESETS as WORLD
+    from millivid.world import TEST_SEED_OFFSET, make_videos
+
+    world = WORLD["tiny"]
+    size = world.size
+    bank = make_videos(range(args.videos), world).video.reshape(-1, size, size, 3).contiguous()
+    test = make_videos([TEST_SEED_OFFSET, TEST_SEED_OFFSET + 1], world, test=True).video
+    test = test.reshape(-1, size, size, 3)[::2]
+    base = replace(PRESETS["tiny"], image_size=size, channels=8, width=96, depth=3, heads=3)
+    rows = []
+    for weight in args.weights:
+        cfg = replace(base, gradient_weight=weight)
+        task = AutoencoderTask(cfg, bank, args.batch)
+        tcfg = TrainConfig(
+            steps=args.steps, batch_size=args.batch, lr=2e-3, warmup_steps=30, seed=args.seed
+        )
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as run:
+            train(task, tcfg, Path(run), config={"stage": "bench"}, device=args.device)
+            weights, _ = load_checkpoint(Path(run))
+        model = HierarchicalAutoencoder(cfg)
+        load_weights_into(model, weights, "bench")
+        model = model.to(args.device).eval()
+        model.calibrate(bank[:512].to(args.device))
+        x = test.to(args.device)
+        with torch.no_grad():
+            ssims = [
+                float(ssim(model.decode(z, lvl), x).mean()) for lvl, z in enumerate(model.encode(x))
+            ]
+        rows.append(
+            {
+                "gradient_weight": weight,
+                "psnr": [round(v, 2) for v in reconstruction_psnr(model, x)],
+                "ssim": [round(v, 3) for v in ssims],
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return {
+        "seed": args.seed,
+        "steps": args.steps,
+        "frames": len(bank),
+        "test_frames": len(test),
+        "runs": rows,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -106,10 +164,20 @@ def main() -> None:
     s.add_argument("--batch", type=int, default=224)
     s.add_argument("--steps", type=int, default=5)
     s.add_argument("--set", action="append", default=[], help="config override, e.g. ae.width=256")
-    for p in (q, s):
+    g = sub.add_parser("gradient")
+    g.add_argument("--weights", type=lambda t: [float(w) for w in t.split(",")], default=[0.0, 0.3])
+    g.add_argument("--steps", type=int, default=1000)
+    g.add_argument("--batch", type=int, default=32)
+    g.add_argument("--videos", type=int, default=12, help="tiny-world training videos")
+    g.add_argument("--seed", type=int, default=0)
+    for p in (q, s, g):
         p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
-    print(json.dumps(quality(args) if args.mode == "quality" else step(args), indent=2))
+    print(
+        json.dumps(
+            {"quality": quality, "step": step, "gradient": gradient}[args.mode](args), indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -96,10 +96,6 @@ def bench_train(args: argparse.Namespace, device: torch.device) -> dict:
     if args.checkpointing:
         model.cfg = replace(model.cfg, checkpointing=True)
     batch = task.batch(0, torch.Generator().manual_seed(0))
-    if args.no_mask:
-        batch.tokens = replace(
-            batch.tokens, valid=torch.ones_like(batch.tokens.valid), all_valid=True
-        )
     batch.tokens, batch.t, batch.noise = (
         batch.tokens.to(device),
         batch.t.to(device),
@@ -133,7 +129,7 @@ def bench_train(args: argparse.Namespace, device: torch.device) -> dict:
         "params_M": count_parameters(model) / 1e6,
         "batch": args.batch,
         "sequence": batch.tokens.length,
-        "masked_attention": not batch.tokens.all_valid,
+        "null_tokens": int((~batch.tokens.valid).sum()),
         "step_ms": seconds * 1e3,
         "samples_per_s": args.batch / seconds,
         "tokens_per_s": args.batch * batch.tokens.length / seconds,
@@ -211,7 +207,6 @@ def main() -> None:
     parser.add_argument("--denoise-steps", type=int, default=50)
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--checkpointing", action="store_true")
-    parser.add_argument("--no-mask", action="store_true", help="train without padding/CFG masks")
     parser.add_argument("--set", action="append", default=[], help="config override k=v")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()

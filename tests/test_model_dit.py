@@ -63,13 +63,14 @@ def test_kv_cache_with_dropped_context_and_unconditional_branch():
     model = make_model("millivid")
     tok, _ = packed("millivid", 30)
     dropped = tok.drop_context(torch.tensor([True, False]))
+    all_dropped = tok.drop_context(torch.tensor([True, True]))
     with torch.no_grad():
         full = model(dropped, T)
         fast = model.forward_targets(dropped, T, model.encode_context(dropped))
-        uncond = model.forward_targets(tok, T, None)
-        all_dropped = model(tok.drop_context(torch.tensor([True, True])), T)
+        uncond = model.forward_targets(all_dropped, T, model.encode_context(all_dropped))
+        uncond_full = model(all_dropped, T)
     torch.testing.assert_close(fast, full, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(uncond, all_dropped, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(uncond, uncond_full, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(full[0], uncond[0], rtol=1e-4, atol=1e-5)
     assert not torch.allclose(full[1], uncond[1], atol=1e-3)
 
@@ -104,7 +105,7 @@ def test_full_attention_context_does_see_targets():
 
 
 @pytest.mark.parametrize("attention", ["full", "context-causal"])
-def test_padding_and_dropped_context_are_invisible(attention):
+def test_padding_and_dropped_context_values_are_replaced_by_the_null_token(attention):
     model = make_model("millivid", attention=attention)
     tok, step = packed("millivid", 1, index=0)
     assert step.missing_tokens > 0
@@ -116,7 +117,9 @@ def test_padding_and_dropped_context_are_invisible(attention):
     with torch.no_grad():
         torch.testing.assert_close(model(junk, T), model(tok, T), rtol=1e-5, atol=1e-6)
         out_a, out_b = model(dropped, T), model(junk_ctx, T)
+        kept = model(tok, T)
     torch.testing.assert_close(out_a[0], out_b[0], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(out_a[0], kept[0], atol=1e-3)  # dropping changes the prediction
 
 
 def test_batched_steps_equal_separate_steps():

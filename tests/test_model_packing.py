@@ -82,12 +82,11 @@ def test_patchify_inverse():
         assert torch.equal(unpatchify(p, k), x)
 
 
-def test_context_cut_at_frame_zero_becomes_masked_padding():
+def test_context_cut_at_frame_zero_becomes_invalid_padding():
     levels, actions = videos()
     plan = make_plan("millivid", BUDGET, 1, 20)
     step = next(s for s in plan if s.missing_tokens)
     tok = pack(levels, actions, step, "levels")
-    assert not tok.all_valid
     assert int((~tok.valid[0]).sum()) == step.missing_tokens
     assert tok.length == plan[-1].sequence_tokens
 
@@ -103,7 +102,6 @@ def test_batching_steps_and_dropping_context():
     tok = Tokens.cat(parts)
     assert tok.batch == 2
     dropped = tok.drop_context(torch.tensor([True, False]))
-    assert not dropped.all_valid
     assert not dropped.valid[0, : tok.context_slots].any()
     assert torch.equal(dropped.valid[1], tok.valid[1])
     assert dropped.valid[:, tok.context_slots :].all()

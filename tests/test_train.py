@@ -91,6 +91,23 @@ def test_resume_gives_the_same_loss_sequence(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+class GlobalRNGTask(ToyTask):
+    def batch(self, step, generator):
+        x, y = super().batch(step, generator)
+        return x + torch.randn(8, 4), y  # the global RNG too: must match in worker processes
+
+
+def test_worker_processes_build_the_same_batches(tmp_path):
+    runs = []
+    for workers in (0, 2):
+        run = tmp_path / f"w{workers}"
+        cfg = replace(CFG, steps=12, num_workers=workers)
+        train(GlobalRNGTask(), cfg, run, config={"toy": 1}, device="cpu", show_progress=False)
+        runs.append(losses(run))
+    assert len(runs[0]) == 12
+    assert runs[0] == runs[1]
+
+
 def test_resume_with_another_config_is_refused(tmp_path):
     train(
         ToyTask(),

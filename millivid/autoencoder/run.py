@@ -66,13 +66,6 @@ def load_autoencoder(
     return model.to(device).eval()
 
 
-def export_bf16(run: Path, out: Path) -> Path:
-    """Write the run's weights as bf16 safetensors + config.json into ``out`` (for checkpoints/)."""
-    weights, config = load_checkpoint(run)
-    half = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in weights.items()}
-    return write_checkpoint(out, half, config)
-
-
 @torch.no_grad()
 def encode_dataset(run: Path, data: Path, out: Path, device: str = "cpu", batch: int = 512) -> Path:
     """Encode every video of ``data`` into a latent cache at ``out`` (resumes, skipping done files)."""

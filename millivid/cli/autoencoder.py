@@ -56,7 +56,7 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from millivid.autoencoder.run import export_bf16
+    from millivid.train.checkpoint import export_bf16
 
     print(f"bf16 checkpoint: {export_bf16(args.ckpt, args.out)}")
     return 0

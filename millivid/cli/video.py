@@ -38,6 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="shorthand for --set model.attention=...",
     )
     train.set_defaults(func=run_train)
+    export = video_sub.add_parser(
+        "export", help="bf16 safetensors (EMA weights when present) + config of a run"
+    )
+    export.add_argument("--ckpt", type=Path, required=True, help="video-model run folder")
+    export.add_argument("--out", type=Path, required=True, help="output folder")
+    export.set_defaults(func=run_export)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -56,4 +62,11 @@ def run_train(args: argparse.Namespace) -> int:
         task, config.video_train, args.out, config=saved, resume=args.resume, device=args.device
     )
     print(f"video model ({args.method}) checkpoint: {out}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from millivid.train.checkpoint import export_bf16
+
+    print(f"bf16 checkpoint: {export_bf16(args.ckpt, args.out)}")
     return 0

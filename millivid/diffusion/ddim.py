@@ -76,7 +76,7 @@ def guided(v_cond: Tensor, v_uncond: Tensor, scale: float) -> Tensor:
     return v_uncond + scale * (v_cond - v_uncond)
 
 
-def cfg_denoiser(cond: Denoise, uncond: Denoise, scale: float) -> Denoise:
+def cfg_denoiser(cond: Denoise, uncond: Denoise | None, scale: float) -> Denoise:
     """A denoiser applying CFG on the context; with ``scale == 1`` the unconditional branch is
     never evaluated."""
     if scale == 1.0:

@@ -26,7 +26,7 @@ class EvalConfig:
     dino_weights: str = ""  # dinov2_vits14_pretrain.pth
     lightglue_weights: str = ""  # disk_lightglue.pth (kornia/cvg LightGlue for DISK)
     disk_weights: str = ""  # DISK depth-save checkpoint (kornia DISK.from_pretrained format)
-    fid_weights: str = ""  # pt_inception-2015-12-05-6726825d.pth (TorchScript)
+    fid_weights: str = ""  # inception-2015-12-05.pt (TorchScript)
     fvd_weights: str = ""  # i3d_torchscript.pt
     probe_weights: str = "checkpoints/probe"  # folder with model.safetensors + config.json
 

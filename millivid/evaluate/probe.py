@@ -92,10 +92,18 @@ def save_probe(model: SegmentationProbe, out_dir: Path, extra: dict | None = Non
     cfg_tmp.replace(out_dir / "config.json")
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
 def load_probe(path: Path | str) -> SegmentationProbe:
-    """Load a probe from a folder (or its model.safetensors) with config.json beside it."""
+    """Load a probe from a folder (or its model.safetensors) with config.json beside it.
+
+    A relative path that does not exist from the working directory is looked up from the
+    repository root, so the shipped default (``checkpoints/probe``) works from anywhere."""
     path = Path(path)
-    folder = path if path.is_dir() else path.parent
+    if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
+        path = REPO_ROOT / path
+    folder = path if path.is_dir() or path.suffix != ".safetensors" else path.parent
     weights, config = folder / "model.safetensors", folder / "config.json"
     for f in (weights, config):
         if not f.is_file():

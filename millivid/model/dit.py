@@ -9,8 +9,13 @@ token sits at the centre of the 2^l x 2^l block of level-0 cells it covers
 There are only 2L distinct conditions per batch element (level x context/target), so the
 modulation is computed on a [B, 2L, D] table and gathered per token.
 
+Padding (context cut at frame 0) and context dropped for classifier-free guidance are not
+masked: their input embedding is a learned null token (positions, level and action embeddings are
+still added). No attention mask ever exists, so SDPA always runs its flash kernel on GPU and
+every batch has the same static graph.
+
 Attention (``DiTConfig.attention``):
-* ``full``: one SDPA over the sequence; padding / dropped context is masked out as keys.
+* ``full``: one SDPA over the sequence.
 * ``context-causal``: context queries see context keys only, target queries see everything. Run
   as two SDPA calls (no S x S mask). The context path then never depends on the targets, so
   ``encode_context`` computes every block's context K/V once and ``forward_targets`` runs only
@@ -37,10 +42,9 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return x * (1 + scale) + shift
 
 
-def attend(q: Tensor, k: Tensor, v: Tensor, key_valid: Tensor | None) -> Tensor:
-    """SDPA of q [B, H, n, d] over k, v [B, H, m, d]; ``key_valid`` bool [B, m] or None."""
-    mask = None if key_valid is None else key_valid[:, None, None, :]
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """SDPA of q [B, H, n, d] over k, v [B, H, m, d] (never masked: flash on GPU)."""
+    return F.scaled_dot_product_attention(q, k, v)
 
 
 def gather_rows(table: Tensor, index: Tensor) -> Tensor:
@@ -97,8 +101,6 @@ class Block(nn.Module):
         x: Tensor,
         cond: Tensor,
         cond_id: Tensor,
-        key_valid: Tensor | None,
-        ctx_valid: Tensor | None,
         ctx_slots: int,
         causal: bool,
     ) -> Tensor:
@@ -106,12 +108,12 @@ class Block(nn.Module):
         mod = self.modulation(cond, cond_id)
         q, k, v = self.project(x, mod)
         if not causal:
-            out = attend(q, k, v, key_valid)
+            out = attend(q, k, v)
         else:
-            target = attend(q[:, :, ctx_slots:], k, v, key_valid)
+            target = attend(q[:, :, ctx_slots:], k, v)
             if ctx_slots:
                 c = slice(0, ctx_slots)
-                context = attend(q[:, :, c], k[:, :, c], v[:, :, c], ctx_valid)
+                context = attend(q[:, :, c], k[:, :, c], v[:, :, c])
                 out = torch.cat([context, target], dim=2)
             else:
                 out = target
@@ -120,17 +122,10 @@ class Block(nn.Module):
 
 @dataclass
 class ContextCache:
-    """Every block's context keys/values [B, H, Sc, d] and which context keys are valid."""
+    """Every block's context keys/values [B, H, Sc, d]."""
 
     keys: list[Tensor]
     values: list[Tensor]
-    valid: Tensor | None  # bool [B, Sc]; None = all valid
-
-
-def context_key_mask(valid: Tensor) -> Tensor:
-    """Key mask for context queries: [B, Sc]; an element with no valid context key (dropped for
-    CFG) attends to all of them instead, so no softmax row is empty (its outputs are unused)."""
-    return valid | ~valid.any(dim=1, keepdim=True)
 
 
 class VideoDiT(nn.Module):
@@ -150,6 +145,7 @@ class VideoDiT(nn.Module):
         d = cfg.width
         self.cin = channels * 4 ** (kernels - 1)
         self.in_proj = nn.ModuleList(nn.Linear(channels * 4**k, d) for k in range(kernels))
+        self.null_token = nn.Parameter(torch.zeros(d))  # padding and CFG-dropped context
         self.level_embed = nn.Embedding(levels, d)
         self.action_embed = nn.Embedding(NO_ACTION + 1, d)
         self.time_embed = TimestepEmbedder(d)
@@ -167,6 +163,7 @@ class VideoDiT(nn.Module):
                 nn.init.zeros_(m.bias)
         for emb in (self.level_embed, self.action_embed, self.cond_level):
             nn.init.normal_(emb.weight, std=0.02)
+        nn.init.normal_(self.null_token, std=0.02)
         for lin in self.time_embed.mlp:
             if isinstance(lin, nn.Linear):
                 nn.init.normal_(lin.weight, std=0.02)
@@ -187,6 +184,7 @@ class VideoDiT(nn.Module):
             for k, proj in enumerate(self.in_proj):
                 mask = (kernel == k).unsqueeze(-1)
                 x = x + mask * proj(values[..., : self.channels * 4**k])
+        x = torch.where(tokens.valid[:, sl].unsqueeze(-1), x, self.null_token.to(x.dtype))
         level = tokens.level[:, sl]
         frame = (tokens.frame[:, sl] - tokens.origin.unsqueeze(1)).float()
         pos = position_3d(
@@ -230,11 +228,9 @@ class VideoDiT(nn.Module):
         cond = self._cond_table(t)
         is_target = (torch.arange(tokens.length, device=x.device) >= sc).long()
         cond_id = tokens.level + self.levels * is_target
-        key_valid = None if tokens.all_valid else tokens.valid
-        ctx_valid = None if tokens.all_valid else context_key_mask(tokens.valid[:, :sc])
         causal = self.cfg.attention == "context-causal"
         for block in self.blocks:
-            x = self._run_block(block, x, cond, cond_id, key_valid, ctx_valid, sc, causal)
+            x = self._run_block(block, x, cond, cond_id, sc, causal)
         return x
 
     def forward(self, tokens: Tokens, t: Tensor) -> Tensor:
@@ -255,8 +251,6 @@ class VideoDiT(nn.Module):
         x = self._embed(tokens, slice(0, sc))
         cond = self._cond_table(torch.zeros(tokens.batch, device=x.device))
         cond_id = tokens.level[:, :sc]
-        valid = None if tokens.all_valid else tokens.valid[:, :sc]
-        ctx_valid = None if valid is None else context_key_mask(valid)
         keys, values = [], []
         for i, block in enumerate(self.blocks):
             mod = block.modulation(cond, cond_id)
@@ -264,28 +258,22 @@ class VideoDiT(nn.Module):
             keys.append(k)
             values.append(v)
             if i + 1 < len(self.blocks):  # the last block's context output is never used
-                x = block.finish(x, attend(q, k, v, ctx_valid), mod)
-        return ContextCache(keys, values, valid)
+                x = block.finish(x, attend(q, k, v), mod)
+        return ContextCache(keys, values)
 
-    def forward_targets(self, tokens: Tokens, t: Tensor, cache: ContextCache | None) -> Tensor:
+    def forward_targets(self, tokens: Tokens, t: Tensor, cache: ContextCache) -> Tensor:
         """v-prediction [B, St, Cin] running only the target tokens through the blocks,
-        attending to ``cache`` (from ``encode_context`` of the same step); ``cache=None`` means
-        no context at all (the unconditional branch of classifier-free guidance)."""
+        attending to ``cache`` (``encode_context`` of the same tokens' context)."""
         sc = tokens.context_slots
         x = self._embed(tokens, slice(sc, None))
         cond = self._cond_table(t)
         cond_id = tokens.level[:, sc:] + self.levels
-        key_valid = None
-        if cache is not None and cache.valid is not None:
-            ones = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-            key_valid = torch.cat([cache.valid, ones], dim=1)
         for i, block in enumerate(self.blocks):
             mod = block.modulation(cond, cond_id)
             q, k, v = block.project(x, mod)
-            if cache is not None:
-                k = torch.cat([cache.keys[i].to(k.dtype), k], dim=2)
-                v = torch.cat([cache.values[i].to(v.dtype), v], dim=2)
-            x = block.finish(x, attend(q, k, v, key_valid), mod)
+            k = torch.cat([cache.keys[i].to(k.dtype), k], dim=2)
+            v = torch.cat([cache.values[i].to(v.dtype), v], dim=2)
+            x = block.finish(x, attend(q, k, v), mod)
         return self._head(x, cond, cond_id, tokens.kernel[:, sc:])
 
 

@@ -7,7 +7,7 @@ are static for torch.compile)::
       <--------------------- context_slots ----------------------->           <- St ->
 
 Targets are ``step.target`` then ``step.discarded``. Inside a span tokens are frame-major, then
-row, then column. Padding tokens are ``valid = False`` and masked out of attention as keys.
+row, then column. Padding tokens are ``valid = False``: the model gives them its learned null token.
 
 Every token carries: its latent ``values`` (Cin channels), ``level``, ``kernel``, absolute
 ``frame``, ``row``/``col`` in its own level's grid, the ``action`` of its frame (``NO_ACTION`` for
@@ -67,8 +67,6 @@ class Tokens:
     """A packed batch: per-token tensors of shape [B, S] (``values`` [B, S, Cin]).
 
     ``context_slots`` tokens come first (context and padding), the rest are targets.
-    ``all_valid`` is a Python bool (no padding, no dropped context) so the model can skip the
-    attention mask without inspecting tensors (no graph breaks under torch.compile).
     """
 
     values: Tensor  # float [B, S, Cin]
@@ -82,7 +80,6 @@ class Tokens:
     origin: Tensor  # int64 [B]: first frame of the target span (positions are relative to it)
     context_slots: int
     channels: int  # C; values carry Cin = channels * 4^max_kernel
-    all_valid: bool
 
     @property
     def batch(self) -> int:
@@ -117,10 +114,10 @@ class Tokens:
 
     def drop_context(self, drop: Tensor) -> Tokens:
         """Mark every context token of the batch elements where ``drop`` [B] is True invalid
-        (classifier-free guidance, paper A.2)."""
+        (classifier-free guidance, paper A.2): the model sees null tokens there."""
         is_ctx = torch.arange(self.length, device=self.valid.device) < self.context_slots
         valid = self.valid & ~(drop.to(self.valid.device).view(-1, 1) & is_ctx)
-        return replace(self, valid=valid, all_valid=self.all_valid and not bool(drop.any()))
+        return replace(self, valid=valid)
 
     def to(self, device: torch.device | str) -> Tokens:
         moved = {
@@ -147,7 +144,7 @@ class Tokens:
                 )
         fields = ("values", "level", "kernel", "frame", "row", "col", "action", "valid", "origin")
         stacked = {f: torch.cat([getattr(p, f) for p in parts]) for f in fields}
-        return replace(first, all_valid=all(p.all_valid for p in parts), **stacked)
+        return replace(first, **stacked)
 
 
 def _span_tokens(
@@ -258,7 +255,6 @@ def pack_spans(
         origin=torch.full((b,), step.target.start, device=merged["values"].device),
         context_slots=context_slots,
         channels=channels,
-        all_valid=step.missing_tokens == 0,
     )
 
 

@@ -27,20 +27,26 @@ def sample_targets(
 
     ``reuse_context`` (default: whenever the model is context-causal) computes the context K/V
     once and runs only the targets per DDIM step; otherwise every step recomputes the whole
-    sequence. ``guidance`` != 1 adds the unconditional branch (all context dropped), which
-    never needs the context, so it always runs target-only.
+    sequence. ``guidance`` != 1 adds the unconditional branch: every context token dropped
+    (null tokens, as in training), with its own context cache when reusing.
     """
     if reuse_context is None:
         reuse_context = model.cfg.attention == "context-causal"
-    cache = model.encode_context(tokens) if reuse_context else None
 
-    def cond(z: Tensor, t: Tensor) -> Tensor:
-        x = tokens.with_targets(z)
-        return model.forward_targets(x, t, cache) if reuse_context else model(x, t)
+    def denoiser(packed: Tokens):
+        cache = model.encode_context(packed) if reuse_context else None
 
-    def uncond(z: Tensor, t: Tensor) -> Tensor:
-        return model.forward_targets(tokens.with_targets(z), t, None)
+        def v(z: Tensor, t: Tensor) -> Tensor:
+            x = packed.with_targets(z)
+            return model.forward_targets(x, t, cache) if reuse_context else model(x, t)
 
+        return v
+
+    cond = denoiser(tokens)
+    uncond = None
+    if guidance != 1.0:
+        drop_all = torch.ones(tokens.batch, dtype=torch.bool, device=tokens.valid.device)
+        uncond = denoiser(tokens.drop_context(drop_all))
     noise = tokens.target_values
     out = ddim_sample(cfg_denoiser(cond, uncond, guidance), noise, steps, shift)
     return out * tokens.channel_mask()[:, tokens.context_slots :]

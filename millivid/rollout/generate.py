@@ -12,7 +12,7 @@ Actions past the ones given (the plan's last chunk may run past the end) repeat 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,8 @@ from millivid.typed_config import from_dict
 @dataclass
 class GenerateRequest:
     """What to generate: frames uint8 [T,H,W,3] whose first ``context`` frames are given, actions
-    int64 [T'] (T' >= context + frames; repeated past the end), and sampler settings."""
+    int64 [T'] (T' >= context + frames; repeated past the end), and sampler settings.
+    ``rollout_latents`` takes a batch: frames [B,T,H,W,3], actions [B,T']."""
 
     frames: np.ndarray
     actions: np.ndarray
@@ -67,8 +68,9 @@ def load_ae(run: Path, device: str) -> HierarchicalAutoencoder:
     return load_autoencoder(run, device)
 
 
-def _actions(req: GenerateRequest, frames: int) -> torch.Tensor:
-    acts = np.asarray(req.actions)
+def _actions(req: GenerateRequest, acts: np.ndarray, frames: int) -> torch.Tensor:
+    """int64 [1, frames] of one video's actions (checked; the last one repeated past the end)."""
+    acts = np.asarray(acts)
     if acts.ndim != 1 or not np.issubdtype(acts.dtype, np.integer):
         raise ValueError(f"actions: expected int [T], got {acts.dtype} {acts.shape}")
     if len(acts) < req.context + req.length:
@@ -81,71 +83,81 @@ def _actions(req: GenerateRequest, frames: int) -> torch.Tensor:
     return torch.from_numpy(out.astype(np.int64))[None]
 
 
-def generate(
-    req: GenerateRequest,
-    model,
-    cfg: Config,
-    method: str,
-    ae: HierarchicalAutoencoder,
-    out: Path,
-    device: str = "cpu",
-    method_check: str | None = None,
-) -> dict[str, Path]:
-    """Generate, write the outputs and return their paths (see the module docstring)."""
-    if method_check and method_check != method:
-        raise ValueError(f"--method {method_check} but the checkpoint was trained for {method!r}")
+def check_inputs(
+    cfg: Config, method: str, ae: HierarchicalAutoencoder, context: int, given: int
+) -> None:
+    """Errors for a video model / autoencoder / context mismatch, before any work is done."""
     if ae.cfg.channels != cfg.ae.channels or ae.cfg.levels != cfg.ae.levels:
         raise ValueError(
             f"autoencoder has {ae.cfg.levels} levels x {ae.cfg.channels} channels but the video "
             f"model expects {cfg.ae.levels} x {cfg.ae.channels}: use the autoencoder its latents came from"
         )
-    if not 1 <= req.context <= len(req.frames):
-        raise ValueError(
-            f"--context {req.context}: need 1 <= context <= {len(req.frames)} given frames"
-        )
-    source = context_source(method)
+    if not 1 <= context <= given:
+        raise ValueError(f"--context {context}: need 1 <= context <= {given} given frames")
     if method == "hierarchical-framepack":
         raise ValueError("generate does not support hierarchical-framepack yet (needs re-encoding)")
+
+
+def rollout_latents(
+    req: GenerateRequest,
+    model,
+    cfg: Config,
+    method: str,
+    ae: HierarchicalAutoencoder,
+    state_path: Path | None = None,
+    device: str = "cpu",
+    desc: str = "",
+) -> torch.Tensor:
+    """Level-0 latents [B, length, h, w, C] of the generated frames of a batch of videos.
+
+    ``req.frames`` uint8 [B, T, H, W, 3] and ``req.actions`` int [B, T'] hold a batch here (one
+    noise draw per rollout step for the whole batch). With ``state_path`` the latent store is
+    saved atomically after every rollout step, and an existing state is resumed.
+    """
+    frames = np.asarray(req.frames)
+    check_inputs(cfg, method, ae, req.context, frames.shape[1])
+    batch = frames.shape[0]
+    source = context_source(method)
     plan = make_plan(method, cfg.plan, req.context, req.context + req.length)
     total = max(s.last_frame for s in plan)
     shapes = [ae.level_shape(lvl) for lvl in range(ae.cfg.levels)]
-    store = LatentStore(shapes, batch=1, frames=total, channels=ae.cfg.channels, device=device)
-    actions = _actions(req, total).to(device)
-    state_path = out.with_name(out.name + ".state.safetensors")
+    store = LatentStore(shapes, batch=batch, frames=total, channels=ae.cfg.channels, device=device)
+    actions = torch.cat([_actions(req, a, total) for a in np.asarray(req.actions)]).to(device)
     first = 0
-    if state_path.exists():
+    if state_path is not None and state_path.exists():
         state = load_file(str(state_path))
         store.load_state_dict(state)
         first = int(state["next_step"])
     else:
         with torch.no_grad():
-            ctx = torch.from_numpy(req.frames[: req.context]).to(device)
+            ctx = torch.from_numpy(frames[:, : req.context]).to(device).flatten(0, 1)
             for lvl, z in enumerate(ae.encode(ctx)):
-                store.write(Span(lvl, 0, req.context), z[None])
+                store.write(Span(lvl, 0, req.context), z.unflatten(0, (batch, req.context)))
     diffusion = cfg.diffusion
     if req.steps is not None:
-        diffusion = type(diffusion)(**{**diffusion.__dict__, "sample_steps": req.steps})
+        diffusion = replace(diffusion, sample_steps=req.steps)
     if req.guidance is not None:
-        diffusion = type(diffusion)(**{**diffusion.__dict__, "guidance": req.guidance})
+        diffusion = replace(diffusion, guidance=req.guidance)
     denoiser = DiTDenoiser(model, source, shapes, diffusion, req.reuse_context)
 
     def save_state(i: int) -> None:
+        if state_path is None:
+            return
         state = store.state_dict()
         state["next_step"] = torch.tensor(i + 1)
         tmp = state_path.with_name(state_path.name + ".tmp")
         save_file(state, str(tmp))
         tmp.replace(state_path)
 
-    bar = tqdm(total=len(plan), initial=first, desc=f"generate {method}", unit="step")
+    bar = tqdm(total=len(plan), initial=first, desc=desc or f"generate {method}", unit="step")
 
     def progress(p: Progress) -> None:
         bar.update(1)
         bar.set_postfix(
             frames="/".join(str(f) for f in p.frames_per_level),
-            fps=f"{p.frames_per_level[0] / max(p.seconds, 1e-9):.1f}",
+            fps=f"{batch * p.frames_per_level[0] / max(p.seconds, 1e-9):.1f}",
         )
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     run_plan(
         plan,
         store,
@@ -158,19 +170,51 @@ def generate(
         after_step=save_state,
     )
     bar.close()
+    return store.levels[0][:, req.context : req.context + req.length]
+
+
+@torch.no_grad()
+def decode_frames(
+    ae: HierarchicalAutoencoder, latents: torch.Tensor, chunk: int = 256
+) -> np.ndarray:
+    """uint8 [B, T, H, W, 3] of level-0 latents [B, T, h, w, C]."""
+    flat = latents.flatten(0, 1)
+    out = torch.cat([ae.decode(flat[i : i + chunk], 0) for i in range(0, len(flat), chunk)])
+    return out.unflatten(0, latents.shape[:2]).cpu().numpy()
+
+
+def generate(
+    req: GenerateRequest,
+    model,
+    cfg: Config,
+    method: str,
+    ae: HierarchicalAutoencoder,
+    out: Path,
+    device: str = "cpu",
+    method_check: str | None = None,
+) -> dict[str, Path]:
+    """Generate one video, write the outputs and return their paths (see the module docstring)."""
+    if method_check and method_check != method:
+        raise ValueError(f"--method {method_check} but the checkpoint was trained for {method!r}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    batched = replace(
+        req, frames=np.asarray(req.frames)[None], actions=np.asarray(req.actions)[None]
+    )
+    state_path = out.with_name(out.name + ".state.safetensors")
+    latents = rollout_latents(batched, model, cfg, method, ae, state_path, device)
+    plan = make_plan(method, cfg.plan, req.context, req.context + req.length)
+    generated = decode_frames(ae, latents)[0]
     return _write_outputs(
-        req, store, ae, method, cfg, out, plan, generated_levels(method, cfg.plan)
+        req, generated, method, cfg, out, plan, generated_levels(method, cfg.plan)
     )
 
 
 @torch.no_grad()
-def _write_outputs(req, store, ae, method, cfg, out, plan, levels) -> dict[str, Path]:
+def _write_outputs(req, generated, method, cfg, out, plan, levels) -> dict[str, Path]:
     from millivid.data.videos import VideoRecord, save_video, write_mp4
 
     end = req.context + req.length
-    latents = store.levels[0][0, req.context : end]
-    decoded = torch.cat([ae.decode(latents[i : i + 256], 0) for i in range(0, len(latents), 256)])
-    video = np.concatenate([req.frames[: req.context], decoded.cpu().numpy()])
+    video = np.concatenate([req.frames[: req.context], generated])
     paths = {
         "npz": out.with_name(out.name + ".npz"),
         "mp4": out.with_name(out.name + ".mp4"),

@@ -94,6 +94,14 @@ def load_checkpoint(
     return weights, config
 
 
+def export_bf16(run: Path, out: Path) -> Path:
+    """Write a run's weights (EMA when it has them) as bf16 safetensors + config.json into
+    ``out``: small, shippable checkpoints (checkpoints/), loadable like any run folder."""
+    weights, config = load_checkpoint(run, ema=True)
+    half = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in weights.items()}
+    return write_checkpoint(Path(out), half, config)
+
+
 def load_trainer_state(run: Path) -> dict[str, Any]:
     """The optimizer/scheduler/RNG/step state saved with the latest checkpoint."""
     path = latest_checkpoint(run) / "state.pt"

@@ -21,13 +21,13 @@ class TrainConfig:
     log_every: int = 10
     bf16: bool = True  # bf16 autocast when on CUDA
     compile: bool = False
-    num_workers: int = 0
+    num_workers: int = 0  # processes building batches ahead of the loop (0: in the loop)
 
 
 PRESETS = {
     "tiny": TrainConfig(
         steps=200, batch_size=8, warmup_steps=20, checkpoint_every=100, log_every=10
     ),
-    "mini": TrainConfig(steps=20_000, batch_size=64, warmup_steps=500),
+    "mini": TrainConfig(steps=20_000, batch_size=64, warmup_steps=500, ema_decay=0.999),
     "paper": TrainConfig(steps=192_000, batch_size=48, warmup_steps=2_000),
 }

@@ -116,6 +116,36 @@ def _step_seed(seed: int, rank: int, step: int) -> int:
     return (seed * 1_000_003 + rank * 10_007 + step) % (2**63 - 1)
 
 
+class StepBatches(torch.utils.data.Dataset):
+    """Batch ``step`` of a task as a dataset item: a function of (seed, rank, step) only, so
+    DataLoader workers can build batches ahead of the training loop without changing them."""
+
+    def __init__(self, task: TrainTask, seed: int, rank: int, steps: int) -> None:
+        self.task, self.seed, self.rank, self.steps = task, seed, rank, steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, step: int):
+        seed = _step_seed(self.seed, self.rank, step)
+        torch.manual_seed(seed)  # a task may use the global RNG: same in a worker as in-process
+        return self.task.batch(step, torch.Generator().manual_seed(seed))
+
+
+def step_batches(task: TrainTask, cfg: TrainConfig, rank: int, start: int):
+    """Iterator over the batches of steps ``start..cfg.steps``; ``cfg.num_workers`` processes
+    build them ahead (4 each), 0 builds them in this process."""
+    loader = torch.utils.data.DataLoader(
+        StepBatches(task, cfg.seed, rank, cfg.steps),
+        batch_size=None,
+        sampler=range(start, cfg.steps),
+        num_workers=cfg.num_workers,
+        prefetch_factor=4 if cfg.num_workers else None,
+        persistent_workers=False,
+    )
+    return iter(loader)
+
+
 def _distributed() -> tuple[int, int]:
     """(rank, world size); initialises the process group under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", 1))
@@ -211,13 +241,12 @@ def train(
     previous_handler = signal.getsignal(signal.SIGTERM)
     if threading_main():
         signal.signal(signal.SIGTERM, _raise_interrupt)  # `timeout`/schedulers: save, then stop
+    batches = step_batches(task, cfg, rank, start)
     try:
         model.train()
         while step < cfg.steps:
-            seed = _step_seed(cfg.seed, rank, step)
-            generator = torch.Generator().manual_seed(seed)
-            torch.manual_seed(seed)
-            batch = task.batch(step, generator)
+            batch = next(batches)
+            torch.manual_seed(_step_seed(cfg.seed, rank, step))  # model-side randomness
             with autocast:
                 loss, metrics = task.loss(train_model, batch, dev)
             if not torch.isfinite(loss):

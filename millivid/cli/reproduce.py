@@ -1,0 +1,63 @@
+"""``millivid reproduce``: the resumable Table-1 pipeline (see millivid/reproduce.py)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+from millivid.cli.common import add_preset_flags, config_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from millivid.reproduce import STAGES, VARIANTS
+
+    p = sub.add_parser(
+        "reproduce",
+        help="world data -> autoencoder -> latents -> video models -> rollouts -> eval -> report",
+        description="Run or continue the whole reproduction into --out. Every stage is skipped "
+        "once its output is complete, so re-running the same command (e.g. under `timeout`) "
+        "continues where it stopped. Wall seconds per stage go to OUT/stages.json.",
+    )
+    add_preset_flags(p, default="mini")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--ae", type=Path, help="use this autoencoder (e.g. checkpoints/mini/ae)")
+    p.add_argument(
+        "--variants", help=f"comma list of {', '.join(VARIANTS)} (default: the preset's)"
+    )
+    p.add_argument("--stages", help=f"comma list of {', '.join(STAGES)} (default: all)")
+    p.add_argument("--train-videos", type=int, help="training videos (default: the preset's)")
+    p.add_argument("--test-videos", type=int, help="test videos (default: the preset's)")
+    p.add_argument("--context", type=int, help="ground-truth context frames")
+    p.add_argument("--frames", type=int, help="generated frames per test video")
+    p.add_argument("--rollout-batch", type=int, help="test videos rolled out together")
+    p.add_argument("--sample-steps", type=int, help="DDIM steps (default: diffusion.sample_steps)")
+    p.add_argument("--metrics", help="evaluation metrics (default psnr,ssim,probe)")
+    p.add_argument("--workers", type=int, help="world-rendering threads")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from millivid.reproduce import PRESETS, reproduce
+
+    cfg = config_from_args(args)
+    rcfg = PRESETS[args.preset]
+    updates = {
+        "train_videos": args.train_videos,
+        "test_videos": args.test_videos,
+        "context": args.context,
+        "frames": args.frames,
+        "rollout_batch": args.rollout_batch,
+        "sample_steps": args.sample_steps,
+        "metrics": args.metrics,
+        "workers": args.workers,
+        "variants": tuple(args.variants.split(",")) if args.variants else None,
+        "stages": tuple(args.stages.split(",")) if args.stages else None,
+    }
+    rcfg = replace(rcfg, **{k: v for k, v in updates.items() if v is not None})
+    report = reproduce(args.out, cfg, rcfg, ae=args.ae, device=args.device)
+    print(f"report: {report}")
+    print(f"table: {args.out / 'eval' / 'table.md'}")
+    print(f"stage times: {args.out / 'stages.json'}")
+    return 0

@@ -1,0 +1,271 @@
+"""``millivid reproduce``: the whole Table-1 pipeline as resumable stages (issue 9).
+
+    world data -> autoencoder -> latent cache -> video models -> test-set rollouts -> evaluation
+    -> report
+
+Every stage writes into the run folder and is skipped once its output is complete, so the same
+command can be re-run after an interruption (or a ``timeout`` that keeps each call under ten
+minutes on a lent GPU): the trainers save on SIGTERM and resume, the dataset and latent writers
+skip finished files, rollouts resume from their saved latent store. Layout of RUN::
+
+    data/train/, data/test/      world videos (millivid data make)
+    ae/                          autoencoder run (or --ae: an existing one, e.g. checkpoints/mini/ae)
+    latents/                     latent cache of data/train
+    video/<variant>/             one video-model run per method variant
+    gt/ -> data/test/0000        ground truth, the layout millivid evaluate/report read
+    rollouts/<variant>/<name>.npz
+    plans/<variant>.png
+    eval/                        per_frame.csv, table.md, curves.png/svg, results.json
+    report.html
+    stages.json                  wall seconds spent in each stage (summed over calls)
+
+A *variant* is a method plus an attention mode: ``millivid`` (full attention, the paper),
+``millivid-cc`` (context-causal: context K/V reused across denoising steps), ``framepack``,
+``fullres``, ``upscale`` (the cascaded ablation needs a cascaded autoencoder: not wired yet).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from millivid.presets import Config
+
+VARIANTS: dict[str, tuple[str, str]] = {
+    "millivid": ("millivid", "full"),
+    "millivid-cc": ("millivid", "context-causal"),
+    "framepack": ("framepack", "full"),
+    "fullres": ("fullres", "full"),
+    "upscale": ("upscale", "full"),
+}
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """What the pipeline runs beyond the preset's model configs."""
+
+    train_videos: int
+    test_videos: int
+    context: int  # ground-truth frames before the first generated one
+    frames: int  # generated frames per test video
+    variants: tuple[str, ...] = ("millivid", "millivid-cc", "framepack", "fullres")
+    rollout_batch: int = 16
+    sample_steps: int | None = None  # DDIM steps (None: the preset's diffusion.sample_steps)
+    metrics: str = "psnr,ssim,probe"
+    workers: int | None = None  # world-rendering threads
+    stages: tuple[str, ...] = field(default=())  # empty: all
+
+
+PRESETS = {
+    "tiny": ReproduceConfig(train_videos=6, test_videos=2, context=32, frames=64, rollout_batch=2),
+    "mini": ReproduceConfig(train_videos=1024, test_videos=64, context=256, frames=768),
+    "paper": ReproduceConfig(train_videos=10_000, test_videos=1_000, context=256, frames=768),
+}
+
+STAGES = ("data", "ae", "latents", "video", "rollout", "evaluate", "report")
+
+
+class StageClock:
+    """Accumulates wall seconds per stage in RUN/stages.json (written after every stage)."""
+
+    def __init__(self, run: Path) -> None:
+        self.path = run / "stages.json"
+        self.seconds: dict[str, float] = (
+            json.loads(self.path.read_text()) if self.path.exists() else {}
+        )
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        begin = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - begin
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(json.dumps(self.seconds, indent=2) + "\n")
+            tmp.replace(self.path)
+
+
+def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
+    """(method, config) of a variant name."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
+    method, attention = VARIANTS[variant]
+    return method, replace(cfg, model=replace(cfg.model, attention=attention))
+
+
+def _trained(run: Path, steps: int) -> bool:
+    from millivid.train.checkpoint import load_trainer_state
+
+    try:
+        return int(load_trainer_state(run)["step"]) >= steps
+    except (FileNotFoundError, ValueError, KeyError):
+        return False
+
+
+def _fresh(out: Path, inputs: Path) -> bool:
+    """``out`` exists and is newer than every file under ``inputs``."""
+    if not out.exists():
+        return False
+    newest = max((p.stat().st_mtime for p in inputs.rglob("*") if p.is_file()), default=0.0)
+    return out.stat().st_mtime >= newest
+
+
+def _has_checkpoint(run: Path) -> bool:
+    return (run / "checkpoint" / "model.safetensors").exists()
+
+
+def reproduce(
+    run: Path,
+    cfg: Config,
+    rcfg: ReproduceConfig,
+    *,
+    ae: Path | None = None,
+    device: str = "auto",
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Run (or continue) every stage into ``run``; returns the report path."""
+    from millivid.train.trainer import resolve_device
+
+    run.mkdir(parents=True, exist_ok=True)
+    dev = str(resolve_device(device))
+    clock = StageClock(run)
+    wanted = rcfg.stages or STAGES
+    for name in wanted:
+        if name not in STAGES:
+            raise ValueError(f"unknown stage {name!r} (known: {', '.join(STAGES)})")
+    ae_run = ae or run / "ae"
+    world = cfg.world
+    train_dir, test_dir = run / "data" / "train", run / "data" / "test"
+
+    def data() -> None:
+        from millivid.data.make import make_dataset
+
+        for out, n, test in (
+            (train_dir, rcfg.train_videos, False),
+            (test_dir, rcfg.test_videos, True),
+        ):
+            meta = out / "dataset.json"
+            if meta.exists() and json.loads(meta.read_text()).get("complete"):
+                continue
+            make_dataset(
+                out,
+                world,
+                n,
+                test=test,
+                device=dev,
+                workers=rcfg.workers,
+                preset=cfg.preset,
+                shard_size=max(n, 1),
+            )
+        gt = run / "gt"
+        if not gt.exists():
+            gt.symlink_to(Path("data") / "test" / "0000", target_is_directory=True)
+
+    def autoencoder() -> None:
+        from millivid.autoencoder.run import train_autoencoder
+
+        if ae is not None:
+            log(f"autoencoder: using {ae}")
+            return
+        if _trained(ae_run, cfg.ae_train.steps):
+            return
+        train_autoencoder(cfg, train_dir, ae_run, _has_checkpoint(ae_run), dev)
+
+    def latents() -> None:
+        from millivid.autoencoder.run import encode_dataset
+
+        encode_dataset(ae_run, train_dir, run / "latents", dev)
+
+    def video() -> None:
+        from millivid.data.latent_cache import LatentCache
+        from millivid.model.task import VideoTask
+        from millivid.train import train
+        from millivid.typed_config import to_dict
+
+        cache = LatentCache(run / "latents")
+        for variant in rcfg.variants:
+            method, vcfg = variant_config(cfg, variant)
+            out = run / "video" / variant
+            if _trained(out, vcfg.video_train.steps):
+                continue
+            log(f"video model: {variant}")
+            saved = {"stage": "video", "method": method, **to_dict(vcfg)}
+            task = VideoTask(vcfg, method, cache)
+            with clock.stage(f"video/{variant}"):
+                resume = _has_checkpoint(out)
+                train(task, vcfg.video_train, out, config=saved, resume=resume, device=dev)
+
+    def rollout() -> None:
+        from millivid.plan import make_plan
+        from millivid.plan.draw import draw_plan
+        from millivid.rollout.folder import rollout_folder
+        from millivid.rollout.generate import load_ae, load_video_model
+
+        autoenc = load_ae(ae_run, dev)
+        end = rcfg.context + rcfg.frames
+        for variant in rcfg.variants:
+            model, vcfg, method = load_video_model(run / "video" / variant, dev)
+            plan_png = run / "plans" / f"{variant}.png"
+            if not plan_png.exists():
+                plan_png.parent.mkdir(parents=True, exist_ok=True)
+                plan = make_plan(method, vcfg.plan, rcfg.context, end)
+                draw_plan(method, vcfg.plan, rcfg.context, end, plan, plan_png, max_steps=24)
+            with clock.stage(f"rollout/{variant}"):
+                rollout_folder(
+                    run / "gt",
+                    run / "rollouts" / variant,
+                    model,
+                    vcfg,
+                    method,
+                    autoenc,
+                    context=rcfg.context,
+                    length=rcfg.frames,
+                    batch=rcfg.rollout_batch,
+                    steps=rcfg.sample_steps,
+                    device=dev,
+                    max_videos=rcfg.test_videos,
+                )
+
+    def evaluate() -> None:
+        from millivid.evaluate.config import PRESETS as EVAL_PRESETS
+        from millivid.evaluate.outputs import write_set_outputs
+        from millivid.evaluate.runner import evaluate_sets
+        from millivid.evaluate.suite import parse_metrics
+
+        if _fresh(run / "eval" / "results.json", run / "rollouts"):
+            return
+        ecfg = EVAL_PRESETS[cfg.preset]
+        res = evaluate_sets(
+            run / "rollouts", run / "gt", rcfg.context, parse_metrics(rcfg.metrics), ecfg
+        )
+        write_set_outputs(res, run / "eval", ecfg.horizon_names, start=rcfg.context)
+
+    def report() -> None:
+        from millivid.evaluate.report import build_report
+
+        if _fresh(run / "report.html", run / "eval"):
+            return
+        build_report(run, run / "report.html", max_frames=rcfg.context + rcfg.frames)
+
+    jobs = {
+        "data": data,
+        "ae": autoencoder,
+        "latents": latents,
+        "video": video,
+        "rollout": rollout,
+        "evaluate": evaluate,
+        "report": report,
+    }
+    for name in wanted:
+        log(f"== stage {name}")
+        if name in ("video", "rollout"):
+            jobs[name]()  # timed per variant
+        else:
+            with clock.stage(name):
+                jobs[name]()
+    return run / "report.html"

@@ -1,0 +1,74 @@
+"""Roll out every video of a folder in batches (test sets): ``rollout_folder``.
+
+Each ground-truth ``<name>.npz`` (keys ``video``, ``actions``) gets ``OUT/<name>.npz`` with the
+context frames followed by the generated ones (the layout ``millivid evaluate --pred-dir`` and
+``millivid report`` read). Finished files are skipped, and the batch in progress saves its latent
+store after every rollout step (``OUT/.batch-<first name>.state.safetensors``), so an interrupted
+run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from millivid.data.videos import VideoRecord, load_video, save_video
+from millivid.rollout.generate import GenerateRequest, decode_frames, rollout_latents
+
+
+def rollout_folder(
+    gt_dir: Path,
+    out_dir: Path,
+    model,
+    cfg,
+    method: str,
+    ae,
+    *,
+    context: int,
+    length: int,
+    batch: int = 16,
+    steps: int | None = None,
+    guidance: float | None = None,
+    reuse_context: bool | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    max_videos: int | None = None,
+) -> list[Path]:
+    """Generate ``length`` frames after ``context`` for every video of ``gt_dir``; returns the
+    output paths (existing ones included)."""
+    gt_files = sorted(Path(gt_dir).glob("*.npz"))[:max_videos]
+    if not gt_files:
+        raise FileNotFoundError(f"{gt_dir}: no .npz videos to roll out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = [p for p in gt_files if not (out_dir / p.name).exists()]
+    for i in range(0, len(todo), batch):
+        group = todo[i : i + batch]
+        records = [load_video(p, keys=("video", "actions")) for p in group]
+        for path, rec in zip(group, records):
+            if len(rec.actions) < context + length:
+                raise ValueError(
+                    f"{path}: {len(rec.actions)} actions, need context + frames = {context + length}"
+                )
+        req = GenerateRequest(
+            frames=np.stack([r.video[:context] for r in records]),
+            actions=np.stack([r.actions[: context + length] for r in records]),
+            context=context,
+            length=length,
+            seed=seed + i,
+            steps=steps,
+            guidance=guidance,
+            reuse_context=reuse_context,
+        )
+        state = out_dir / f".batch-{group[0].stem}.state.safetensors"
+        desc = f"{method} videos {i + 1}-{i + len(group)}/{len(todo)}"
+        latents = rollout_latents(req, model, cfg, method, ae, state, device, desc)
+        generated = decode_frames(ae, latents)
+        for path, rec, gen in zip(group, records, generated):
+            video = np.concatenate([rec.video[:context], gen])
+            save_video(
+                out_dir / path.name,
+                VideoRecord(video=video, actions=rec.actions[: context + length].astype(np.int64)),
+            )
+        state.unlink(missing_ok=True)
+    return [out_dir / p.name for p in gt_files]

@@ -1,0 +1,84 @@
+"""`millivid reproduce` on the tiny preset: every stage runs, outputs land where evaluate/report
+read them, and a re-run skips finished stages (resume after an interruption)."""
+
+import json
+
+import numpy as np
+import torch
+
+from millivid.cli import main
+
+FAST = [
+    "--preset", "tiny",
+    "--variants", "millivid-cc,fullres",
+    "--set", "video_train.steps=6",
+    "--set", "ae_train.steps=4",
+    "--sample-steps", "2",
+    "--metrics", "psnr,ssim",
+    "--device", "cpu",
+]  # fmt: skip
+
+
+def run(out, *extra):
+    return main(["reproduce", "--out", str(out), *FAST, *extra])
+
+
+def test_every_stage_writes_its_outputs_and_a_rerun_skips_them(tmp_path, capsys):
+    out = tmp_path / "run"
+    # interrupted after the latent cache: the next call goes on from there
+    assert run(out, "--stages", "data,ae,latents") == 0
+    assert not (out / "video").exists()
+    assert run(out) == 0
+    assert "report:" in capsys.readouterr().out
+    for variant in ("millivid-cc", "fullres"):
+        files = sorted((out / "rollouts" / variant).glob("*.npz"))
+        assert [f.name for f in files] == ["000000.npz", "000001.npz"]
+        with np.load(files[0]) as f, np.load(out / "gt" / "000000.npz") as g:
+            assert f["video"].shape == (96, 32, 32, 3)  # 32 context + 64 generated
+            assert np.array_equal(f["video"][:32], g["video"][:32])  # context kept as given
+            assert not np.array_equal(f["video"][32:], g["video"][32:])
+        assert (out / "plans" / f"{variant}.png").stat().st_size > 0
+        state = json.loads((out / "video" / variant / "checkpoint" / "config.json").read_text())
+        assert state["stage"] == "video"
+    table = (out / "eval" / "table.md").read_text()
+    assert "millivid-cc" in table and "fullres" in table
+    assert (out / "report.html").stat().st_size > 0
+    stages = json.loads((out / "stages.json").read_text())
+    assert {"data", "ae", "latents", "video/fullres", "rollout/millivid-cc", "evaluate"} <= set(
+        stages
+    )
+    watched = [
+        out / "video" / "fullres" / "checkpoint" / "model.safetensors",
+        out / "rollouts" / "fullres" / "000000.npz",
+        out / "eval" / "results.json",
+        out / "report.html",
+    ]
+    before = [p.stat().st_mtime_ns for p in watched]
+    assert run(out) == 0
+    assert [p.stat().st_mtime_ns for p in watched] == before
+
+
+def test_unknown_variant_and_stage_are_errors(tmp_path, capsys):
+    assert run(tmp_path / "a", "--variants", "nope") == 1
+    assert "unknown variant 'nope'" in capsys.readouterr().err
+    assert run(tmp_path / "b", "--stages", "data,fly") == 1
+    assert "unknown stage 'fly'" in capsys.readouterr().err
+
+
+def test_video_export_is_bf16_and_loads(tmp_path):
+    from safetensors.torch import load_file
+
+    from millivid.rollout.generate import load_video_model
+
+    out = tmp_path / "run"
+    ema = ["--set", "video_train.ema_decay=0.9"]
+    assert run(out, "--variants", "fullres", "--stages", "data,ae,latents,video", *ema) == 0
+    run_dir, shipped = out / "video" / "fullres", tmp_path / "shipped"
+    assert main(["video", "export", "--ckpt", str(run_dir), "--out", str(shipped)]) == 0
+    weights = load_file(str(shipped / "checkpoint" / "model.safetensors"))
+    ema = load_file(str(run_dir / "checkpoint" / "ema.safetensors"))
+    floats = [k for k, w in weights.items() if w.is_floating_point()]
+    assert floats and all(weights[k].dtype == torch.bfloat16 for k in floats)
+    assert all(torch.equal(weights[k], ema[k].to(torch.bfloat16)) for k in floats)  # EMA exported
+    model, cfg, method = load_video_model(shipped, "cpu")
+    assert method == "fullres" and cfg.preset == "tiny"

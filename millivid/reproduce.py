@@ -57,6 +57,7 @@ class ReproduceConfig:
     sample_steps: int | None = None  # DDIM steps (None: the preset's diffusion.sample_steps)
     metrics: str = "psnr,ssim,probe"
     workers: int | None = None  # world-rendering threads
+    compress: bool = True  # False: uncompressed .npz (faster to write and read, 25 MB per mini video)
     stages: tuple[str, ...] = field(default=())  # empty: all
 
 
@@ -160,6 +161,7 @@ def reproduce(
                 device=dev,
                 workers=rcfg.workers,
                 preset=cfg.preset,
+                compress=rcfg.compress,
                 shard_size=max(n, 1),
             )
         gt = run / "gt"

@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-steps", type=int, help="DDIM steps (default: diffusion.sample_steps)")
     p.add_argument("--metrics", help="evaluation metrics (default psnr,ssim,probe)")
     p.add_argument("--workers", type=int, help="world-rendering threads")
+    p.add_argument("--store", action="store_true", help="write uncompressed videos (faster)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run)
 
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         "sample_steps": args.sample_steps,
         "metrics": args.metrics,
         "workers": args.workers,
+        "compress": False if args.store else None,
         "variants": tuple(args.variants.split(",")) if args.variants else None,
         "stages": tuple(args.stages.split(",")) if args.stages else None,
     }

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The mini reproduction on one lent GPU, in two <10-minute calls (docs/RESULTS.md).
+#   bash scripts/mini_gpu.sh train   # world data, latent cache, the four video models side by side
+#   bash scripts/mini_gpu.sh eval    # test-set rollouts, evaluation, report
+# Run from the checkout root with PYTHONPATH=. ; RUN (default /tmp/mini) holds the run folder and
+# OUT (set by the device tool) receives what comes back: bf16 models, logs, tables, curves.
+# Training stops at a wall-clock budget (TRAIN_S seconds, SIGTERM -> checkpoint); the learning
+# rate is constant after warmup and the EMA weights are exported, so stopping early is clean.
+set -uo pipefail
+RUN=${RUN:-/tmp/mini}
+OUT=${OUT:-out/mini_gpu}
+TRAIN_S=${TRAIN_S:-300}
+ROLLOUT_S=${ROLLOUT_S:-380}
+STEPS=${STEPS:-16}
+VARIANTS=${VARIANTS:-millivid-cc framepack fullres millivid}
+mkdir -p "$OUT"
+repro() { python -m millivid reproduce --preset mini --out "$RUN" --ae checkpoints/mini/ae \
+  --train-videos 512 --test-videos 64 --device cuda "$@"; }
+
+case "${1:-}" in
+train)
+  timeout 150 python benchmarks/bench_video_model.py --device cuda --preset paper --mode train \
+    --batch 24 2>&1 | tail -n 5 > "$OUT/bench_train.txt"
+  repro --stages data,latents --workers 16 --store > "$OUT/data.log" 2>&1
+  for v in $VARIANTS; do
+    timeout "$TRAIN_S" python -m millivid reproduce --preset mini --out "$RUN" \
+      --ae checkpoints/mini/ae --train-videos 512 --test-videos 64 --device cuda \
+      --variants "$v" --stages video --set video_train.compile=true \
+      --set video_train.batch_size=128 --set video_train.num_workers=3 \
+      --set video_train.checkpoint_every=1000 > "$RUN/train_$v.log" 2>&1 &
+  done
+  wait
+  for v in $VARIANTS; do
+    python -m millivid video export --ckpt "$RUN/video/$v" --out "$RUN/export/$v" &&
+      cp "$RUN/export/$v/checkpoint/model.safetensors" "$OUT/$v.safetensors"
+  done
+  tar czf "$OUT/meta.tar.gz" -C "$RUN" stages.json export/*/checkpoint/config.json video/*/metrics.jsonl \
+    train_*.log 2>/dev/null
+  ;;
+eval)
+  for v in $VARIANTS; do  # a fresh machine: bring the models back from runs/mini_gpu/<v>/
+    [ -d "$RUN/video/$v" ] || { mkdir -p "$RUN/video" && cp -r "runs/mini_gpu/$v" "$RUN/video/$v"; }
+  done
+  [ -d "$RUN/gt" ] || repro --stages data --workers 16 --store --train-videos 1 > "$OUT/data.log" 2>&1
+  timeout "$ROLLOUT_S" python -m millivid reproduce --preset mini --out "$RUN" \
+    --ae checkpoints/mini/ae --train-videos 512 --test-videos 64 --device cuda \
+    --variants "${VARIANTS// /,}" --stages rollout --rollout-batch 64 --sample-steps "$STEPS" \
+    > "$OUT/rollout.log" 2>&1
+  repro --variants "${VARIANTS// /,}" --stages evaluate,report > "$OUT/eval.log" 2>&1
+  tar czf "$OUT/eval.tar.gz" -C "$RUN" stages.json eval plans report.html 2>/dev/null
+  ;;
+*)
+  echo "usage: $0 train|eval" >&2
+  exit 2
+  ;;
+esac

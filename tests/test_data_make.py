@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from millivid.cli import main
 from millivid.data import make as make_mod
 from millivid.data.dataset import list_videos, read_dataset_json
-from millivid.data.make import make_dataset
+from millivid.data.make import candidate_count, make_dataset, plan_seeds
 from millivid.data.videos import load_video
 from millivid.presets import load_preset
 from millivid.world import TEST_SEED_OFFSET, WorldVideos, distance_covered
@@ -232,5 +234,67 @@ def test_cli_make_test_flags(tmp_path, monkeypatch, capsys):
     assert seen["test"] and seen["candidates"] == 1000 and seen["videos"] == 100
     assert main(args + ["--keep-fraction", "0.5"]) == 0 and seen["candidates"] == 200
     assert main(args + ["--candidates", "150"]) == 0 and seen["candidates"] == 150
+    assert main(args[:5] + ["1"] + args[6:] + ["--keep-fraction", "0.3"]) == 0
+    assert seen["candidates"] == 4  # ceil(1 / 0.3): at most 30 % kept (round() gave 3)
     assert main(args + ["--keep-fraction", "0"]) == 1
     assert "--keep-fraction" in capsys.readouterr().err
+
+
+def test_dataset_seeds_stay_in_their_namespace(tmp_path):
+    """Training seeds may not run into the test namespace, nor test seeds below it."""
+    with pytest.raises(ValueError, match="TEST_SEED_OFFSET"):
+        plan_seeds(10, TINY, False, None, TEST_SEED_OFFSET - 5, "cpu", 1, progress=False)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        plan_seeds(1, TINY, True, 4, -2, "cpu", 1, progress=False)
+    with pytest.raises(ValueError, match="TEST_SEED_OFFSET"):
+        make_dataset(
+            tmp_path,
+            TINY,
+            3,
+            first_seed=TEST_SEED_OFFSET - 1,
+            progress=False,
+            make_videos=fake_make_videos,
+        )
+
+
+@pytest.mark.parametrize(
+    "videos, fraction, expected",
+    [(1000, 0.1, 10000), (3, 0.1, 30), (21, 0.7, 30), (1, 0.3, 4), (1, 0.4, 3), (7, 1.0, 7)],
+)
+def test_candidate_count_closed_forms(videos, fraction, expected):
+    assert candidate_count(videos, fraction) == expected
+
+
+@given(videos=st.integers(1, 5000), fraction=st.floats(0.001, 1.0))
+def test_candidate_count_is_the_fewest_keeping_at_most_the_fraction(videos, fraction):
+    c = candidate_count(videos, fraction)
+    assert c >= videos
+    assert videos / c <= fraction * (1 + 1e-6)
+    if c > videos:
+        assert videos / (c - 1) > fraction
+
+
+def test_cli_and_make_dataset_share_the_candidate_count(tmp_path, monkeypatch):
+    calls = []
+
+    def spy(videos, keep_fraction=make_mod.PAPER_KEEP_FRACTION):
+        calls.append((videos, keep_fraction))
+        return videos + 1
+
+    monkeypatch.setattr(make_mod, "candidate_count", spy)
+    monkeypatch.setattr(make_mod, "selection_distances", lambda s, *a, **k: [1.0] * len(s))
+    meta = make_dataset(
+        tmp_path / "a", TINY, 2, test=True, progress=False, make_videos=fake_make_videos
+    )
+    assert meta["candidates"] == 3 and calls == [(2, 0.1)]
+    seen = {}
+    monkeypatch.setattr(
+        make_mod,
+        "make_dataset",
+        lambda out, cfg, videos, **kw: (
+            seen.update(kw) or {"split": "test", "videos": videos, "frames": 1, "size": 1}
+        ),
+    )
+    args = ["data", "make", "--preset", "tiny", "--videos", "5", "--out", str(tmp_path), "--test"]
+    assert main(args + ["--keep-fraction", "0.3"]) == 0
+    assert seen["candidates"] == 6 and calls[-1] == (5, 0.3)

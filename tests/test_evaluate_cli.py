@@ -173,7 +173,7 @@ def _chromium(args, tmp_path):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
 
 
-def test_report_in_headless_chromium(run_dir, tmp_path):
+def _ensure_eval(run_dir: Path) -> None:
     if not (run_dir / "eval" / "table.md").is_file():
         assert (
             main(
@@ -194,6 +194,11 @@ def test_report_in_headless_chromium(run_dir, tmp_path):
             )
             == 0
         )
+
+
+def test_report_html_without_browser(run_dir, tmp_path):
+    """Building report.html needs no browser: check the page itself, never skipped."""
+    _ensure_eval(run_dir)
     page = tmp_path / "report.html"
     assert main(["report", str(run_dir), "--out", str(page)]) == 0
     text = page.read_text()
@@ -202,13 +207,39 @@ def test_report_in_headless_chromium(run_dir, tmp_path):
     assert (
         "<h2>Plans</h2>" in text and text.count("<figcaption>shifted</figcaption>") == 3
     )  # plan + 2 videos
+    assert "<table class='metrics'>" in text and "data:image/png;base64," in text  # table, curves
+    assert text.count("data-start='8'") == 2  # context/generated labels know the start frame
+
+
+def test_report_in_headless_chromium(run_dir, tmp_path):
     if CHROMIUM is None:
         pytest.skip(
-            "chromium not installed (apt-get install -y chromium): HTML checked without a browser"
+            "headless browser check skipped: no `chromium` on PATH or at /usr/bin/chromium "
+            "(apt-get install -y chromium); report.html itself is checked by "
+            "test_report_html_without_browser"
         )
+    _ensure_eval(run_dir)
+    page = tmp_path / "report.html"
+    assert main(["report", str(run_dir), "--out", str(page)]) == 0
     dom = _chromium(["--dump-dom", page.as_uri()], tmp_path).stdout
     assert 'data-videos-ready="2"' in dom, dom[-2000:]
     assert '<table class="metrics"' in dom and "shifted" in dom
     shot = tmp_path / "shot.png"
     _chromium([f"--screenshot={shot}", "--window-size=1200,1400", page.as_uri()], tmp_path)
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_set_outputs_list_only_written_curves(tmp_path):
+    """No curve data -> no curves.png/svg, and none reported as written."""
+    from millivid.evaluate.outputs import write_set_outputs
+    from millivid.evaluate.runner import SetResults
+
+    out = write_set_outputs(SetResults(metrics=("psnr",)), tmp_path / "empty", ("short",))
+    assert out["curves"] == []
+    assert not list((tmp_path / "empty").glob("curves.*"))
+    for key in ("csv", "table", "json"):
+        assert Path(out[key]).is_file(), key
+    res = SetResults(metrics=("psnr",), curves={"m": {"psnr": [30.0, 29.0, 28.5]}})
+    out = write_set_outputs(res, tmp_path / "full", ("short",))
+    assert [Path(p).name for p in out["curves"]] == ["curves.png", "curves.svg"]
+    assert all(Path(p).is_file() for p in out["curves"])

@@ -134,10 +134,20 @@ def test_fid_fvd_by_horizon_ordering(weights, frames):
     from millivid.evaluate.runner import _add_set_features, _merge_set_metrics
 
     gt, shifted, noise = frames
+
+    def toward_noise(a: float) -> torch.Tensor:  # the distribution moved a fraction a to noise
+        return ((1 - a) * gt.float() + a * noise.float()).round().to(torch.uint8)
+
     cfg = _cfg(weights, horizon_ends=(16,), horizon_names=("short",))
     suite = MetricSuite(cfg)
     scores = {}
-    for name, pred in (("same", gt), ("shift", shifted), ("noise", noise)):
+    for name, pred in (
+        ("same", gt),
+        ("shift", shifted),
+        ("mild", toward_noise(0.2)),
+        ("strong", toward_noise(0.6)),
+        ("noise", noise),
+    ):
         acc, horizons = {}, {}
         _add_set_features(suite, ("fid", "fvd"), acc, pred, gt, cfg)
         _merge_set_metrics(horizons, acc)
@@ -146,6 +156,8 @@ def test_fid_fvd_by_horizon_ordering(weights, frames):
     assert scores["same"]["fvd"] == pytest.approx(0.0, abs=1e-6)
     for m in ("fid", "fvd"):
         assert scores["shift"][m] < scores["noise"][m]
+        # shifted further -> strictly larger distance
+        assert scores["same"][m] < scores["mild"][m] < scores["strong"][m] < scores["noise"][m]
 
 
 def test_frechet_distance_closed_form():
@@ -158,14 +170,28 @@ def test_frechet_distance_closed_form():
     s.add(a[1000:])
     mu, cov = s.mean_cov()
     assert np.allclose(cov, np.cov(a, rowvar=False)) and np.allclose(mu, a.mean(0))
+    d = [frechet_distance(a, a + shift) for shift in (0.0, 0.5, 1.0, 2.0)]
+    assert d[0] < d[1] < d[2] < d[3]  # |Δμ|² = 3·shift²: 0, 0.75, 3, 12
+    assert d[1:] == pytest.approx([0.75, 3.0, 12.0], rel=1e-6)
 
 
-def test_lightglue_matches_with_generated_weights(tmp_path, frames):
+def test_frechet_distance_of_identical_sets_is_not_negative():
+    # badly scaled features: before the clamp this gave -8.7e-11 from round-off
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, (64, 16)) * rng.uniform(0.1, 100, 16)
+    d = frechet_distance(a, a)
+    assert d >= 0.0 and d == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def matcher(tmp_path_factory):
+    """A KeypointMatcher loaded from random DISK/LightGlue weights in the published layouts."""
     kf = pytest.importorskip("kornia.feature", reason="kornia (optional 'metrics' extra) missing")
     from millivid.evaluate.keypoints import KeypointMatcher
 
+    d = tmp_path_factory.mktemp("keypoints")
     torch.manual_seed(0)
-    torch.save({"extractor": kf.DISK().state_dict()}, tmp_path / "depth-save.pth")
+    torch.save({"extractor": kf.DISK().state_dict()}, d / "depth-save.pth")
     glue = kf.LightGlue(features=None, input_dim=128).state_dict()
     published = {}
     for k, v in glue.items():  # back to the published layout: self_attn.i / cross_attn.i
@@ -175,15 +201,36 @@ def test_lightglue_matches_with_generated_weights(tmp_path, frames):
             k = k.replace(f"transformers.{i}.self_attn.", f"self_attn.{i}.")
             k = k.replace(f"transformers.{i}.cross_attn.", f"cross_attn.{i}.")
         published[k] = v
-    torch.save(published, tmp_path / "disk_lightglue.pth")
-    matcher = KeypointMatcher.from_files(
-        tmp_path / "depth-save.pth", tmp_path / "disk_lightglue.pth"
-    )
+    torch.save(published, d / "disk_lightglue.pth")
+    return KeypointMatcher.from_files(d / "depth-save.pth", d / "disk_lightglue.pth")
+
+
+def test_lightglue_matches_with_generated_weights(matcher, frames):
+    from millivid.evaluate.keypoints import KeypointMatcher
+
     gt, _, _ = frames
     counts = matcher(gt[:2], gt[:2])
     assert counts.shape == (2,) and torch.all(counts >= 0)
     strict = KeypointMatcher(matcher.disk, matcher.lightglue, confidence=1.01)
     assert torch.all(strict(gt[:2], gt[:2]) == 0)  # no confidence exceeds 1
+
+
+def test_lightglue_confidence_threshold_filters_matches(matcher, frames):
+    """The deterministic part of the 'matches' metric: a higher confidence keeps fewer matches.
+
+    With random weights, "self > shifted > unrelated" says nothing about the metric (match
+    confidences are arbitrary), so ordering by content is not tested here; it needs the published
+    DISK/LightGlue files.
+    """
+    from millivid.evaluate.keypoints import KeypointMatcher
+
+    gt, _, _ = frames
+    counts = {
+        c: KeypointMatcher(matcher.disk, matcher.lightglue, confidence=c)(gt[:2], gt[:2])
+        for c in (0.0, 0.5, 0.99)
+    }
+    assert torch.all(counts[0.0] >= counts[0.5]) and torch.all(counts[0.5] >= counts[0.99])
+    assert counts[0.0].sum() > counts[0.99].sum()  # some match exists, and the threshold drops it
 
 
 def test_missing_and_wrong_weight_files_are_named(tmp_path, weights, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -97,3 +98,25 @@ def test_probe_metrics_through_suite(trained, tmp_path):
     assert len(out["probe_acc"]) == len(held.frames)
     with pytest.raises(ValueError, match="labels"):
         suite.per_frame(["probe_acc"], held.frames, held.frames, None)
+
+
+def test_shipped_probe_labels_a_tiny_world_frame():
+    """checkpoints/probe (trained on `mini`, 64²) through load_probe on held-out tiny (32²) frames."""
+    from millivid.world import PRESETS, TEST_SEED_OFFSET
+
+    model = load_probe("checkpoints/probe")  # relative: found from the repository root
+    held = render_probe_data(PRESETS["tiny"], [TEST_SEED_OFFSET], 8, stride=4)
+    labels = held.labels.long()
+    acc = pixel_accuracy(model.predict(held.frames), labels).mean().item()
+    # chance = always the most frequent block kind of these frames (~0.53, mostly sky)
+    majority = max((labels == k).double().mean().item() for k in range(model.cfg.classes))
+    assert acc > 0.9 and acc > majority + 0.3, (acc, majority)
+
+
+def test_missing_probe_file_is_named(tmp_path):
+    save_probe(SegmentationProbe(ProbeConfig(width=8)), tmp_path / "p")
+    for name in ("model.safetensors", "config.json"):
+        (tmp_path / "p" / name).rename(tmp_path / name)
+        with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "p" / name))):
+            load_probe(tmp_path / "p")
+        (tmp_path / name).rename(tmp_path / "p" / name)

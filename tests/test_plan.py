@@ -4,6 +4,8 @@ of a rollout and the start of a video, and bad budgets."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -188,3 +190,16 @@ def test_unknown_method_and_bad_range():
         make_plan("nope", PAPER, 0, 4)
     with pytest.raises(BudgetError, match="start"):
         make_plan("millivid", PAPER, 8, 8)
+
+
+def test_importing_every_plan_module_does_not_import_torch():
+    """plan/ is pure Python (STYLE.md): the planner must stay usable without torch."""
+    code = (
+        "import importlib, pkgutil, sys, millivid.plan as p\n"
+        "names = [m.name for m in pkgutil.iter_modules(p.__path__, 'millivid.plan.')]\n"
+        "for name in names: importlib.import_module(name)\n"
+        "assert len(names) >= 10, names\n"
+        "assert 'torch' not in sys.modules, 'millivid.plan imported torch'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

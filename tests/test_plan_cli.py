@@ -119,3 +119,24 @@ def test_pictures_are_written(tmp_path, capsys):
     with Image.open(gif) as im:
         assert im.n_frames == 4 + 2  # initial, 4 steps, final
     assert not list(tmp_path.glob(".*"))  # no temp files left behind
+
+
+def test_end_line_visible_when_end_is_the_last_drawn_column():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from millivid.plan import PlanConfig, make_plan
+    from millivid.plan.draw import _draw_groups, _layout
+
+    budget = PlanConfig(tokens=(256, 64, 16), context=(1, 4, 16), target_tokens=256)
+    steps = make_plan("framepack", budget, 22, 38)
+    groups, rows, lo, hi = _layout("framepack", budget, 22, 38, steps, 40)
+    assert hi == 38  # the last target ends exactly at `end`
+    fig, ax = plt.subplots()
+    _draw_groups(ax, groups, rows, lo, hi, 22, 38, True, 7)
+    dashed = [ln.get_xdata()[0] for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    right = ax.get_xlim()[1]
+    plt.close(fig)
+    assert dashed == [37.5] and right >= 37.5 + 0.5  # drawn, and clear of the plot's edge

@@ -18,7 +18,9 @@ from millivid.plan import (
     generated_levels,
     make_plan,
     max_lookback,
+    step_kinds,
 )
+from millivid.plan.step import place
 
 
 @st.composite
@@ -134,3 +136,20 @@ def test_context_plus_missing_is_fixed_near_the_start(b, start, length):
             assert near.target.shifted(10_000 - start) == shifted.target
             total = near.context_tokens + near.missing_tokens
             assert total == shifted.context_tokens + shifted.missing_tokens
+
+
+@settings(max_examples=300, deadline=None)
+@given(b=budgets(), start=st.integers(0, 60), length=st.integers(1, 80))
+def test_upscale_packs_every_step_to_the_fixed_sequence_length(b, start, length):
+    """Every upscale step (rollout or training) packs sum C_l N_l context slots (present, cut at
+    frame 0 or fixed padding) plus B targets, whatever its level and position."""
+    if not budget_fits("upscale", b):
+        return
+    fixed = context_capacity(b) + b.target_tokens
+    steps = make_plan("upscale", b, start, start + length)
+    assert {s.context_tokens + s.missing_tokens for s in steps} == {context_capacity(b)}
+    assert {s.target_tokens for s in steps} == {b.target_tokens}
+    assert {s.sequence_tokens for s in steps} == {fixed}
+    for kind in step_kinds("upscale", b):  # training steps: each kind, cut at frame 0 or not
+        for a in (kind.first_start, kind.first_start + start):
+            assert place(kind.step, a, b.tokens).sequence_tokens == fixed

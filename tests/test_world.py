@@ -4,8 +4,10 @@ from dataclasses import replace
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
-from millivid.world import BLOCK_KINDS, PRESETS, TEST_SEED_OFFSET, make_videos
+from millivid.world import BLOCK_KINDS, PRESETS, TEST_SEED_OFFSET, make_videos, split_seeds
 from millivid.world.blocks import KIND, block_textures
 
 CFG = replace(PRESETS["tiny"], frames=24)
@@ -77,5 +79,38 @@ def test_textures_distinct_and_detailed():
     assert torch.equal(block_textures(), block_textures())
 
 
-def test_test_seeds_are_a_separate_namespace():
-    assert TEST_SEED_OFFSET > 10**8
+def _seeds_or_none(first: int, count: int, test: bool) -> list[int] | None:
+    try:
+        return split_seeds(first, count, test)
+    except ValueError as err:
+        assert str(TEST_SEED_OFFSET) in str(err) or "must be >= 0" in str(err)
+        return None
+
+
+# first seeds near 0 and near TEST_SEED_OFFSET, where the namespaces meet
+FIRST = st.one_of(st.integers(-3, 3), st.integers(TEST_SEED_OFFSET - 40, TEST_SEED_OFFSET + 3))
+
+
+@given(
+    train_first=FIRST, train_count=st.integers(0, 30), test_first=FIRST, count=st.integers(0, 30)
+)
+def test_training_and_test_seeds_never_overlap(train_first, train_count, test_first, count):
+    train = _seeds_or_none(train_first, train_count, test=False)
+    test = _seeds_or_none(test_first, count, test=True)
+    if train is not None:
+        assert all(0 <= s < TEST_SEED_OFFSET for s in train) and len(train) == train_count
+    else:  # refused exactly when the range would leave the training namespace
+        assert train_first < 0 or train_first + train_count > TEST_SEED_OFFSET
+    if test is not None:
+        assert all(s >= TEST_SEED_OFFSET for s in test) and len(test) == count
+    else:
+        assert test_first < 0
+    assert not set(train or ()) & set(test or ())
+
+
+def test_training_seeds_reaching_the_test_offset_are_refused():
+    with pytest.raises(ValueError, match=f"reach TEST_SEED_OFFSET = {TEST_SEED_OFFSET}"):
+        split_seeds(TEST_SEED_OFFSET - 5, 10, test=False)
+    assert split_seeds(TEST_SEED_OFFSET - 10, 10, test=False)[-1] == TEST_SEED_OFFSET - 1
+    with pytest.raises(ValueError, match="must be >= 0"):
+        split_seeds(-1, 3, test=True)  # would reach below the offset, into training seeds

@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--candidates",
         type=int,
         default=None,
-        help="--test: candidates (default videos/keep-fraction)",
+        help="--test: candidates (default ceil(videos / keep-fraction))",
     )
     make.add_argument(
         "--first-seed", type=int, default=0, help="first seed (offset in the namespace)"
@@ -78,16 +78,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_make(args: argparse.Namespace) -> int:
     """Render the dataset; an interrupted run is resumed by running it again."""
-    from millivid.data.make import make_dataset
+    from millivid.data.make import candidate_count, make_dataset
 
     cfg = config_from_args(args).world
     changes = {k: v for k, v in (("frames", args.frames), ("size", args.size)) if v is not None}
     cfg = dataclasses.replace(cfg, **changes)
     candidates = args.candidates
     if args.test and candidates is None:
-        if not 0 < args.keep_fraction <= 1:
-            raise ValueError(f"--keep-fraction must be in (0, 1], got {args.keep_fraction}")
-        candidates = max(args.videos, round(args.videos / args.keep_fraction))
+        candidates = candidate_count(args.videos, args.keep_fraction)
     start = time.perf_counter()
     try:
         meta = make_dataset(

@@ -8,8 +8,10 @@ the seeds and, for a test set, the selection) and rewritten with ``complete: tru
 
 Test sets (paper A.1): seeds ``TEST_SEED_OFFSET + j`` for ``j < candidates``, each with its
 actions chosen by ``make_videos(test=True)``; the ``videos`` candidates with the largest
-``distance_covered`` are kept (paper: 10,000 candidates -> 1,000 videos). Only the agent is
-simulated to rank candidates; only the kept ones are rendered (same poses, far less work).
+``distance_covered`` are kept (paper: 10,000 candidates -> 1,000 videos; ``candidate_count`` is
+the default count). Only the agent is simulated to rank candidates; only the kept ones are
+rendered (same poses, far less work). Seeds come from ``millivid.world.split_seeds``, which
+refuses a range that would leave its namespace, so training and test seeds never overlap.
 """
 
 from __future__ import annotations
@@ -46,6 +48,19 @@ def auto_batch(cfg: WorldConfig, device: str | torch.device) -> int:
     return max(1, min(cap, budget // per_video))
 
 
+def candidate_count(videos: int, keep_fraction: float = PAPER_KEEP_FRACTION) -> int:
+    """Candidates to simulate for a test set of ``videos`` kept videos (paper A.1: 1,000 / 0.1).
+
+    The smallest count whose kept fraction is at most ``keep_fraction``: ceil(videos /
+    keep_fraction), after rounding away float error (3 / 0.1 is 30, not 31).
+    """
+    if not 0 < keep_fraction <= 1:
+        raise ValueError(f"--keep-fraction must be in (0, 1], got {keep_fraction}")
+    if videos < 1:
+        raise ValueError(f"--videos must be >= 1, got {videos}")
+    return max(videos, math.ceil(round(videos / keep_fraction, 6)))
+
+
 def selection_distances(
     seeds: Sequence[int],
     cfg: WorldConfig,
@@ -79,13 +94,13 @@ def plan_seeds(
     progress: bool = True,
 ) -> tuple[list[int], dict | None]:
     """The seeds to render, in file order, and the test-set selection record (or None)."""
-    if not test:
-        return list(range(first_seed, first_seed + videos)), None
-    from millivid.world import TEST_SEED_OFFSET
+    from millivid.world import split_seeds
 
+    if not test:
+        return split_seeds(first_seed, videos, test=False), None
     if candidates < videos:
         raise ValueError(f"--candidates {candidates} must be >= --videos {videos}")
-    pool = [TEST_SEED_OFFSET + first_seed + j for j in range(candidates)]
+    pool = split_seeds(first_seed, candidates, test=True)
     dist = selection_distances(pool, cfg, device, batch, progress)
     order = sorted(range(candidates), key=lambda j: (-dist[j], j))  # largest distance first
     kept = sorted(pool[j] for j in order[:videos])
@@ -174,7 +189,7 @@ def make_dataset(
     batch = batch or auto_batch(cfg, device)
     keys = ("video", "actions", "poses", *(SIDE_KEYS if side_outputs else ()))
     if test and candidates is None:
-        candidates = math.ceil(videos / PAPER_KEEP_FRACTION)
+        candidates = candidate_count(videos)
     candidates = candidates if test else None
     meta = _spec(cfg, videos, test, candidates, first_seed, keys, shard_size, compress, preset)
     old = _check_resume(out, meta)

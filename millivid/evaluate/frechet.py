@@ -55,7 +55,9 @@ def frechet_from_stats(mu_a, cov_a, mu_b, cov_b) -> float:
     eig = np.linalg.eigvals(cov_a @ cov_b)
     tr_sqrt = np.sqrt(np.clip(eig.real, 0, None)).sum()
     diff = mu_a - mu_b
-    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * tr_sqrt)
+    d = float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * tr_sqrt)
+    # a distance is >= 0; for (near-)equal sets the terms cancel and round-off leaves ~-1e-10
+    return max(d, 0.0)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

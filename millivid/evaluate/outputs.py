@@ -122,13 +122,14 @@ def plot_curves(
 def write_set_outputs(
     results: SetResults, out_dir: Path, horizon_names: Sequence[str], start: int | None = None
 ) -> dict:
-    """per_frame.csv, table.md, curves.png/svg and results.json in ``out_dir``; returns paths."""
+    """per_frame.csv, table.md, curves.png/svg and results.json in ``out_dir``; returns the paths
+    written (``curves`` lists only the curve files this call wrote, possibly none)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(results, out_dir / "per_frame.csv")
     _atomic_write_text(
         out_dir / "table.md", table_markdown(results.horizons, results.metrics, horizon_names)
     )
-    plot_curves(results.curves, results.metrics, out_dir / "curves")
+    curves = plot_curves(results.curves, results.metrics, out_dir / "curves")
     summary = {
         "start": start,
         "metrics": list(results.metrics),
@@ -139,6 +140,6 @@ def write_set_outputs(
     return {
         "csv": str(out_dir / "per_frame.csv"),
         "table": str(out_dir / "table.md"),
-        "curves": [str(out_dir / "curves.png"), str(out_dir / "curves.svg")],
+        "curves": [str(p) for p in curves if p.is_file()],  # none when there was nothing to plot
         "json": str(out_dir / "results.json"),
     }

@@ -109,8 +109,9 @@ def _draw_groups(ax, groups, rows, lo, hi, start, end, patchify, label_size):
                 [x + lo for x in xs], ys, marker=marker, s=size, c="black", linewidths=0.6, zorder=3
             )
     ax.axvline(start - 0.5, color="black", linewidth=1.0, zorder=4)
-    if end < hi:
-        ax.axvline(end - 0.5, color="black", linewidth=1.0, linestyle="--", zorder=4)
+    ax.axvline(end - 0.5, color="black", linewidth=1.0, linestyle="--", zorder=4)
+    # a margin on the right so an ``end`` line on the last column's edge stays visible
+    ax.set_xlim(lo - 0.5, hi - 0.5 + max(0.6, 0.015 * cols))
     ax.set_yticks(ticks)
     ax.set_yticklabels(labels, fontsize=label_size)
     ax.tick_params(axis="y", length=0)

@@ -5,7 +5,12 @@
 
 from millivid.world.blocks import BLOCK_KINDS
 from millivid.world.config import PRESETS, WorldConfig
-from millivid.world.testset import TEST_SEED_OFFSET, distance_covered, select_test_actions
+from millivid.world.testset import (
+    TEST_SEED_OFFSET,
+    distance_covered,
+    select_test_actions,
+    split_seeds,
+)
 from millivid.world.videos import WorldVideos, make_videos
 
 __all__ = [
@@ -17,4 +22,5 @@ __all__ = [
     "distance_covered",
     "make_videos",
     "select_test_actions",
+    "split_seeds",
 ]

@@ -17,8 +17,30 @@ import torch
 from millivid.world.agent import flat_trajectory, sample_actions
 from millivid.world.config import WorldConfig
 
-# Test seeds are TEST_SEED_OFFSET + i; training seeds are below it (disjoint namespaces).
+# Training seeds lie in [0, TEST_SEED_OFFSET), test seeds in [TEST_SEED_OFFSET, ...): split_seeds
+# refuses anything else, so the two namespaces cannot overlap.
 TEST_SEED_OFFSET = 1_000_000_000
+
+
+def split_seeds(first: int, count: int, test: bool) -> list[int]:
+    """Seeds ``first .. first+count-1`` of the training or the test namespace.
+
+    Training: the seeds themselves, all of which must lie in ``[0, TEST_SEED_OFFSET)``. Test:
+    ``TEST_SEED_OFFSET + first + j`` with ``first >= 0``. A range that would leave its namespace
+    is an error, so a training seed can never equal a test seed.
+    """
+    split = "test" if test else "training"
+    if first < 0 or count < 0:
+        raise ValueError(f"{split} seeds: first seed {first} and count {count} must be >= 0")
+    if test:
+        return [TEST_SEED_OFFSET + first + j for j in range(count)]
+    if first + count > TEST_SEED_OFFSET:
+        raise ValueError(
+            f"training seeds {first}..{first + count - 1} reach TEST_SEED_OFFSET = "
+            f"{TEST_SEED_OFFSET} (test seeds start there); use a first seed <= "
+            f"{TEST_SEED_OFFSET - count}"
+        )
+    return list(range(first, first + count))
 
 
 def action_rng(seed: int) -> random.Random:

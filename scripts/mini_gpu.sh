@@ -9,18 +9,18 @@
 set -uo pipefail
 RUN=${RUN:-/tmp/mini}
 OUT=${OUT:-out/mini_gpu}
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 TRAIN_S=${TRAIN_S:-300}
 ROLLOUT_S=${ROLLOUT_S:-380}
 STEPS=${STEPS:-16}
 VARIANTS=${VARIANTS:-millivid-cc framepack fullres millivid}
-mkdir -p "$OUT"
 repro() { python -m millivid reproduce --preset mini --out "$RUN" --ae checkpoints/mini/ae \
   --train-videos 512 --test-videos 64 --device cuda "$@"; }
 
 case "${1:-}" in
 train)
   timeout 150 python benchmarks/bench_video_model.py --device cuda --preset paper --mode train \
-    --batch 24 2>&1 | tail -n 5 > "$OUT/bench_train.txt"
+    --batch 24 > "$OUT/bench_train.txt" 2>&1
   repro --stages data,latents --workers 16 --store > "$OUT/data.log" 2>&1
   for v in $VARIANTS; do
     timeout "$TRAIN_S" python -m millivid reproduce --preset mini --out "$RUN" \
@@ -34,8 +34,8 @@ train)
     python -m millivid video export --ckpt "$RUN/video/$v" --out "$RUN/export/$v" &&
       cp "$RUN/export/$v/checkpoint/model.safetensors" "$OUT/$v.safetensors"
   done
-  tar czf "$OUT/meta.tar.gz" -C "$RUN" stages.json export/*/checkpoint/config.json video/*/metrics.jsonl \
-    train_*.log 2>/dev/null
+  (cd "$RUN" && tar czf "$OUT/meta.tar.gz" stages.json export/*/checkpoint/config.json \
+    video/*/metrics.jsonl train_*.log)
   ;;
 eval)
   for v in $VARIANTS; do  # a fresh machine: bring the models back from runs/mini_gpu/<v>/
@@ -47,7 +47,7 @@ eval)
     --variants "${VARIANTS// /,}" --stages rollout --rollout-batch 64 --sample-steps "$STEPS" \
     > "$OUT/rollout.log" 2>&1
   repro --variants "${VARIANTS// /,}" --stages evaluate,report > "$OUT/eval.log" 2>&1
-  tar czf "$OUT/eval.tar.gz" -C "$RUN" stages.json eval plans report.html 2>/dev/null
+  (cd "$RUN" && tar czf "$OUT/eval.tar.gz" stages.json eval plans)
   ;;
 *)
   echo "usage: $0 train|eval" >&2

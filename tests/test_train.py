@@ -11,6 +11,7 @@ from torch import nn
 from millivid.train import (
     CheckpointError,
     TrainConfig,
+    ema_decay_at,
     load_checkpoint,
     split_parameters,
     train,
@@ -173,3 +174,25 @@ def test_swap_interrupted_between_renames_falls_back_to_old(tmp_path):
 def test_missing_checkpoint_names_the_folder(tmp_path):
     with pytest.raises(CheckpointError, match=str(tmp_path)):
         load_checkpoint(tmp_path)
+
+
+def test_ema_decay_warms_up_then_holds():
+    assert ema_decay_at(0, 0.999) == pytest.approx(0.1)
+    assert ema_decay_at(90, 0.999) == pytest.approx(91 / 100)
+    assert ema_decay_at(10**6, 0.999) == 0.999
+    decays = [ema_decay_at(n, 0.99) for n in range(2000)]
+    assert decays == sorted(decays)
+
+
+def test_ema_of_a_short_run_forgets_the_initial_weights(tmp_path):
+    # 0.9999 without warmup would keep ~100 % of the first weights after 30 steps
+    cfg = replace(CFG, steps=30, ema_decay=0.9999, warmup_steps=1, checkpoint_every=30)
+    torch.manual_seed(cfg.seed)
+    init = ToyTask().build_model().state_dict()
+    train(ToyTask(), cfg, tmp_path, config={}, device="cpu", show_progress=False)
+    model, _ = load_checkpoint(tmp_path)
+    ema, _ = load_checkpoint(tmp_path, ema=True)
+    for k in model:
+        moved = (model[k] - init[k]).norm()
+        if moved > 0:
+            assert (ema[k] - model[k]).norm() < 0.5 * moved, k

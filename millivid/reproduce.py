@@ -57,7 +57,9 @@ class ReproduceConfig:
     sample_steps: int | None = None  # DDIM steps (None: the preset's diffusion.sample_steps)
     metrics: str = "psnr,ssim,probe"
     workers: int | None = None  # world-rendering threads
-    compress: bool = True  # False: uncompressed .npz (faster to write and read, 25 MB per mini video)
+    compress: bool = (
+        True  # False: uncompressed .npz (faster to write and read, 25 MB per mini video)
+    )
     stages: tuple[str, ...] = field(default=())  # empty: all
 
 
@@ -237,13 +239,18 @@ def reproduce(
         from millivid.evaluate.config import PRESETS as EVAL_PRESETS
         from millivid.evaluate.outputs import write_set_outputs
         from millivid.evaluate.runner import evaluate_sets
-        from millivid.evaluate.suite import parse_metrics
+        from millivid.evaluate.suite import MetricSuite, parse_metrics
 
         if _fresh(run / "eval" / "results.json", run / "rollouts"):
             return
         ecfg = EVAL_PRESETS[cfg.preset]
         res = evaluate_sets(
-            run / "rollouts", run / "gt", rcfg.context, parse_metrics(rcfg.metrics), ecfg
+            run / "rollouts",
+            run / "gt",
+            rcfg.context,
+            parse_metrics(rcfg.metrics),
+            ecfg,
+            suite=MetricSuite(ecfg, dev),  # on the run's device (the probe is most of the work)
         )
         write_set_outputs(res, run / "eval", ecfg.horizon_names, start=rcfg.context)
 

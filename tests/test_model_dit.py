@@ -170,3 +170,16 @@ def test_sampling_with_context_reuse_equals_recompute(guidance):
     if guidance != 1.0:
         plain = sample_targets(model, tok, steps=4, guidance=1.0)
         assert not torch.allclose(plain, fast, atol=1e-3)
+
+
+def test_bf16_sampling_matches_fp32_to_bf16_tolerance():
+    from millivid.model.sampling import sample_targets
+
+    model = make_model("millivid")
+    tok, _ = packed("millivid", 30)
+    tok = tok.with_targets(torch.randn_like(tok.target_values))
+    ref = sample_targets(model, tok, steps=4, reuse_context=False, bf16=False)
+    half = sample_targets(model, tok, steps=4, reuse_context=True, bf16=True)
+    assert half.dtype == torch.float32
+    assert not torch.equal(half, ref)  # autocast really ran in bf16
+    torch.testing.assert_close(half, ref, rtol=0.05, atol=0.05)

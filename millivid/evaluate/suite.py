@@ -68,7 +68,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 class MetricSuite:
     """Lazily loaded metric models on one device."""
 
-    def __init__(self, cfg: EvalConfig, device: str | torch.device = "cpu") -> None:
+    def __init__(self, cfg: EvalConfig, device: str | torch.device = "auto") -> None:
         self.cfg = cfg
         self.device = resolve_device(device)
         self._models: dict[str, torch.nn.Module] = {}

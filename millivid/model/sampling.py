@@ -22,23 +22,34 @@ def sample_targets(
     shift: float = 1.0,
     guidance: float = 1.0,
     reuse_context: bool | None = None,
+    bf16: bool | None = None,
 ) -> Tensor:
     """Target latents [B, St, Cin] of ``tokens`` (whose target values are the starting noise).
 
     ``reuse_context`` (default: whenever the model is context-causal) computes the context K/V
     once and runs only the targets per DDIM step; otherwise every step recomputes the whole
     sequence. ``guidance`` != 1 adds the unconditional branch: every context token dropped
-    (null tokens, as in training), with its own context cache when reusing.
+    (null tokens, as in training), with its own context cache when reusing. ``bf16`` (default:
+    on CUDA) runs the model under bf16 autocast, as in training; the DDIM updates stay fp32.
     """
     if reuse_context is None:
         reuse_context = model.cfg.attention == "context-causal"
+    device = tokens.values.device.type
+    if bf16 is None:
+        bf16 = device == "cuda"
+
+    def autocast():
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)
 
     def denoiser(packed: Tokens):
-        cache = model.encode_context(packed) if reuse_context else None
+        with autocast():
+            cache = model.encode_context(packed) if reuse_context else None
 
         def v(z: Tensor, t: Tensor) -> Tensor:
             x = packed.with_targets(z)
-            return model.forward_targets(x, t, cache) if reuse_context else model(x, t)
+            with autocast():
+                out = model.forward_targets(x, t, cache) if reuse_context else model(x, t)
+            return out.float()
 
         return v
 

@@ -1,7 +1,9 @@
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 
 import pytest
@@ -196,3 +198,37 @@ def test_ema_of_a_short_run_forgets_the_initial_weights(tmp_path):
         moved = (model[k] - init[k]).norm()
         if moved > 0:
             assert (ema[k] - model[k]).norm() < 0.5 * moved, k
+
+
+def test_sigterm_to_the_process_group_saves_the_step_reached(tmp_path):
+    # as `timeout` does: the trainer and its DataLoader workers all get SIGTERM
+    code = (
+        "import sys, time, torch\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "from test_train import ToyTask, CFG\n"
+        "from dataclasses import replace\n"
+        "from millivid.train import train\n"
+        "class Slow(ToyTask):\n"
+        "    def batch(self, step, generator):\n"
+        "        time.sleep(0.02)\n"
+        "        return super().batch(step, generator)\n"
+        "cfg = replace(CFG, steps=100_000, checkpoint_every=10**9, num_workers=2)\n"
+        "train(Slow(), cfg, sys.argv[1], config={}, device='cpu', show_progress=False)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path), os.path.dirname(__file__)],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    log = tmp_path / "metrics.jsonl"
+    deadline = time.monotonic() + 60
+    while (not log.exists() or len(log.read_text().splitlines()) < 20) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the trainer logged nothing in 60 s"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert (tmp_path / "checkpoint" / "state.pt").exists(), err
+    state = torch.load(tmp_path / "checkpoint" / "state.pt", weights_only=True)
+    assert int(state["step"]) >= 20
+    assert int(state["step"]) == len(log.read_text().splitlines())

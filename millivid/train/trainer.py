@@ -18,7 +18,7 @@ import signal
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -307,11 +307,12 @@ def train(
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save(step)
     finally:
-        if threading_main():
-            signal.signal(signal.SIGTERM, previous_handler)
-        bar.close()
-        if step > start or not (out_dir / "checkpoint").exists():
-            save(step)  # at exit, also on Ctrl-C or an error: nothing trained is lost
+        with _ignore_worker_exits():
+            if threading_main():
+                signal.signal(signal.SIGTERM, previous_handler)
+            bar.close()
+            if step > start or not (out_dir / "checkpoint").exists():
+                save(step)  # at exit, also on Ctrl-C or an error: nothing trained is lost
     return out_dir / "checkpoint"
 
 
@@ -319,6 +320,20 @@ def threading_main() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def _ignore_worker_exits():
+    """`timeout` and Ctrl-C signal the whole process group, so DataLoader workers die with the
+    trainer; the loader's SIGCHLD handler would then raise in the middle of the final save."""
+    if not (threading_main() and hasattr(signal, "SIGCHLD")):
+        yield
+        return
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
 
 
 def _raise_interrupt(signum, frame) -> None:

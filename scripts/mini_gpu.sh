@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# The mini reproduction on one lent GPU, in two <10-minute calls (docs/RESULTS.md).
-#   bash scripts/mini_gpu.sh train   # world data, latent cache, the four video models side by side
+# The mini reproduction on one lent GPU in <10-minute calls (docs/RESULTS.md). Every phase resumes
+# where the last call stopped (wrap each call in `timeout`); run them in order on a warm machine:
+#   bash scripts/mini_gpu.sh data    # bench, world data, latent cache
+#   bash scripts/mini_gpu.sh train   # the video models one after another, TRAIN_STEPS each
+#   bash scripts/mini_gpu.sh export  # bf16 models + logs into OUT
 #   bash scripts/mini_gpu.sh eval    # test-set rollouts, evaluation, report
 # Run from the checkout root with PYTHONPATH=. ; RUN (default /tmp/mini) holds the run folder and
-# OUT (set by the device tool) receives what comes back: bf16 models, logs, tables, curves.
-# Training stops at a wall-clock budget (TRAIN_S seconds, SIGTERM -> checkpoint); the learning
-# rate is constant after warmup and the EMA weights are exported, so stopping early is clean.
+# OUT (set by the device tool) receives what comes back. A trainer stopped by `timeout` saves
+# its step (SIGTERM -> checkpoint) and the next `train` call resumes it.
 set -uo pipefail
 RUN=${RUN:-/tmp/mini}
 OUT=${OUT:-out/mini_gpu}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
-TRAIN_S=${TRAIN_S:-300}
+TRAIN_STEPS=${TRAIN_STEPS:-8000}
+WORKERS=${WORKERS:-12}
 ROLLOUT_S=${ROLLOUT_S:-380}
 STEPS=${STEPS:-16}
 VARIANTS=${VARIANTS:-millivid-cc framepack fullres millivid}
@@ -18,18 +21,20 @@ repro() { python -m millivid reproduce --preset mini --out "$RUN" --ae checkpoin
   --train-videos 512 --test-videos 64 --device cuda "$@"; }
 
 case "${1:-}" in
-train)
-  timeout 150 python benchmarks/bench_video_model.py --device cuda --preset paper --mode train \
-    --batch 24 > "$OUT/bench_train.txt" 2>&1
+data)
+  python benchmarks/bench_video_model.py --device cuda --preset paper --mode train --batch 24 \
+    > "$OUT/bench_train.txt" 2>&1
   repro --stages data,latents --workers 16 --store > "$OUT/data.log" 2>&1
+  ;;
+train)
   for v in $VARIANTS; do
-    timeout "$TRAIN_S" python -m millivid reproduce --preset mini --out "$RUN" \
-      --ae checkpoints/mini/ae --train-videos 512 --test-videos 64 --device cuda \
-      --variants "$v" --stages video --set video_train.compile=true \
-      --set video_train.batch_size=128 --set video_train.num_workers=3 \
-      --set video_train.checkpoint_every=1000 > "$RUN/train_$v.log" 2>&1 &
+    repro --variants "$v" --stages video --set video_train.compile=true \
+      --set video_train.batch_size=128 --set video_train.num_workers="$WORKERS" \
+      --set video_train.steps="$TRAIN_STEPS" --set video_train.checkpoint_every=1000 \
+      >> "$RUN/train_$v.log" 2>&1 || exit 1
   done
-  wait
+  ;;
+export)
   for v in $VARIANTS; do
     python -m millivid video export --ckpt "$RUN/video/$v" --out "$RUN/export/$v" &&
       cp "$RUN/export/$v/checkpoint/model.safetensors" "$OUT/$v.safetensors"
@@ -50,7 +55,7 @@ eval)
   (cd "$RUN" && tar czf "$OUT/eval.tar.gz" stages.json eval plans)
   ;;
 *)
-  echo "usage: $0 train|eval" >&2
+  echo "usage: $0 data|train|export|eval" >&2
   exit 2
   ;;
 esac

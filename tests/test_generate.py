@@ -75,6 +75,10 @@ def test_resume_after_interruption_gives_the_same_video(tmp_path, monkeypatch):
     monkeypatch.setattr("millivid.rollout.generate.run_plan", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(video, ae, tmp_path / "part")
+    from safetensors.torch import load_file
+
+    state = load_file(str(tmp_path / "part.state.safetensors"))  # saved on the interruption
+    assert int(state["next_step"]) == 5
     monkeypatch.setattr("millivid.rollout.generate.run_plan", original)
     assert run(video, ae, tmp_path / "part") == 0
     with np.load(tmp_path / "full.npz") as a, np.load(tmp_path / "part.npz") as b:

@@ -14,6 +14,7 @@ from millivid.train.trainer import (
     build_optimizers,
     ema_decay_at,
     parameter_count,
+    sigterm_as_interrupt,
     split_parameters,
     train,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "load_checkpoint",
     "load_weights_into",
     "parameter_count",
+    "sigterm_as_interrupt",
     "split_parameters",
     "train",
     "write_checkpoint",

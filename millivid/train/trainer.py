@@ -18,7 +18,7 @@ import signal
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -257,9 +257,8 @@ def train(
     )
     step = start
     last_time, last_step = time.perf_counter(), start
-    previous_handler = signal.getsignal(signal.SIGTERM)
-    if threading_main():
-        signal.signal(signal.SIGTERM, _raise_interrupt)  # `timeout`/schedulers: save, then stop
+    stop_signal = ExitStack()
+    stop_signal.enter_context(sigterm_as_interrupt())  # `timeout`/schedulers: save, then stop
     batches = step_batches(task, cfg, rank, start)
     try:
         model.train()
@@ -308,8 +307,7 @@ def train(
                 save(step)
     finally:
         with _ignore_worker_exits():
-            if threading_main():
-                signal.signal(signal.SIGTERM, previous_handler)
+            stop_signal.close()
             bar.close()
             if step > start or not (out_dir / "checkpoint").exists():
                 save(step)  # at exit, also on Ctrl-C or an error: nothing trained is lost
@@ -334,6 +332,20 @@ def _ignore_worker_exits():
         yield
     finally:
         signal.signal(signal.SIGCHLD, previous)
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Within the block SIGTERM (`timeout`, job schedulers) raises KeyboardInterrupt, so
+    long jobs can save their state in ``finally`` as on Ctrl-C (main thread only)."""
+    if not threading_main():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _raise_interrupt(signum, frame) -> None:

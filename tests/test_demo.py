@@ -1,15 +1,42 @@
+import json
+
 import numpy as np
 
 from millivid.cli import main
+from millivid.world import TEST_SEED_OFFSET
+from tests.test_generate import make_runs
+
+SEED = TEST_SEED_OFFSET  # the demo draws its world from the test namespace
 
 
-def test_demo_writes_video_npz_and_plot(tmp_path, capsys):
-    assert main(["demo", "--preset", "tiny", "--frames", "16", "--out", str(tmp_path)]) == 0
+def test_demo_render_only_writes_video_npz_and_plot(tmp_path, capsys):
+    args = ["demo", "--preset", "tiny", "--render-only", "--context", "8", "--frames", "8"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    npz = tmp_path / "world_seed0.npz"
+    npz = tmp_path / f"world_seed{SEED}.npz"
     assert str(npz) in printed
-    assert (tmp_path / "world_seed0.mp4").stat().st_size > 0
-    assert (tmp_path / "world_seed0_trajectory.png").stat().st_size > 0
+    assert (tmp_path / f"world_seed{SEED}.mp4").stat().st_size > 0
+    assert (tmp_path / f"world_seed{SEED}_trajectory.png").stat().st_size > 0
     with np.load(npz) as f:
         assert f["video"].shape == (16, 32, 32, 3) and f["video"].dtype == np.uint8
         assert f["actions"].shape == (16,)
+
+
+def test_demo_without_a_model_says_so_and_renders(tmp_path, capsys):
+    args = ["demo", "--preset", "tiny", "--ckpt", str(tmp_path / "none"), "--frames", "8"]
+    assert main([*args, "--context", "8", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert f"no model at {tmp_path / 'none'}" in printed
+    assert (tmp_path / f"world_seed{SEED}.npz").exists()
+
+
+def test_demo_rolls_out_a_held_out_video_and_scores_it(tmp_path, capsys):
+    video, ae = make_runs(tmp_path)
+    args = ["demo", "--ckpt", str(video), "--ae", str(ae), "--context", "24", "--frames", "12"]
+    assert main([*args, "--steps", "2", "--out", str(tmp_path / "out")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert summary["method"] == "millivid" and summary["seed"] == SEED
+    assert 0 < summary["horizons"]["short"]["psnr"] < 60
+    with np.load(tmp_path / "out" / f"millivid_seed{SEED}.npz") as f:
+        assert f["video"].shape == (36, 32, 32, 3)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from millivid.rollout.generate import GenerateRequest, generate, load_ae, load_video_model
+    from millivid.rollout.generate import (
+        GenerateRequest,
+        generate,
+        load_ae,
+        load_video_model,
+        world_video,
+    )
 
     model, cfg, method = load_video_model(args.ckpt, args.device)
     if args.method and args.method != method:
@@ -49,13 +54,7 @@ def run(args: argparse.Namespace) -> int:
         record = load_video(args.video, keys=("video", "actions"))
         frames, actions = record.video, record.actions
     else:
-        from millivid.world import make_videos
-
-        world = dataclasses.replace(
-            cfg.world, frames=args.context + args.frames, test_context_frames=args.context
-        )
-        v = make_videos([args.seed], world, "cpu", test=True)
-        frames, actions = v.video[0].numpy(), v.actions[0].numpy()
+        frames, actions = world_video(cfg, args.seed, args.context, args.frames)
     if args.actions:
         actions = np.load(args.actions)
     req = GenerateRequest(

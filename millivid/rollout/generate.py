@@ -69,6 +69,16 @@ def load_ae(run: Path, device: str) -> HierarchicalAutoencoder:
     return load_autoencoder(run, device)
 
 
+def world_video(cfg: Config, seed: int, context: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """(frames uint8 [T,H,W,3], actions int [T]) of world ``seed`` rendered on CPU as ground
+    truth, T = context + frames, with the test set's action law (paper A.1)."""
+    from millivid.world import make_videos
+
+    world = replace(cfg.world, frames=context + frames, test_context_frames=context)
+    v = make_videos([seed], world, "cpu", test=True)
+    return v.video[0].numpy(), v.actions[0].numpy()
+
+
 def _actions(req: GenerateRequest, acts: np.ndarray, frames: int) -> torch.Tensor:
     """int64 [1, frames] of one video's actions (checked; the last one repeated past the end)."""
     acts = np.asarray(acts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
@@ -64,11 +64,12 @@ def sequence_length(config: Config, method: str) -> int:
 
 @dataclass
 class VideoBatch:
-    """A training batch on the CPU: packed tokens with clean targets, times, noise, drops."""
+    """A training batch on the CPU: packed tokens with clean targets (bf16 values), times,
+    noise, drops."""
 
     tokens: Tokens
     t: Tensor  # float32 [B]
-    noise: Tensor  # float32 [B, St, Cin]
+    noise: Tensor  # float32 [B, St, Ct]: Ct <= Cin, the widest target token (zero-padded in loss)
     dropped: Tensor  # bool [B]
 
 
@@ -109,19 +110,24 @@ class VideoTask:
         for _ in range(self.batch_size):
             levels, actions = self._video(rng.randrange(len(self.source)))
             plan_step = sample_training_step(self.method, self.config.plan, levels[0].shape[0], rng)
-            parts.append(
-                pack(
-                    [lat[None] for lat in levels],
-                    actions[None],
-                    plan_step,
-                    self.context_source,
-                    self.levels,
-                )
+            part = pack(
+                [lat[None] for lat in levels],
+                actions[None],
+                plan_step,
+                self.context_source,
+                self.levels,
             )
+            # bf16 latents: half the bytes to build, hand over from workers and copy to the GPU
+            # (FramePack's are padded to 4^(L-1) C channels); the model runs in bf16 anyway
+            parts.append(replace(part, values=part.values.to(torch.bfloat16)))
         tokens = Tokens.cat(parts)
         b = tokens.batch
         t = sample_time(b, generator)
-        noise = torch.randn(tokens.target_values.shape, generator=generator)
+        # noise only for the channels targets really use (FramePack pads level-0 targets from C
+        # to 4^(L-1) C channels: drawing and moving the padding took most of its batch time);
+        # ``loss`` pads it on the device
+        width = tokens.channels * 4 ** int(tokens.kernel[:, tokens.context_slots :].max())
+        noise = torch.randn(*tokens.target_values.shape[:-1], width, generator=generator)
         # paper A.2: drop all context tokens of an element w.p. context_dropout (for CFG)
         dropped = torch.rand(b, generator=generator) < self.config.diffusion.context_dropout
         return VideoBatch(tokens.drop_context(dropped), t, noise, dropped)
@@ -136,7 +142,7 @@ class VideoTask:
         a, s = alpha_sigma(logsnr(t, self.config.diffusion.shift))
         a, s = a.view(-1, 1, 1), s.view(-1, 1, 1)
         mask = tokens.channel_mask()[:, tokens.context_slots :].float()
-        noise = noise * mask
+        noise = torch.nn.functional.pad(noise, (0, x0.shape[-1] - noise.shape[-1])) * mask
         z = a * x0 + s * noise
         v = a * noise - s * x0
         pred = model(tokens.with_targets(z), t)

@@ -24,6 +24,10 @@ case "${1:-}" in
 data)
   python benchmarks/bench_video_model.py --device cuda --preset paper --mode train --batch 24 \
     > "$OUT/bench_train.txt" 2>&1
+  for m in millivid framepack fullres; do  # issue 6: the mini preset per method
+    python benchmarks/bench_video_model.py --device cuda --preset mini --mode train --batch 128 \
+      --method "$m" >> "$OUT/bench_train.txt" 2>&1
+  done
   repro --stages data,latents --workers 16 --store > "$OUT/data.log" 2>&1
   ;;
 train)

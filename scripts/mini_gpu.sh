@@ -24,9 +24,11 @@ case "${1:-}" in
 data)
   python benchmarks/bench_video_model.py --device cuda --preset paper --mode train --batch 24 \
     > "$OUT/bench_train.txt" 2>&1
-  for m in millivid framepack fullres; do  # issue 6: the mini preset per method
+  for m in millivid framepack fullres; do  # issues 6 and 7: the mini preset per method
     python benchmarks/bench_video_model.py --device cuda --preset mini --mode train --batch 128 \
       --method "$m" >> "$OUT/bench_train.txt" 2>&1
+    python benchmarks/bench_video_model.py --device cuda --preset mini --mode rollout --batch 8 \
+      --steps 3 --method "$m" >> "$OUT/bench_train.txt" 2>&1
   done
   repro --stages data,latents --workers 16 --store > "$OUT/data.log" 2>&1
   ;;

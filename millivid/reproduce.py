@@ -101,6 +101,23 @@ def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
     return method, replace(cfg, model=replace(cfg.model, attention=attention))
 
 
+def write_grid(run: Path, context: int, frames: int) -> Path | None:
+    """eval/grid.png: the first test video, ground truth and every rolled-out method, at the
+    last context frame and 1, 8, 64, then every 128 generated frames."""
+    from millivid.data.videos import load_video
+    from millivid.evaluate.outputs import comparison_grid
+
+    gt = sorted((run / "gt").glob("*.npz"))
+    if not gt:
+        return None
+    videos = {"ground truth": load_video(gt[0], keys=("video",)).video}
+    for pred in sorted((run / "rollouts").glob(f"*/{gt[0].name}")):
+        videos[pred.parent.name] = load_video(pred, keys=("video",)).video
+    offsets = sorted({1, 8, 64, *range(128, frames + 1, 128), frames})
+    picks = [context - 1, *(context + k - 1 for k in offsets if k <= frames)]
+    return comparison_grid(videos, picks, context, run / "eval" / "grid.png")
+
+
 def _trained(run: Path, steps: int) -> bool:
     from millivid.train.checkpoint import load_trainer_state
 
@@ -259,6 +276,7 @@ def reproduce(
 
         if _fresh(run / "report.html", run / "eval"):
             return
+        write_grid(run, rcfg.context, rcfg.frames)  # before the report: eval/ must stay older
         build_report(run, run / "report.html", max_frames=rcfg.context + rcfg.frames)
 
     jobs = {

@@ -43,6 +43,7 @@ def test_every_stage_writes_its_outputs_and_a_rerun_skips_them(tmp_path, capsys)
     table = (out / "eval" / "table.md").read_text()
     assert "millivid-cc" in table and "fullres" in table
     assert (out / "report.html").stat().st_size > 0
+    assert (out / "eval" / "grid.png").stat().st_size > 0  # GT + one row per method
     stages = json.loads((out / "stages.json").read_text())
     assert {"data", "ae", "latents", "video/fullres", "rollout/millivid-cc", "evaluate"} <= set(
         stages

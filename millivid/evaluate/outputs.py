@@ -8,6 +8,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from millivid.evaluate.runner import SetResults, json_safe
 from millivid.evaluate.suite import DISPLAY, HIGHER_IS_BETTER
 
@@ -143,3 +145,34 @@ def write_set_outputs(
         "curves": [str(p) for p in curves if p.is_file()],  # none when there was nothing to plot
         "json": str(out_dir / "results.json"),
     }
+
+
+def comparison_grid(
+    videos: dict[str, np.ndarray], frames: Sequence[int], start: int, path: Path
+) -> Path:
+    """A PNG with one row per video (ground truth first, then each method) and one column per
+    frame index in ``frames``: videos uint8 [T, H, W, 3], titled by frames since context."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols = len(videos), len(frames)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols, 1.15 * rows), squeeze=False)
+    for r, (name, video) in enumerate(videos.items()):
+        for c, f in enumerate(frames):
+            ax = axes[r, c]
+            ax.imshow(video[f], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"{f - start + 1}" if f >= start else f"ctx {f}", fontsize=7)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=7)
+    fig.tight_layout(pad=0.2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+    plt.close(fig)
+    return path

@@ -11,6 +11,7 @@ skip finished files, rollouts resume from their saved latent store. Layout of RU
     data/train/, data/test/      world videos (millivid data make)
     ae/                          autoencoder run (or --ae: an existing one, e.g. checkpoints/mini/ae)
     latents/                     latent cache of data/train
+    ae-cascaded/, latents-cascaded/   the same for the cascaded autoencoder (variant ``cascaded``)
     video/<variant>/             one video-model run per method variant
     gt/ -> data/test/0000        ground truth, the layout millivid evaluate/report read
     rollouts/<variant>/<name>.npz
@@ -21,7 +22,8 @@ skip finished files, rollouts resume from their saved latent store. Layout of RU
 
 A *variant* is a method plus an attention mode: ``millivid`` (full attention, the paper),
 ``millivid-cc`` (context-causal: context K/V reused across denoising steps), ``framepack``,
-``fullres``, ``upscale`` (the cascaded ablation needs a cascaded autoencoder: not wired yet).
+``fullres``, ``upscale`` (rollout + upscaling) and ``cascaded`` (MILLIVID's plan over the
+mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for).
 """
 
 from __future__ import annotations
@@ -35,12 +37,13 @@ from pathlib import Path
 
 from millivid.presets import Config
 
-VARIANTS: dict[str, tuple[str, str]] = {
-    "millivid": ("millivid", "full"),
-    "millivid-cc": ("millivid", "context-causal"),
-    "framepack": ("framepack", "full"),
-    "fullres": ("fullres", "full"),
-    "upscale": ("upscale", "full"),
+VARIANTS: dict[str, tuple[str, str, str]] = {  # variant: (method, attention, autoencoder)
+    "millivid": ("millivid", "full", "hierarchical"),
+    "millivid-cc": ("millivid", "context-causal", "hierarchical"),
+    "framepack": ("framepack", "full", "hierarchical"),
+    "fullres": ("fullres", "full", "hierarchical"),
+    "upscale": ("upscale", "full", "hierarchical"),
+    "cascaded": ("cascaded", "full", "cascaded"),
 }
 
 
@@ -97,8 +100,10 @@ def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
     """(method, config) of a variant name."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
-    method, attention = VARIANTS[variant]
-    return method, replace(cfg, model=replace(cfg.model, attention=attention))
+    method, attention, kind = VARIANTS[variant]
+    return method, replace(
+        cfg, model=replace(cfg.model, attention=attention), ae=replace(cfg.ae, kind=kind)
+    )
 
 
 def write_grid(run: Path, context: int, frames: int) -> Path | None:
@@ -158,7 +163,12 @@ def reproduce(
     for name in wanted:
         if name not in STAGES:
             raise ValueError(f"unknown stage {name!r} (known: {', '.join(STAGES)})")
-    ae_run = ae or run / "ae"
+    kinds = sorted({VARIANTS[v][2] for v in rcfg.variants if v in VARIANTS} | {"hierarchical"})
+    suffix = {"hierarchical": "", "cascaded": "-cascaded"}
+    ae_runs = {k: run / f"ae{suffix[k]}" for k in kinds}
+    if ae is not None:
+        ae_runs["hierarchical"] = ae
+    latent_dirs = {k: run / f"latents{suffix[k]}" for k in kinds}
     world = cfg.world
     train_dir, test_dir = run / "data" / "train", run / "data" / "test"
 
@@ -190,17 +200,21 @@ def reproduce(
     def autoencoder() -> None:
         from millivid.autoencoder.run import train_autoencoder
 
-        if ae is not None:
-            log(f"autoencoder: using {ae}")
-            return
-        if _trained(ae_run, cfg.ae_train.steps):
-            return
-        train_autoencoder(cfg, train_dir, ae_run, _has_checkpoint(ae_run), dev)
+        for kind, ae_run in ae_runs.items():
+            if kind == "hierarchical" and ae is not None:
+                log(f"autoencoder: using {ae}")
+                continue
+            if _trained(ae_run, cfg.ae_train.steps):
+                continue
+            kcfg = replace(cfg, ae=replace(cfg.ae, kind=kind))
+            with clock.stage(f"ae/{kind}"):
+                train_autoencoder(kcfg, train_dir, ae_run, _has_checkpoint(ae_run), dev)
 
     def latents() -> None:
         from millivid.autoencoder.run import encode_dataset
 
-        encode_dataset(ae_run, train_dir, run / "latents", dev)
+        for kind, ae_run in ae_runs.items():
+            encode_dataset(ae_run, train_dir, latent_dirs[kind], dev)
 
     def video() -> None:
         from millivid.data.latent_cache import LatentCache
@@ -208,9 +222,9 @@ def reproduce(
         from millivid.train import train
         from millivid.typed_config import to_dict
 
-        cache = LatentCache(run / "latents")
         for variant in rcfg.variants:
             method, vcfg = variant_config(cfg, variant)
+            cache = LatentCache(latent_dirs[vcfg.ae.kind])
             out = run / "video" / variant
             if _trained(out, vcfg.video_train.steps):
                 continue
@@ -227,10 +241,10 @@ def reproduce(
         from millivid.rollout.folder import rollout_folder
         from millivid.rollout.generate import load_ae, load_video_model
 
-        autoenc = load_ae(ae_run, dev)
         end = rcfg.context + rcfg.frames
         for variant in rcfg.variants:
             model, vcfg, method = load_video_model(run / "video" / variant, dev)
+            autoenc = load_ae(ae_runs[VARIANTS[variant][2]], dev)
             plan_png = run / "plans" / f"{variant}.png"
             if not plan_png.exists():
                 plan_png.parent.mkdir(parents=True, exist_ok=True)

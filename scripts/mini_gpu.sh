@@ -16,7 +16,7 @@ TRAIN_STEPS=${TRAIN_STEPS:-8000}
 WORKERS=${WORKERS:-12}
 ROLLOUT_S=${ROLLOUT_S:-380}
 STEPS=${STEPS:-16}
-VARIANTS=${VARIANTS:-millivid-cc framepack fullres millivid}
+VARIANTS=${VARIANTS:-millivid-cc framepack fullres millivid}  # + upscale cascaded (ablations)
 repro() { python -m millivid reproduce --preset mini --out "$RUN" --ae checkpoints/mini/ae \
   --train-videos 512 --test-videos 64 --device cuda "$@"; }
 

@@ -83,3 +83,15 @@ def test_video_export_is_bf16_and_loads(tmp_path):
     assert all(torch.equal(weights[k], ema[k].to(torch.bfloat16)) for k in floats)  # EMA exported
     model, cfg, method = load_video_model(shipped, "cpu")
     assert method == "fullres" and cfg.preset == "tiny"
+
+
+def test_cascaded_variant_trains_and_uses_its_own_autoencoder(tmp_path):
+    out = tmp_path / "run"
+    assert run(out, "--variants", "cascaded", "--stages", "data,ae,latents,video,rollout") == 0
+    for folder, kind in (("ae", "hierarchical"), ("ae-cascaded", "cascaded")):
+        saved = json.loads((out / folder / "checkpoint" / "config.json").read_text())
+        assert saved["ae"]["kind"] == kind
+    assert any((out / "latents-cascaded").iterdir())
+    video = json.loads((out / "video" / "cascaded" / "checkpoint" / "config.json").read_text())
+    assert (video["method"], video["ae"]["kind"]) == ("cascaded", "cascaded")
+    assert len(list((out / "rollouts" / "cascaded").glob("*.npz"))) == 2

@@ -140,6 +140,29 @@ def bench_train(args: argparse.Namespace, device: torch.device) -> dict:
     return out
 
 
+def bench_batch(args: argparse.Namespace, device: torch.device) -> dict:
+    """Building one training batch on the CPU (what each DataLoader worker does), best of
+    ``--steps`` after one warm-up, and its size in bytes."""
+    task = random_task(args.preset, args.method, args.set)
+    task.batch_size = args.batch
+    gen = torch.Generator().manual_seed(0)
+    batch = task.batch(0, gen)
+    times = []
+    for step in range(1, args.steps + 1):
+        begin = time.perf_counter()
+        batch = task.batch(step, gen)
+        times.append(time.perf_counter() - begin)
+    tensors = (batch.tokens.values, batch.noise)
+    return {
+        "mode": "batch",
+        "batch": args.batch,
+        "threads": torch.get_num_threads(),
+        "ms_per_batch": min(times) * 1e3,
+        "values_shape": list(batch.tokens.values.shape),
+        "MB_values_and_noise": sum(t.numel() * t.element_size() for t in tensors) / 1e6,
+    }
+
+
 def bench_rollout(args: argparse.Namespace, device: torch.device) -> dict:
     overrides = [*args.set, "model.attention=context-causal"]
     cfg = load_preset(args.preset, overrides)
@@ -200,7 +223,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--preset", default="paper", choices=("tiny", "mini", "paper"))
     parser.add_argument("--method", default="millivid")
-    parser.add_argument("--mode", default="train", choices=("train", "rollout"))
+    parser.add_argument("--mode", default="train", choices=("train", "rollout", "batch"))
     parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--steps", type=int, default=20, help="timed iterations")
     parser.add_argument("--warmup", type=int, default=5)
@@ -214,9 +237,8 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
     result.update(preset=args.preset, method=args.method, compiled=not args.no_compile)
-    result.update(
-        bench_train(args, device) if args.mode == "train" else bench_rollout(args, device)
-    )
+    modes = {"train": bench_train, "rollout": bench_rollout, "batch": bench_batch}
+    result.update(modes[args.mode](args, device))
     if device.type == "cuda":
         from matmul_peak import matmul_peak_tflops
 

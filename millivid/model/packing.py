@@ -147,15 +147,11 @@ class Tokens:
         return replace(first, **stacked)
 
 
-def _span_tokens(
-    x: Tensor, span: Span, kernel: int, cin: int, actions: Tensor
-) -> dict[str, Tensor]:
+def _span_tokens(x: Tensor, span: Span, kernel: int, actions: Tensor) -> dict[str, Tensor]:
     """Tokens of one span from ``x`` [B, frames, h, w, c] (already patchified)."""
     b, f, h, w, c = x.shape
     dev = x.device
-    values = x.reshape(b, f * h * w, c)
-    if c < cin:
-        values = torch.nn.functional.pad(values, (0, cin - c))
+    values = x.reshape(b, f * h * w, c)  # zero-padded to Cin when merged (``_merge_values``)
     frame = torch.arange(span.start, span.stop, device=dev).repeat_interleave(h * w)
     row = torch.arange(h, device=dev).repeat_interleave(w).repeat(f)
     col = torch.arange(w, device=dev).repeat(f * h)
@@ -172,11 +168,11 @@ def _span_tokens(
     }
 
 
-def _padding(b: int, n: int, cin: int, origin: int, like: Tensor) -> dict[str, Tensor]:
+def _padding(b: int, n: int, origin: int, like: Tensor) -> dict[str, Tensor]:
     dev = like.device
     zeros = torch.zeros(b, n, dtype=torch.long, device=dev)
     return {
-        "values": torch.zeros(b, n, cin, dtype=like.dtype, device=dev),
+        "values": torch.zeros(b, n, 0, dtype=like.dtype, device=dev),  # all zeros once merged
         "level": zeros,
         "kernel": zeros,
         "frame": zeros + origin,
@@ -185,6 +181,19 @@ def _padding(b: int, n: int, cin: int, origin: int, like: Tensor) -> dict[str, T
         "action": zeros + NO_ACTION,
         "valid": torch.zeros(b, n, dtype=torch.bool, device=dev),
     }
+
+
+def _merge_values(parts: Sequence[Tensor], cin: int, dtype: torch.dtype | None) -> Tensor:
+    """[B, S, Cin] of the spans' values [B, n, c <= Cin], zero-padded: written once into one
+    buffer (FramePack's batches are mostly padding; padding then concatenating copied it twice)."""
+    first = parts[0]
+    b, total = first.shape[0], sum(v.shape[1] for v in parts)
+    out = torch.zeros(b, total, cin, dtype=dtype or first.dtype, device=first.device)
+    pos = 0
+    for v in parts:
+        out[:, pos : pos + v.shape[1], : v.shape[-1]] = v
+        pos += v.shape[1]
+    return out
 
 
 def _check_span(x: Tensor, span: Span, what: str) -> None:
@@ -201,13 +210,15 @@ def pack_spans(
     actions: Tensor,
     source: Source,
     levels: int,
+    dtype: torch.dtype | None = None,
 ) -> Tokens:
     """Pack one step from its spans' latents.
 
     context: one ``[B, frames, h, w, C]`` per ``step.context`` span (level-0 latents for
     patchify sources); targets: one per span of ``(step.target, *step.discarded)`` (clean latents
     for training, noise for sampling); actions: int64 [B, T] with T > every frame of the step;
-    levels: L, the number of latent levels (sets Cin for patchify sources).
+    levels: L, the number of latent levels (sets Cin for patchify sources); dtype: of the
+    packed values (default: the latents').
     """
     if len(context) != len(step.context):
         raise ValueError(f"step has {len(step.context)} context spans, got {len(context)} tensors")
@@ -230,7 +241,7 @@ def pack_spans(
             kernel = span.level if source == "patchify" else 0
             if kernel:
                 x = patchify(x, 2**kernel)
-            parts.append(_span_tokens(x, span, kernel, cin, actions.to(x.device)))
+            parts.append(_span_tokens(x, span, kernel, actions.to(x.device)))
         if what == "context":
             present = sum(p["values"].shape[1] for p in parts)
             if present != step.context_tokens:
@@ -239,11 +250,10 @@ def pack_spans(
                 )
             if step.missing_tokens:
                 like = targets[0]
-                parts.append(
-                    _padding(like.shape[0], step.missing_tokens, cin, step.target.start, like)
-                )
+                parts.append(_padding(like.shape[0], step.missing_tokens, step.target.start, like))
             context_slots = present + step.missing_tokens
-    merged = {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0]}
+    merged = {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0] if k != "values"}
+    merged["values"] = _merge_values([p["values"] for p in parts], cin, dtype)
     if merged["values"].shape[1] - context_slots != step.target_tokens:
         raise ValueError(
             f"target latents give {merged['values'].shape[1] - context_slots} tokens, "
@@ -271,13 +281,14 @@ def pack(
     step: Step,
     source: Source,
     num_levels: int | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Tokens:
     """Pack ``step`` from whole videos: levels = list over levels of [B, T, h_l, w_l, C]
     (patchify sources read level 0 only), actions int64 [B, T]. Targets get the clean latents.
     ``num_levels`` defaults to ``len(levels)``."""
     context = [_read(levels, s, source) for s in step.context]
     targets = [_read(levels, s, source) for s in (step.target, *step.discarded)]
-    return pack_spans(step, context, targets, actions, source, num_levels or len(levels))
+    return pack_spans(step, context, targets, actions, source, num_levels or len(levels), dtype)
 
 
 def unpack_targets(

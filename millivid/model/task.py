@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -110,16 +110,18 @@ class VideoTask:
         for _ in range(self.batch_size):
             levels, actions = self._video(rng.randrange(len(self.source)))
             plan_step = sample_training_step(self.method, self.config.plan, levels[0].shape[0], rng)
-            part = pack(
-                [lat[None] for lat in levels],
-                actions[None],
-                plan_step,
-                self.context_source,
-                self.levels,
-            )
             # bf16 latents: half the bytes to build, hand over from workers and copy to the GPU
             # (FramePack's are padded to 4^(L-1) C channels); the model runs in bf16 anyway
-            parts.append(replace(part, values=part.values.to(torch.bfloat16)))
+            parts.append(
+                pack(
+                    [lat[None] for lat in levels],
+                    actions[None],
+                    plan_step,
+                    self.context_source,
+                    self.levels,
+                    dtype=torch.bfloat16,
+                )
+            )
         tokens = Tokens.cat(parts)
         b = tokens.batch
         t = sample_time(b, generator)

@@ -1,41 +1,49 @@
 #!/usr/bin/env bash
 # The mini reproduction on one lent GPU in <10-minute calls (docs/RESULTS.md). Every phase resumes
 # where the last call stopped (wrap each call in `timeout`); run them in order on a warm machine:
-#   bash scripts/mini_gpu.sh data    # bench, world data, latent cache
+#   bash scripts/mini_gpu.sh data    # benches, world data, latent cache
 #   bash scripts/mini_gpu.sh train   # the video models one after another, TRAIN_STEPS each
 #   bash scripts/mini_gpu.sh export  # bf16 models + logs into OUT
 #   bash scripts/mini_gpu.sh eval    # test-set rollouts, evaluation, report
 # Run from the checkout root with PYTHONPATH=. ; RUN (default /tmp/mini) holds the run folder and
 # OUT (set by the device tool) receives what comes back. A trainer stopped by `timeout` saves
 # its step (SIGTERM -> checkpoint) and the next `train` call resumes it.
+# Dry run on a CPU: PRESET=tiny DEVICE=cpu AE= TRAIN_VIDEOS=4 TEST_VIDEOS=2 TRAIN_STEPS=6 ...
 set -uo pipefail
 RUN=${RUN:-/tmp/mini}
 OUT=${OUT:-out/mini_gpu}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
+PRESET=${PRESET:-mini}
+DEVICE=${DEVICE:-cuda}
+AE=${AE-checkpoints/mini/ae}  # empty: train one in the ae stage
+TRAIN_VIDEOS=${TRAIN_VIDEOS:-512}
+TEST_VIDEOS=${TEST_VIDEOS:-64}
 TRAIN_STEPS=${TRAIN_STEPS:-8000}
+BATCH=${BATCH:-128}
 WORKERS=${WORKERS:-12}
 ROLLOUT_S=${ROLLOUT_S:-380}
 STEPS=${STEPS:-16}
 VARIANTS=${VARIANTS:-millivid-cc framepack fullres millivid}  # + upscale cascaded (ablations)
-repro() { python -m millivid reproduce --preset mini --out "$RUN" --ae checkpoints/mini/ae \
-  --train-videos 512 --test-videos 64 --device cuda "$@"; }
+COMPILE=true
+[ "$DEVICE" = cpu ] && COMPILE=false
+repro() { python -m millivid reproduce --preset "$PRESET" --out "$RUN" ${AE:+--ae "$AE"} \
+  --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" --device "$DEVICE" "$@"; }
+bench() { [ "$DEVICE" = cpu ] || python benchmarks/bench_video_model.py --device "$DEVICE" "$@"; }
 
 case "${1:-}" in
 data)
-  python benchmarks/bench_video_model.py --device cuda --preset paper --mode train --batch 24 \
-    > "$OUT/bench_train.txt" 2>&1
+  bench --preset paper --mode train --batch 24 > "$OUT/bench_train.txt" 2>&1
   for m in millivid framepack fullres; do  # issues 6 and 7: the mini preset per method
-    python benchmarks/bench_video_model.py --device cuda --preset mini --mode train --batch 128 \
-      --method "$m" >> "$OUT/bench_train.txt" 2>&1
-    python benchmarks/bench_video_model.py --device cuda --preset mini --mode rollout --batch 8 \
-      --steps 3 --method "$m" >> "$OUT/bench_train.txt" 2>&1
+    bench --preset mini --mode train --batch 128 --method "$m" >> "$OUT/bench_train.txt" 2>&1
+    bench --preset mini --mode rollout --batch 8 --steps 3 --method "$m" \
+      >> "$OUT/bench_train.txt" 2>&1
   done
-  repro --stages data,latents --workers 16 --store > "$OUT/data.log" 2>&1
+  repro --stages data,ae,latents --workers 16 --store > "$OUT/data.log" 2>&1 || exit 1
   ;;
 train)
   for v in $VARIANTS; do
-    repro --variants "$v" --stages video --set video_train.compile=true \
-      --set video_train.batch_size=128 --set video_train.num_workers="$WORKERS" \
+    repro --variants "$v" --stages video --set video_train.compile="$COMPILE" \
+      --set video_train.batch_size="$BATCH" --set video_train.num_workers="$WORKERS" \
       --set video_train.steps="$TRAIN_STEPS" --set video_train.checkpoint_every=1000 \
       >> "$RUN/train_$v.log" 2>&1 || exit 1
   done
@@ -52,11 +60,11 @@ eval)
   for v in $VARIANTS; do  # a fresh machine: bring the models back from runs/mini_gpu/<v>/
     [ -d "$RUN/video/$v" ] || { mkdir -p "$RUN/video" && cp -r "runs/mini_gpu/$v" "$RUN/video/$v"; }
   done
-  [ -d "$RUN/gt" ] || repro --stages data --workers 16 --store --train-videos 1 > "$OUT/data.log" 2>&1
-  timeout "$ROLLOUT_S" python -m millivid reproduce --preset mini --out "$RUN" \
-    --ae checkpoints/mini/ae --train-videos 512 --test-videos 64 --device cuda \
-    --variants "${VARIANTS// /,}" --stages rollout --rollout-batch 64 --sample-steps "$STEPS" \
-    > "$OUT/rollout.log" 2>&1
+  [ -d "$RUN/gt" ] || repro --stages data --workers 16 --store > "$OUT/data.log" 2>&1
+  timeout "$ROLLOUT_S" python -m millivid reproduce --preset "$PRESET" --out "$RUN" \
+    ${AE:+--ae "$AE"} --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" \
+    --device "$DEVICE" --variants "${VARIANTS// /,}" --stages rollout --rollout-batch 64 \
+    --sample-steps "$STEPS" > "$OUT/rollout.log" 2>&1
   repro --variants "${VARIANTS// /,}" --stages evaluate,report > "$OUT/eval.log" 2>&1
   (cd "$RUN" && tar czf "$OUT/eval.tar.gz" stages.json eval plans)
   ;;

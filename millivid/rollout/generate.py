@@ -172,13 +172,14 @@ def rollout_latents(
             fps=f"{batch * p.frames_per_level[0] / max(p.seconds, 1e-9):.1f}",
         )
 
-    done, saved = [first - 1], [time.monotonic()]  # last finished step, last save
+    done, saved_at = first - 1, time.monotonic()  # last finished step, last save
 
     def after_step(i: int) -> None:
-        done[0] = i
-        if time.monotonic() - saved[0] >= save_every_s:
+        nonlocal done, saved_at
+        done = i
+        if time.monotonic() - saved_at >= save_every_s:
             save_state(i)
-            saved[0] = time.monotonic()
+            saved_at = time.monotonic()
 
     try:
         with sigterm_as_interrupt():
@@ -194,7 +195,7 @@ def rollout_latents(
                 after_step=after_step,
             )
     except BaseException:
-        save_state(done[0])  # Ctrl-C, `timeout` or an error: keep the finished steps
+        save_state(done)  # Ctrl-C, `timeout` or an error: keep the finished steps
         raise
     bar.close()
     return store.levels[0][:, req.context : req.context + req.length]

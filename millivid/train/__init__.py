@@ -8,13 +8,13 @@ from millivid.train.checkpoint import (
     write_checkpoint,
 )
 from millivid.train.config import PRESETS, TrainConfig
+from millivid.train.signals import sigterm_as_interrupt
 from millivid.train.trainer import (
     TrainTask,
     bf16_megabytes,
     build_optimizers,
     ema_decay_at,
     parameter_count,
-    sigterm_as_interrupt,
     split_parameters,
     train,
 )

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,6 +34,7 @@ from millivid.train.checkpoint import (
     write_checkpoint,
 )
 from millivid.train.config import TrainConfig
+from millivid.train.signals import ignore_worker_exits, sigterm_as_interrupt
 
 
 class TrainTask(Protocol):
@@ -306,50 +306,12 @@ def train(
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save(step)
     finally:
-        with _ignore_worker_exits():
+        with ignore_worker_exits():
             stop_signal.close()
             bar.close()
             if step > start or not (out_dir / "checkpoint").exists():
                 save(step)  # at exit, also on Ctrl-C or an error: nothing trained is lost
     return out_dir / "checkpoint"
-
-
-def threading_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-@contextmanager
-def _ignore_worker_exits():
-    """`timeout` and Ctrl-C signal the whole process group, so DataLoader workers die with the
-    trainer; the loader's SIGCHLD handler would then raise in the middle of the final save."""
-    if not (threading_main() and hasattr(signal, "SIGCHLD")):
-        yield
-        return
-    previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGCHLD, previous)
-
-
-@contextmanager
-def sigterm_as_interrupt():
-    """Within the block SIGTERM (`timeout`, job schedulers) raises KeyboardInterrupt, so
-    long jobs can save their state in ``finally`` as on Ctrl-C (main thread only)."""
-    if not threading_main():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _truncate_log(path: Path, step: int) -> None:

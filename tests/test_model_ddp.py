@@ -53,6 +53,9 @@ def worker(rank, world, port, out_dir):
     if rank == 0:
         grads = {n: p.grad for n, p in model.module.named_parameters()}
         torch.save(grads, os.path.join(out_dir, "ddp.pt"))
+    # both ranks leave together: a rank tearing gloo down while the other still works aborted
+    # ("terminate called without an active exception") on a loaded machine
+    dist.barrier()
     dist.destroy_process_group()
 
 

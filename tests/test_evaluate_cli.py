@@ -243,3 +243,55 @@ def test_set_outputs_list_only_written_curves(tmp_path):
     out = write_set_outputs(res, tmp_path / "full", ("short",))
     assert [Path(p).name for p in out["curves"]] == ["curves.png", "curves.svg"]
     assert all(Path(p).is_file() for p in out["curves"])
+
+
+def test_from_csv_retabulates_the_same_results(run_dir, tmp_path):
+    _ensure_eval(run_dir)
+    out = tmp_path / "again"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--from-csv",
+                str(run_dir / "eval" / "per_frame.csv"),
+                "--horizons",
+                "8,16,64",
+                "--start",
+                "8",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    before = json.loads((run_dir / "eval" / "results.json").read_text())
+    after = json.loads((out / "results.json").read_text())
+    assert after["videos"] == before["videos"]
+    for method, horizons in before["horizons"].items():
+        for h, vals in horizons.items():
+            for m, v in vals.items():
+                assert after["horizons"][method][h][m] == pytest.approx(v, rel=1e-9), (method, h)
+    assert (out / "table.md").read_text() == (run_dir / "eval" / "table.md").read_text()
+
+
+def test_methods_are_compared_on_shared_videos_only(run_dir, tmp_path):
+    """A method that lacks a video (an interrupted rollout) must not shift the others' averages:
+    by default every method is scored on the videos all of them have."""
+    from millivid.evaluate.config import PRESETS
+    from millivid.evaluate.runner import evaluate_sets
+
+    pred = tmp_path / "rollouts"
+    shutil.copytree(run_dir / "rollouts", pred)
+    (pred / "random" / "v1.npz").unlink()
+    cfg = PRESETS["tiny"]
+    with pytest.warns(UserWarning, match="not every method"):
+        res = evaluate_sets(pred, run_dir / "gt", 8, ["psnr"], cfg, progress=False)
+    assert res.videos == {"shifted": ["v0"], "random": ["v0"]}
+    alone = tmp_path / "alone" / "shifted"
+    alone.mkdir(parents=True)
+    shutil.copy(pred / "shifted" / "v0.npz", alone)
+    v0 = evaluate_sets(alone, run_dir / "gt", 8, ["psnr"], cfg, progress=False)
+    assert res.horizons["shifted"] == v0.horizons["shifted"]
+    both = evaluate_sets(pred, run_dir / "gt", 8, ["psnr"], cfg, progress=False, common=False)
+    assert both.videos == {"shifted": ["v0", "v1"], "random": ["v0"]}
+    assert both.horizons["shifted"] != v0.horizons["shifted"]

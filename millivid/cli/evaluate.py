@@ -24,6 +24,17 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
         help="comma list: "
         + ",".join(["psnr", "ssim", "lpips", "dino", "matches", "probe", "fid", "fvd", "all"]),
     )
+    p.add_argument(
+        "--from-csv",
+        type=Path,
+        metavar="CSV",
+        help="re-tabulate a per_frame.csv (table, curves, results.json) without recomputing",
+    )
+    p.add_argument(
+        "--all-videos",
+        action="store_true",
+        help="sets: also evaluate videos that not every method has (default: only shared ones)",
+    )
     p.add_argument("--json", action="store_true", help="print the JSON result")
     p.add_argument("--out", type=Path, help="output folder (sets: CSV/table/curves; probe-train)")
     p.add_argument("--preset", default="mini", choices=sorted(PRESETS), help="horizon preset")
@@ -63,12 +74,19 @@ def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from millivid.evaluate.runner import evaluate_pair, evaluate_sets, json_safe
+    from millivid.evaluate.runner import (
+        evaluate_pair,
+        evaluate_sets,
+        json_safe,
+        results_from_csv,
+    )
     from millivid.evaluate.suite import MetricSuite, parse_metrics
 
     if args.action == "probe-train":
         return run_probe_train(args)
     cfg = eval_config_from_args(args)
+    if args.from_csv:
+        return _write_sets(results_from_csv(args.from_csv, cfg, not args.all_videos), args, cfg)
     metrics = parse_metrics(args.metrics)
     suite = MetricSuite(cfg, args.device)
     if args.pred and args.gt:
@@ -80,20 +98,33 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 print(h.ljust(8), "  ".join(f"{m}={v:.4f}" for m, v in vals.items()))
         return 0
     if args.pred_dir and args.gt_dir:
-        from millivid.evaluate.outputs import table_markdown, write_set_outputs
-
         res = evaluate_sets(
-            args.pred_dir, args.gt_dir, args.start, metrics, cfg, suite, not args.no_progress
+            args.pred_dir,
+            args.gt_dir,
+            args.start,
+            metrics,
+            cfg,
+            suite,
+            not args.no_progress,
+            common=not args.all_videos,
         )
-        out = args.out or Path("eval")
-        paths = write_set_outputs(res, out, cfg.horizon_names, args.start)
-        if args.json:
-            print(json.dumps(json_safe({"horizons": res.horizons, "files": paths})))
-        else:
-            print(table_markdown(res.horizons, res.metrics, cfg.horizon_names))
-            print(f"wrote {', '.join([paths['csv'], paths['table'], *paths['curves']])}")
-        return 0
-    raise ValueError("give --pred and --gt, or --pred-dir and --gt-dir (or the probe-train action)")
+        return _write_sets(res, args, cfg)
+    raise ValueError(
+        "give --pred and --gt, --pred-dir and --gt-dir, or --from-csv (or the probe-train action)"
+    )
+
+
+def _write_sets(res, args: argparse.Namespace, cfg: EvalConfig) -> int:
+    from millivid.evaluate.outputs import table_markdown, write_set_outputs
+    from millivid.evaluate.runner import json_safe
+
+    paths = write_set_outputs(res, args.out or Path("eval"), cfg.horizon_names, args.start)
+    if args.json:
+        print(json.dumps(json_safe({"horizons": res.horizons, "files": paths})))
+    else:
+        print(table_markdown(res.horizons, res.metrics, cfg.horizon_names))
+        print(f"wrote {', '.join([paths['csv'], paths['table'], *paths['curves']])}")
+    return 0
 
 
 def run_probe_train(args: argparse.Namespace) -> int:

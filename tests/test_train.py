@@ -232,3 +232,24 @@ def test_sigterm_to_the_process_group_saves_the_step_reached(tmp_path):
     state = torch.load(tmp_path / "checkpoint" / "state.pt", weights_only=True)
     assert int(state["step"]) >= 20
     assert int(state["step"]) == len(log.read_text().splitlines())
+
+
+class DivergingTask(ToyTask):
+    def loss(self, model, batch, device):
+        loss, metrics = super().loss(model, batch, device)
+        if torch.is_grad_enabled() and model.training and getattr(self, "calls", 0) >= 14:
+            loss = loss * float("nan")
+        self.calls = getattr(self, "calls", 0) + 1
+        return loss, metrics
+
+
+def test_divergence_stops_without_overwriting_the_last_checkpoint(tmp_path):
+    """The loss is read only at log/checkpoint steps (no GPU sync every step); a non-finite one
+    raises there and the last finite checkpoint stays as it was."""
+    cfg = replace(CFG, log_every=5, checkpoint_every=10)
+    with pytest.raises(FloatingPointError, match="step 15"):
+        train(DivergingTask(), cfg, tmp_path, config={}, device="cpu", show_progress=False)
+    state = torch.load(tmp_path / "checkpoint" / "state.pt", weights_only=True)
+    assert int(state["step"]) == 10
+    weights, _ = load_checkpoint(tmp_path)
+    assert all(torch.isfinite(w).all() for w in weights.values())

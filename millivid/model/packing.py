@@ -119,12 +119,16 @@ class Tokens:
         valid = self.valid & ~(drop.to(self.valid.device).view(-1, 1) & is_ctx)
         return replace(self, valid=valid)
 
+    def _map(self, fn) -> Tokens:
+        fields = ("values", "level", "kernel", "frame", "row", "col", "action", "valid", "origin")
+        return replace(self, **{f: fn(getattr(self, f)) for f in fields})
+
     def to(self, device: torch.device | str) -> Tokens:
-        moved = {
-            f: getattr(self, f).to(device)
-            for f in ("values", "level", "kernel", "frame", "row", "col", "action", "valid")
-        }
-        return replace(self, origin=self.origin.to(device), **moved)
+        """On ``device``; asynchronous from page-locked memory (see ``pin_memory``)."""
+        return self._map(lambda x: x.to(device, non_blocking=True))
+
+    def pin_memory(self) -> Tokens:
+        return self._map(lambda x: x.pin_memory())
 
     @staticmethod
     def cat(parts: Sequence[Tokens]) -> Tokens:

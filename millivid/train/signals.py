@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 
 @contextmanager
@@ -36,3 +36,34 @@ def ignore_worker_exits():
     """`timeout` and Ctrl-C signal the whole process group, so DataLoader workers die with the
     trainer; within the block the loader's SIGCHLD handler cannot raise (e.g. mid-save)."""
     return _handling(getattr(signal, "SIGCHLD", None), signal.SIG_DFL)
+
+
+class StepBoundaryStop:
+    """Within the block the first SIGTERM or Ctrl-C only asks the loop to stop: ``check()``,
+    called between steps, then raises KeyboardInterrupt, so what is saved is a whole step (an
+    interrupt in the middle of the optimizer or EMA update would save half of one). A second
+    signal raises at once. DataLoader workers dying with the process group cannot raise in the
+    middle of a step either (``ignore_worker_exits``); the loader notices them when asked for
+    the next batch, and ``check()`` turns that into the same clean stop."""
+
+    def __init__(self) -> None:
+        self.requested: int | None = None
+        self._stack = ExitStack()
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested is not None:
+            raise KeyboardInterrupt(f"signal {signum} (second)")
+        self.requested = signum
+
+    def __enter__(self) -> StepBoundaryStop:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._stack.enter_context(_handling(signum, self._handler))
+        self._stack.enter_context(ignore_worker_exits())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def check(self) -> None:
+        if self.requested is not None:
+            raise KeyboardInterrupt(f"signal {self.requested}")

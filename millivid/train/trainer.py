@@ -13,11 +13,12 @@ batches and noise of an uninterrupted one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import ExitStack, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,7 +35,7 @@ from millivid.train.checkpoint import (
     write_checkpoint,
 )
 from millivid.train.config import TrainConfig
-from millivid.train.signals import ignore_worker_exits, sigterm_as_interrupt
+from millivid.train.signals import StepBoundaryStop
 
 
 class TrainTask(Protocol):
@@ -151,9 +152,11 @@ class StepBatches(torch.utils.data.Dataset):
         return self.task.batch(step, torch.Generator().manual_seed(seed))
 
 
-def step_batches(task: TrainTask, cfg: TrainConfig, rank: int, start: int):
+def step_batches(task: TrainTask, cfg: TrainConfig, rank: int, start: int, pin: bool = False):
     """Iterator over the batches of steps ``start..cfg.steps``; ``cfg.num_workers`` processes
-    build them ahead (4 each), 0 builds them in this process."""
+    build them ahead (4 each), 0 builds them in this process; ``pin``: page-locked batches (for
+    asynchronous copies to a GPU; a batch type other than tensors and tuples needs a
+    ``pin_memory()`` method)."""
     loader = torch.utils.data.DataLoader(
         StepBatches(task, cfg.seed, rank, cfg.steps),
         batch_size=None,
@@ -161,6 +164,7 @@ def step_batches(task: TrainTask, cfg: TrainConfig, rank: int, start: int):
         num_workers=cfg.num_workers,
         prefetch_factor=4 if cfg.num_workers else None,
         persistent_workers=False,
+        pin_memory=pin,
     )
     return iter(loader)
 
@@ -255,61 +259,69 @@ def train(
         desc="train",
         unit="step",
     )
-    step = start
+    step, diverged = start, False
     last_time, last_step = time.perf_counter(), start
-    stop_signal = ExitStack()
-    stop_signal.enter_context(sigterm_as_interrupt())  # `timeout`/schedulers: save, then stop
-    batches = step_batches(task, cfg, rank, start)
-    try:
-        model.train()
-        while step < cfg.steps:
-            batch = next(batches)
-            torch.manual_seed(_step_seed(cfg.seed, rank, step))  # model-side randomness
-            with autocast:
-                loss, metrics = task.loss(train_model, batch, dev)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"step {step}: loss is {loss.item()}; lower train.lr or check data"
-                )
-            for o in optimizers:
-                o.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            for o in optimizers:
-                o.step()
-            for s in schedulers:
-                s.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            step += 1
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                now = time.perf_counter()
-                rate = (step - last_step) / max(now - last_time, 1e-9)
-                last_time, last_step = now, step
-                record = {
-                    "step": step,
-                    "loss": loss.item(),
-                    "grad_norm": float(grad_norm),
-                    "lr": schedulers[0].get_last_lr()[0],
-                    "steps_per_s": rate,
-                    f"{task.items_name}_per_s": rate * task.items_per_batch * world,
-                    **metrics,
-                }
-                bar.set_postfix(
-                    loss=f"{record['loss']:.4f}",
-                    **{task.items_name + "/s": f"{record[f'{task.items_name}_per_s']:.0f}"},
-                )
-                if rank == 0:
-                    with log_path.open("a") as f:
-                        f.write(json.dumps(record) + "\n")
-            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                save(step)
-    finally:
-        with ignore_worker_exits():
-            stop_signal.close()
+    batches = step_batches(task, cfg, rank, start, pin=dev.type == "cuda")
+    # after the loader, which sets its own SIGCHLD handler; saving below is not interrupted
+    with StepBoundaryStop() as stop:
+        try:
+            model.train()
+            while step < cfg.steps:
+                stop.check()  # `timeout`, schedulers, Ctrl-C: save the last whole step, then stop
+                try:
+                    batch = next(batches)
+                except RuntimeError:  # workers gone: killed with us, or a real error
+                    stop.check()
+                    raise
+                torch.manual_seed(_step_seed(cfg.seed, rank, step))  # model-side randomness
+                with autocast:
+                    loss, metrics = task.loss(train_model, batch, dev)
+                for o in optimizers:
+                    o.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                for o in optimizers:
+                    o.step()
+                for s in schedulers:
+                    s.step()
+                if ema is not None:
+                    ema.update_parameters(model)
+                step += 1
+                bar.update(1)
+                logging = step % cfg.log_every == 0 or step == cfg.steps
+                saving = step % cfg.checkpoint_every == 0 and step < cfg.steps
+                if logging or saving:  # the loss is read (a GPU sync) only here, not every step
+                    if not math.isfinite(value := loss.item()):
+                        diverged = True
+                        raise FloatingPointError(
+                            f"step {step}: loss is {value}; lower train.lr or check data "
+                            f"(not saved: {out_dir / 'checkpoint'} keeps the last finite state)"
+                        )
+                if logging:
+                    now = time.perf_counter()
+                    rate = (step - last_step) / max(now - last_time, 1e-9)
+                    last_time, last_step = now, step
+                    record = {
+                        "step": step,
+                        "loss": value,
+                        "grad_norm": float(grad_norm),
+                        "lr": schedulers[0].get_last_lr()[0],
+                        "steps_per_s": rate,
+                        f"{task.items_name}_per_s": rate * task.items_per_batch * world,
+                        **metrics,
+                    }
+                    bar.set_postfix(
+                        loss=f"{record['loss']:.4f}",
+                        **{task.items_name + "/s": f"{record[f'{task.items_name}_per_s']:.0f}"},
+                    )
+                    if rank == 0:
+                        with log_path.open("a") as f:
+                            f.write(json.dumps(record) + "\n")
+                if saving:
+                    save(step)
+        finally:
             bar.close()
-            if step > start or not (out_dir / "checkpoint").exists():
+            if not diverged and (step > start or not (out_dir / "checkpoint").exists()):
                 save(step)  # at exit, also on Ctrl-C or an error: nothing trained is lost
     return out_dir / "checkpoint"
 

@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--ckpt", type=Path, required=True, help="video-model run folder")
     export.add_argument("--out", type=Path, required=True, help="output folder")
     export.set_defaults(func=run_export)
+    curves = video_sub.add_parser(
+        "curves", help="plot the training curves of runs (their metrics.jsonl) into one figure"
+    )
+    curves.add_argument("runs", type=Path, nargs="+", help="run folders or metrics.jsonl files")
+    curves.add_argument("--out", type=Path, required=True, help="figure (.png or .svg)")
+    curves.set_defaults(func=run_curves)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -69,4 +75,12 @@ def run_export(args: argparse.Namespace) -> int:
     from millivid.train.checkpoint import export_bf16
 
     print(f"bf16 checkpoint: {export_bf16(args.ckpt, args.out)}")
+    return 0
+
+
+def run_curves(args: argparse.Namespace) -> int:
+    from millivid.train.curves import plot_training
+
+    logs = {(r.parent if r.is_file() else r).name: r for r in args.runs}
+    print(f"training curves: {plot_training(logs, args.out)}")
     return 0

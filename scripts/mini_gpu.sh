@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The mini reproduction on one lent GPU in <10-minute calls (docs/RESULTS.md). Every phase resumes
-# where the last call stopped (wrap each call in `timeout`); run them in order on a warm machine:
-#   bash scripts/mini_gpu.sh data    # benches, world data, latent cache
-#   bash scripts/mini_gpu.sh train   # the video models one after another, TRAIN_STEPS each
-#   bash scripts/mini_gpu.sh export  # bf16 models + logs into OUT
-#   bash scripts/mini_gpu.sh eval    # test-set rollouts, evaluation, report
+# where the last call stopped (wrap each call in `timeout`); run them in order:
+#   bash scripts/mini_gpu.sh data     # world data and latent cache
+#   bash scripts/mini_gpu.sh train    # the video models one after another, TRAIN_STEPS each
+#   bash scripts/mini_gpu.sh export   # bf16 models + logs into OUT
+#   bash scripts/mini_gpu.sh rollout  # test-set rollouts of VARIANTS (models from runs/mini_gpu/<v>
+#                                     # on a fresh machine; makes the data when it is missing)
+#   bash scripts/mini_gpu.sh eval     # evaluation of every rolled-out variant, report
+#   bash scripts/mini_gpu.sh ae       # hierarchical vs cascaded autoencoder, AE_STEPS each
+#   bash scripts/mini_gpu.sh bench    # per-method mini train/rollout benchmarks (PAPER=1: paper too)
 # Run from the checkout root with PYTHONPATH=. ; RUN (default /tmp/mini) holds the run folder and
 # OUT (set by the device tool) receives what comes back. A trainer stopped by `timeout` saves
 # its step (SIGTERM -> checkpoint) and the next `train` call resumes it.
@@ -23,6 +27,7 @@ BATCH=${BATCH:-128}
 WORKERS=${WORKERS:-12}
 ROLLOUT_S=${ROLLOUT_S:-380}
 STEPS=${STEPS:-16}
+AE_STEPS=${AE_STEPS:-2500}
 VARIANTS=${VARIANTS:-millivid-cc framepack fullres millivid}  # + upscale cascaded (ablations)
 COMPILE=true
 [ "$DEVICE" = cpu ] && COMPILE=false
@@ -32,13 +37,14 @@ bench() { [ "$DEVICE" = cpu ] || python benchmarks/bench_video_model.py --device
 
 case "${1:-}" in
 data)
-  bench --preset paper --mode train --batch 24 > "$OUT/bench_train.txt" 2>&1
-  for m in millivid framepack fullres; do  # issues 6 and 7: the mini preset per method
-    bench --preset mini --mode train --batch 128 --method "$m" >> "$OUT/bench_train.txt" 2>&1
-    bench --preset mini --mode rollout --batch 8 --steps 3 --method "$m" \
-      >> "$OUT/bench_train.txt" 2>&1
-  done
   repro --stages data,ae,latents --workers 16 --store > "$OUT/data.log" 2>&1 || exit 1
+  ;;
+bench)
+  [ "${PAPER:-0}" = 1 ] && bench --preset paper --mode train --batch 24 > "$OUT/bench_paper.txt" 2>&1
+  for m in millivid framepack fullres; do  # issues 6 and 7: the mini preset per method
+    bench --preset mini --mode train --batch "$BATCH" --method "$m" >> "$OUT/bench_mini.txt" 2>&1
+    bench --preset mini --mode rollout --batch 8 --steps 3 --method "$m" >> "$OUT/bench_mini.txt" 2>&1
+  done
   ;;
 train)
   for v in $VARIANTS; do
@@ -56,20 +62,37 @@ export)
   (cd "$RUN" && tar czf "$OUT/meta.tar.gz" stages.json export/*/checkpoint/config.json \
     video/*/metrics.jsonl train_*.log)
   ;;
-eval)
+rollout)
   for v in $VARIANTS; do  # a fresh machine: bring the models back from runs/mini_gpu/<v>/
     [ -d "$RUN/video/$v" ] || { mkdir -p "$RUN/video" && cp -r "runs/mini_gpu/$v" "$RUN/video/$v"; }
   done
-  [ -d "$RUN/gt" ] || repro --stages data --workers 16 --store > "$OUT/data.log" 2>&1
+  [ -d "$RUN/gt" ] || repro --stages data --workers 16 --store >> "$OUT/data.log" 2>&1
   timeout "$ROLLOUT_S" python -m millivid reproduce --preset "$PRESET" --out "$RUN" \
     ${AE:+--ae "$AE"} --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" \
     --device "$DEVICE" --variants "${VARIANTS// /,}" --stages rollout --rollout-batch 64 \
-    --sample-steps "$STEPS" > "$OUT/rollout.log" 2>&1
+    --sample-steps "$STEPS" >> "$OUT/rollout.log" 2>&1
+  cp "$RUN/stages.json" "$OUT/"
+  ;;
+eval)  # every variant under RUN/rollouts
   repro --variants "${VARIANTS// /,}" --stages evaluate,report > "$OUT/eval.log" 2>&1
   (cd "$RUN" && tar czf "$OUT/eval.tar.gz" stages.json eval plans)
   ;;
+ae)  # like-for-like: same data, steps and batch; both trainings share the GPU
+  for k in hierarchical cascaded; do
+    python -m millivid ae train --preset "$PRESET" --data "$RUN/data/train" --out "$RUN/ae-$k" \
+      --device "$DEVICE" --set ae.kind="$k" --set ae_train.steps="$AE_STEPS" \
+      --set ae_train.compile="$COMPILE" > "$OUT/ae_train_$k.log" 2>&1 &
+  done
+  wait
+  for k in hierarchical cascaded; do
+    python benchmarks/bench_autoencoder.py quality --ckpt "$RUN/ae-$k" --data "$RUN/data/test" \
+      --videos "$TEST_VIDEOS" --device "$DEVICE" >> "$OUT/ae_quality.txt" 2>&1
+    python -m millivid ae recon --ckpt "$RUN/ae-$k" --video "$(ls "$RUN"/gt/*.npz | head -1)" \
+      --out "$OUT/ae_recon_$k.png" --device "$DEVICE" >> "$OUT/ae_quality.txt" 2>&1
+  done
+  ;;
 *)
-  echo "usage: $0 data|train|export|eval" >&2
+  echo "usage: $0 data|train|export|rollout|eval|ae|bench" >&2
   exit 2
   ;;
 esac

@@ -25,8 +25,12 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         "WORKERS": "0",
         "STEPS": "2",
         "VARIANTS": "millivid-cc fullres",
+        "AE_STEPS": "3",
     }
-    for phase in ("data", "train", "export", "eval"):
+    back = {}
+    for phase in ("data", "train", "export", "rollout", "eval", "ae"):
+        out = tmp_path / "out" / phase  # the device tool empties OUT before every call
+        env["OUT"] = str(out)
         done = subprocess.run(
             ["bash", str(ROOT / "scripts" / "mini_gpu.sh"), phase],
             cwd=ROOT,
@@ -35,9 +39,12 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
             text=True,
         )
         assert done.returncode == 0, (phase, done.stderr[-2000:])
-    out = tmp_path / "out"
-    for name in ("millivid-cc.safetensors", "fullres.safetensors", "meta.tar.gz", "eval.tar.gz"):
-        assert (out / name).stat().st_size > 0, name
+        assert len(list(out.iterdir())) <= 8, phase  # a device call returns at most 8 files
+        back.update({f.name: f for f in out.iterdir()})
+    for name in ("millivid-cc.safetensors", "fullres.safetensors", "meta.tar.gz", "eval.tar.gz",
+                 "ae_recon_hierarchical.png", "ae_recon_cascaded.png"):
+        assert back[name].stat().st_size > 0, name
     table = (tmp_path / "run" / "eval" / "table.md").read_text()
     assert "millivid-cc" in table and "fullres" in table
-    assert len(list(out.iterdir())) <= 8  # even all phases together: a device call returns <= 8
+    quality = back["ae_quality.txt"].read_text()
+    assert quality.count("psnr") >= 2, quality[-2000:]

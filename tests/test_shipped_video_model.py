@@ -35,5 +35,5 @@ def test_shipped_millivid_model_uses_its_context():
         blind = float(task.loss(model, no_context, "cpu")[0])
         initial = float(task.loss(untrained, batch, "cpu")[0])
     print(f"v-loss {loss:.3f}, context dropped {blind:.3f}, initial weights {initial:.3f}")
-    assert loss < 0.9 * blind, (loss, blind)
+    assert loss < 0.75 * blind, (loss, blind)
     assert loss < 0.5 * initial, (loss, initial)

@@ -95,12 +95,7 @@ def bench_train(args: argparse.Namespace, device: torch.device) -> dict:
     model = task.build_model().to(device)
     if args.checkpointing:
         model.cfg = replace(model.cfg, checkpointing=True)
-    batch = task.batch(0, torch.Generator().manual_seed(0))
-    batch.tokens, batch.t, batch.noise = (
-        batch.tokens.to(device),
-        batch.t.to(device),
-        batch.noise.to(device),
-    )
+    batch = task.batch(0, torch.Generator().manual_seed(0)).to(device)
     fwd = model if args.no_compile else torch.compile(model)
     opts = optimizers(model, 1e-4)
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")

@@ -41,8 +41,14 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         assert done.returncode == 0, (phase, done.stderr[-2000:])
         assert len(list(out.iterdir())) <= 8, phase  # a device call returns at most 8 files
         back.update({f.name: f for f in out.iterdir()})
-    for name in ("millivid-cc.safetensors", "fullres.safetensors", "meta.tar.gz", "eval.tar.gz",
-                 "ae_recon_hierarchical.png", "ae_recon_cascaded.png"):
+    for name in (
+        "millivid-cc.safetensors",
+        "fullres.safetensors",
+        "meta.tar.gz",
+        "eval.tar.gz",
+        "ae_recon_hierarchical.png",
+        "ae_recon_cascaded.png",
+    ):
         assert back[name].stat().st_size > 0, name
     table = (tmp_path / "run" / "eval" / "table.md").read_text()
     assert "millivid-cc" in table and "fullres" in table

@@ -76,6 +76,7 @@ def test_ddp_two_gloo_processes_match_one_process_with_doubled_batch(tmp_path):
         torch.cat([h.t for h in halves]),
         torch.cat([h.noise for h in halves]),
         torch.cat([h.dropped for h in halves]),
+        halves[0].cin,
     )
     model = make_model(task)
     loss, _ = task.loss(model, both, "cpu")

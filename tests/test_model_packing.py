@@ -116,3 +116,36 @@ def test_bad_inputs_name_the_span_and_shape():
         pack(levels, actions[:, :5], step, "levels")
     with pytest.raises(ValueError, match="outside"):
         pack([lat[:, :11] for lat in levels], actions, step, "levels")
+
+
+@settings(max_examples=20, deadline=None)
+@given(method=st.sampled_from(sorted(METHODS)), seed=st.integers(0, 10_000))
+def test_compact_values_restore_exactly_and_concatenate(method, seed):
+    """Packed ``compact`` (what workers hand over and what is copied to the GPU), values hold
+    only the real channels; ``dense`` gives back the dense packing, also after concatenation."""
+    levels, actions = videos(seed=seed)
+    rng = random.Random(seed)
+    src = context_source(method)
+    steps = [sample_training_step(method, BUDGET, 48, rng) for _ in range(2)]
+    if len({(s.sequence_tokens, s.context_tokens + s.missing_tokens) for s in steps}) > 1:
+        return  # mirrored steps of different layouts do not batch (tested elsewhere)
+
+    def packed(compact):
+        return Tokens.cat(
+            [
+                pack(
+                    [lat[i : i + 1] for lat in levels], actions[i : i + 1], s, src, compact=compact
+                )
+                for i, s in enumerate(steps)
+            ]
+        )
+
+    dense, compact = packed(False), packed(True)
+    cin = dense.values.shape[-1]
+    assert compact.values.dim() == 1
+    assert torch.equal(compact.values, dense.values[dense.channel_mask()])
+    assert (compact.batch, compact.length) == (dense.batch, dense.length)
+    assert torch.equal(compact.dense(cin).values, dense.values)
+    assert dense.dense(cin) is dense
+    with pytest.raises(ValueError, match="compact values"):
+        compact.dense(1)  # narrower than the real channels

@@ -27,7 +27,9 @@ def test_shipped_millivid_model_uses_its_context():
     task = VideoTask(cfg, method, InMemoryLatents(latents))
     batch = task.batch(0, torch.Generator().manual_seed(0))
     every = torch.ones_like(batch.dropped)
-    no_context = VideoBatch(batch.tokens.drop_context(every), batch.t, batch.noise, every)
+    no_context = VideoBatch(
+        batch.tokens.drop_context(every), batch.t, batch.noise, every, batch.cin
+    )
     torch.manual_seed(cfg.video_train.seed)
     untrained = build_video_model(cfg, method)
     with torch.no_grad():

@@ -87,3 +87,16 @@ def test_wrong_channel_count_is_a_clear_error():
     task = VideoTask(tiny_config(), "millivid", synthetic_latents(channels=5))
     with pytest.raises(ValueError, match="ae.channels"):
         task.batch(0, torch.Generator().manual_seed(0))
+
+
+def test_framepack_batches_hand_over_only_real_channels():
+    task = VideoTask(tiny_config(), "framepack", synthetic_latents())
+    batch = task.batch(0, torch.Generator().manual_seed(4))
+    assert batch.tokens.values.dim() == 1  # compact: FramePack's padding is not handed over
+    dense = batch.to("cpu")
+    assert dense.tokens.values.shape == (8, sequence_length(task.config, "framepack"), batch.cin)
+    assert batch.tokens.values.numel() < dense.tokens.values.numel()
+    assert torch.equal(dense.tokens.values[dense.tokens.channel_mask()], batch.tokens.values)
+    assert not dense.tokens.values[~dense.tokens.channel_mask()].any()
+    loss, _ = task.loss(task.build_model(), batch, "cpu")
+    assert torch.isfinite(loss)

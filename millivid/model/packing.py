@@ -66,10 +66,13 @@ def unpatchify(x: Tensor, kernel: int) -> Tensor:
 class Tokens:
     """A packed batch: per-token tensors of shape [B, S] (``values`` [B, S, Cin]).
 
-    ``context_slots`` tokens come first (context and padding), the rest are targets.
+    ``context_slots`` tokens come first (context and padding), the rest are targets. Packed with
+    ``compact=True``, ``values`` holds only the real channels, flattened in (batch, token,
+    channel) order (FramePack's dense values are three quarters zero padding): less to hand over
+    between processes and to copy to the GPU; ``dense`` restores [B, S, Cin].
     """
 
-    values: Tensor  # float [B, S, Cin]
+    values: Tensor  # float [B, S, Cin], or 1-D when packed compact
     level: Tensor  # int64 [B, S]
     kernel: Tensor  # int64 [B, S]: patchify level, 0 for hierarchical-level tokens
     frame: Tensor  # int64 [B, S]: absolute frame index
@@ -83,11 +86,11 @@ class Tokens:
 
     @property
     def batch(self) -> int:
-        return self.values.shape[0]
+        return self.level.shape[0]
 
     @property
     def length(self) -> int:
-        return self.values.shape[1]
+        return self.level.shape[1]
 
     @property
     def target_slots(self) -> int:
@@ -98,11 +101,25 @@ class Tokens:
         """[B, St, Cin]"""
         return self.values[:, self.context_slots :]
 
-    def channel_mask(self) -> Tensor:
-        """bool [B, S, Cin]: which channels of ``values`` are real (4^kernel * C per token)."""
+    def channel_mask(self, cin: int | None = None) -> Tensor:
+        """bool [B, S, Cin]: which channels of ``values`` are real (4^kernel * C per token);
+        ``cin`` defaults to the width of the (dense) values."""
         width = self.channels * 4**self.kernel  # [B, S]
-        cin = torch.arange(self.values.shape[-1], device=self.values.device)
-        return cin < width.unsqueeze(-1)
+        cin = self.values.shape[-1] if cin is None else cin
+        return torch.arange(cin, device=self.kernel.device) < width.unsqueeze(-1)
+
+    def dense(self, cin: int) -> Tokens:
+        """``values`` [B, S, cin] with the zero padding, from compact values (as is if dense)."""
+        if self.values.dim() == 3:
+            return self
+        mask = self.channel_mask(cin)
+        if self.values.numel() != int(mask.sum()):
+            raise ValueError(
+                f"compact values: {self.values.numel()} numbers for {int(mask.sum())} real "
+                f"channels of [{self.batch}, {self.length}, {cin}]"
+            )
+        full = self.values.new_zeros(self.batch, self.length, cin)
+        return replace(self, values=full.masked_scatter_(mask, self.values))
 
     def with_targets(self, values: Tensor) -> Tokens:
         """The same tokens with target values replaced by ``values`` [B, St, Cin]."""
@@ -132,19 +149,19 @@ class Tokens:
 
     @staticmethod
     def cat(parts: Sequence[Tokens]) -> Tokens:
-        """Stack packed batches along the batch axis; their layouts must agree."""
+        """Stack packed batches along the batch axis; their layouts must agree (compact values
+        concatenate in the same sample-major order)."""
+
+        def layout(t: Tokens) -> tuple:
+            width = t.values.shape[-1] if t.values.dim() == 3 else "compact"
+            return (t.length, t.context_slots, width, t.channels)
+
         first = parts[0]
         for p in parts[1:]:
-            if (p.length, p.context_slots, p.values.shape[-1], p.channels) != (
-                first.length,
-                first.context_slots,
-                first.values.shape[-1],
-                first.channels,
-            ):
+            if layout(p) != layout(first):
                 raise ValueError(
-                    "cannot batch steps with different layouts: "
-                    f"(S, context slots, Cin) {(first.length, first.context_slots)} vs "
-                    f"{(p.length, p.context_slots)}"
+                    "cannot batch steps with different layouts: (S, context slots, Cin, C) "
+                    f"{layout(first)} vs {layout(p)}"
                 )
         fields = ("values", "level", "kernel", "frame", "row", "col", "action", "valid", "origin")
         stacked = {f: torch.cat([getattr(p, f) for p in parts]) for f in fields}
@@ -187,11 +204,20 @@ def _padding(b: int, n: int, origin: int, like: Tensor) -> dict[str, Tensor]:
     }
 
 
-def _merge_values(parts: Sequence[Tensor], cin: int, dtype: torch.dtype | None) -> Tensor:
+def _merge_values(
+    parts: Sequence[Tensor], cin: int, dtype: torch.dtype | None, compact: int = 0
+) -> Tensor:
     """[B, S, Cin] of the spans' values [B, n, c <= Cin], zero-padded: written once into one
-    buffer (FramePack's batches are mostly padding; padding then concatenating copied it twice)."""
+    buffer (FramePack's batches are mostly padding; padding then concatenating copied it twice).
+    ``compact`` = C: only the ``channel_mask`` channels, 1-D in (batch, token, channel) order
+    (a padding token, kernel 0, has C zeros)."""
     first = parts[0]
     b, total = first.shape[0], sum(v.shape[1] for v in parts)
+    if compact:
+        flat = [v if v.shape[-1] else v.new_zeros(b, v.shape[1], compact) for v in parts]
+        return (
+            torch.cat([v.reshape(b, -1) for v in flat], dim=1).reshape(-1).to(dtype or first.dtype)
+        )
     out = torch.zeros(b, total, cin, dtype=dtype or first.dtype, device=first.device)
     pos = 0
     for v in parts:
@@ -215,6 +241,7 @@ def pack_spans(
     source: Source,
     levels: int,
     dtype: torch.dtype | None = None,
+    compact: bool = False,
 ) -> Tokens:
     """Pack one step from its spans' latents.
 
@@ -222,7 +249,7 @@ def pack_spans(
     patchify sources); targets: one per span of ``(step.target, *step.discarded)`` (clean latents
     for training, noise for sampling); actions: int64 [B, T] with T > every frame of the step;
     levels: L, the number of latent levels (sets Cin for patchify sources); dtype: of the
-    packed values (default: the latents').
+    packed values (default: the latents'); compact: values without padding (see ``Tokens``).
     """
     if len(context) != len(step.context):
         raise ValueError(f"step has {len(step.context)} context spans, got {len(context)} tensors")
@@ -257,16 +284,16 @@ def pack_spans(
                 parts.append(_padding(like.shape[0], step.missing_tokens, step.target.start, like))
             context_slots = present + step.missing_tokens
     merged = {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0] if k != "values"}
-    merged["values"] = _merge_values([p["values"] for p in parts], cin, dtype)
-    if merged["values"].shape[1] - context_slots != step.target_tokens:
+    values = [p["values"] for p in parts]
+    merged["values"] = _merge_values(values, cin, dtype, channels if compact else 0)
+    b, length = merged["level"].shape
+    if length - context_slots != step.target_tokens:
         raise ValueError(
-            f"target latents give {merged['values'].shape[1] - context_slots} tokens, "
-            f"step says {step.target_tokens}"
+            f"target latents give {length - context_slots} tokens, step says {step.target_tokens}"
         )
-    b = merged["values"].shape[0]
     return Tokens(
         **merged,
-        origin=torch.full((b,), step.target.start, device=merged["values"].device),
+        origin=torch.full((b,), step.target.start, device=merged["level"].device),
         context_slots=context_slots,
         channels=channels,
     )
@@ -286,13 +313,15 @@ def pack(
     source: Source,
     num_levels: int | None = None,
     dtype: torch.dtype | None = None,
+    compact: bool = False,
 ) -> Tokens:
     """Pack ``step`` from whole videos: levels = list over levels of [B, T, h_l, w_l, C]
     (patchify sources read level 0 only), actions int64 [B, T]. Targets get the clean latents.
-    ``num_levels`` defaults to ``len(levels)``."""
+    ``num_levels`` defaults to ``len(levels)``; ``compact``: see ``Tokens``."""
     context = [_read(levels, s, source) for s in step.context]
     targets = [_read(levels, s, source) for s in (step.target, *step.discarded)]
-    return pack_spans(step, context, targets, actions, source, num_levels or len(levels), dtype)
+    n = num_levels or len(levels)
+    return pack_spans(step, context, targets, actions, source, n, dtype, compact)
 
 
 def unpack_targets(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
@@ -19,7 +19,7 @@ from torch import Tensor
 
 from millivid.diffusion import alpha_sigma, logsnr, sample_time
 from millivid.model.dit import VideoDiT
-from millivid.model.packing import Tokens, pack
+from millivid.model.packing import Tokens, pack, token_channels
 from millivid.plan import context_source, sample_training_step, step_kinds
 from millivid.presets import Config
 
@@ -67,16 +67,25 @@ class VideoBatch:
     """A training batch on the CPU: packed tokens with clean targets (bf16 values), times,
     noise, drops."""
 
-    tokens: Tokens
+    tokens: Tokens  # FramePack's values compact (1-D) until ``to``
     t: Tensor  # float32 [B]
     noise: Tensor  # float32 [B, St, Ct]: Ct <= Cin, the widest target token (zero-padded in loss)
     dropped: Tensor  # bool [B]
+    cin: int  # value channels of the dense tokens
+
+    def to(self, device: torch.device | str) -> VideoBatch:
+        """On ``device`` with dense token values (asynchronous from pinned memory)."""
+        t, noise = (x.to(device, non_blocking=True) for x in (self.t, self.noise))
+        return replace(self, tokens=self.tokens.to(device).dense(self.cin), t=t, noise=noise)
 
     def pin_memory(self) -> VideoBatch:
         """Page-locked copy (the DataLoader calls this with ``pin_memory=True``): the copy to the
         GPU then runs asynchronously and at full bus speed."""
-        return VideoBatch(
-            self.tokens.pin_memory(), self.t.pin_memory(), self.noise.pin_memory(), self.dropped
+        return replace(
+            self,
+            tokens=self.tokens.pin_memory(),
+            t=self.t.pin_memory(),
+            noise=self.noise.pin_memory(),
         )
 
 
@@ -127,6 +136,7 @@ class VideoTask:
                     self.context_source,
                     self.levels,
                     dtype=torch.bfloat16,
+                    compact=self.context_source == "patchify",  # ~3/4 of its values: padding
                 )
             )
         tokens = Tokens.cat(parts)
@@ -136,17 +146,18 @@ class VideoTask:
         # to 4^(L-1) C channels: drawing and moving the padding took most of its batch time);
         # ``loss`` pads it on the device
         width = tokens.channels * 4 ** int(tokens.kernel[:, tokens.context_slots :].max())
-        noise = torch.randn(*tokens.target_values.shape[:-1], width, generator=generator)
+        noise = torch.randn(b, tokens.target_slots, width, generator=generator)
         # paper A.2: drop all context tokens of an element w.p. context_dropout (for CFG)
         dropped = torch.rand(b, generator=generator) < self.config.diffusion.context_dropout
-        return VideoBatch(tokens.drop_context(dropped), t, noise, dropped)
+        cin = token_channels(self.context_source, tokens.channels, self.levels)
+        return VideoBatch(tokens.drop_context(dropped), t, noise, dropped, cin)
 
     def loss(
         self, model: torch.nn.Module, batch: VideoBatch, device: torch.device | str
     ) -> tuple[Tensor, dict[str, float]]:
         """v-prediction MSE over the real channels of the target tokens."""
-        tokens = batch.tokens.to(device)
-        t, noise = (x.to(device, non_blocking=True) for x in (batch.t, batch.noise))
+        batch = batch.to(device)
+        tokens, t, noise = batch.tokens, batch.t, batch.noise
         x0 = tokens.target_values.float()
         a, s = alpha_sigma(logsnr(t, self.config.diffusion.shift))
         a, s = a.view(-1, 1, 1), s.view(-1, 1, 1)

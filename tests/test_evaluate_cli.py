@@ -295,3 +295,28 @@ def test_methods_are_compared_on_shared_videos_only(run_dir, tmp_path):
     both = evaluate_sets(pred, run_dir / "gt", 8, ["psnr"], cfg, progress=False, common=False)
     assert both.videos == {"shifted": ["v0", "v1"], "random": ["v0"]}
     assert both.horizons["shifted"] != v0.horizons["shifted"]
+
+
+def test_from_csv_merges_files_and_refuses_duplicates(run_dir, tmp_path):
+    """Methods evaluated separately (another session) are tabulated together from their CSVs."""
+    _ensure_eval(run_dir)
+    rows = list(csv.DictReader((run_dir / "eval" / "per_frame.csv").open()))
+    parts = {}
+    for method in ("shifted", "random"):
+        path = tmp_path / f"{method}.csv"
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(r for r in rows if r["method"] == method)
+        parts[method] = path
+    out = tmp_path / "merged"
+    args = ["--horizons", "8,16,64", "--start", "8", "--out", str(out)]
+    assert main(["evaluate", "--from-csv", *map(str, parts.values()), *args]) == 0
+    merged = json.loads((out / "results.json").read_text())
+    whole = json.loads((run_dir / "eval" / "results.json").read_text())
+    for m, horizons in whole["horizons"].items():
+        for h, vals in horizons.items():
+            for k, v in vals.items():
+                assert merged["horizons"][m][h][k] == pytest.approx(v, rel=1e-9), (m, h, k)
+    dup = ["evaluate", "--from-csv", str(parts["shifted"]), str(parts["shifted"]), *args]
+    assert main(dup) == 1

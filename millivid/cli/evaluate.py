@@ -27,8 +27,10 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--from-csv",
         type=Path,
+        nargs="+",
         metavar="CSV",
-        help="re-tabulate a per_frame.csv (table, curves, results.json) without recomputing",
+        help="re-tabulate per_frame.csv files (merged; e.g. methods evaluated in different "
+        "sessions on the same test set) without recomputing",
     )
     p.add_argument(
         "--all-videos",

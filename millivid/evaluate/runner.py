@@ -247,22 +247,26 @@ def summarize_rows(res: SetResults, cfg: EvalConfig) -> None:
         )
 
 
-def results_from_csv(path: Path, cfg: EvalConfig, common: bool = True) -> SetResults:
-    """Re-tabulate a ``per_frame.csv`` written by ``write_set_outputs`` (no metric is recomputed;
-    set metrics such as FID/FVD are not in the CSV). ``common``: as in ``evaluate_sets``."""
-    with Path(path).open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"method", "video", "frame"} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(
-                f"{path}: not a per-frame CSV (no column {', '.join(sorted(missing))})"
-            )
-        metrics = tuple(c for c in reader.fieldnames if c not in ("method", "video", "frame"))
-        rows = [
-            {"method": r["method"], "video": r["video"], "frame": int(r["frame"])}
-            | {m: float(r[m]) if r[m] else float("nan") for m in metrics}
-            for r in reader
-        ]
+def results_from_csv(
+    paths: Path | Sequence[Path], cfg: EvalConfig, common: bool = True
+) -> SetResults:
+    """Re-tabulate ``per_frame.csv`` files written by ``write_set_outputs`` (no metric is
+    recomputed; set metrics such as FID/FVD are not in the CSV). Several files (e.g. methods
+    evaluated in different sessions on the same test set) are merged: the metrics they all have,
+    and a (method, video) pair may come from one file only. ``common``: as in ``evaluate_sets``."""
+    paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    tables = [_read_per_frame_csv(p) for p in paths]
+    metrics = tuple(m for m in tables[0][0] if all(m in t[0] for t in tables))
+    rows, origin = [], {}
+    for path, (_, file_rows) in zip(paths, tables):
+        for key in {(r["method"], r["video"]) for r in file_rows}:
+            if key in origin:
+                raise ValueError(
+                    f"method {key[0]!r}, video {key[1]!r} is in {origin[key]} and {path}"
+                )
+            origin[key] = path
+        rows += [{k: r[k] for k in ("method", "video", "frame", *metrics)} for r in file_rows]
+    path = ", ".join(map(str, paths))
     if common:
         by_method: dict[str, set[str]] = {}
         for r in rows:
@@ -277,6 +281,24 @@ def results_from_csv(path: Path, cfg: EvalConfig, common: bool = True) -> SetRes
     res = SetResults(metrics=metrics, rows=rows)
     summarize_rows(res, cfg)
     return res
+
+
+def _read_per_frame_csv(path: Path) -> tuple[tuple[str, ...], list[dict]]:
+    """(metric columns, rows) of one per_frame.csv."""
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"method", "video", "frame"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(
+                f"{path}: not a per-frame CSV (no column {', '.join(sorted(missing))})"
+            )
+        metrics = tuple(c for c in reader.fieldnames if c not in ("method", "video", "frame"))
+        rows = [
+            {"method": r["method"], "video": r["video"], "frame": int(r["frame"])}
+            | {m: float(r[m]) if r[m] else float("nan") for m in metrics}
+            for r in reader
+        ]
+    return metrics, rows
 
 
 def json_safe(value):

@@ -227,7 +227,9 @@ def test_sigterm_to_the_process_group_saves_the_step_reached(tmp_path):
         assert time.monotonic() < deadline, "the trainer logged nothing in 60 s"
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)  # GNU timeout signals the job, then its process group
     _, err = proc.communicate(timeout=60)
+    assert "stopped between steps on signal 15" in err, err[-3000:]
     assert (tmp_path / "checkpoint" / "state.pt").exists(), err
     state = torch.load(tmp_path / "checkpoint" / "state.pt", weights_only=True)
     assert int(state["step"]) >= 20
@@ -253,3 +255,18 @@ def test_divergence_stops_without_overwriting_the_last_checkpoint(tmp_path):
     assert int(state["step"]) == 10
     weights, _ = load_checkpoint(tmp_path)
     assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_step_boundary_stop_escalates_only_on_a_second_ctrl_c():
+    from millivid.train.signals import StepBoundaryStop
+
+    stop = StepBoundaryStop()
+    stop.check()  # nothing asked yet
+    stop._handler(signal.SIGTERM, None)
+    stop._handler(signal.SIGTERM, None)  # `timeout` sends two: still a clean stop
+    with pytest.raises(KeyboardInterrupt, match="between steps on signal 15"):
+        stop.check()
+    ctrl_c = StepBoundaryStop()
+    ctrl_c._handler(signal.SIGINT, None)
+    with pytest.raises(KeyboardInterrupt, match="second"):
+        ctrl_c._handler(signal.SIGINT, None)

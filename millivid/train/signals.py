@@ -39,21 +39,23 @@ def ignore_worker_exits():
 
 
 class StepBoundaryStop:
-    """Within the block the first SIGTERM or Ctrl-C only asks the loop to stop: ``check()``,
+    """Within the block SIGTERM and the first Ctrl-C only ask the loop to stop: ``check()``,
     called between steps, then raises KeyboardInterrupt, so what is saved is a whole step (an
-    interrupt in the middle of the optimizer or EMA update would save half of one). A second
-    signal raises at once. DataLoader workers dying with the process group cannot raise in the
-    middle of a step either (``ignore_worker_exits``); the loader notices them when asked for
-    the next batch, and ``check()`` turns that into the same clean stop."""
+    interrupt in the middle of the optimizer or EMA update would save half of one). SIGTERM never
+    escalates (GNU `timeout` sends it twice: to the job and to its process group; schedulers
+    follow it with SIGKILL); a second Ctrl-C raises at once. DataLoader workers dying with the
+    process group cannot raise in the middle of a step either (``ignore_worker_exits``); the
+    loader notices them when asked for the next batch, and ``check()`` turns that into the same
+    clean stop."""
 
     def __init__(self) -> None:
         self.requested: int | None = None
         self._stack = ExitStack()
 
     def _handler(self, signum, frame) -> None:
-        if self.requested is not None:
-            raise KeyboardInterrupt(f"signal {signum} (second)")
-        self.requested = signum
+        if signum == signal.SIGINT and self.requested == signal.SIGINT:
+            raise KeyboardInterrupt("Ctrl-C (second)")
+        self.requested = self.requested or signum
 
     def __enter__(self) -> StepBoundaryStop:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -66,4 +68,4 @@ class StepBoundaryStop:
 
     def check(self) -> None:
         if self.requested is not None:
-            raise KeyboardInterrupt(f"signal {self.requested}")
+            raise KeyboardInterrupt(f"stopped between steps on signal {self.requested}")

@@ -7,6 +7,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
+import torch
+import torch.distributed as dist
+
 
 @contextmanager
 def _handling(signum: int | None, handler: Callable | int) -> Iterator[None]:
@@ -66,6 +69,14 @@ class StepBoundaryStop:
     def __exit__(self, *exc) -> None:
         self._stack.close()
 
-    def check(self) -> None:
-        if self.requested is not None:
-            raise KeyboardInterrupt(f"stopped between steps on signal {self.requested}")
+    def check(self, world: int = 1, device: torch.device | str = "cpu") -> None:
+        """Raise KeyboardInterrupt if a stop was asked; with ``world`` > 1 processes, if any of
+        them was asked (a collective: call it at the same steps on every rank, so all ranks stop
+        at the same step and none waits for the others in the next all-reduce)."""
+        asked = self.requested
+        if world > 1:
+            flag = torch.tensor([asked or 0], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            asked = int(flag.item()) or None
+        if asked is not None:
+            raise KeyboardInterrupt(f"stopped between steps on signal {asked}")

@@ -267,7 +267,8 @@ def train(
         try:
             model.train()
             while step < cfg.steps:
-                stop.check()  # `timeout`, schedulers, Ctrl-C: save the last whole step, then stop
+                if world == 1 or step % cfg.log_every == 0:  # several ranks: at agreed steps
+                    stop.check(world, dev)  # `timeout`, schedulers, Ctrl-C: save, then stop
                 try:
                     batch = next(batches)
                 except RuntimeError:  # workers gone: killed with us, or a real error

@@ -38,5 +38,12 @@ def test_demo_rolls_out_a_held_out_video_and_scores_it(tmp_path, capsys):
     summary = json.loads(lines[-1])
     assert summary["method"] == "millivid" and summary["seed"] == SEED
     assert 0 < summary["horizons"]["short"]["psnr"] < 60
-    with np.load(tmp_path / "out" / f"millivid_seed{SEED}.npz") as f:
+    out = tmp_path / "out"  # a run folder: gt, rollouts, plans, eval, report
+    with np.load(out / "rollouts" / "millivid" / f"seed{SEED}.npz") as f:
         assert f["video"].shape == (36, 32, 32, 3)
+    assert (out / "rollouts" / "millivid" / f"seed{SEED}.mp4").stat().st_size > 0
+    assert (out / "plans" / "millivid.png").stat().st_size > 0
+    assert "millivid" in (out / "eval" / "table.md").read_text()
+    page = (out / "report.html").read_text()
+    assert page.count("<canvas") == 2 and "Metrics by horizon" in page  # ground truth, millivid
+    assert f"report: {out / 'report.html'}" in "\n".join(lines)

@@ -1,9 +1,11 @@
 """``millivid demo``: the README's main job on its small built-in default.
 
 With the shipped mini models (checkpoints/mini/) it renders a held-out world video and rolls
-out its continuation with millivid on the CPU: 256 ground-truth frames, 256 generated, 16 DDIM
-steps; it writes the mp4 (ground truth | generated), the npz, the plan picture and a small
-PSNR summary by horizon. Without them it renders a world video only, saying why.
+out its continuation with millivid: 256 ground-truth frames, then on the CPU 256 generated with
+16 DDIM steps, on a GPU the paper's horizon of 768 with 50 steps. OUT is a run folder as
+``millivid reproduce`` writes one: ``gt/``, ``rollouts/<method>/`` (npz, mp4 of ground truth |
+generated), ``plans/``, ``eval/`` (PSNR/SSIM by horizon, curves) and ``report.html``; the last
+line printed is the JSON summary. Without the models it renders a world video only, saying why.
 """
 
 from __future__ import annotations
@@ -30,17 +32,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--ae", type=Path, default=SHIPPED / "ae", help="autoencoder")
     parser.add_argument("--seed", type=int, default=0, help="test-namespace world seed")
     parser.add_argument("--context", type=int, default=256, help="ground-truth frames")
-    parser.add_argument("--frames", type=int, default=256, help="frames to generate")
-    parser.add_argument("--steps", type=int, default=16, help="DDIM steps per rollout step")
+    parser.add_argument(
+        "--frames", type=int, default=None, help="frames to generate (default: CPU 256, GPU 768)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="DDIM steps per rollout step (CPU 16, GPU 50)"
+    )
     parser.add_argument("--render-only", action="store_true", help="only render a world video")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from millivid.train.trainer import resolve_device
     from millivid.world import TEST_SEED_OFFSET
 
+    args.device = str(resolve_device(args.device))
+    gpu = args.device.startswith("cuda")
+    args.frames = args.frames or (768 if gpu else 256)
+    args.steps = args.steps or (50 if gpu else 16)
     seed = TEST_SEED_OFFSET + args.seed  # never a training seed
     missing = [p for p in (args.ckpt, args.ae) if not p.exists()]
     if args.render_only or missing:
@@ -56,12 +67,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _rollout(args: argparse.Namespace, seed: int) -> int:
     import json
+    import shutil
 
     import numpy as np
-    import torch
 
     from millivid.evaluate.config import PRESETS as EVAL_PRESETS
-    from millivid.evaluate.horizons import horizon_means
+    from millivid.evaluate.outputs import write_set_outputs
+    from millivid.evaluate.report import build_report
+    from millivid.evaluate.runner import evaluate_sets
     from millivid.evaluate.suite import MetricSuite
     from millivid.rollout.generate import (
         GenerateRequest,
@@ -74,16 +87,26 @@ def _rollout(args: argparse.Namespace, seed: int) -> int:
     model, cfg, method = load_video_model(args.ckpt, args.device)
     ae = load_ae(args.ae, args.device)
     frames, actions = world_video(cfg, seed, args.context, args.frames)
+    run, name = args.out, f"seed{seed}"
+    (run / "gt").mkdir(parents=True, exist_ok=True)
+    np.savez(run / "gt" / f"{name}.npz", video=frames, actions=actions)
     req = GenerateRequest(frames, actions, args.context, args.frames, steps=args.steps)
-    out = args.out / f"{method}_seed{seed}"
-    paths = generate(req, model, cfg, method, ae, out, args.device)
-    for kind, path in paths.items():
-        print(f"{kind}: {path}")
-    with np.load(paths["npz"]) as f:
-        generated = torch.from_numpy(f["video"][args.context :])
+    paths = generate(req, model, cfg, method, ae, run / "rollouts" / method / name, args.device)
+    (run / "plans").mkdir(exist_ok=True)
+    shutil.copy(paths["plan"], run / "plans" / f"{method}.png")
     ecfg = EVAL_PRESETS[cfg.preset]
-    truth = torch.from_numpy(frames[args.context :])
-    per_frame = MetricSuite(ecfg, args.device).per_frame(["psnr", "ssim"], generated, truth)
-    horizons = horizon_means(per_frame, ecfg.horizon_names, ecfg.horizon_ends)
-    print(json.dumps({"method": method, "seed": seed, "horizons": horizons}))
+    res = evaluate_sets(
+        run / "rollouts",
+        run / "gt",
+        args.context,
+        ["psnr", "ssim"],
+        ecfg,
+        MetricSuite(ecfg, args.device),
+        progress=False,
+    )
+    written = write_set_outputs(res, run / "eval", ecfg.horizon_names, start=args.context)
+    report = build_report(run, run / "report.html", max_frames=args.context + args.frames)
+    for kind, path in {**paths, "table": written["table"], "report": report}.items():
+        print(f"{kind}: {path}")
+    print(json.dumps({"method": method, "seed": seed, "horizons": res.horizons[method]}))
     return 0

@@ -139,3 +139,32 @@ def test_bad_inputs_give_clear_errors(tmp_path, capsys):
         == 1
     )
     assert "not a video-model checkpoint" in capsys.readouterr().err
+
+
+def test_sigterm_lets_the_running_step_finish_then_stops(tmp_path, monkeypatch):
+    """SIGTERM (twice, as GNU `timeout` sends it) after step 1 does not interrupt anything: the
+    next step runs to its end, the store is saved after it and the rollout stops there."""
+    import os
+    import signal
+
+    video, ae = make_runs(tmp_path)
+    import millivid.rollout.engine as engine
+
+    original = engine.run_plan
+
+    def signalled(plan, store, denoiser, actions, **kw):
+        def on_step(p):
+            kw["on_step"](p)
+            if p.step == 2:  # steps 0 and 1 are done
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        return original(plan, store, denoiser, actions, **{**kw, "on_step": on_step})
+
+    monkeypatch.setattr("millivid.rollout.generate.run_plan", signalled)
+    with pytest.raises(KeyboardInterrupt, match="between steps on signal 15"):
+        run(video, ae, tmp_path / "part")
+    from safetensors.torch import load_file
+
+    state = load_file(str(tmp_path / "part.state.safetensors"))
+    assert int(state["next_step"]) == 3  # step 2 ran to its end after the signal

@@ -29,7 +29,7 @@ from millivid.presets import Config
 from millivid.rollout.engine import Progress, run_plan
 from millivid.rollout.sampler import DiTDenoiser
 from millivid.rollout.store import LatentStore
-from millivid.train import load_checkpoint, load_weights_into, sigterm_as_interrupt
+from millivid.train import StepBoundaryStop, load_checkpoint, load_weights_into
 from millivid.typed_config import from_dict
 
 
@@ -180,9 +180,10 @@ def rollout_latents(
         if time.monotonic() - saved_at >= save_every_s:
             save_state(i)
             saved_at = time.monotonic()
+        stop.check()  # `timeout`, Ctrl-C: stop after a whole step (the store stays consistent)
 
     try:
-        with sigterm_as_interrupt():
+        with StepBoundaryStop() as stop:
             run_plan(
                 plan,
                 store,

@@ -8,7 +8,7 @@ from millivid.train.checkpoint import (
     write_checkpoint,
 )
 from millivid.train.config import PRESETS, TrainConfig
-from millivid.train.signals import sigterm_as_interrupt
+from millivid.train.signals import StepBoundaryStop
 from millivid.train.trainer import (
     TrainTask,
     bf16_megabytes,
@@ -31,7 +31,7 @@ __all__ = [
     "load_checkpoint",
     "load_weights_into",
     "parameter_count",
-    "sigterm_as_interrupt",
+    "StepBoundaryStop",
     "split_parameters",
     "train",
     "write_checkpoint",

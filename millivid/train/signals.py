@@ -25,16 +25,6 @@ def _handling(signum: int | None, handler: Callable | int) -> Iterator[None]:
         signal.signal(signum, previous)
 
 
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def sigterm_as_interrupt():
-    """Within the block SIGTERM raises KeyboardInterrupt, so long jobs save their state in
-    ``finally`` as on Ctrl-C."""
-    return _handling(signal.SIGTERM, _raise_interrupt)
-
-
 def ignore_worker_exits():
     """`timeout` and Ctrl-C signal the whole process group, so DataLoader workers die with the
     trainer; within the block the loader's SIGCHLD handler cannot raise (e.g. mid-save)."""

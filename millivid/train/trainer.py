@@ -271,8 +271,8 @@ def train(
                     stop.check(world, dev)  # `timeout`, schedulers, Ctrl-C: save, then stop
                 try:
                     batch = next(batches)
-                except RuntimeError:  # workers gone: killed with us, or a real error
-                    stop.check()
+                except Exception:  # workers gone (killed with us: RuntimeError, OSError from
+                    stop.check()  # a half-received batch), or a real error
                     raise
                 torch.manual_seed(_step_seed(cfg.seed, rank, step))  # model-side randomness
                 with autocast:

@@ -56,10 +56,14 @@ def worker(rank, world, port, out_dir):
     if rank == 0:
         grads = {n: p.grad for n, p in model.module.named_parameters()}
         torch.save(grads, os.path.join(out_dir, "ddp.pt"))
-    # both ranks leave together: a rank tearing gloo down while the other still works aborted
-    # ("terminate called without an active exception") on a loaded machine
+    _leave_together()
+
+
+def _leave_together():
+    """Both ranks pass a barrier, then exit without tearing gloo down: its teardown aborted a
+    rank now and then on a loaded machine ("terminate called without an active exception")."""
     dist.barrier()
-    dist.destroy_process_group()
+    os._exit(0)
 
 
 def free_port():
@@ -125,8 +129,7 @@ def stop_worker(rank, world, port, out_dir):
     except KeyboardInterrupt as stop:
         with open(os.path.join(out_dir, f"stopped{rank}.txt"), "w") as f:
             f.write(str(stop))
-    dist.barrier()
-    dist.destroy_process_group()
+    _leave_together()
 
 
 def test_sigterm_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):

@@ -7,8 +7,10 @@ python benchmarks/bench_autoencoder.py step --preset paper --batch 224 --device 
 # mini training throughput, and the cost of the optional loss terms (--set like the CLI)
 python benchmarks/bench_autoencoder.py step --preset mini --batch 256 --device cuda \
     --set ae.gradient_weight=0.1
-# does the image-gradient loss term help? small model on tiny-world frames (CPU: ~80 s per weight)
-python benchmarks/bench_autoencoder.py gradient --weights 0,0.1,0.3 --steps 1000 --seed 0
+# training variants of a small model on tiny-world frames, same data and seed (CPU: ~80 s per
+# 1,000 one-level steps): ae config overrides, and steps=N, per variant
+python benchmarks/bench_autoencoder.py compare --variants gradient_weight=0 gradient_weight=0.3 \
+    all_levels=true steps=2500 --steps 1000 --seed 0
 """
 
 from __future__ import annotations
@@ -94,8 +96,20 @@ def step(args: argparse.Namespace) -> dict:
     }
 
 
-def gradient(args: argparse.Namespace) -> dict:
-    """Train a small AE per gradient_weight (same seed and data); PSNR/SSIM per level on test frames."""
+def _variant(text: str) -> dict:
+    """'k=v,k=v' -> overrides of the small model's ae config (and ``steps``)."""
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        if value.lower() in ("true", "false"):
+            out[key] = value.lower() == "true"
+        else:
+            out[key] = int(value) if value.isdigit() else float(value)
+    return out
+
+
+def compare(args: argparse.Namespace) -> dict:
+    """Train a small AE per variant (same seed and data); PSNR/SSIM per level on test frames."""
     import tempfile
     from dataclasses import replace
     from pathlib import Path
@@ -113,11 +127,13 @@ def gradient(args: argparse.Namespace) -> dict:
     test = test.reshape(-1, size, size, 3)[::2]
     base = replace(PRESETS["tiny"], image_size=size, channels=8, width=96, depth=3, heads=3)
     rows = []
-    for weight in args.weights:
-        cfg = replace(base, gradient_weight=weight)
+    for text in args.variants:
+        overrides = _variant(text)
+        steps = overrides.pop("steps", args.steps)
+        cfg = replace(base, **overrides)
         task = AutoencoderTask(cfg, bank, args.batch)
         tcfg = TrainConfig(
-            steps=args.steps, batch_size=args.batch, lr=2e-3, warmup_steps=30, seed=args.seed
+            steps=steps, batch_size=args.batch, lr=2e-3, warmup_steps=30, seed=args.seed
         )
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as run:
@@ -134,20 +150,15 @@ def gradient(args: argparse.Namespace) -> dict:
             ]
         rows.append(
             {
-                "gradient_weight": weight,
+                "variant": text,
+                "steps": steps,
                 "psnr": [round(v, 2) for v in reconstruction_psnr(model, x)],
                 "ssim": [round(v, 3) for v in ssims],
                 "seconds": round(time.perf_counter() - t0, 1),
             }
         )
         print(json.dumps(rows[-1]), flush=True)
-    return {
-        "seed": args.seed,
-        "steps": args.steps,
-        "frames": len(bank),
-        "test_frames": len(test),
-        "runs": rows,
-    }
+    return {"seed": args.seed, "frames": len(bank), "test_frames": len(test), "runs": rows}
 
 
 def main() -> None:
@@ -164,9 +175,9 @@ def main() -> None:
     s.add_argument("--batch", type=int, default=224)
     s.add_argument("--steps", type=int, default=5)
     s.add_argument("--set", action="append", default=[], help="config override, e.g. ae.width=256")
-    g = sub.add_parser("gradient")
-    g.add_argument("--weights", type=lambda t: [float(w) for w in t.split(",")], default=[0.0, 0.3])
-    g.add_argument("--steps", type=int, default=1000)
+    g = sub.add_parser("compare")
+    g.add_argument("--variants", nargs="+", default=["gradient_weight=0", "gradient_weight=0.3"])
+    g.add_argument("--steps", type=int, default=1000, help="unless a variant sets steps=N")
     g.add_argument("--batch", type=int, default=32)
     g.add_argument("--videos", type=int, default=12, help="tiny-world training videos")
     g.add_argument("--seed", type=int, default=0)
@@ -175,7 +186,7 @@ def main() -> None:
     args = parser.parse_args()
     print(
         json.dumps(
-            {"quality": quality, "step": step, "gradient": gradient}[args.mode](args), indent=2
+            {"quality": quality, "step": step, "compare": compare}[args.mode](args), indent=2
         )
     )
 

@@ -7,7 +7,8 @@
 #   bash scripts/mini_gpu.sh rollout  # test-set rollouts of VARIANTS (models from runs/mini_gpu/<v>
 #                                     # on a fresh machine; makes the data when it is missing)
 #   bash scripts/mini_gpu.sh eval     # evaluation of every rolled-out variant, report
-#   bash scripts/mini_gpu.sh ae       # hierarchical vs cascaded autoencoder, AE_STEPS each
+#   bash scripts/mini_gpu.sh ae       # autoencoders side by side, AE_STEPS each: hierarchical,
+#                                     # cascaded, all-levels (AE_VARIANTS)
 #   bash scripts/mini_gpu.sh bench    # per-method mini train/rollout benchmarks (PAPER=1: paper too)
 # Run from the checkout root with PYTHONPATH=. ; RUN (default /tmp/mini) holds the run folder and
 # OUT (set by the device tool) receives what comes back. A trainer stopped by `timeout` saves
@@ -77,14 +78,17 @@ eval)  # every variant under RUN/rollouts
   repro --variants "${VARIANTS// /,}" --stages evaluate,report > "$OUT/eval.log" 2>&1
   (cd "$RUN" && tar czf "$OUT/eval.tar.gz" stages.json eval plans)
   ;;
-ae)  # like-for-like: same data, steps and batch; both trainings share the GPU
-  for k in hierarchical cascaded; do
+ae)  # like-for-like: same data, steps and batch; the trainings share the GPU
+  declare -A AE_SET=([hierarchical]=ae.kind=hierarchical [cascaded]=ae.kind=cascaded
+    [all-levels]=ae.all_levels=true)
+  kinds=${AE_VARIANTS:-hierarchical cascaded all-levels}
+  for k in $kinds; do
     python -m millivid ae train --preset "$PRESET" --data "$RUN/data/train" --out "$RUN/ae-$k" \
-      --device "$DEVICE" --set ae.kind="$k" --set ae_train.steps="$AE_STEPS" \
+      --device "$DEVICE" --set "${AE_SET[$k]}" --set ae_train.steps="$AE_STEPS" \
       --set ae_train.compile="$COMPILE" > "$OUT/ae_train_$k.log" 2>&1 &
   done
   wait
-  for k in hierarchical cascaded; do
+  for k in $kinds; do
     python benchmarks/bench_autoencoder.py quality --ckpt "$RUN/ae-$k" --data "$RUN/data/test" \
       --videos "$TEST_VIDEOS" --device "$DEVICE" >> "$OUT/ae_quality.txt" 2>&1
     python -m millivid ae recon --ckpt "$RUN/ae-$k" --video "$(ls "$RUN"/gt/*.npz | head -1)" \

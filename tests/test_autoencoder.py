@@ -111,3 +111,28 @@ def test_shipped_mini_checkpoint_reconstructs_world_frames():
     psnr = reconstruction_psnr(ae, frames)
     assert psnr[0] > 22 and psnr[3] > 15, psnr  # measured: 27.5 / 22.1 dB on the test set
     assert psnr[0] > psnr[3]  # finer levels reconstruct better
+
+
+def test_all_levels_decodes_every_level_and_averages_their_losses():
+    """``ae.all_levels``: one encoder pass, every level decoded; the loss is the mean of the
+    losses of decoding each level alone."""
+    torch.manual_seed(0)
+    model = HierarchicalAutoencoder(TINY).eval()
+    for block in model.decoder:
+        torch.nn.init.normal_(block.modulation.weight, std=0.02)
+    images = frames().permute(0, 3, 1, 2).float() / 127.5 - 1
+    every = model(images, None)
+    for lvl in range(TINY.levels):
+        alone = model(images, torch.full((4,), lvl))
+        for got, want in zip(every, alone, strict=True):
+            torch.testing.assert_close(got[4 * lvl : 4 * (lvl + 1)], want, atol=1e-5, rtol=1e-5)
+    batch = (frames(), torch.zeros(4, dtype=torch.long))
+    task_all = AutoencoderTask(replace(TINY, all_levels=True), batch[0], 4)
+    task_one = AutoencoderTask(TINY, batch[0], 4)
+    with torch.no_grad():
+        loss_all = task_all.loss(model, batch, "cpu")[0]
+        per_level = [
+            task_one.loss(model, (batch[0], torch.full((4,), lvl)), "cpu")[0]
+            for lvl in range(TINY.levels)
+        ]
+    torch.testing.assert_close(loss_all, torch.stack(per_level).mean(), atol=1e-5, rtol=1e-5)

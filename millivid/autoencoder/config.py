@@ -22,6 +22,9 @@ class AutoencoderConfig:
     kind: Literal["hierarchical", "cascaded"] = "hierarchical"
     # training loss: MSE over the whole output pyramid, plus these optional terms
     gradient_weight: float = 0.0  # L1 of image gradients, every level of the output pyramid
+    # decode every level of every example (the encoder runs once), not one sampled level per
+    # example as in the paper: each level sees every example, the decoder does L x the work
+    all_levels: bool = False
     lpips_weight: float = 0.0  # LPIPS (AlexNet) on the top image; needs the two files below
     lpips_alexnet: str = ""  # alexnet-owt-7be5be79.pth (or env MILLIVID_ALEXNET_WEIGHTS)
     lpips_linear: str = ""  # LPIPS v0.1 alex.pth (or env MILLIVID_LPIPS_WEIGHTS)

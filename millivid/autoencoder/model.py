@@ -210,10 +210,16 @@ class HierarchicalAutoencoder(nn.Module):
         lv = torch.full((b,), level, dtype=torch.long, device=latent.device)
         return self.decode_tokens(tokens, lv)[0]
 
-    def forward(self, images: Tensor, level: Tensor) -> list[Tensor]:
+    def forward(self, images: Tensor, level: Tensor | None) -> list[Tensor]:
         """Training pass: images float [B,3,H,W] in [-1,1], level int64 [B] -> output pyramid
-        decoded from each example's level (unnormalized latents, as in training)."""
-        return self.decode_tokens(self.tokens_of(self.encode_raw(images)), level)
+        decoded from each example's level (unnormalized latents, as in training). ``level`` None:
+        every level of every example, [L*B, ...] level-major (the encoder runs once)."""
+        tokens = self.tokens_of(self.encode_raw(images))
+        if level is None:
+            b, n = images.shape[0], self.cfg.levels
+            level = torch.arange(n, device=images.device).repeat_interleave(b)
+            tokens = tokens.repeat(n, 1, 1)
+        return self.decode_tokens(tokens, level)
 
     @torch.no_grad()
     def calibrate(self, frames: Tensor, batch: int = 256) -> None:

@@ -1,6 +1,6 @@
 """The autoencoder's training task for the shared trainer (paper §3.1, A.2).
 
-One level is sampled per example; the whole output pyramid is supervised with MSE against the
+One level is sampled per example (``all_levels``: every level of every example); the whole output pyramid is supervised with MSE against the
 input pyramid, plus optional terms (``AutoencoderConfig``): ``gradient_weight`` x image-gradient
 L1 on every output level, and ``lpips_weight`` x LPIPS on the top image (as in the paper; it
 needs the published AlexNet/LPIPS files, which are never downloaded — see docs/AUTOENCODER.md).
@@ -44,8 +44,12 @@ class AutoencoderTask:
     def loss(self, model, batch, device) -> tuple[Tensor, dict[str, float]]:
         frames, level = (x.to(device, non_blocking=True) for x in batch)
         images = to_images(frames, self.cfg.image_size)
-        outputs = model(images, level)
         targets = HierarchicalAutoencoder.pyramid_of(images, self.cfg.levels)
+        if self.cfg.all_levels:  # every level decoded: outputs are [L*B, ...], level-major
+            outputs = model(images, None)
+            targets = [t.repeat(self.cfg.levels, 1, 1, 1) for t in targets]
+        else:
+            outputs = model(images, level)
         per_level = pyramid_mse(outputs, targets)
         loss = sum(per_level)
         metrics = {"mse_top": float(per_level[0].detach())}

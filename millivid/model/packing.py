@@ -38,6 +38,8 @@ from torch import Tensor
 from millivid.plan.step import Span, Step
 
 Source = Literal["levels", "patchify"]
+# the tensors of ``Tokens`` (moved, pinned and stacked together)
+TENSOR_FIELDS = ("values", "level", "kernel", "frame", "row", "col", "action", "valid", "origin")
 NO_ACTION = 3  # action id of padding tokens (actions are 0 forward, 1 left, 2 right)
 
 
@@ -137,8 +139,7 @@ class Tokens:
         return replace(self, valid=valid)
 
     def _map(self, fn) -> Tokens:
-        fields = ("values", "level", "kernel", "frame", "row", "col", "action", "valid", "origin")
-        return replace(self, **{f: fn(getattr(self, f)) for f in fields})
+        return replace(self, **{f: fn(getattr(self, f)) for f in TENSOR_FIELDS})
 
     def to(self, device: torch.device | str) -> Tokens:
         """On ``device``; asynchronous from page-locked memory (see ``pin_memory``)."""
@@ -163,8 +164,7 @@ class Tokens:
                     "cannot batch steps with different layouts: (S, context slots, Cin, C) "
                     f"{layout(first)} vs {layout(p)}"
                 )
-        fields = ("values", "level", "kernel", "frame", "row", "col", "action", "valid", "origin")
-        stacked = {f: torch.cat([getattr(p, f) for p in parts]) for f in fields}
+        stacked = {f: torch.cat([getattr(p, f) for p in parts]) for f in TENSOR_FIELDS}
         return replace(first, **stacked)
 
 

@@ -29,6 +29,7 @@ mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage wh
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,13 +77,11 @@ STAGES = ("data", "ae", "latents", "video", "rollout", "evaluate", "report")
 
 
 class StageClock:
-    """Accumulates wall seconds per stage in RUN/stages.json (written after every stage)."""
+    """Accumulates wall seconds per stage in RUN/stages.json (written after every stage; the
+    file is re-read just before, so runs of other variants beside this one keep their seconds)."""
 
     def __init__(self, run: Path) -> None:
         self.path = run / "stages.json"
-        self.seconds: dict[str, float] = (
-            json.loads(self.path.read_text()) if self.path.exists() else {}
-        )
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -90,9 +89,10 @@ class StageClock:
         try:
             yield
         finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - begin
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text(json.dumps(self.seconds, indent=2) + "\n")
+            seconds = json.loads(self.path.read_text()) if self.path.exists() else {}
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - begin
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(seconds, indent=2) + "\n")
             tmp.replace(self.path)
 
 

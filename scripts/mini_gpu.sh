@@ -2,7 +2,8 @@
 # The mini reproduction on one lent GPU in <10-minute calls (docs/RESULTS.md). Every phase resumes
 # where the last call stopped (wrap each call in `timeout`); run them in order:
 #   bash scripts/mini_gpu.sh data     # world data and latent cache
-#   bash scripts/mini_gpu.sh train    # the video models one after another, TRAIN_STEPS each
+#   bash scripts/mini_gpu.sh train    # the video models one after another (PARALLEL=1: side by
+#                                     # side), TRAIN_STEPS each
 #   bash scripts/mini_gpu.sh export   # bf16 models + logs into OUT
 #   bash scripts/mini_gpu.sh rollout  # test-set rollouts of VARIANTS (models from runs/mini_gpu/<v>
 #                                     # on a fresh machine; makes the data when it is missing)
@@ -47,13 +48,15 @@ bench)
     bench --preset mini --mode rollout --batch 8 --steps 3 --method "$m" >> "$OUT/bench_mini.txt" 2>&1
   done
   ;;
-train)
+train)  # PARALLEL=1: the variants train side by side on the GPU (WORKERS loader processes each)
   for v in $VARIANTS; do
     repro --variants "$v" --stages video --set video_train.compile="$COMPILE" \
       --set video_train.batch_size="$BATCH" --set video_train.num_workers="$WORKERS" \
       --set video_train.steps="$TRAIN_STEPS" --set video_train.checkpoint_every=1000 \
-      >> "$RUN/train_$v.log" 2>&1 || exit 1
+      >> "$RUN/train_$v.log" 2>&1 &
+    [ "${PARALLEL:-0}" = 1 ] || wait $! || exit 1
   done
+  wait
   ;;
 export)
   for v in $VARIANTS; do

@@ -35,6 +35,14 @@ COMPILE=true
 [ "$DEVICE" = cpu ] && COMPILE=false
 repro() { python -m millivid reproduce --preset "$PRESET" --out "$RUN" ${AE:+--ae "$AE"} \
   --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" --device "$DEVICE" "$@"; }
+finish() {  # wait for these processes to end, also when a SIGTERM interrupts `wait`
+  local rc=0 s pid
+  for pid in "$@"; do
+    while wait "$pid"; s=$?; [ "$s" -gt 128 ] && kill -0 "$pid" 2>/dev/null; do :; done
+    [ "$s" = 0 ] || rc=$s
+  done
+  return $rc
+}
 bench() { [ "$DEVICE" = cpu ] || python benchmarks/bench_video_model.py --device "$DEVICE" "$@"; }
 
 case "${1:-}" in
@@ -49,14 +57,21 @@ bench)
   done
   ;;
 train)  # PARALLEL=1: the variants train side by side on the GPU (WORKERS loader processes each)
+  # SIGTERM (from `timeout`) reaches the trainers too: they save the step they are at; this shell
+  # waits for that instead of dying first, and starts no further variant.
+  stop=0
+  trap 'stop=1' TERM
+  pids=()
   for v in $VARIANTS; do
-    repro --variants "$v" --stages video --set video_train.compile="$COMPILE" \
+    [ "$stop" = 1 ] && break
+    (trap : TERM; repro --variants "$v" --stages video --set video_train.compile="$COMPILE" \
       --set video_train.batch_size="$BATCH" --set video_train.num_workers="$WORKERS" \
       --set video_train.steps="$TRAIN_STEPS" --set video_train.checkpoint_every=1000 \
-      >> "$RUN/train_$v.log" 2>&1 &
-    [ "${PARALLEL:-0}" = 1 ] || wait $! || exit 1
+      >> "$RUN/train_$v.log" 2>&1) &
+    pids+=($!)
+    [ "${PARALLEL:-0}" = 1 ] || finish $! || exit 1
   done
-  wait
+  finish "${pids[@]}" || exit 1
   ;;
 export)
   for v in $VARIANTS; do

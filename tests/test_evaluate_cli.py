@@ -154,6 +154,10 @@ def test_sets_write_csv_table_curves(run_dir, capsys):
     h = res["horizons"]
     assert h["shifted"]["short"]["psnr"] > h["random"]["short"]["psnr"]
     assert h["shifted"]["long"]["ssim"] > h["random"]["long"]["ssim"]
+    # paired.md: "random" (the first method; no millivid here) is the reference
+    paired = (out / "paired.md").read_text()
+    assert "### shifted − random (2 videos)" in paired and "| PSNR | +" in paired
+    assert res["paired"]["shifted"]["short"]["psnr"]["wins"] == 1.0
 
 
 def _chromium(args, tmp_path):
@@ -272,6 +276,7 @@ def test_from_csv_retabulates_the_same_results(run_dir, tmp_path):
             for m, v in vals.items():
                 assert after["horizons"][method][h][m] == pytest.approx(v, rel=1e-9), (method, h)
     assert (out / "table.md").read_text() == (run_dir / "eval" / "table.md").read_text()
+    assert (out / "paired.md").read_text() == (run_dir / "eval" / "paired.md").read_text()
 
 
 def test_methods_are_compared_on_shared_videos_only(run_dir, tmp_path):

@@ -37,6 +37,11 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="sets: also evaluate videos that not every method has (default: only shared ones)",
     )
+    p.add_argument(
+        "--reference",
+        help="sets: paired.md compares every method with this one (default: millivid, else the "
+        "first method)",
+    )
     p.add_argument("--json", action="store_true", help="print the JSON result")
     p.add_argument("--out", type=Path, help="output folder (sets: CSV/table/curves; probe-train)")
     p.add_argument("--preset", default="mini", choices=sorted(PRESETS), help="horizon preset")
@@ -68,6 +73,8 @@ def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
         updates.update(horizon_ends=ends, horizon_names=names)
     if args.batch_frames:
         updates["batch_frames"] = args.batch_frames
+    if args.reference:
+        updates["reference"] = args.reference
     for name in list(WEIGHT_FILES) + ["probe"]:
         value = getattr(args, f"{name}_weights")
         if value:

@@ -18,6 +18,7 @@ class EvalConfig:
     horizon_names: tuple[str, ...] = ("short", "medium", "long")
     horizon_ends: tuple[int, ...] = (64, 256, 768)  # last frame of each horizon, 1-based
     batch_frames: int = 64  # frames per forward pass of a learned metric
+    reference: str = "millivid"  # paired.md compares every method with this one (else the first)
     match_confidence: float = 0.5  # LightGlue matches counted above this confidence
     fvd_clip: int = 16  # frames per I3D clip
     # weight files; "" = take the environment variable (MILLIVID_<NAME>_WEIGHTS) or fail

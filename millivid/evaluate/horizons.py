@@ -39,3 +39,56 @@ def horizon_means(
         for name, (a, b) in horizon_ranges(len(arr), names, ends).items():
             out.setdefault(name, {})[metric] = float(np.nanmean(arr[a:b]))
     return out
+
+
+def paired_differences(
+    rows: Sequence[dict],
+    metrics: Sequence[str],
+    names: Sequence[str],
+    ends: Sequence[int],
+    reference: str = "millivid",
+) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """How every method differs from ``reference`` (the first method when it is absent), paired
+    over the videos both have: per method, horizon and metric, the mean over videos of
+    (method − reference) of the per-video horizon means, its 95% interval half-width
+    (1.96·sd/√n; NaN for one video), the share of videos where the method is better (ties are
+    not) and the number of videos. ``rows``: per-frame rows (method, video, frame 1-based, metrics).
+    """
+    from millivid.evaluate.suite import HIGHER_IS_BETTER
+
+    per_video: dict[str, dict[str, dict[str, dict[str, float]]]] = {}  # method->video->h->m
+    series: dict[tuple[str, str], dict[str, dict[int, float]]] = {}
+    for r in rows:
+        frames = series.setdefault((r["method"], r["video"]), {m: {} for m in metrics})
+        for m in metrics:
+            frames[m][int(r["frame"])] = float(r[m])
+    for (method, video), frames in series.items():
+        curves = {m: [f[k] for k in sorted(f)] for m, f in frames.items()}
+        per_video.setdefault(method, {})[video] = horizon_means(curves, names, ends)
+    if not per_video:
+        return {}
+    ref = reference if reference in per_video else next(iter(per_video))
+    out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for method, videos in per_video.items():
+        shared = [v for v in videos if v in per_video[ref]]
+        if method == ref or not shared:
+            continue
+        for h in names:
+            for m in metrics:
+                pairs = [
+                    (videos[v][h][m], per_video[ref][v][h][m])
+                    for v in shared
+                    if h in videos[v] and h in per_video[ref][v]
+                ]
+                if not pairs:
+                    continue
+                d = np.array([a - b for a, b in pairs])
+                sign = 1.0 if HIGHER_IS_BETTER.get(m, True) else -1.0
+                n = len(d)
+                out.setdefault(method, {}).setdefault(h, {})[m] = {
+                    "mean": float(d.mean()),
+                    "ci95": float(1.96 * d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
+                    "wins": float(np.mean(sign * d > 0)),
+                    "videos": n,
+                }
+    return out

@@ -84,6 +84,39 @@ def table_markdown(
     return "\n\n".join(blocks) + "\n"
 
 
+def paired_markdown(
+    paired: dict[str, dict[str, dict[str, dict[str, float]]]],
+    reference: str,
+    horizon_names: Sequence[str],
+) -> str:
+    """paired.md: per method, its mean difference from ``reference`` over the videos both have,
+    ± the 95% interval, and in brackets the share of videos where it is better."""
+    lines = [
+        f"Difference from **{reference}**, per video then averaged: mean ± 95% interval "
+        "(1.96·sd/√n), in brackets the share of videos where the method is better.",
+        "",
+    ]
+    for method, cells in paired.items():
+        metrics = list(dict.fromkeys(m for h in cells.values() for m in h))
+        present = [h for h in horizon_names if h in cells]
+        n = next(iter(next(iter(cells.values())).values()))["videos"]
+        lines += [f"### {method} − {reference} ({n} videos)", ""]
+        lines.append("| metric | " + " | ".join(present) + " |")
+        lines.append("|---|" + "---|" * len(present))
+        for m in metrics:
+            row = []
+            for h in present:
+                c = cells[h].get(m)
+                row.append(
+                    "–"
+                    if c is None
+                    else f"{c['mean']:+.3f} ± {c['ci95']:.3f} ({100 * c['wins']:.0f} %)"
+                )
+            lines.append(f"| {DISPLAY[m]} | " + " | ".join(row) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def plot_curves(
     curves: dict[str, dict[str, list[float]]], metrics: Sequence[str], out_stem: Path
 ) -> list[Path]:
@@ -124,7 +157,8 @@ def plot_curves(
 def write_set_outputs(
     results: SetResults, out_dir: Path, horizon_names: Sequence[str], start: int | None = None
 ) -> dict:
-    """per_frame.csv, table.md, curves.png/svg and results.json in ``out_dir``; returns the paths
+    """per_frame.csv, table.md, curves.png/svg, results.json and (several methods) paired.md in
+    ``out_dir``; returns the paths
     written (``curves`` lists only the curve files this call wrote, possibly none)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(results, out_dir / "per_frame.csv")
@@ -137,13 +171,21 @@ def write_set_outputs(
         "metrics": list(results.metrics),
         "horizons": results.horizons,
         "videos": results.videos,
+        "paired": results.paired,
     }
+    if results.paired:
+        methods = list(results.horizons)
+        reference = next(m for m in methods if m not in results.paired)
+        _atomic_write_text(
+            out_dir / "paired.md", paired_markdown(results.paired, reference, horizon_names)
+        )
     _atomic_write_text(out_dir / "results.json", json.dumps(json_safe(summary), indent=2))
     return {
         "csv": str(out_dir / "per_frame.csv"),
         "table": str(out_dir / "table.md"),
         "curves": [str(p) for p in curves if p.is_file()],  # none when there was nothing to plot
         "json": str(out_dir / "results.json"),
+        **({"paired": str(out_dir / "paired.md")} if results.paired else {}),
     }
 
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from millivid.evaluate.config import EvalConfig
 from millivid.evaluate.frechet import GaussianStats, frechet_from_stats
-from millivid.evaluate.horizons import horizon_means, horizon_ranges
+from millivid.evaluate.horizons import horizon_means, horizon_ranges, paired_differences
 from millivid.evaluate.suite import FRAME_METRICS, SET_METRICS, MetricSuite
 
 
@@ -152,6 +152,7 @@ class SetResults:
     curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # method->metric->[T]
     horizons: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # method->h->m
     videos: dict[str, list[str]] = field(default_factory=dict)  # method -> evaluated video names
+    paired: dict = field(default_factory=dict)  # method -> h -> metric -> paired_differences cell
 
 
 def evaluate_sets(
@@ -238,6 +239,10 @@ def summarize_rows(res: SetResults, cfg: EvalConfig) -> None:
         res.horizons[method] = horizon_means(
             res.curves[method], cfg.horizon_names, cfg.horizon_ends
         )
+    frame_metrics = [m for m in (res.rows[0] if res.rows else ()) if m not in keys]
+    res.paired = paired_differences(
+        res.rows, frame_metrics, cfg.horizon_names, cfg.horizon_ends, cfg.reference
+    )
 
 
 def results_from_csv(

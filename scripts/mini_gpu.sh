@@ -46,8 +46,9 @@ finish() {  # wait for these processes to end, also when a SIGTERM interrupts `w
 bench() { [ "$DEVICE" = cpu ] || python benchmarks/bench_video_model.py --device "$DEVICE" "$@"; }
 
 case "${1:-}" in
-data)
-  repro --stages data,ae,latents --workers 16 --store > "$OUT/data.log" 2>&1 || exit 1
+data)  # + the cascaded autoencoder and its latents when VARIANTS has cascaded
+  repro --variants "${VARIANTS// /,}" --stages data,ae,latents --workers 16 --store \
+    --set ae_train.compile="$COMPILE" > "$OUT/data.log" 2>&1 || exit 1
   ;;
 bench)
   [ "${PAPER:-0}" = 1 ] && bench --preset paper --mode train --batch 24 > "$OUT/bench_paper.txt" 2>&1

@@ -1,4 +1,5 @@
-"""Video DiT throughput (training) and rollout-step timing (context K/V reuse), on one GPU.
+"""Video DiT throughput (training), rollout-step timing (context K/V reuse) and end-to-end
+generation timing, on one GPU.
 
 Training: samples/s, tokens/s and MFU of the real model end to end (packing done once up front,
 random latents, the task's v-prediction loss, Muon for 2-D block weights + fused AdamW for the
@@ -8,10 +9,19 @@ by a bf16 matmul peak measured in the same process.
     python benchmarks/bench_video_model.py --device cuda --preset paper --mode train --batch 24
     python benchmarks/bench_video_model.py --device cuda --preset mini --mode train --batch 128
     python benchmarks/bench_video_model.py --device cuda --preset paper --mode rollout --batch 8
+    python benchmarks/bench_video_model.py --device cuda --preset paper --mode generate --batch 8
 
 Rollout: one rollout step of B videos with N denoising steps, (a) recomputing the whole sequence
 every step vs (b) one ``encode_context`` + N target-only ``forward_targets`` (context-causal).
 CPU smoke run: ``--device cpu --preset tiny --steps 2 --warmup 1 --no-compile``.
+
+Generate: the product path of ``millivid generate`` for B videos with random weights and random
+context frames: encode the context with the autoencoder, ``run_plan`` with ``DiTDenoiser`` over
+the method's plan, decode the generated level-0 latents. One untimed plan step first (it compiles
+the model: ``warmup_step_s``). ``--plan-steps N`` stops after N plan steps and extrapolates the
+sampling time linearly to the whole plan (``total_s_extrapolated``; the decode always covers every
+generated frame). Context-causal attention unless ``--set model.attention=full``.
+CPU smoke run: ``--device cpu --preset tiny --no-compile --batch 1 --plan-steps 2``.
 """
 
 from __future__ import annotations
@@ -23,16 +33,26 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from millivid.autoencoder.model import HierarchicalAutoencoder  # noqa: E402
 from millivid.model.dit import VideoDiT, count_parameters  # noqa: E402
 from millivid.model.packing import Tokens, pack  # noqa: E402
+from millivid.model.sampling import compile_for_sampling  # noqa: E402
 from millivid.model.task import InMemoryLatents, VideoTask, build_video_model  # noqa: E402
 from millivid.plan import context_source, make_plan, max_lookback  # noqa: E402
 from millivid.presets import load_preset  # noqa: E402
+from millivid.rollout.engine import run_plan  # noqa: E402
+from millivid.rollout.generate import (  # noqa: E402
+    GenerateRequest,
+    decode_frames,
+    prepare_rollout,
+    write_context,
+)
 
 
 def model_flops(model: VideoDiT, tokens: Tokens) -> float:
@@ -169,9 +189,9 @@ def bench_rollout(args: argparse.Namespace, device: torch.device) -> dict:
     levels, actions = task.source.load(0)
     tokens = pack([lat[None] for lat in levels], actions[None], step, source, cfg.ae.levels)
     tokens = Tokens.cat([tokens] * args.batch).to(device)
-    full = model if args.no_compile else torch.compile(model)
-    targets = model.forward_targets if args.no_compile else torch.compile(model.forward_targets)
-    encode = model.encode_context if args.no_compile else torch.compile(model.encode_context)
+    if not args.no_compile:
+        compile_for_sampling(model)
+    full, targets, encode = model, model.forward_targets, model.encode_context
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     t = torch.full((args.batch,), 0.5, device=device)
     n = args.denoise_steps
@@ -213,16 +233,76 @@ def bench_rollout(args: argparse.Namespace, device: torch.device) -> dict:
     return result
 
 
+def bench_generate(args: argparse.Namespace, device: torch.device) -> dict:
+    """Wall seconds of ``millivid generate``'s path for ``--batch`` random videos (module doc)."""
+    cfg = load_preset(args.preset, ["model.attention=context-causal", *args.set])
+    ae = HierarchicalAutoencoder(cfg.ae).to(device).eval()
+    model = build_video_model(cfg, args.method).to(device).eval()
+    rng = np.random.default_rng(0)
+    size, ctx = cfg.ae.image_size, args.context
+    req = GenerateRequest(
+        frames=rng.integers(0, 256, (args.batch, ctx, size, size, 3), dtype=np.uint8),
+        actions=rng.integers(0, 3, (args.batch, ctx + args.frames)),
+        context=ctx,
+        length=args.frames,
+        steps=args.denoise_steps,
+        compile=not args.no_compile,
+    )
+    rollout = prepare_rollout(req, model, cfg, args.method, ae, str(device))
+    plan, store = rollout.plan, rollout.store
+    ran = min(args.plan_steps or len(plan), len(plan))
+
+    def steps(n: int) -> None:
+        run_plan(plan[:n], store, rollout.denoiser, rollout.actions, source=rollout.denoiser.source)
+
+    def seconds(fn) -> float:
+        sync(device)
+        begin = time.perf_counter()
+        fn()
+        sync(device)
+        return time.perf_counter() - begin
+
+    encode = seconds(lambda: write_context(store, ae, req.frames))
+    warmup = seconds(lambda: steps(1))  # then re-run from step 0: the timed plan is whole
+    sampling = seconds(lambda: steps(ran))
+    decode = seconds(lambda: decode_frames(ae, store.levels[0][:, ctx : ctx + args.frames]))
+    per_step = sampling / ran
+    return {
+        "mode": "generate",
+        "attention": cfg.model.attention,
+        "batch": args.batch,
+        "context": ctx,
+        "frames": args.frames,
+        "denoise_steps": args.denoise_steps,
+        "guidance": cfg.diffusion.guidance,
+        "plan_steps": len(plan),
+        "plan_steps_run": ran,
+        "extrapolated": ran < len(plan),
+        "warmup_step_s": warmup,
+        "encode_s": encode,
+        "sampling_s": sampling,
+        "sampling_s_per_plan_step": per_step,
+        "decode_s": decode,
+        "total_s": encode + sampling + decode,
+        "total_s_extrapolated": encode + per_step * len(plan) + decode,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--preset", default="paper", choices=("tiny", "mini", "paper"))
     parser.add_argument("--method", default="millivid")
-    parser.add_argument("--mode", default="train", choices=("train", "rollout", "batch"))
+    parser.add_argument(
+        "--mode", default="train", choices=("train", "rollout", "batch", "generate")
+    )
     parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--steps", type=int, default=20, help="timed iterations")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--denoise-steps", type=int, default=50)
+    parser.add_argument("--context", type=int, default=256, help="generate: context frames")
+    parser.add_argument("--frames", type=int, default=768, help="generate: generated frames")
+    parser.add_argument("--plan-steps", type=int, help="generate: stop after N plan steps")
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--checkpointing", action="store_true")
     parser.add_argument("--set", action="append", default=[], help="config override k=v")
@@ -232,7 +312,12 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
     result.update(preset=args.preset, method=args.method, compiled=not args.no_compile)
-    modes = {"train": bench_train, "rollout": bench_rollout, "batch": bench_batch}
+    modes = {
+        "train": bench_train,
+        "rollout": bench_rollout,
+        "batch": bench_batch,
+        "generate": bench_generate,
+    }
     result.update(modes[args.mode](args, device))
     if device.type == "cuda":
         from matmul_peak import matmul_peak_tflops

@@ -59,6 +59,7 @@ class ReproduceConfig:
     variants: tuple[str, ...] = ("millivid", "millivid-cc", "framepack", "fullres")
     rollout_batch: int = 16
     sample_steps: int | None = None  # DDIM steps (None: the preset's diffusion.sample_steps)
+    compile: bool | None = None  # rollouts under torch.compile (None: on CUDA)
     metrics: str = "psnr,ssim,probe"
     workers: int | None = None  # world-rendering threads
     compress: bool = (
@@ -262,6 +263,7 @@ def reproduce(
                     length=rcfg.frames,
                     batch=rcfg.rollout_batch,
                     steps=rcfg.sample_steps,
+                    compile=rcfg.compile,
                     device=dev,
                     max_videos=rcfg.test_videos,
                 )

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.cli import main
@@ -14,6 +15,10 @@ def make_runs(tmp_path, method="millivid", attention="context-causal"):
     ae = HierarchicalAutoencoder(cfg.ae)
     write_checkpoint(tmp_path / "ae", ae.state_dict(), {"stage": "autoencoder", **to_dict(cfg)})
     model = build_video_model(cfg, method)
+    with torch.no_grad():  # off adaLN-Zero's zero init, so that the video depends on the model
+        for p in model.parameters():
+            if not p.any():
+                p.normal_(0, 0.02)
     saved = {"stage": "video", "method": method, **to_dict(cfg)}
     write_checkpoint(tmp_path / "video", model.state_dict(), saved)
     return tmp_path / "video", tmp_path / "ae"
@@ -92,6 +97,33 @@ def test_kv_reuse_matches_recompute(tmp_path):
     with np.load(tmp_path / "reuse.npz") as a, np.load(tmp_path / "recompute.npz") as b:
         diff = np.abs(a["video"].astype(int) - b["video"].astype(int))
         assert diff.max() <= 2  # float32 reordering, through the decoder and uint8 rounding
+
+
+def test_compiled_rollout_equals_eager_and_compiles_once_per_model(tmp_path, monkeypatch):
+    """--compile wraps the model's three sampling methods once (not per rollout step or batch)
+    and changes only rounding. aot_eager stands in for inductor, whose cold CPU compile of the
+    tiny model takes ~30 s."""
+    from millivid.model.sampling import compile_for_sampling
+    from millivid.rollout.generate import load_video_model
+
+    compiled, real = [], torch.compile
+
+    def aot_eager(fn):
+        compiled.append(fn.__name__)
+        return real(fn, backend="aot_eager")
+
+    monkeypatch.setattr(torch, "compile", aot_eager)
+    video, ae = make_runs(tmp_path)
+    assert run(video, ae, tmp_path / "eager", "--no-compile") == 0
+    assert compiled == []
+    assert run(video, ae, tmp_path / "compiled", "--compile") == 0
+    assert sorted(compiled) == ["encode_context", "forward", "forward_targets"]
+    with np.load(tmp_path / "eager.npz") as a, np.load(tmp_path / "compiled.npz") as b:
+        diff = np.abs(a["video"].astype(int) - b["video"].astype(int))
+        assert diff.max() <= 2
+    model, _, _ = load_video_model(video, "cpu")
+    compile_for_sampling(compile_for_sampling(model))  # e.g. one DiTDenoiser per batch
+    assert len(compiled) == 6
 
 
 def test_bad_inputs_give_clear_errors(tmp_path, capsys):

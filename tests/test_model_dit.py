@@ -59,6 +59,23 @@ def test_kv_cache_forward_equals_full_forward(method, start):
     torch.testing.assert_close(fast2, full2, rtol=1e-4, atol=1e-5)
 
 
+def test_kv_cache_target_slots_of_an_earlier_call_never_leak():
+    """forward_targets writes its targets' K/V into the cache in place: a second call with other
+    targets and times on the same cache equals a fresh cache and the full recompute."""
+    model = make_model("millivid")
+    tok, _ = packed("millivid", 30)
+    other = perturb_targets(tok)
+    with torch.no_grad():
+        cache = model.encode_context(tok)
+        first = model.forward_targets(tok, T, cache)
+        second = model.forward_targets(other, T.flip(0), cache)
+        fresh = model.forward_targets(other, T.flip(0), model.encode_context(other))
+        full = model(other, T.flip(0))
+    assert not torch.allclose(first, second, atol=1e-3)
+    assert torch.equal(second, fresh)
+    torch.testing.assert_close(second, full, rtol=1e-4, atol=1e-5)
+
+
 def test_kv_cache_with_dropped_context_and_unconditional_branch():
     model = make_model("millivid")
     tok, _ = packed("millivid", 30)

@@ -29,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cfg", type=float, help="classifier-free guidance scale (1 = off)")
     p.add_argument("--actions", type=Path, help=".npy of int actions replacing the video's")
     p.add_argument("--no-kv-reuse", action="store_true", help="recompute the context every step")
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        help="run the model under torch.compile (default: on CUDA)",
+    )
     p.add_argument("--sample-seed", type=int, default=0, help="noise seed")
     p.add_argument("--out", type=Path, required=True, help="output path without extension")
     p.add_argument("--device", default="cpu")
@@ -66,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         guidance=args.cfg,
         reuse_context=False if args.no_kv_reuse else None,
+        compile=args.compile,
     )
     paths = generate(req, model, cfg, method, ae, args.out, args.device, args.method)
     for kind, path in paths.items():

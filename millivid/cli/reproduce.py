@@ -32,6 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, help="generated frames per test video")
     p.add_argument("--rollout-batch", type=int, help="test videos rolled out together")
     p.add_argument("--sample-steps", type=int, help="DDIM steps (default: diffusion.sample_steps)")
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        help="roll out under torch.compile (default: on CUDA)",
+    )
     p.add_argument("--metrics", help="evaluation metrics (default psnr,ssim,probe)")
     p.add_argument("--workers", type=int, help="world-rendering threads")
     p.add_argument("--store", action="store_true", help="write uncompressed videos (faster)")
@@ -51,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         "frames": args.frames,
         "rollout_batch": args.rollout_batch,
         "sample_steps": args.sample_steps,
+        "compile": args.compile,
         "metrics": args.metrics,
         "workers": args.workers,
         "compress": False if args.store else None,

@@ -14,6 +14,17 @@ from millivid.model.dit import VideoDiT
 from millivid.model.packing import Tokens
 
 
+def compile_for_sampling(model: VideoDiT) -> VideoDiT:
+    """Wrap the model's sampling entry points (``forward``, ``encode_context``,
+    ``forward_targets``) with ``torch.compile``, in place and once per model: later calls are
+    no-ops, so every rollout step and batch reuses the compiled code. Returns ``model``."""
+    if not getattr(model, "compiled_for_sampling", False):
+        for name in ("forward", "encode_context", "forward_targets"):
+            setattr(model, name, torch.compile(getattr(model, name)))
+        model.compiled_for_sampling = True
+    return model
+
+
 @torch.no_grad()
 def sample_targets(
     model: VideoDiT,

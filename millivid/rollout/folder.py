@@ -31,12 +31,13 @@ def rollout_folder(
     steps: int | None = None,
     guidance: float | None = None,
     reuse_context: bool | None = None,
+    compile: bool | None = None,
     seed: int = 0,
     device: str = "cpu",
     max_videos: int | None = None,
 ) -> list[Path]:
     """Generate ``length`` frames after ``context`` for every video of ``gt_dir``; returns the
-    output paths (existing ones included)."""
+    output paths (existing ones included). ``compile``: see ``GenerateRequest``."""
     gt_files = sorted(Path(gt_dir).glob("*.npz"))[:max_videos]
     if not gt_files:
         raise FileNotFoundError(f"{gt_dir}: no .npz videos to roll out")
@@ -59,6 +60,7 @@ def rollout_folder(
             steps=steps,
             guidance=guidance,
             reuse_context=reuse_context,
+            compile=compile,
         )
         state = out_dir / f".batch-{group[0].stem}.state.safetensors"
         desc = f"{method} videos {i + 1}-{i + len(group)}/{len(todo)}"

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.model.task import build_video_model
 from millivid.plan import context_source, generated_levels, make_plan
-from millivid.plan.step import Span
+from millivid.plan.step import Span, Step
 from millivid.presets import Config
 from millivid.rollout.engine import Progress, run_plan
 from millivid.rollout.sampler import DiTDenoiser
@@ -47,6 +47,7 @@ class GenerateRequest:
     steps: int | None = None  # DDIM steps (default: the config's)
     guidance: float | None = None
     reuse_context: bool | None = None
+    compile: bool | None = None  # torch.compile the model (default: on CUDA)
 
 
 def load_video_model(run: Path, device: str) -> tuple[torch.nn.Module, Config, str]:
@@ -109,6 +110,55 @@ def check_inputs(
         raise ValueError("generate does not support hierarchical-framepack yet (needs re-encoding)")
 
 
+@dataclass
+class Rollout:
+    """A batch's rollout ready to run: its plan, an empty latent store (every level, every frame
+    the plan touches), the actions int64 [B, T] and the denoiser."""
+
+    plan: list[Step]
+    store: LatentStore
+    actions: torch.Tensor
+    denoiser: DiTDenoiser
+
+
+def prepare_rollout(
+    req: GenerateRequest,
+    model,
+    cfg: Config,
+    method: str,
+    ae: HierarchicalAutoencoder,
+    device: str = "cpu",
+) -> Rollout:
+    """Check a batch request (frames [B, T, H, W, 3], actions [B, T']) and set up its rollout;
+    the context is not encoded yet (``write_context``)."""
+    frames = np.asarray(req.frames)
+    check_inputs(cfg, method, ae, req.context, frames.shape[1])
+    plan = make_plan(method, cfg.plan, req.context, req.context + req.length)
+    total = max(s.last_frame for s in plan)
+    shapes = [ae.level_shape(lvl) for lvl in range(ae.cfg.levels)]
+    store = LatentStore(
+        shapes, batch=len(frames), frames=total, channels=ae.cfg.channels, device=device
+    )
+    actions = torch.cat([_actions(req, a, total) for a in np.asarray(req.actions)]).to(device)
+    diffusion = cfg.diffusion
+    if req.steps is not None:
+        diffusion = replace(diffusion, sample_steps=req.steps)
+    if req.guidance is not None:
+        diffusion = replace(diffusion, guidance=req.guidance)
+    source = context_source(method)
+    denoiser = DiTDenoiser(model, source, shapes, diffusion, req.reuse_context, req.compile)
+    return Rollout(plan, store, actions, denoiser)
+
+
+@torch.no_grad()
+def write_context(store: LatentStore, ae: HierarchicalAutoencoder, frames: np.ndarray) -> None:
+    """Encode context frames uint8 [B, T, H, W, 3] into frames 0..T of every level of ``store``."""
+    batch, context = frames.shape[:2]
+    flat = torch.from_numpy(frames).to(store.levels[0].device).flatten(0, 1)
+    for lvl, z in enumerate(ae.encode(flat)):
+        store.write(Span(lvl, 0, context), z.unflatten(0, (batch, context)))
+
+
 def rollout_latents(
     req: GenerateRequest,
     model,
@@ -128,31 +178,15 @@ def rollout_latents(
     SIGTERM, an error), and an existing state is resumed. (Saving after every step cost more
     than the sampling for big batches: the store of 64 mini videos is 356 MB.)
     """
-    frames = np.asarray(req.frames)
-    check_inputs(cfg, method, ae, req.context, frames.shape[1])
-    batch = frames.shape[0]
-    source = context_source(method)
-    plan = make_plan(method, cfg.plan, req.context, req.context + req.length)
-    total = max(s.last_frame for s in plan)
-    shapes = [ae.level_shape(lvl) for lvl in range(ae.cfg.levels)]
-    store = LatentStore(shapes, batch=batch, frames=total, channels=ae.cfg.channels, device=device)
-    actions = torch.cat([_actions(req, a, total) for a in np.asarray(req.actions)]).to(device)
+    rollout = prepare_rollout(req, model, cfg, method, ae, device)
+    plan, store, batch = rollout.plan, rollout.store, len(req.frames)
     first = 0
     if state_path is not None and state_path.exists():
         state = load_file(str(state_path))
         store.load_state_dict(state)
         first = int(state["next_step"])
     else:
-        with torch.no_grad():
-            ctx = torch.from_numpy(frames[:, : req.context]).to(device).flatten(0, 1)
-            for lvl, z in enumerate(ae.encode(ctx)):
-                store.write(Span(lvl, 0, req.context), z.unflatten(0, (batch, req.context)))
-    diffusion = cfg.diffusion
-    if req.steps is not None:
-        diffusion = replace(diffusion, sample_steps=req.steps)
-    if req.guidance is not None:
-        diffusion = replace(diffusion, guidance=req.guidance)
-    denoiser = DiTDenoiser(model, source, shapes, diffusion, req.reuse_context)
+        write_context(store, ae, np.asarray(req.frames)[:, : req.context])
 
     def save_state(i: int) -> None:
         if state_path is None or i < first:
@@ -187,11 +221,11 @@ def rollout_latents(
             run_plan(
                 plan,
                 store,
-                denoiser,
-                actions,
+                rollout.denoiser,
+                rollout.actions,
                 seed=req.seed,
                 first_step=first,
-                source=source,
+                source=rollout.denoiser.source,
                 on_step=progress,
                 after_step=after_step,
             )

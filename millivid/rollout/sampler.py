@@ -9,12 +9,16 @@ from torch import Tensor
 from millivid.diffusion.config import DiffusionConfig
 from millivid.model.dit import VideoDiT
 from millivid.model.packing import pack_spans, unpack_targets
-from millivid.model.sampling import sample_targets
+from millivid.model.sampling import compile_for_sampling, sample_targets
 from millivid.plan.step import Step
 
 
 class DiTDenoiser:
-    """Callable ``(step, context, actions, noise) -> target latents`` for ``run_plan``."""
+    """Callable ``(step, context, actions, noise) -> target latents`` for ``run_plan``.
+
+    ``compile`` (default: when the model is on CUDA) runs the model under ``torch.compile``,
+    compiled once per model (``compile_for_sampling`` wraps the model itself, in place).
+    """
 
     def __init__(
         self,
@@ -23,7 +27,12 @@ class DiTDenoiser:
         shapes: list[tuple[int, int]],
         diffusion: DiffusionConfig,
         reuse_context: bool | None = None,
+        compile: bool | None = None,
     ) -> None:
+        if compile is None:
+            compile = next(model.parameters()).is_cuda
+        if compile:
+            compile_for_sampling(model)
         self.model, self.source, self.shapes = model, source, shapes
         self.diffusion, self.reuse_context = diffusion, reuse_context
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from millivid.model.config import DiTConfig
-from millivid.model.dit import VideoDiT
+from millivid.model.dit import ContextCache, VideoDiT
 from millivid.model.packing import Tokens, pack
 from millivid.plan import PRESETS, context_source, make_plan, sample_training_step
 
@@ -59,9 +59,10 @@ def test_kv_cache_forward_equals_full_forward(method, start):
     torch.testing.assert_close(fast2, full2, rtol=1e-4, atol=1e-5)
 
 
-def test_kv_cache_target_slots_of_an_earlier_call_never_leak():
-    """forward_targets writes its targets' K/V into the cache in place: a second call with other
-    targets and times on the same cache equals a fresh cache and the full recompute."""
+def test_kv_cache_is_reusable_across_calls():
+    """The rollout calls forward_targets many times on one cache: a second call with other
+    targets and times equals a fresh cache and the full recompute (the first call leaves no
+    trace in the cache)."""
     model = make_model("millivid")
     tok, _ = packed("millivid", 30)
     other = perturb_targets(tok)
@@ -200,3 +201,13 @@ def test_bf16_sampling_matches_fp32_to_bf16_tolerance():
     assert half.dtype == torch.float32
     assert not torch.equal(half, ref)  # autocast really ran in bf16
     torch.testing.assert_close(half, ref, rtol=0.05, atol=0.05)
+
+
+def test_kv_cache_of_another_length_is_refused():
+    model = make_model("millivid")
+    tok, _ = packed("millivid", 30)
+    with torch.no_grad():
+        cache = model.encode_context(tok)
+        short = ContextCache([k[:, :, 1:] for k in cache.keys], [v[:, :, 1:] for v in cache.values])
+        with pytest.raises(ValueError, match="context slots"):
+            model.forward_targets(tok, T, short)

@@ -19,9 +19,7 @@ Attention (``DiTConfig.attention``):
 * ``context-causal``: context queries see context keys only, target queries see everything. Run
   as two SDPA calls (no S x S mask). The context path then never depends on the targets, so
   ``encode_context`` computes every block's context K/V once and ``forward_targets`` runs only
-  the target tokens through the blocks against that cache (the rollout engine's fast path). The
-  cache holds each block's K/V for the whole sequence: the targets' K/V are written into its last
-  St slots in place, so no denoising step copies the context K/V.
+  the target tokens through the blocks against that cache (the rollout engine's fast path).
 """
 
 from __future__ import annotations
@@ -124,8 +122,7 @@ class Block(nn.Module):
 
 @dataclass
 class ContextCache:
-    """Every block's keys/values [B, H, Sc + St, d]: the context's in the first Sc slots; the
-    last St slots belong to whichever targets ``forward_targets`` ran last (overwritten there)."""
+    """Every block's context keys/values [B, H, Sc, d]."""
 
     keys: list[Tensor]
     values: list[Tensor]
@@ -244,15 +241,13 @@ class VideoDiT(nn.Module):
         return self._head(x, cond, tokens.level[:, sc:] + self.levels, tokens.kernel[:, sc:])
 
     def encode_context(self, tokens: Tokens) -> ContextCache:
-        """Every block's context K/V (context-causal models only), in buffers with room for the
-        targets' K/V (in the dtype the blocks produce: bf16 under bf16 autocast); the target
-        values of ``tokens`` are ignored."""
+        """Every block's context K/V (context-causal models only); target slots are ignored."""
         if self.cfg.attention != "context-causal":
             raise ValueError(
                 "encode_context needs model.attention = 'context-causal': with full attention "
                 "the context depends on the noisy targets and its K/V cannot be reused"
             )
-        sc, room = tokens.context_slots, (0, 0, 0, tokens.target_slots)
+        sc = tokens.context_slots
         x = self._embed(tokens, slice(0, sc))
         cond = self._cond_table(torch.zeros(tokens.batch, device=x.device))
         cond_id = tokens.level[:, :sc]
@@ -260,21 +255,20 @@ class VideoDiT(nn.Module):
         for i, block in enumerate(self.blocks):
             mod = block.modulation(cond, cond_id)
             q, k, v = block.project(x, mod)
-            keys.append(F.pad(k, room))  # [B, H, Sc + St, d]
-            values.append(F.pad(v, room))
+            keys.append(k)
+            values.append(v)
             if i + 1 < len(self.blocks):  # the last block's context output is never used
                 x = block.finish(x, attend(q, k, v), mod)
         return ContextCache(keys, values)
 
     def forward_targets(self, tokens: Tokens, t: Tensor, cache: ContextCache) -> Tensor:
         """v-prediction [B, St, Cin] running only the target tokens through the blocks,
-        attending to ``cache`` (``encode_context`` of the same tokens' context, under the same
-        autocast). Writes the targets' K/V into the cache's target slots (inference only)."""
+        attending to ``cache`` (``encode_context`` of the same tokens' context)."""
         sc = tokens.context_slots
-        if cache.keys[0].shape[2] != tokens.length:
+        if cache.keys[0].shape[2] != sc:
             raise ValueError(
-                f"context cache has {cache.keys[0].shape[2]} slots but the tokens have "
-                f"{tokens.length}: encode_context the same step's tokens"
+                f"context cache has {cache.keys[0].shape[2]} slots but the tokens have {sc} "
+                "context slots: encode_context the same step's tokens"
             )
         x = self._embed(tokens, slice(sc, None))
         cond = self._cond_table(t)
@@ -282,10 +276,11 @@ class VideoDiT(nn.Module):
         for i, block in enumerate(self.blocks):
             mod = block.modulation(cond, cond_id)
             q, k, v = block.project(x, mod)
-            keys, values = cache.keys[i], cache.values[i]
-            keys[:, :, sc:] = k  # every target slot rewritten: the last call's never leak
-            values[:, :, sc:] = v
-            x = block.finish(x, attend(q, keys, values), mod)
+            # measured on the H100 (docs/PERFORMANCE.md): concatenating per step beats writing
+            # the targets' K/V into a preallocated buffer in place under torch.compile
+            k = torch.cat([cache.keys[i].to(k.dtype), k], dim=2)
+            v = torch.cat([cache.values[i].to(v.dtype), v], dim=2)
+            x = block.finish(x, attend(q, k, v), mod)
         return self._head(x, cond, cond_id, tokens.kernel[:, sc:])
 
 

@@ -1,0 +1,86 @@
+"""Held-out v-loss of a trained video model per target level, with and without its context.
+
+Which rollout steps has a model learned? For each target level, a batch of training steps with
+that target level is drawn from held-out world videos (test seeds, encoded with the run's
+autoencoder), and the v-loss is computed with the context and with every context token dropped
+(same steps, times and noise). A ratio near 1 means the model ignores the context of those steps.
+
+    python benchmarks/video_level_loss.py --ckpt checkpoints/mini/millivid-cc --ae checkpoints/mini/ae
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from millivid.autoencoder.run import load_autoencoder  # noqa: E402
+from millivid.model.task import InMemoryLatents, VideoBatch, VideoTask  # noqa: E402
+from millivid.plan.sampler import step_kinds  # noqa: E402
+from millivid.rollout.generate import load_video_model  # noqa: E402
+from millivid.world import TEST_SEED_OFFSET, make_videos  # noqa: E402
+
+
+def level_losses(args: argparse.Namespace) -> dict:
+    model, cfg, method = load_video_model(Path(args.ckpt), args.device)
+    ae = load_autoencoder(Path(args.ae), args.device)
+    world = replace(cfg.world, frames=args.frames)
+    seeds = [TEST_SEED_OFFSET + 1000 + i for i in range(args.videos)]
+    videos = make_videos(seeds, world, test=True)
+    with torch.no_grad():
+        latents = [
+            (
+                [z.cpu() for z in ae.encode(videos.video[i].to(args.device))],
+                videos.actions[i].long(),
+            )
+            for i in range(args.videos)
+        ]
+    cfg = replace(
+        cfg,
+        video_train=replace(cfg.video_train, batch_size=args.batch),
+        diffusion=replace(cfg.diffusion, context_dropout=0.0),  # every element keeps its context
+    )
+    task = VideoTask(cfg, method, InMemoryLatents(latents))
+    out = {"ckpt": args.ckpt, "method": method, "attention": cfg.model.attention, "levels": {}}
+    targeted = sorted({k.step.target.level for k in step_kinds(method, cfg.plan)})
+    for level in targeted:
+        batch = task.batch(0, torch.Generator().manual_seed(args.seed), target_level=level)
+        every = torch.ones_like(batch.dropped)
+        with_ctx = batch
+        blind = VideoBatch(batch.tokens.drop_context(every), batch.t, batch.noise, every, batch.cin)
+        with torch.no_grad():
+            loss = float(task.loss(model, with_ctx, args.device)[0])
+            null = float(task.loss(model, blind, args.device)[0])
+        out["levels"][level] = {"loss": loss, "context_dropped": null, "ratio": loss / null}
+        print(
+            f"target level {level}: v-loss {loss:.3f}, context dropped {null:.3f}, "
+            f"ratio {loss / null:.2f}",
+            flush=True,
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ckpt", required=True, help="video-model run or checkpoint folder")
+    parser.add_argument("--ae", default="checkpoints/mini/ae")
+    parser.add_argument("--videos", type=int, default=4, help="held-out world videos")
+    parser.add_argument("--frames", type=int, default=1024, help="frames per video")
+    parser.add_argument("--batch", type=int, default=32, help="steps per target level")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args()
+    result = level_losses(args)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

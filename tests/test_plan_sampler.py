@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
+from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -107,3 +110,37 @@ def test_sampler_set_equals_rollout_steps_for_random_small_budgets(b, video_leng
         if expect:
             step = sample_training_step(method, b, video_length, random.Random(video_length))
             assert step in expect
+
+
+def test_level_weights_set_how_often_each_target_level_is_drawn():
+    budget = replace(PRESETS["mini"], level_weights=(1.0, 1.0, 1.0, 1.0))
+    rng = random.Random(0)
+    levels = Counter(
+        sample_training_step("millivid", budget, 1024, rng).target.level for _ in range(4000)
+    )
+    for level in range(4):
+        assert abs(levels[level] / 4000 - 0.25) < 0.03, levels
+    # by default the levels come as often as rollouts take them: level 3 is 1 step in 85
+    rng = random.Random(0)
+    default = Counter(
+        sample_training_step("millivid", PRESETS["mini"], 1024, rng).target.level
+        for _ in range(4000)
+    )
+    assert default[3] < 0.03 * 4000 and default[0] > 0.6 * 4000, default
+
+
+def test_level_weights_zero_levels_and_methods_without_them():
+    never_l0 = replace(PRESETS["mini"], level_weights=(0.0, 1.0, 1.0, 1.0))
+    rng = random.Random(1)
+    assert all(
+        sample_training_step("millivid", never_l0, 1024, rng).target.level > 0 for _ in range(200)
+    )
+    # framepack targets level 0 only: the weights of the other levels have nothing to draw
+    even = replace(PRESETS["mini"], level_weights=(1.0, 1.0, 1.0, 1.0))
+    assert all(
+        sample_training_step("framepack", even, 1024, rng).target.level == 0 for _ in range(50)
+    )
+    with pytest.raises(ValueError, match="level_weights"):
+        sample_training_step("millivid", replace(even, level_weights=(1.0, 1.0)), 1024, rng)
+    with pytest.raises(ValueError, match="level_weights"):
+        sample_training_step("millivid", replace(even, level_weights=(0.0,) * 4), 1024, rng)

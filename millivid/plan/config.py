@@ -13,6 +13,9 @@ class PlanConfig:
     context: tuple[int, ...] = (3, 12, 48, 192)
     target_tokens: int = 192
     fullres_context: int = 7  # full-res baseline: K context + K target level-0 frames
+    # training only: relative weight of each target level when drawing training steps (finest
+    # first); empty = every step as often as rollouts take it (coarse steps are then rare)
+    level_weights: tuple[float, ...] = ()
 
 
 PRESETS = {

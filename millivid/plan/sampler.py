@@ -67,7 +67,9 @@ def sample_training_step(
     method: str, budget: PlanConfig, video_length: int, rng: random.Random
 ) -> Step:
     """A uniformly random step (kind and position) that some rollout of ``method`` takes inside
-    a video of ``video_length`` frames, with every frame before it ground truth."""
+    a video of ``video_length`` frames, with every frame before it ground truth. With
+    ``budget.level_weights`` the target level is drawn first with those weights, then a step
+    uniformly among that level's."""
     kinds = step_kinds(method, budget)
     total = count_training_steps(method, budget, video_length)
     if total == 0:
@@ -76,6 +78,9 @@ def sample_training_step(
             f"{method}: a video of {video_length} frames holds no training step; "
             f"the shortest step needs {need} frames"
         )
+    if budget.level_weights:
+        kinds = _kinds_of_drawn_level(kinds, budget, video_length, rng)
+        total = sum(len(k.positions(video_length)) for k in kinds)
     index = rng.randrange(total)
     for kind in kinds:
         positions = kind.positions(video_length)
@@ -83,3 +88,23 @@ def sample_training_step(
             return place(kind.step, positions[index], budget.tokens)
         index -= len(positions)
     raise AssertionError("unreachable: index within total")
+
+
+def _kinds_of_drawn_level(
+    kinds: tuple[StepKind, ...], budget: PlanConfig, video_length: int, rng: random.Random
+) -> list[StepKind]:
+    """The kinds whose target is at a level drawn with ``budget.level_weights`` (among the
+    levels that have a step in this video)."""
+    weights = budget.level_weights
+    if len(weights) != len(budget.tokens) or min(weights) < 0:
+        raise ValueError(
+            f"plan.level_weights: {len(budget.tokens)} weights >= 0 expected (one per level), "
+            f"got {weights}"
+        )
+    present = sorted({k.step.target.level for k in kinds if len(k.positions(video_length))})
+    if not any(weights[lvl] > 0 for lvl in present):
+        raise ValueError(
+            f"plan.level_weights {weights} give no weight to the target levels {present}"
+        )
+    level = rng.choices(present, [weights[lvl] for lvl in present])[0]
+    return [k for k in kinds if k.step.target.level == level]

@@ -213,6 +213,7 @@ def test_report_html_without_browser(run_dir, tmp_path):
     )  # plan + 2 videos
     assert "<table class='metrics'>" in text and "data:image/png;base64," in text  # table, curves
     assert text.count("data-start='8'") == 2  # context/generated labels know the start frame
+    assert "<h2>Paired differences</h2>" in text and "<h3>shifted − random (2 videos)</h3>" in text
 
 
 def test_report_in_headless_chromium(run_dir, tmp_path):

@@ -4,6 +4,7 @@ RUN folder layout read (every part optional except at least one of eval/ or gt/)
 
     RUN/eval/table.md              Table-1 markdown (``millivid evaluate --pred-dir ... --out RUN/eval``)
     RUN/eval/curves.png            Fig.-4 curves (same command)
+    RUN/eval/paired.md             paired per-video differences from a reference method (same)
     RUN/eval/results.json          horizons per method (+ "start": first generated frame)
     RUN/gt/<video>.npz             ground-truth videos (key 'video')
     RUN/rollouts/<method>/<video>.npz   generated videos, same file names
@@ -150,6 +151,16 @@ img.curves{max-width:100%}.plans{display:flex;gap:12px;flex-wrap:wrap}.plans img
 """
 
 
+def paired_to_html(md: str) -> str:
+    """Render paired.md (an intro line, then a ``### method − reference`` table per method)."""
+    intro, *sections = md.split("\n### ")
+    out = [f"<p>{html.escape(intro.strip().replace('**', ''))}</p>"]
+    for section in sections:
+        title, _, body = section.partition("\n")
+        out.append(f"<h3>{html.escape(title.strip())}</h3>{markdown_table_to_html(body)}")
+    return "\n".join(out)
+
+
 def build_report(run: Path, out: Path, max_videos: int = 8, max_frames: int = 768) -> Path:
     """Write the self-contained HTML page for ``run`` to ``out`` (atomically)."""
     run = Path(run)
@@ -162,6 +173,9 @@ def build_report(run: Path, out: Path, max_videos: int = 8, max_frames: int = 76
     if (run / "eval" / "table.md").is_file():
         parts.append("<h2>Metrics by horizon</h2>")
         parts.append(markdown_table_to_html((run / "eval" / "table.md").read_text()))
+    if (run / "eval" / "paired.md").is_file():
+        parts.append("<h2>Paired differences</h2>")
+        parts.append(paired_to_html((run / "eval" / "paired.md").read_text()))
     if (run / "eval" / "curves.png").is_file():
         parts.append("<h2>Metrics vs frames since context</h2>")
         parts.append(

@@ -55,3 +55,44 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
     assert "millivid-cc" in table and "fullres" in table
     quality = back["ae_quality.txt"].read_text()
     assert quality.count("psnr") >= 3, quality[-2000:]  # hierarchical, cascaded, all-levels
+
+
+def test_a_stopped_train_call_keeps_the_step_it_reached(tmp_path):
+    """`timeout` stops a `train` call: the script waits for its trainers to save the step they
+    reached (SIGTERM), so the next call resumes there and not at the last periodic checkpoint."""
+    import signal
+    import time
+
+    from millivid.train.checkpoint import load_trainer_state
+
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "RUN": str(tmp_path / "run"),
+        "OUT": str(tmp_path / "out"),
+        "PRESET": "tiny",
+        "DEVICE": "cpu",
+        "AE": "",
+        "TRAIN_VIDEOS": "4",
+        "TEST_VIDEOS": "2",
+        "TRAIN_STEPS": "100000",  # never reached; the periodic checkpoint (every 1,000) neither
+        "WORKERS": "0",
+        "VARIANTS": "millivid-cc fullres",
+        "PARALLEL": "1",
+    }
+    script = str(ROOT / "scripts" / "mini_gpu.sh")
+    data = subprocess.run(["bash", script, "data"], cwd=ROOT, env=env, capture_output=True)
+    assert data.returncode == 0, data.stderr[-2000:]
+    # like GNU timeout: its own process group, SIGTERM to the whole group
+    train = subprocess.Popen(["bash", script, "train"], cwd=ROOT, env=env, start_new_session=True)
+    logs = [tmp_path / "run" / f"train_{v}.log" for v in ("millivid-cc", "fullres")]
+    deadline = time.monotonic() + 120
+    while not all(p.exists() and "train:" in p.read_text() for p in logs):
+        assert time.monotonic() < deadline and train.poll() is None, "training never started"
+        time.sleep(0.5)
+    time.sleep(2)
+    os.killpg(train.pid, signal.SIGTERM)
+    assert train.wait(timeout=120) != 0  # stopped, not finished
+    for v in ("millivid-cc", "fullres"):  # saved when the script returned, not after
+        assert load_trainer_state(tmp_path / "run" / "video" / v)["step"] > 0, v

@@ -20,8 +20,9 @@ skip finished files, rollouts resume from their saved latent store. Layout of RU
     report.html
     stages.json                  wall seconds spent in each stage (summed over calls)
 
-A *variant* is a method plus an attention mode: ``millivid`` (full attention, the paper),
-``millivid-cc`` (context-causal: context K/V reused across denoising steps), ``framepack``,
+A *variant* is a method plus an attention mode (``Variant``): ``millivid`` (full attention, the
+paper), ``millivid-cc`` (context-causal: context K/V reused across denoising steps),
+``millivid-balanced`` (training steps drawn with equal weight per target level), ``framepack``,
 ``fullres``, ``upscale`` (rollout + upscaling) and ``cascaded`` (MILLIVID's plan over the
 mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for).
 """
@@ -38,13 +39,26 @@ from pathlib import Path
 
 from millivid.presets import Config
 
-VARIANTS: dict[str, tuple[str, str, str]] = {  # variant: (method, attention, autoencoder)
-    "millivid": ("millivid", "full", "hierarchical"),
-    "millivid-cc": ("millivid", "context-causal", "hierarchical"),
-    "framepack": ("framepack", "full", "hierarchical"),
-    "fullres": ("fullres", "full", "hierarchical"),
-    "upscale": ("upscale", "full", "hierarchical"),
-    "cascaded": ("cascaded", "full", "cascaded"),
+
+@dataclass(frozen=True)
+class Variant:
+    """What a variant name trains: a method, an attention mode, an autoencoder kind and whether
+    training steps are drawn with equal weight per target level (``plan.level_weights``)."""
+
+    method: str
+    attention: str = "full"
+    ae: str = "hierarchical"
+    balanced: bool = False
+
+
+VARIANTS: dict[str, Variant] = {
+    "millivid": Variant("millivid"),
+    "millivid-cc": Variant("millivid", "context-causal"),
+    "millivid-balanced": Variant("millivid", balanced=True),
+    "framepack": Variant("framepack"),
+    "fullres": Variant("fullres"),
+    "upscale": Variant("upscale"),
+    "cascaded": Variant("cascaded", ae="cascaded"),
 }
 
 
@@ -101,9 +115,13 @@ def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
     """(method, config) of a variant name."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
-    method, attention, kind = VARIANTS[variant]
-    return method, replace(
-        cfg, model=replace(cfg.model, attention=attention), ae=replace(cfg.ae, kind=kind)
+    v = VARIANTS[variant]
+    weights = (1.0,) * len(cfg.plan.tokens) if v.balanced else cfg.plan.level_weights
+    return v.method, replace(
+        cfg,
+        model=replace(cfg.model, attention=v.attention),
+        ae=replace(cfg.ae, kind=v.ae),
+        plan=replace(cfg.plan, level_weights=weights),
     )
 
 
@@ -164,7 +182,7 @@ def reproduce(
     for name in wanted:
         if name not in STAGES:
             raise ValueError(f"unknown stage {name!r} (known: {', '.join(STAGES)})")
-    kinds = sorted({VARIANTS[v][2] for v in rcfg.variants if v in VARIANTS} | {"hierarchical"})
+    kinds = sorted({VARIANTS[v].ae for v in rcfg.variants if v in VARIANTS} | {"hierarchical"})
     suffix = {"hierarchical": "", "cascaded": "-cascaded"}
     ae_runs = {k: run / f"ae{suffix[k]}" for k in kinds}
     if ae is not None:
@@ -245,7 +263,7 @@ def reproduce(
         end = rcfg.context + rcfg.frames
         for variant in rcfg.variants:
             model, vcfg, method = load_video_model(run / "video" / variant, dev)
-            autoenc = load_ae(ae_runs[VARIANTS[variant][2]], dev)
+            autoenc = load_ae(ae_runs[VARIANTS[variant].ae], dev)
             plan_png = run / "plans" / f"{variant}.png"
             if not plan_png.exists():
                 plan_png.parent.mkdir(parents=True, exist_ok=True)

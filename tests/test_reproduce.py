@@ -95,3 +95,14 @@ def test_cascaded_variant_trains_and_uses_its_own_autoencoder(tmp_path):
     video = json.loads((out / "video" / "cascaded" / "checkpoint" / "config.json").read_text())
     assert (video["method"], video["ae"]["kind"]) == ("cascaded", "cascaded")
     assert len(list((out / "rollouts" / "cascaded").glob("*.npz"))) == 2
+
+
+def test_balanced_variant_weights_every_target_level_equally():
+    from millivid.presets import load_preset
+    from millivid.reproduce import variant_config
+
+    cfg = load_preset("tiny")
+    method, bal = variant_config(cfg, "millivid-balanced")
+    assert method == "millivid" and bal.model.attention == "full"
+    assert bal.plan.level_weights == (1.0,) * len(cfg.plan.tokens)
+    assert variant_config(cfg, "millivid")[1].plan.level_weights == ()

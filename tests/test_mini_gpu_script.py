@@ -9,8 +9,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
-    env = {
+SCRIPT = str(ROOT / "scripts" / "mini_gpu.sh")
+
+
+def dry_run_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """The script's environment for a CPU dry run with the tiny preset, in ``tmp_path``."""
+    return {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "PYTHONPATH": str(ROOT),
@@ -21,18 +25,20 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         "AE": "",
         "TRAIN_VIDEOS": "4",
         "TEST_VIDEOS": "2",
-        "TRAIN_STEPS": "4",
         "WORKERS": "0",
-        "STEPS": "2",
         "VARIANTS": "millivid-cc fullres",
-        "AE_STEPS": "3",
+        **overrides,
     }
+
+
+def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
+    env = dry_run_env(tmp_path, TRAIN_STEPS="4", STEPS="2", AE_STEPS="3")
     back = {}
     for phase in ("data", "train", "export", "rollout", "eval", "ae"):
         out = tmp_path / "out" / phase  # the device tool empties OUT before every call
         env["OUT"] = str(out)
         done = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "mini_gpu.sh"), phase],
+            ["bash", SCRIPT, phase],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -65,27 +71,12 @@ def test_a_stopped_train_call_keeps_the_step_it_reached(tmp_path):
 
     from millivid.train.checkpoint import load_trainer_state
 
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(ROOT),
-        "RUN": str(tmp_path / "run"),
-        "OUT": str(tmp_path / "out"),
-        "PRESET": "tiny",
-        "DEVICE": "cpu",
-        "AE": "",
-        "TRAIN_VIDEOS": "4",
-        "TEST_VIDEOS": "2",
-        "TRAIN_STEPS": "100000",  # never reached; the periodic checkpoint (every 1,000) neither
-        "WORKERS": "0",
-        "VARIANTS": "millivid-cc fullres",
-        "PARALLEL": "1",
-    }
-    script = str(ROOT / "scripts" / "mini_gpu.sh")
-    data = subprocess.run(["bash", script, "data"], cwd=ROOT, env=env, capture_output=True)
+    # TRAIN_STEPS never reached, nor the periodic checkpoint (every 1,000 steps)
+    env = dry_run_env(tmp_path, TRAIN_STEPS="100000", PARALLEL="1")
+    data = subprocess.run(["bash", SCRIPT, "data"], cwd=ROOT, env=env, capture_output=True)
     assert data.returncode == 0, data.stderr[-2000:]
     # like GNU timeout: its own process group, SIGTERM to the whole group
-    train = subprocess.Popen(["bash", script, "train"], cwd=ROOT, env=env, start_new_session=True)
+    train = subprocess.Popen(["bash", SCRIPT, "train"], cwd=ROOT, env=env, start_new_session=True)
     logs = [tmp_path / "run" / f"train_{v}.log" for v in ("millivid-cc", "fullres")]
     deadline = time.monotonic() + 120
     while not all(p.exists() and "train:" in p.read_text() for p in logs):

@@ -46,16 +46,18 @@ def level_losses(args: argparse.Namespace) -> dict:
         video_train=replace(cfg.video_train, batch_size=args.batch),
         diffusion=replace(cfg.diffusion, context_dropout=0.0),  # every element keeps its context
     )
-    task = VideoTask(cfg, method, InMemoryLatents(latents))
     out = {"ckpt": args.ckpt, "method": method, "attention": cfg.model.attention, "levels": {}}
     targeted = sorted({k.step.target.level for k in step_kinds(method, cfg.plan)})
     for level in targeted:
-        batch = task.batch(0, torch.Generator().manual_seed(args.seed), target_level=level)
+        # plan.level_weights, one-hot: every step of the batch has its target at ``level``
+        one_hot = tuple(float(i == level) for i in range(len(cfg.plan.tokens)))
+        lcfg = replace(cfg, plan=replace(cfg.plan, level_weights=one_hot))
+        task = VideoTask(lcfg, method, InMemoryLatents(latents))
+        batch = task.batch(0, torch.Generator().manual_seed(args.seed))
         every = torch.ones_like(batch.dropped)
-        with_ctx = batch
         blind = VideoBatch(batch.tokens.drop_context(every), batch.t, batch.noise, every, batch.cin)
         with torch.no_grad():
-            loss = float(task.loss(model, with_ctx, args.device)[0])
+            loss = float(task.loss(model, batch, args.device)[0])
             null = float(task.loss(model, blind, args.device)[0])
         out["levels"][level] = {"loss": loss, "context_dropped": null, "ratio": loss / null}
         print(

@@ -119,22 +119,13 @@ class VideoTask:
             )
         return levels, actions
 
-    def batch(
-        self, step: int, generator: torch.Generator, target_level: int | None = None
-    ) -> VideoBatch:
-        """A batch drawn only from ``generator`` (so resuming at ``step`` is exact).
-        ``target_level``: only steps whose target is at that level (diagnostics; rejection
-        sampling, so the steps keep their relative frequencies)."""
+    def batch(self, step: int, generator: torch.Generator) -> VideoBatch:
+        """A batch drawn only from ``generator`` (so resuming at ``step`` is exact)."""
         rng = random.Random(int(torch.randint(0, 2**62, (1,), generator=generator)))
         parts = []
         for _ in range(self.batch_size):
             levels, actions = self._video(rng.randrange(len(self.source)))
-            while True:
-                plan_step = sample_training_step(
-                    self.method, self.config.plan, levels[0].shape[0], rng
-                )
-                if target_level in (None, plan_step.target.level):
-                    break
+            plan_step = sample_training_step(self.method, self.config.plan, levels[0].shape[0], rng)
             # bf16 latents: half the bytes to build, hand over from workers and copy to the GPU
             # (FramePack's are padded to 4^(L-1) C channels); the model runs in bf16 anyway
             parts.append(

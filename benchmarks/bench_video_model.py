@@ -109,6 +109,47 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+# kernel-name patterns of each category of GPU time (first match wins)
+KERNEL_KINDS = (
+    ("attention", ("flash", "fmha", "attention", "sdpa", "cudnn")),
+    ("matmul", ("gemm", "nvjet", "xmma", "cutlass", "matmul", "sm90_")),
+    ("optimizer", ("multi_tensor", "foreach", "adam", "_amp_")),
+    ("fused elementwise/norm (Triton)", ("triton",)),
+    ("copy", ("memcpy", "memset", "copy", "cat")),
+)
+
+
+def profile(fn, steps: int, path: Path) -> dict:
+    """Run ``fn`` ``steps`` times under torch.profiler; write the top-kernel table to ``path``
+    and return the GPU time per step by kernel category (``KERNEL_KINDS``)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    cuda = torch.cuda.is_available()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with torch_profile(activities=activities) as prof:
+        for _ in range(steps):
+            fn()
+        if cuda:
+            torch.cuda.synchronize()
+    table = prof.key_averages().table(
+        sort_by="self_cuda_time_total", row_limit=40, max_name_column_width=90
+    )
+    path.write_text(table + "\n")
+    kinds: dict[str, float] = {}
+    for event in prof.key_averages():
+        us = event.self_device_time_total
+        kernel = event.device_type == torch.autograd.DeviceType.CUDA
+        # user annotations (e.g. "Optimizer.step#Muon.step") span kernels counted on their own
+        if us <= 0 or not kernel or getattr(event, "is_user_annotation", False):
+            continue
+        name = event.key.lower()
+        kind = next((k for k, pats in KERNEL_KINDS if any(p in name for p in pats)), "other")
+        kinds[kind] = kinds.get(kind, 0.0) + us / 1e3 / steps
+    kinds["total"] = sum(kinds.values())
+    return {k: round(v, 2) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])}
+
+
 def bench_train(args: argparse.Namespace, device: torch.device) -> dict:
     task = random_task(args.preset, args.method, args.set)
     task.batch_size = args.batch
@@ -152,6 +193,8 @@ def bench_train(args: argparse.Namespace, device: torch.device) -> dict:
     }
     if device.type == "cuda":
         out["peak_memory_GiB"] = torch.cuda.max_memory_allocated() / 2**30
+    if args.profile:
+        out["gpu_ms_per_step_by_kind"] = profile(train_step, 3, args.profile)
     return out
 
 
@@ -224,6 +267,8 @@ def bench_rollout(args: argparse.Namespace, device: torch.device) -> dict:
             encode(tokens)
         sync(device)
         result["encode_context_ms"] = (time.perf_counter() - begin) / args.steps * 1e3
+        if args.profile:  # GPU time of one K/V-reuse rollout step, by kernel category
+            result["kv_reuse_gpu_ms_by_kind"] = profile(reuse, 1, args.profile)
     ctx, tgt = target_only_flops(model, tokens)
     result["flops_recompute_per_rollout_step"] = n * model_flops(model, tokens) * args.batch
     result["flops_kv_reuse_per_rollout_step"] = (ctx + n * tgt) * args.batch
@@ -307,6 +352,17 @@ def main() -> None:
     parser.add_argument("--checkpointing", action="store_true")
     parser.add_argument("--set", action="append", default=[], help="config override k=v")
     parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="train: profile 3 steps (rollout: one K/V-reuse step), write the top kernels here",
+    )
+    parser.add_argument(
+        "--sdpa",
+        default="default",
+        choices=("default", "flash", "cudnn", "efficient"),
+        help="the only SDPA backend allowed (default: PyTorch's choice)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -318,7 +374,19 @@ def main() -> None:
         "batch": bench_batch,
         "generate": bench_generate,
     }
-    result.update(modes[args.mode](args, device))
+    result["sdpa"] = args.sdpa
+    if args.sdpa == "default":
+        result.update(modes[args.mode](args, device))
+    else:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        backend = {
+            "flash": SDPBackend.FLASH_ATTENTION,
+            "cudnn": SDPBackend.CUDNN_ATTENTION,
+            "efficient": SDPBackend.EFFICIENT_ATTENTION,
+        }[args.sdpa]
+        with sdpa_kernel([backend]):
+            result.update(modes[args.mode](args, device))
     if device.type == "cuda":
         from matmul_peak import matmul_peak_tflops
 

@@ -15,6 +15,7 @@ from millivid.train import (
     TrainConfig,
     ema_decay_at,
     load_checkpoint,
+    lr_factor,
     split_parameters,
     train,
     write_checkpoint,
@@ -270,3 +271,13 @@ def test_step_boundary_stop_escalates_only_on_a_second_ctrl_c():
     ctrl_c._handler(signal.SIGINT, None)
     with pytest.raises(KeyboardInterrupt, match="second"):
         ctrl_c._handler(signal.SIGINT, None)
+
+
+def test_lr_factor_warms_up_holds_then_cools_down_to_zero():
+    flat = lr_factor(TrainConfig(steps=100, warmup_steps=10))
+    assert [flat(s) for s in (0, 9, 50, 99)] == [pytest.approx(0.1), 1.0, 1.0, 1.0]
+    wsd = lr_factor(TrainConfig(steps=100, warmup_steps=10, cooldown=0.2))
+    factors = [wsd(s) for s in range(100)]
+    assert factors[10:80] == [1.0] * 70  # stable until the last 20 steps
+    assert factors[80:] == sorted(factors[80:], reverse=True)
+    assert factors[99] == pytest.approx(1 / 20) and wsd(100) == 0.0

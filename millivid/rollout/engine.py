@@ -46,10 +46,20 @@ def context_span(span: Span, source: str) -> Span:
     return Span(0, span.start, span.stop) if source == "patchify" else span
 
 
+def host_randn(
+    shape: Sequence[int], generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """Standard normal noise drawn on the CPU (the same numbers on every device) and moved to
+    ``device``; to a GPU through page-locked memory, so the copy does not wait for the GPU."""
+    noise = torch.randn(*shape, generator=generator)
+    if torch.device(device).type == "cuda":
+        return noise.pin_memory().to(device, non_blocking=True)
+    return noise.to(device)
+
+
 def step_noise(seed: int, index: int, shape: Sequence[int], device: torch.device) -> torch.Tensor:
     """Standard normal noise for rollout step ``index``: a function of (seed, index) only."""
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
-    return torch.randn(*shape, generator=gen).to(device)
+    return host_randn(shape, torch.Generator().manual_seed(seed * 1_000_003 + index), device)
 
 
 def run_plan(

@@ -11,6 +11,7 @@ from millivid.model.dit import VideoDiT
 from millivid.model.packing import pack_spans, unpack_targets
 from millivid.model.sampling import compile_for_sampling, sample_targets
 from millivid.plan.step import Step
+from millivid.rollout.engine import host_randn
 
 
 class DiTDenoiser:
@@ -41,13 +42,16 @@ class DiTDenoiser:
         # discarded targets (mirrored FramePack) get their own noise, a function of the step only
         gen = torch.Generator().manual_seed(step.target.start * 7919 + step.target.level)
         extra = [
-            torch.randn(
-                noise.shape[0],
-                s.frames,
-                *self.shapes[0 if self.source == "patchify" else s.level],
-                noise.shape[-1],
-                generator=gen,
-            ).to(noise.device)
+            host_randn(
+                (
+                    noise.shape[0],
+                    s.frames,
+                    *self.shapes[0 if self.source == "patchify" else s.level],
+                    noise.shape[-1],
+                ),
+                gen,
+                noise.device,
+            )
             for s in step.discarded
         ]
         tokens = pack_spans(step, context, [noise, *extra], actions, self.source, len(self.shapes))

@@ -14,6 +14,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_steps: int = 2_000
+    cooldown: float = 0.0  # fraction of the last steps where lr decays linearly to 0 (0: none)
     grad_clip: float = 1.0
     ema_decay: float = 0.0  # 0 disables EMA weights
     seed: int = 0

@@ -108,9 +108,19 @@ def build_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Opt
     return optimizers
 
 
-def warmup_factor(cfg: TrainConfig) -> Callable[[int], float]:
-    """Linear warmup from 0 over ``warmup_steps``, then constant (paper A.2)."""
-    return lambda step: min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
+    """Multiplier of ``lr`` at a step: linear warmup from 0 over ``warmup_steps``, then constant
+    (paper A.2); with ``cooldown`` > 0 it falls linearly to 0 over the last ``cooldown`` fraction
+    of ``steps`` (warmup-stable-decay)."""
+    decay = round(cfg.cooldown * cfg.steps)
+
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+        if decay <= 0:
+            return warm
+        return min(warm, max(0.0, (cfg.steps - step) / decay))
+
+    return factor
 
 
 def ema_decay_at(updates: int, decay: float) -> float:
@@ -213,7 +223,7 @@ def train(
     torch.manual_seed(cfg.seed)
     model = task.build_model().to(dev)
     optimizers = build_optimizers(model, cfg)
-    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, warmup_factor(cfg)) for o in optimizers]
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lr_factor(cfg)) for o in optimizers]
     ema = (
         AveragedModel(model, multi_avg_fn=_ema_update(cfg.ema_decay), use_buffers=True)
         if cfg.ema_decay > 0

@@ -11,6 +11,7 @@ from millivid.diffusion import (
     alpha_sigma,
     cfg_denoiser,
     ddim_sample,
+    ddim_step,
     ddim_times,
     diffuse,
     eps_from_v,
@@ -86,6 +87,21 @@ def test_ddim_with_exact_x0_predictor_recovers_x0(steps, shift):
     out = ddim_sample(oracle, noise, steps, shift)
     assert len(calls) == steps
     assert torch.allclose(out, x0, atol=1e-8)
+
+
+@given(lam_from=st.floats(-15.0, 15.0), lam_to=st.floats(-15.0, 15.0))
+@settings(max_examples=30, deadline=None)
+def test_ddim_step_with_one_scalar_log_snr_equals_per_element(lam_from, lam_to):
+    # the sampler passes 0-d CPU scalars (no host-to-device copy); the result must not change
+    gen = torch.Generator().manual_seed(0)
+    z, v = torch.randn(2, 2, 5, 3, generator=gen), torch.randn(2, 2, 5, 3, generator=gen)
+    scalar_from, scalar_to = torch.tensor(lam_from), torch.tensor(lam_to)
+    per_element = ddim_step(z, v, scalar_from.expand(2), scalar_to.expand(2))
+    scalar = ddim_step(z, v, scalar_from, scalar_to)
+    assert scalar.dtype == z.dtype
+    assert torch.allclose(scalar, per_element, atol=1e-6)
+    final = ddim_step(z, v, scalar_from, None)
+    assert torch.allclose(final, ddim_step(z, v, scalar_from.expand(2), None), atol=1e-6)
 
 
 def test_ddim_times_are_equally_spaced_from_noise_to_clean():

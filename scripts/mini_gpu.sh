@@ -9,7 +9,8 @@
 #                                     # on a fresh machine; makes the data when it is missing)
 #   bash scripts/mini_gpu.sh eval     # evaluation of every rolled-out variant, report
 #   bash scripts/mini_gpu.sh ae       # autoencoders side by side, AE_STEPS each: hierarchical,
-#                                     # cascaded, all-levels (AE_VARIANTS)
+#                                     # cascaded, all-levels, c32 (C = 32) (AE_VARIANTS);
+#                                     # AE_COOLDOWN: lr cooldown fraction (default 0)
 #   bash scripts/mini_gpu.sh bench    # per-method mini train/rollout benchmarks (PAPER=1: paper too)
 # Run from the checkout root with PYTHONPATH=. ; RUN (default /tmp/mini) holds the run folder and
 # OUT (set by the device tool) receives what comes back. A trainer stopped by `timeout` saves
@@ -30,6 +31,7 @@ WORKERS=${WORKERS:-12}
 ROLLOUT_S=${ROLLOUT_S:-380}
 STEPS=${STEPS:-16}
 AE_STEPS=${AE_STEPS:-2500}
+AE_COOLDOWN=${AE_COOLDOWN:-0}
 VARIANTS=${VARIANTS:-millivid-cc framepack fullres millivid}  # + upscale cascaded (ablations)
 COMPILE=true
 [ "$DEVICE" = cpu ] && COMPILE=false
@@ -99,15 +101,17 @@ eval)  # every variant under RUN/rollouts
   ;;
 ae)  # like-for-like: same data, steps and batch; the trainings share the GPU
   declare -A AE_SET=([hierarchical]=ae.kind=hierarchical [cascaded]=ae.kind=cascaded
-    [all-levels]=ae.all_levels=true)
+    [all-levels]=ae.all_levels=true [c32]=ae.channels=32)
   kinds=${AE_VARIANTS:-hierarchical cascaded all-levels}
   for k in $kinds; do
     python -m millivid ae train --preset "$PRESET" --data "$RUN/data/train" --out "$RUN/ae-$k" \
       --device "$DEVICE" --set "${AE_SET[$k]}" --set ae_train.steps="$AE_STEPS" \
-      --set ae_train.compile="$COMPILE" > "$OUT/ae_train_$k.log" 2>&1 &
+      --set ae_train.cooldown="$AE_COOLDOWN" --set ae_train.compile="$COMPILE" \
+      > "$RUN/ae_train_$k.log" 2>&1 &
   done
   wait
-  for k in $kinds; do
+  for k in $kinds; do  # OUT: ae_quality.txt (with each training's last lines) + one grid each
+    { echo "== $k"; tr '\r' '\n' < "$RUN/ae_train_$k.log" | tail -n 3; } >> "$OUT/ae_quality.txt"
     python benchmarks/bench_autoencoder.py quality --ckpt "$RUN/ae-$k" --data "$RUN/data/test" \
       --videos "$TEST_VIDEOS" --device "$DEVICE" >> "$OUT/ae_quality.txt" 2>&1
     python -m millivid ae recon --ckpt "$RUN/ae-$k" --video "$(ls "$RUN"/gt/*.npz | head -1)" \

@@ -132,3 +132,13 @@ def test_unknown_format_and_empty_folder(tmp_path):
         VideoDataset(tmp_path, format="avi")
     with pytest.raises(FileNotFoundError, match="no .npz or .mp4 videos"):
         VideoDataset(tmp_path)
+
+
+def test_missing_imageio_ffmpeg_says_how_to_install_it(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # import now raises ImportError
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    with pytest.raises(ModuleNotFoundError, match="pip install imageio-ffmpeg"):
+        write_mp4(tmp_path / "x.mp4", frames)
+    assert not (tmp_path / "x.mp4").exists()

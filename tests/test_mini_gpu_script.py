@@ -32,7 +32,14 @@ def dry_run_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
 
 
 def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
-    env = dry_run_env(tmp_path, TRAIN_STEPS="4", STEPS="2", AE_STEPS="3")
+    env = dry_run_env(
+        tmp_path,
+        TRAIN_STEPS="4",
+        STEPS="2",
+        AE_STEPS="3",
+        AE_VARIANTS="hierarchical cascaded all-levels c32",
+        AE_COOLDOWN="0.5",
+    )
     back = {}
     for phase in ("data", "train", "export", "rollout", "eval", "ae"):
         out = tmp_path / "out" / phase  # the device tool empties OUT before every call
@@ -55,12 +62,15 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         "ae_recon_hierarchical.png",
         "ae_recon_all-levels.png",
         "ae_recon_cascaded.png",
+        "ae_recon_c32.png",
     ):
         assert back[name].stat().st_size > 0, name
     table = (tmp_path / "run" / "eval" / "table.md").read_text()
     assert "millivid-cc" in table and "fullres" in table
     quality = back["ae_quality.txt"].read_text()
-    assert quality.count("psnr") >= 3, quality[-2000:]  # hierarchical, cascaded, all-levels
+    assert quality.count("psnr") >= 4, quality[-2000:]  # hierarchical, cascaded, all-levels, c32
+    assert "== c32" in quality
+    assert '"channels": 32' in (tmp_path / "run" / "ae-c32" / "checkpoint" / "config.json").read_text()
 
 
 def test_a_stopped_train_call_keeps_the_step_it_reached(tmp_path):

@@ -15,6 +15,19 @@ from millivid.data.atomic import atomic_path
 from millivid.data.errors import VideoFileError
 
 
+def _imageio_ffmpeg():
+    """The imageio_ffmpeg module, or an error saying how to get it (a millivid dependency that a
+    checkout run with ``PYTHONPATH=.`` on a machine with its own torch may lack)."""
+    try:
+        import imageio_ffmpeg
+    except ImportError as err:
+        raise ModuleNotFoundError(
+            "mp4 files need the imageio-ffmpeg package (a millivid dependency): "
+            "pip install imageio-ffmpeg, or run bash scripts/setup.sh"
+        ) from err
+    return imageio_ffmpeg
+
+
 def write_mp4(
     path: str | os.PathLike, frames: np.ndarray, fps: int = 20, quality: float = 8
 ) -> None:
@@ -23,7 +36,7 @@ def write_mp4(
     yuv420p needs even sizes: an odd height/width is padded by repeating the last row/column.
     ``quality``: 0 (worst) .. 10 (best), imageio-ffmpeg's scale.
     """
-    import imageio_ffmpeg
+    imageio_ffmpeg = _imageio_ffmpeg()
 
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
@@ -55,7 +68,7 @@ def write_mp4(
 
 def read_mp4(path: str | os.PathLike) -> np.ndarray:
     """Decode an mp4 (any codec ffmpeg reads) to frames uint8 [T, H, W, 3]."""
-    import imageio_ffmpeg
+    imageio_ffmpeg = _imageio_ffmpeg()
 
     path = Path(path)
     if not path.is_file():

@@ -70,7 +70,9 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
     quality = back["ae_quality.txt"].read_text()
     assert quality.count("psnr") >= 4, quality[-2000:]  # hierarchical, cascaded, all-levels, c32
     assert "== c32" in quality
-    assert '"channels": 32' in (tmp_path / "run" / "ae-c32" / "checkpoint" / "config.json").read_text()
+    assert (
+        '"channels": 32' in (tmp_path / "run" / "ae-c32" / "checkpoint" / "config.json").read_text()
+    )
 
 
 def test_a_stopped_train_call_keeps_the_step_it_reached(tmp_path):

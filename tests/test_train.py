@@ -281,3 +281,35 @@ def test_lr_factor_warms_up_holds_then_cools_down_to_zero():
     assert factors[10:80] == [1.0] * 70  # stable until the last 20 steps
     assert factors[80:] == sorted(factors[80:], reverse=True)
     assert factors[99] == pytest.approx(1 / 20) and wsd(100) == 0.0
+
+
+class TensorMetricTask(ToyTask):
+    def loss(self, model, batch, device):
+        loss, _ = super().loss(model, batch, device)
+        return loss, {"half_loss": loss.detach() / 2}  # a device tensor: read only when logging
+
+
+def test_tensor_metrics_are_logged_as_numbers(tmp_path):
+    cfg = replace(CFG, steps=6, log_every=3)
+    train(TensorMetricTask(), cfg, tmp_path, config={}, device="cpu", show_progress=False)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [3, 6]
+    assert all(r["half_loss"] == pytest.approx(r["loss"] / 2) for r in records)
+
+
+def test_shipped_tasks_hand_back_metrics_without_reading_them():
+    """No task turns a metric into a Python number in ``loss`` (on a GPU that waits for the
+    step to finish, every step): the AE and video tasks return tensors."""
+    from millivid.autoencoder.config import PRESETS as AE_PRESETS
+    from millivid.autoencoder.task import AutoencoderTask
+
+    ae = AutoencoderTask(AE_PRESETS["tiny"], torch.zeros(16, 32, 32, 3, dtype=torch.uint8), 4)
+    _, metrics = ae.loss(ae.build_model(), ae.batch(0, torch.Generator()), "cpu")
+    assert metrics and all(isinstance(v, torch.Tensor) for v in metrics.values())
+
+    from millivid.model.task import VideoTask
+    from tests.test_video_task import synthetic_latents, tiny_config
+
+    video = VideoTask(tiny_config(), "millivid", synthetic_latents())
+    _, metrics = video.loss(video.build_model(), video.batch(0, torch.Generator()), "cpu")
+    assert metrics and all(isinstance(v, torch.Tensor) for v in metrics.values())

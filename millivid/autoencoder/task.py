@@ -41,7 +41,7 @@ class AutoencoderTask:
         level = torch.randint(self.cfg.levels, (self.items_per_batch,), generator=generator)
         return self.frames[idx], level
 
-    def loss(self, model, batch, device) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, model, batch, device) -> tuple[Tensor, dict[str, Tensor]]:
         frames, level = (x.to(device, non_blocking=True) for x in batch)
         images = to_images(frames, self.cfg.image_size)
         targets = HierarchicalAutoencoder.pyramid_of(images, self.cfg.levels)
@@ -52,14 +52,14 @@ class AutoencoderTask:
             outputs = model(images, level)
         per_level = pyramid_mse(outputs, targets)
         loss = sum(per_level)
-        metrics = {"mse_top": float(per_level[0].detach())}
+        metrics = {"mse_top": per_level[0].detach()}  # read by the trainer when it logs
         if self.cfg.gradient_weight > 0:
             grad = sum(gradient_l1(o, t) for o, t in zip(outputs, targets, strict=True))
             loss = loss + self.cfg.gradient_weight * grad
-            metrics["grad_l1"] = float(grad.detach())
+            metrics["grad_l1"] = grad.detach()
         if self.perceptual is not None:
             self.perceptual.to(images.device)
             lpips = self.perceptual(outputs[0], targets[0])
             loss = loss + self.cfg.lpips_weight * lpips
-            metrics["lpips_top"] = float(lpips.detach())
+            metrics["lpips_top"] = lpips.detach()
         return loss, metrics

@@ -58,12 +58,12 @@ class ProbeTask:
             frames, labels = frames.flip(2), labels.flip(2)
         return ProbeData(frames, labels)
 
-    def loss(self, model, batch: ProbeData, device) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, model, batch: ProbeData, device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits = model(batch.frames.to(device))
         target = batch.labels.to(device).long()
         loss = F.cross_entropy(logits.float(), target)
         with torch.no_grad():
-            acc = (logits.argmax(1) == target).float().mean().item()
+            acc = (logits.argmax(1) == target).float().mean()
         return loss, {"acc": acc}
 
 

@@ -154,8 +154,9 @@ class VideoTask:
 
     def loss(
         self, model: torch.nn.Module, batch: VideoBatch, device: torch.device | str
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """v-prediction MSE over the real channels of the target tokens."""
+        dropped = batch.dropped.float().mean()  # before the copy: no GPU sync to log it
         batch = batch.to(device)
         tokens, t, noise = batch.tokens, batch.t, batch.noise
         x0 = tokens.target_values.float()
@@ -167,4 +168,4 @@ class VideoTask:
         v = a * noise - s * x0
         pred = model(tokens.with_targets(z), t)
         loss = ((pred.float() - v) ** 2 * mask).sum() / mask.sum()
-        return loss, {"context_dropped": float(batch.dropped.float().mean())}
+        return loss, {"context_dropped": dropped}

@@ -50,7 +50,10 @@ class TrainTask(Protocol):
 
     def loss(
         self, model: nn.Module, batch: Any, device: torch.device
-    ) -> tuple[Tensor, dict[str, float]]: ...
+    ) -> tuple[Tensor, dict[str, Tensor | float]]:
+        """(loss, metrics to log). Metrics may stay device tensors: the trainer reads them only
+        at logging steps, so a task never forces a GPU sync per step."""
+        ...
 
 
 def resolve_device(device: str) -> torch.device:
@@ -319,7 +322,7 @@ def train(
                         "lr": schedulers[0].get_last_lr()[0],
                         "steps_per_s": rate,
                         f"{task.items_name}_per_s": rate * task.items_per_batch * world,
-                        **metrics,
+                        **{k: float(v) for k, v in metrics.items()},
                     }
                     bar.set_postfix(
                         loss=f"{record['loss']:.4f}",

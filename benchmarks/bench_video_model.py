@@ -2,8 +2,8 @@
 generation timing, on one GPU.
 
 Training: samples/s, tokens/s and MFU of the real model end to end (packing done once up front,
-random latents, the task's v-prediction loss, Muon for 2-D block weights + fused AdamW for the
-rest, bf16 autocast, torch.compile). FLOPs are counted analytically (``model_flops``) and divided
+random latents, the task's v-prediction loss, the trainer's optimizers (``build_optimizers``:
+Muon for linear weights, AdamW for the rest, fused on CUDA), bf16 autocast, torch.compile). FLOPs are counted analytically (``model_flops``) and divided
 by a bf16 matmul peak measured in the same process.
 
     python benchmarks/bench_video_model.py --device cuda --preset paper --mode train --batch 24
@@ -53,6 +53,7 @@ from millivid.rollout.generate import (  # noqa: E402
     prepare_rollout,
     write_context,
 )
+from millivid.train import build_optimizers  # noqa: E402
 
 
 def model_flops(model: VideoDiT, tokens: Tokens) -> float:
@@ -93,15 +94,6 @@ def random_task(preset: str, method: str, overrides: list[str]) -> VideoTask:
     ]
     actions = torch.randint(0, 3, (frames,), generator=gen)
     return VideoTask(cfg, method, InMemoryLatents([(levels, actions)]))
-
-
-def optimizers(model: torch.nn.Module, lr: float) -> list[torch.optim.Optimizer]:
-    """Muon for 2-D weights inside the blocks, fused AdamW (CUDA) for everything else."""
-    muon = [p for n, p in model.named_parameters() if n.startswith("blocks.") and p.dim() == 2]
-    ids = {id(p) for p in muon}
-    rest = [p for p in model.parameters() if id(p) not in ids]
-    fused = next(model.parameters()).is_cuda
-    return [torch.optim.Muon(muon, lr=lr), torch.optim.AdamW(rest, lr=lr, fused=fused)]
 
 
 def sync(device: torch.device) -> None:
@@ -158,7 +150,7 @@ def bench_train(args: argparse.Namespace, device: torch.device) -> dict:
         model.cfg = replace(model.cfg, checkpointing=True)
     batch = task.batch(0, torch.Generator().manual_seed(0)).to(device)
     fwd = model if args.no_compile else torch.compile(model)
-    opts = optimizers(model, 1e-4)
+    opts = build_optimizers(model, task.config.video_train)  # the trainer's own Muon + AdamW
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def train_step() -> torch.Tensor:

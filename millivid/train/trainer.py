@@ -103,9 +103,14 @@ def build_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Opt
         )
         adamw_params = muon_params + adamw_params
     if adamw_params:
+        fused = all(p.is_cuda for p in adamw_params) or None  # one kernel per step on a GPU
         optimizers.append(
             torch.optim.AdamW(
-                adamw_params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95)
+                adamw_params,
+                lr=cfg.lr,
+                weight_decay=cfg.weight_decay,
+                betas=(0.9, 0.95),
+                fused=fused,
             )
         )
     return optimizers

@@ -1,0 +1,37 @@
+"""The GPU benchmarks run on the CPU with the tiny preset (their documented smoke runs), so a
+broken benchmark is caught here and not in scarce device time."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = {
+    "train": ["--batch", "2", "--steps", "1", "--warmup", "1"],
+    "rollout": ["--batch", "2", "--steps", "1", "--warmup", "1", "--denoise-steps", "2"],
+    "generate": ["--batch", "1", "--plan-steps", "2", "--denoise-steps", "2", "--frames", "8"],
+}
+
+
+@pytest.mark.parametrize("mode", sorted(SMOKE))
+def test_bench_video_model_smoke_run(mode, tmp_path):
+    out = tmp_path / "result.json"
+    args = ["--device", "cpu", "--preset", "tiny", "--no-compile", "--mode", mode, *SMOKE[mode]]
+    if mode != "generate":
+        args += ["--profile", str(tmp_path / "kernels.txt")]
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench_video_model.py", *args, "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["mode"] == mode
+    timed = {"train": "samples_per_s", "rollout": "speedup", "generate": "total_s"}[mode]
+    assert result[timed] > 0
+    if mode != "generate":
+        assert "Name" in (tmp_path / "kernels.txt").read_text()  # the profiler's table

@@ -35,3 +35,28 @@ def test_bench_video_model_smoke_run(mode, tmp_path):
     assert result[timed] > 0
     if mode != "generate":
         assert "Name" in (tmp_path / "kernels.txt").read_text()  # the profiler's table
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["step", "--preset", "tiny", "--batch", "2", "--steps", "1"],
+        ["compare", "--variants", "channels=4", "channels=8,cooldown=0.5", "--steps", "3"]
+        + ["--videos", "2", "--batch", "4"],
+    ],
+    ids=["step", "compare"],
+)
+def test_bench_autoencoder_smoke_run(args):
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench_autoencoder.py", *args, "--device", "cpu"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout[done.stdout.index("{\n") :])  # the final indented JSON
+    if args[0] == "step":
+        assert result["frames_per_s"] > 0
+    else:
+        assert [r["variant"] for r in result["runs"]] == args[2:4]
+        assert all(len(r["psnr"]) == 3 for r in result["runs"])

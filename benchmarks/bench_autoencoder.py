@@ -8,7 +8,7 @@ python benchmarks/bench_autoencoder.py step --preset paper --batch 224 --device 
 python benchmarks/bench_autoencoder.py step --preset mini --batch 256 --device cuda \
     --set ae.gradient_weight=0.1
 # training variants of a small model on tiny-world frames, same data and seed (CPU: ~80 s per
-# 1,000 one-level steps): ae config overrides, and steps=N / cooldown=F, per variant
+# 1,000 one-level steps): ae config overrides, and steps=N / cooldown=F / lr=F, per variant
 python benchmarks/bench_autoencoder.py compare --variants gradient_weight=0 gradient_weight=0.3 \
     all_levels=true steps=2500 --steps 1000 --seed 0
 """
@@ -97,7 +97,7 @@ def step(args: argparse.Namespace) -> dict:
 
 
 def _variant(text: str) -> dict:
-    """'k=v,k=v' -> overrides of the small model's ae config (and ``steps``, ``cooldown``)."""
+    """'k=v,k=v' -> overrides of the small model's ae config (and ``steps``, ``cooldown``, ``lr``)."""
     out = {}
     for item in filter(None, text.split(",")):
         key, _, value = item.partition("=")
@@ -131,12 +131,13 @@ def compare(args: argparse.Namespace) -> dict:
         overrides = _variant(text)
         steps = overrides.pop("steps", args.steps)
         cooldown = overrides.pop("cooldown", 0.0)
+        lr = overrides.pop("lr", 2e-3)
         cfg = replace(base, **overrides)
         task = AutoencoderTask(cfg, bank, args.batch)
         tcfg = TrainConfig(
             steps=steps,
             batch_size=args.batch,
-            lr=2e-3,
+            lr=lr,
             warmup_steps=30,
             cooldown=cooldown,
             seed=args.seed,

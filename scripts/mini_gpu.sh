@@ -9,7 +9,8 @@
 #                                     # on a fresh machine; makes the data when it is missing)
 #   bash scripts/mini_gpu.sh eval     # evaluation of every rolled-out variant, report
 #   bash scripts/mini_gpu.sh ae       # autoencoders side by side, AE_STEPS each: hierarchical,
-#                                     # cascaded, all-levels, c32 (C = 32) (AE_VARIANTS);
+#                                     # cascaded, all-levels, c32 (C = 32), c32-lr2 (and lr
+#                                     # 2e-3) (AE_VARIANTS);
 #                                     # AE_COOLDOWN: lr cooldown fraction (default 0)
 #   bash scripts/mini_gpu.sh bench    # per-method mini train/rollout benchmarks (PAPER=1: paper too)
 # Run from the checkout root with PYTHONPATH=. ; RUN (default /tmp/mini) holds the run folder and
@@ -100,12 +101,16 @@ eval)  # every variant under RUN/rollouts
   (cd "$RUN" && tar czf "$OUT/eval.tar.gz" stages.json eval plans)
   ;;
 ae)  # like-for-like: same data, steps and batch; the trainings share the GPU
+  # each variant: config overrides, separated by spaces
   declare -A AE_SET=([hierarchical]=ae.kind=hierarchical [cascaded]=ae.kind=cascaded
-    [all-levels]=ae.all_levels=true [c32]=ae.channels=32)
+    [all-levels]=ae.all_levels=true [c32]=ae.channels=32
+    [c32-lr2]="ae.channels=32 ae_train.lr=2e-3")
   kinds=${AE_VARIANTS:-hierarchical cascaded all-levels}
   for k in $kinds; do
+    sets=()
+    for o in ${AE_SET[$k]}; do sets+=(--set "$o"); done
     python -m millivid ae train --preset "$PRESET" --data "$RUN/data/train" --out "$RUN/ae-$k" \
-      --device "$DEVICE" --set "${AE_SET[$k]}" --set ae_train.steps="$AE_STEPS" \
+      --device "$DEVICE" "${sets[@]}" --set ae_train.steps="$AE_STEPS" \
       --set ae_train.cooldown="$AE_COOLDOWN" --set ae_train.compile="$COMPILE" \
       > "$RUN/ae_train_$k.log" 2>&1 &
   done

@@ -1,6 +1,7 @@
 """scripts/mini_gpu.sh (what runs on the lent GPU) works phase by phase: a dry run on the CPU
 with the tiny preset, so a broken script is caught here and not in scarce device time."""
 
+import json
 import os
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         TRAIN_STEPS="4",
         STEPS="2",
         AE_STEPS="3",
-        AE_VARIANTS="hierarchical cascaded all-levels c32",
+        AE_VARIANTS="hierarchical cascaded all-levels c32-lr2",
         AE_COOLDOWN="0.5",
     )
     back = {}
@@ -62,17 +63,19 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         "ae_recon_hierarchical.png",
         "ae_recon_all-levels.png",
         "ae_recon_cascaded.png",
-        "ae_recon_c32.png",
+        "ae_recon_c32-lr2.png",
     ):
         assert back[name].stat().st_size > 0, name
     table = (tmp_path / "run" / "eval" / "table.md").read_text()
     assert "millivid-cc" in table and "fullres" in table
     quality = back["ae_quality.txt"].read_text()
-    assert quality.count("psnr") >= 4, quality[-2000:]  # hierarchical, cascaded, all-levels, c32
-    assert "== c32" in quality
-    assert (
-        '"channels": 32' in (tmp_path / "run" / "ae-c32" / "checkpoint" / "config.json").read_text()
-    )
+    assert quality.count("psnr") >= 4, quality[
+        -2000:
+    ]  # hierarchical, cascaded, all-levels, c32-lr2
+    assert "== c32-lr2" in quality
+    saved = json.loads((tmp_path / "run" / "ae-c32-lr2" / "checkpoint" / "config.json").read_text())
+    assert saved["ae"]["channels"] == 32 and saved["ae_train"]["lr"] == 2e-3  # both overrides
+    assert saved["ae_train"]["cooldown"] == 0.5
 
 
 def test_a_stopped_train_call_keeps_the_step_it_reached(tmp_path):

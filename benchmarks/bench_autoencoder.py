@@ -97,7 +97,8 @@ def step(args: argparse.Namespace) -> dict:
 
 
 def _variant(text: str) -> dict:
-    """'k=v,k=v' -> overrides of the small model's ae config (and ``steps``, ``cooldown``, ``lr``)."""
+    """'k=v,k=v' -> overrides of the small model's ae config, and of ``steps``, ``cooldown``
+    and ``lr``."""
     out = {}
     for item in filter(None, text.split(",")):
         key, _, value = item.partition("=")

@@ -3,8 +3,9 @@ generation timing, on one GPU.
 
 Training: samples/s, tokens/s and MFU of the real model end to end (packing done once up front,
 random latents, the task's v-prediction loss, the trainer's optimizers (``build_optimizers``:
-Muon for linear weights, AdamW for the rest, fused on CUDA), bf16 autocast, torch.compile). FLOPs are counted analytically (``model_flops``) and divided
-by a bf16 matmul peak measured in the same process.
+Muon for linear weights, AdamW for the rest, fused on CUDA), bf16 autocast, torch.compile).
+FLOPs are counted analytically (``model_flops``) and divided by a bf16 matmul peak measured in
+the same process.
 
     python benchmarks/bench_video_model.py --device cuda --preset paper --mode train --batch 24
     python benchmarks/bench_video_model.py --device cuda --preset mini --mode train --batch 128

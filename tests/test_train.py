@@ -313,3 +313,32 @@ def test_shipped_tasks_hand_back_metrics_without_reading_them():
     video = VideoTask(tiny_config(), "millivid", synthetic_latents())
     _, metrics = video.loss(video.build_model(), video.batch(0, torch.Generator()), "cpu")
     assert metrics and all(isinstance(v, torch.Tensor) for v in metrics.values())
+
+
+def test_compiled_run_follows_the_eager_one_and_resumes(tmp_path, monkeypatch):
+    """``compile``: the model and Muon's step are compiled (aot_eager stands in for inductor,
+    whose cold CPU compile takes a minute); the losses follow the eager run's up to rounding,
+    the tensor lr is logged as a number and follows the schedule, and a compiled run resumes
+    exactly."""
+    compiled, real = [], torch.compile
+
+    def aot_eager(fn=None, **kwargs):
+        compiled.append(getattr(fn, "__name__", type(fn).__name__))
+        return real(fn, backend="aot_eager")
+
+    monkeypatch.setattr(torch, "compile", aot_eager)
+    cfg = replace(CFG, steps=20)
+    eager, full, part = tmp_path / "eager", tmp_path / "full", tmp_path / "part"
+    train(ToyTask(), cfg, eager, config={}, device="cpu", show_progress=False)
+    assert compiled == []
+    cfg = replace(cfg, compile=True)
+    train(ToyTask(), cfg, full, config={}, device="cpu", show_progress=False)
+    assert compiled == ["ToyModel", "muon_step"]
+    # rounding differences (fp32 lr tensor, bf16 Newton-Schulz) grow to ~0.3 % over 20 steps
+    assert losses(full) == pytest.approx(losses(eager), rel=1e-2)
+    records = [json.loads(line) for line in (full / "metrics.jsonl").read_text().splitlines()]
+    lr_next = [CFG.lr * min(1, (s + 1) / 5) for s in range(1, 21)]  # logged after its step
+    assert [r["lr"] for r in records] == pytest.approx(lr_next)
+    train(ToyTask(), replace(cfg, steps=10), part, config={}, device="cpu", show_progress=False)
+    train(ToyTask(), cfg, part, config={}, resume=True, device="cpu", show_progress=False)
+    assert losses(part) == losses(full)

@@ -2,7 +2,7 @@
 
 A ``TrainTask`` says what to train (model, batches, loss); ``train`` does the rest: Muon for the
 2-D weight matrices of linear layers and AdamW for everything else, linear warmup, grad-norm
-clipping, bf16 autocast on CUDA, optional torch.compile, EMA weights, DDP under torchrun,
+clipping, bf16 autocast on CUDA, optional torch.compile (model and Muon step), EMA weights, DDP under torchrun,
 atomic checkpoints every N steps and at exit, exact resume, a tqdm bar and ``metrics.jsonl``.
 
 Exact resume: the batch of step ``s`` on rank ``r`` comes from a generator seeded with
@@ -114,6 +114,33 @@ def build_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Opt
             )
         )
     return optimizers
+
+
+def optimizer_step(optimizers: list[torch.optim.Optimizer], compile: bool) -> Callable[[], None]:
+    """One call steps every optimizer. ``compile``: Muon's step is compiled (torch.compile, as
+    in PyTorch's compiled-optimizer recipe): its per-matrix Newton-Schulz iterations and updates
+    become a few fused kernels instead of ~50 launches per matrix, which bounds the step rate of
+    a small model on a GPU. Its lr becomes a tensor, so the scheduler updates it in place
+    without a recompile. Fused AdamW is already one kernel and stays eager."""
+    muon = [o for o in optimizers if compile and isinstance(o, getattr(torch.optim, "Muon", ()))]
+    eager = [o for o in optimizers if o not in muon]
+    for o in muon:
+        for group in o.param_groups:
+            group["lr"] = torch.as_tensor(group["lr"])
+
+    def muon_step() -> None:
+        for o in muon:
+            o.step()
+
+    compiled = torch.compile(muon_step) if muon else None
+
+    def step() -> None:
+        if compiled is not None:
+            compiled()
+        for o in eager:
+            o.step()
+
+    return step
 
 
 def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
@@ -247,6 +274,7 @@ def train(
         )
     if cfg.compile:
         train_model = torch.compile(train_model)
+    step_optimizers = optimizer_step(optimizers, cfg.compile)
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if dev.type == "cuda" and cfg.bf16
@@ -299,8 +327,7 @@ def train(
                     o.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                for o in optimizers:
-                    o.step()
+                step_optimizers()
                 for s in schedulers:
                     s.step()
                 if ema is not None:
@@ -324,7 +351,7 @@ def train(
                         "step": step,
                         "loss": value,
                         "grad_norm": float(grad_norm),
-                        "lr": schedulers[0].get_last_lr()[0],
+                        "lr": float(schedulers[0].get_last_lr()[0]),
                         "steps_per_s": rate,
                         f"{task.items_name}_per_s": rate * task.items_per_batch * world,
                         **{k: float(v) for k, v in metrics.items()},

@@ -2,10 +2,10 @@
 generation timing, on one GPU.
 
 Training: samples/s, tokens/s and MFU of the real model end to end (packing done once up front,
-random latents, the task's v-prediction loss, the trainer's optimizers (``build_optimizers``:
-Muon for linear weights, AdamW for the rest, fused on CUDA), bf16 autocast, torch.compile).
-FLOPs are counted analytically (``model_flops``) and divided by a bf16 matmul peak measured in
-the same process.
+random latents, the task's v-prediction loss, the trainer's optimizers and optimizer step
+(``build_optimizers``, ``optimizer_step``: Muon for linear weights, its step compiled with the
+model; AdamW for the rest, fused on CUDA), bf16 autocast, torch.compile). FLOPs are counted
+analytically (``model_flops``) and divided by a bf16 matmul peak measured in the same process.
 
     python benchmarks/bench_video_model.py --device cuda --preset paper --mode train --batch 24
     python benchmarks/bench_video_model.py --device cuda --preset mini --mode train --batch 128
@@ -54,7 +54,7 @@ from millivid.rollout.generate import (  # noqa: E402
     prepare_rollout,
     write_context,
 )
-from millivid.train import build_optimizers  # noqa: E402
+from millivid.train import build_optimizers, optimizer_step  # noqa: E402
 
 
 def model_flops(model: VideoDiT, tokens: Tokens) -> float:
@@ -152,6 +152,7 @@ def bench_train(args: argparse.Namespace, device: torch.device) -> dict:
     batch = task.batch(0, torch.Generator().manual_seed(0)).to(device)
     fwd = model if args.no_compile else torch.compile(model)
     opts = build_optimizers(model, task.config.video_train)  # the trainer's own Muon + AdamW
+    step_optimizers = optimizer_step(opts, compile=not args.no_compile)  # as the trainer does
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def train_step() -> torch.Tensor:
@@ -159,8 +160,8 @@ def bench_train(args: argparse.Namespace, device: torch.device) -> dict:
             loss, _ = task.loss(fwd, batch, device)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        step_optimizers()
         for opt in opts:
-            opt.step()
             opt.zero_grad(set_to_none=True)
         return loss
 

@@ -100,3 +100,10 @@ def test_framepack_batches_hand_over_only_real_channels():
     assert not dense.tokens.values[~dense.tokens.channel_mask()].any()
     loss, _ = task.loss(task.build_model(), batch, "cpu")
     assert torch.isfinite(loss)
+
+
+def test_latents_of_another_width_name_the_override():
+    """Latents of a C = 8 autoencoder under a C = 4 config: the error says what to set."""
+    task = VideoTask(tiny_config(), "millivid", synthetic_latents(channels=8))
+    with pytest.raises(ValueError, match=r"8 channels but ae.channels = 4.*ae.channels=8"):
+        task.batch(0, torch.Generator())

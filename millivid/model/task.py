@@ -115,7 +115,8 @@ class VideoTask:
         if channels != self.config.ae.channels:
             raise ValueError(
                 f"latent video {i} has {channels} channels but ae.channels = "
-                f"{self.config.ae.channels}: train with the preset the latents were encoded with"
+                f"{self.config.ae.channels}: train with the autoencoder config the latents were "
+                f"encoded with (--set ae.channels={channels})"
             )
         return levels, actions
 

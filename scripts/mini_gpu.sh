@@ -10,8 +10,8 @@
 #   bash scripts/mini_gpu.sh eval     # evaluation of every rolled-out variant, report
 #   bash scripts/mini_gpu.sh ae       # autoencoders side by side, AE_STEPS each: hierarchical,
 #                                     # cascaded, all-levels, c32 (C = 32), c32-lr2 (and lr
-#                                     # 2e-3) (AE_VARIANTS);
-#                                     # AE_COOLDOWN: lr cooldown fraction (default 0)
+#                                     # 2e-3), c32-30db (the 30 dB recipe) (AE_VARIANTS);
+#                                     # AE_COOLDOWN: lr cooldown fraction (default 0); resumes
 #   bash scripts/mini_gpu.sh bench    # per-method mini train/rollout benchmarks (PAPER=1: paper too)
 # Run from the checkout root with PYTHONPATH=. ; RUN (default /tmp/mini) holds the run folder and
 # OUT (set by the device tool) receives what comes back. A trainer stopped by `timeout` saves
@@ -100,21 +100,33 @@ eval)  # every variant under RUN/rollouts
   repro --variants "${VARIANTS// /,}" --stages evaluate,report > "$OUT/eval.log" 2>&1
   (cd "$RUN" && tar czf "$OUT/eval.tar.gz" stages.json eval plans)
   ;;
-ae)  # like-for-like: same data, steps and batch; the trainings share the GPU
-  # each variant: config overrides, separated by spaces
+ae)  # like-for-like: same data, steps and batch; the trainings share the GPU. A call stopped by
+  # `timeout` waits for the trainers to save; the next call resumes them, and the quality check
+  # and grids come with the call that finishes
+  # each variant: config overrides, separated by spaces; c32-30db: the 30 dB model
+  # (checkpoints/mini/ae-c32, with AE_STEPS=18000 AE_COOLDOWN=0.25; docs/AUTOENCODER.md)
   declare -A AE_SET=([hierarchical]=ae.kind=hierarchical [cascaded]=ae.kind=cascaded
     [all-levels]=ae.all_levels=true [c32]=ae.channels=32
-    [c32-lr2]="ae.channels=32 ae_train.lr=2e-3")
+    [c32-lr2]="ae.channels=32 ae_train.lr=2e-3"
+    [c32-30db]="ae.channels=32 ae_train.lr=2e-3 ae_train.batch_size=1024 ae_train.num_workers=6")
   kinds=${AE_VARIANTS:-hierarchical cascaded all-levels}
+  stop=0
+  trap 'stop=1' TERM
+  pids=()
   for k in $kinds; do
+    [ -n "${AE_SET[$k]+x}" ] || { echo "unknown AE variant $k (${!AE_SET[*]})" >&2; exit 2; }
     sets=()
     for o in ${AE_SET[$k]}; do sets+=(--set "$o"); done
-    python -m millivid ae train --preset "$PRESET" --data "$RUN/data/train" --out "$RUN/ae-$k" \
-      --device "$DEVICE" "${sets[@]}" --set ae_train.steps="$AE_STEPS" \
-      --set ae_train.cooldown="$AE_COOLDOWN" --set ae_train.compile="$COMPILE" \
-      > "$RUN/ae_train_$k.log" 2>&1 &
+    resume=()
+    [ -d "$RUN/ae-$k/checkpoint" ] && resume=(--resume)
+    (trap : TERM; python -m millivid ae train --preset "$PRESET" --data "$RUN/data/train" \
+      --out "$RUN/ae-$k" --device "$DEVICE" "${sets[@]}" --set ae_train.steps="$AE_STEPS" \
+      --set ae_train.cooldown="$AE_COOLDOWN" --set ae_train.compile="$COMPILE" "${resume[@]}" \
+      >> "$RUN/ae_train_$k.log" 2>&1) &
+    pids+=($!)
   done
-  wait
+  finish "${pids[@]}" || exit 1
+  [ "$stop" = 1 ] && exit 1  # stopped: evaluated by the call that finishes
   for k in $kinds; do  # OUT: ae_quality.txt (with each training's last lines) + one grid each
     { echo "== $k"; tr '\r' '\n' < "$RUN/ae_train_$k.log" | tail -n 3; } >> "$OUT/ae_quality.txt"
     python benchmarks/bench_autoencoder.py quality --ckpt "$RUN/ae-$k" --data "$RUN/data/test" \

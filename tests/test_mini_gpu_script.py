@@ -102,3 +102,38 @@ def test_a_stopped_train_call_keeps_the_step_it_reached(tmp_path):
     assert train.wait(timeout=120) != 0  # stopped, not finished
     for v in ("millivid-cc", "fullres"):  # saved when the script returned, not after
         assert load_trainer_state(tmp_path / "run" / "video" / v)["step"] > 0, v
+
+
+def test_a_stopped_ae_call_is_resumed_by_the_next(tmp_path):
+    """`timeout` stops an `ae` call: its trainer saves the step it reached and the quality check
+    waits for the call that finishes; the next call resumes (the first call's log lines stay)."""
+    import signal
+    import time
+
+    from millivid.train.checkpoint import load_trainer_state
+
+    env = dry_run_env(tmp_path, AE_STEPS="100000", AE_VARIANTS="c32-lr2")
+    data = subprocess.run(["bash", SCRIPT, "data"], cwd=ROOT, env=env, capture_output=True)
+    assert data.returncode == 0, data.stderr[-2000:]
+    run = tmp_path / "run" / "ae-c32-lr2"
+
+    def stopped_call() -> int:
+        metrics = run / "metrics.jsonl"
+        before = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+        call = subprocess.Popen(["bash", SCRIPT, "ae"], cwd=ROOT, env=env, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while not (metrics.exists() and len(metrics.read_text().splitlines()) > before + 1):
+            assert time.monotonic() < deadline and call.poll() is None, "training never went on"
+            time.sleep(0.5)
+        os.killpg(call.pid, signal.SIGTERM)
+        assert call.wait(timeout=120) != 0  # stopped, not finished
+        return load_trainer_state(run)["step"]
+
+    first = stopped_call()
+    second = stopped_call()
+    assert 0 < first < second < 100000
+    log = (tmp_path / "run" / "ae_train_c32-lr2.log").read_text()
+    assert f"resumed {run} at step {first}" in log
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(10, steps[-1] + 1, 10))  # one run, continued
+    assert not (tmp_path / "out" / "ae_quality.txt").exists()  # left to the finishing call

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -267,6 +268,8 @@ def train(
     start = 0
     if resume:
         start = _restore(out_dir, model, ema, optimizers, schedulers, config)
+        if rank == 0:
+            tqdm.write(f"resumed {out_dir} at step {start}", file=sys.stderr)
     train_model: nn.Module = model
     if world > 1:
         train_model = DistributedDataParallel(

@@ -2,8 +2,9 @@
 
 A ``TrainTask`` says what to train (model, batches, loss); ``train`` does the rest: Muon for the
 2-D weight matrices of linear layers and AdamW for everything else, linear warmup, grad-norm
-clipping, bf16 autocast on CUDA, optional torch.compile (model and Muon step), EMA weights, DDP under torchrun,
-atomic checkpoints every N steps and at exit, exact resume, a tqdm bar and ``metrics.jsonl``.
+clipping, bf16 autocast on CUDA, optional torch.compile (model and Muon step), EMA weights, DDP
+under torchrun, atomic checkpoints every N steps and at exit, exact resume, a tqdm bar and
+``metrics.jsonl``.
 
 Exact resume: the batch of step ``s`` on rank ``r`` comes from a generator seeded with
 ``(seed, r, s)`` and the global RNG is reseeded the same way, so a resumed run sees exactly the

@@ -24,6 +24,10 @@ mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 PRESET=${PRESET:-mini}
 DEVICE=${DEVICE:-cuda}
 AE=${AE-checkpoints/mini/ae}  # empty: train one in the ae stage
+# config overrides for every stage, e.g. the C = 32 autoencoder:
+# AE=checkpoints/mini/ae-c32 SETS="ae.channels=32"
+SET_ARGS=()
+for o in ${SETS:-}; do SET_ARGS+=(--set "$o"); done
 TRAIN_VIDEOS=${TRAIN_VIDEOS:-512}
 TEST_VIDEOS=${TEST_VIDEOS:-64}
 TRAIN_STEPS=${TRAIN_STEPS:-8000}
@@ -37,7 +41,8 @@ VARIANTS=${VARIANTS:-millivid-cc framepack fullres millivid}  # + upscale cascad
 COMPILE=true
 [ "$DEVICE" = cpu ] && COMPILE=false
 repro() { python -m millivid reproduce --preset "$PRESET" --out "$RUN" ${AE:+--ae "$AE"} \
-  --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" --device "$DEVICE" "$@"; }
+  --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" --device "$DEVICE" "${SET_ARGS[@]}" \
+  "$@"; }
 finish() {  # wait for these processes to end, also when a SIGTERM interrupts `wait`
   local rc=0 s pid
   for pid in "$@"; do
@@ -92,8 +97,8 @@ rollout)
   [ -d "$RUN/gt" ] || repro --stages data --workers 16 --store >> "$OUT/data.log" 2>&1
   timeout "$ROLLOUT_S" python -m millivid reproduce --preset "$PRESET" --out "$RUN" \
     ${AE:+--ae "$AE"} --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" \
-    --device "$DEVICE" --variants "${VARIANTS// /,}" --stages rollout --rollout-batch 64 \
-    --sample-steps "$STEPS" >> "$OUT/rollout.log" 2>&1
+    --device "$DEVICE" "${SET_ARGS[@]}" --variants "${VARIANTS// /,}" --stages rollout \
+    --rollout-batch 64 --sample-steps "$STEPS" >> "$OUT/rollout.log" 2>&1
   cp "$RUN/stages.json" "$OUT/"
   ;;
 eval)  # every variant under RUN/rollouts

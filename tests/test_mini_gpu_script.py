@@ -40,6 +40,7 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         AE_STEPS="3",
         AE_VARIANTS="hierarchical cascaded all-levels c32-lr2",
         AE_COOLDOWN="0.5",
+        SETS="ae.channels=8",  # every stage: the tiny autoencoder at C = 8 (preset: 4)
     )
     back = {}
     for phase in ("data", "train", "export", "rollout", "eval", "ae"):
@@ -76,6 +77,9 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
     saved = json.loads((tmp_path / "run" / "ae-c32-lr2" / "checkpoint" / "config.json").read_text())
     assert saved["ae"]["channels"] == 32 and saved["ae_train"]["lr"] == 2e-3  # both overrides
     assert saved["ae_train"]["cooldown"] == 0.5
+    for stage in ("ae", "video/millivid-cc", "video/fullres"):  # SETS reached every stage
+        saved = json.loads((tmp_path / "run" / stage / "checkpoint" / "config.json").read_text())
+        assert saved["ae"]["channels"] == 8, stage
 
 
 def test_a_stopped_train_call_keeps_the_step_it_reached(tmp_path):

@@ -1,9 +1,10 @@
 """The autoencoder's training task for the shared trainer (paper §3.1, A.2).
 
 One level is sampled per example (``all_levels``: every level of every example); the whole
-output pyramid is supervised with MSE against the input pyramid, plus optional terms (``AutoencoderConfig``): ``gradient_weight`` x image-gradient
-L1 on every output level, and ``lpips_weight`` x LPIPS on the top image (as in the paper; it
-needs the published AlexNet/LPIPS files, which are never downloaded — see docs/AUTOENCODER.md).
+output pyramid is supervised with MSE against the input pyramid, plus optional terms
+(``AutoencoderConfig``): ``gradient_weight`` x image-gradient L1 on every output level, and
+``lpips_weight`` x LPIPS on the top image (as in the paper; it needs the published AlexNet/LPIPS
+files, which are never downloaded — see docs/AUTOENCODER.md).
 """
 
 from __future__ import annotations

@@ -8,18 +8,15 @@ from millivid.train.checkpoint import (
     write_checkpoint,
 )
 from millivid.train.config import PRESETS, TrainConfig
-from millivid.train.signals import StepBoundaryStop
-from millivid.train.trainer import (
-    TrainTask,
-    bf16_megabytes,
+from millivid.train.optim import (
     build_optimizers,
     ema_decay_at,
     lr_factor,
     optimizer_step,
-    parameter_count,
     split_parameters,
-    train,
 )
+from millivid.train.signals import StepBoundaryStop
+from millivid.train.trainer import TrainTask, bf16_megabytes, parameter_count, train
 
 __all__ = [
     "PRESETS",

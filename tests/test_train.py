@@ -342,3 +342,79 @@ def test_compiled_run_follows_the_eager_one_and_resumes(tmp_path, monkeypatch):
     train(ToyTask(), replace(cfg, steps=10), part, config={}, device="cpu", show_progress=False)
     train(ToyTask(), cfg, part, config={}, resume=True, device="cpu", show_progress=False)
     assert losses(part) == losses(full)
+
+
+def _records(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _train_toy(run, cfg, **kwargs):
+    from millivid.typed_config import to_dict
+
+    config = {"train": to_dict(cfg)}  # a training section: its steps may change on resume
+    train(ToyTask(), cfg, run, config=config, device="cpu", show_progress=False, **kwargs)
+
+
+def test_resume_with_another_cooldown_follows_the_new_schedule_from_the_resumed_step(tmp_path):
+    """Raising ``steps`` and adding a cooldown on resume: the steps after it use the new
+    schedule's lr from the first resumed step on, exactly as a run configured so from the start
+    (whose cooldown begins only at the resumed step, so the first 6 steps are the same)."""
+    full, part = tmp_path / "full", tmp_path / "part"
+    ten = replace(CFG, steps=10, cooldown=0.5)  # lr falls over steps 5..9: 1, 0.8, ..., 0.2
+    _train_toy(full, ten)
+    _train_toy(part, replace(CFG, steps=6))
+    _train_toy(part, ten, resume=True)
+    assert losses(part) == losses(full)
+    a, _ = load_checkpoint(full)
+    b, config = load_checkpoint(part)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert config["train"]["steps"] == 10 and config["train"]["cooldown"] == 0.5
+
+
+def test_a_cooldown_moves_to_the_end_of_the_new_total(tmp_path):
+    """A finished run that cooled down to lr 0 and is extended from 6 to 10 steps: the lr goes
+    back up to the new schedule's value at step 6 and cools down again over the new last half."""
+    _train_toy(tmp_path, replace(CFG, steps=6, cooldown=0.5))
+    _train_toy(tmp_path, replace(CFG, steps=10, cooldown=0.5), resume=True)
+    old = lr_factor(replace(CFG, steps=6, cooldown=0.5))
+    new = lr_factor(replace(CFG, steps=10, cooldown=0.5))
+    lrs = [r["lr"] for r in _records(tmp_path)]  # logged after step s: the lr of the next one
+    assert lrs[:6] == pytest.approx([CFG.lr * old(s) for s in range(1, 7)])
+    assert lrs[5] == 0.0
+    assert lrs[6:] == pytest.approx([CFG.lr * new(s) for s in range(7, 11)])
+    assert lrs[6:] == pytest.approx([CFG.lr * f for f in (0.6, 0.4, 0.2, 0.0)])
+
+
+def test_resume_refuses_unsafe_changes_and_names_them(tmp_path):
+    _train_toy(tmp_path, replace(CFG, steps=4))
+    with pytest.raises(CheckpointError, match=r"keys: train\.batch_size, train\.lr\)"):
+        _train_toy(tmp_path, replace(CFG, steps=8, batch_size=4, lr=1e-3), resume=True)
+
+
+def test_check_resumable_allows_only_the_listed_keys_of_training_sections():
+    from millivid.train import RESUMABLE_KEYS, check_resumable
+    from millivid.typed_config import to_dict
+
+    section = to_dict(CFG)
+    saved = {"stage": "video", "model": {"depth": 2, "steps": 1}, "video_train": section}
+    safe = {k: not v if isinstance(v, bool) else v + 1 for k, v in section.items()}
+    safe = {k: safe[k] if k in RESUMABLE_KEYS else v for k, v in section.items()}
+    changed = check_resumable(saved, {**saved, "video_train": safe}, "c.json")
+    assert changed == sorted(f"video_train.{k}" for k in RESUMABLE_KEYS)
+    for unsafe in ({"model": {"depth": 2, "steps": 2}}, {"stage": "autoencoder"}):
+        with pytest.raises(CheckpointError, match="c.json: config differs"):
+            check_resumable(saved, {**saved, **unsafe}, "c.json")
+    with pytest.raises(CheckpointError, match="video_train.warmup_steps"):
+        check_resumable(saved, {**saved, "video_train": {**section, "warmup_steps": 1}}, "c.json")
+
+
+def test_resume_keeps_the_ema_average(tmp_path):
+    """The EMA goes on from its saved weights and update count (it was reset to the weights)."""
+    full, part = tmp_path / "full", tmp_path / "part"
+    cfg = replace(CFG, steps=20, ema_decay=0.9)
+    train(ToyTask(), cfg, full, config={}, device="cpu", show_progress=False)
+    train(ToyTask(), replace(cfg, steps=10), part, config={}, device="cpu", show_progress=False)
+    train(ToyTask(), cfg, part, config={}, resume=True, device="cpu", show_progress=False)
+    a, _ = load_checkpoint(full, ema=True)
+    b, _ = load_checkpoint(part, ema=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)

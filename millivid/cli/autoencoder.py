@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from millivid.cli.common import add_preset_flags, config_from_args
+from millivid.cli.common import add_preset_flags, add_resume_flags, config_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_preset_flags(tr)
     tr.add_argument("--data", type=Path, required=True, help="dataset folder of .npz videos")
     tr.add_argument("--out", type=Path, required=True, help="run folder")
-    tr.add_argument("--resume", action="store_true")
+    add_resume_flags(tr)
     tr.add_argument("--device", default="auto")
     tr.add_argument("--max-videos", type=int, default=None, help="use only the first N videos")
     tr.set_defaults(func=_train)
@@ -42,7 +42,14 @@ def _train(args: argparse.Namespace) -> int:
     from millivid.autoencoder.run import train_autoencoder
 
     ckpt = train_autoencoder(
-        config_from_args(args), args.data, args.out, args.resume, args.device, args.max_videos
+        config_from_args(args),
+        args.data,
+        args.out,
+        args.resume,
+        args.device,
+        args.max_videos,
+        resume_from=args.resume_from,
+        continuation=args.continuation,
     )
     print(f"checkpoint: {ckpt}")
     return 0

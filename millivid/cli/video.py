@@ -1,8 +1,9 @@
 """``millivid video train``: train the video DiT of one method on a latent cache (issue 6).
 
 ``millivid video train --method M --preset mini --latents DIR --out RUN [--set k=v ...]
-[--resume] [--device auto]`` runs the shared trainer (Muon/AdamW, warmup, clipping, EMA, bf16,
-DDP under torchrun, atomic checkpoints, exact resume) on ``millivid.model.task.VideoTask``.
+[--resume | --resume-from STATE] [--continuation STATE] [--device auto]`` runs the shared
+trainer (Muon/AdamW, warmup, clipping, EMA, bf16, DDP under torchrun, atomic checkpoints, exact
+resume, continuation states) on ``millivid.model.task.VideoTask``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from millivid.cli.common import add_preset_flags, config_from_args
+from millivid.cli.common import add_preset_flags, add_resume_flags, config_from_args
 from millivid.plan import METHODS
 from millivid.typed_config import to_dict
 
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_preset_flags(train)
     train.add_argument("--latents", type=Path, required=True, help="latent cache directory")
     train.add_argument("--out", type=Path, required=True, help="run directory (checkpoints)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    add_resume_flags(train)
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     train.add_argument(
         "--attention",
@@ -65,7 +66,14 @@ def run_train(args: argparse.Namespace) -> int:
     task = VideoTask(config, args.method, LatentCache(args.latents))
     saved = {"stage": "video", "method": args.method, **to_dict(config)}
     out = train(
-        task, config.video_train, args.out, config=saved, resume=args.resume, device=args.device
+        task,
+        config.video_train,
+        args.out,
+        config=saved,
+        resume=args.resume,
+        resume_from=args.resume_from,
+        continuation=args.continuation,
+        device=args.device,
     )
     print(f"video model ({args.method}) checkpoint: {out}")
     return 0

@@ -1,13 +1,16 @@
-"""The one trainer (autoencoder, video model, label probe) and its atomic checkpoints."""
+"""The one trainer (autoencoder, video model, label probe), its atomic checkpoints and its
+continuation states."""
 
 from millivid.train.checkpoint import (
     CheckpointError,
+    check_resumable,
     latest_checkpoint,
     load_checkpoint,
     load_weights_into,
     write_checkpoint,
 )
-from millivid.train.config import PRESETS, TrainConfig
+from millivid.train.config import PRESETS, RESUMABLE_KEYS, TrainConfig
+from millivid.train.continuation import read_continuation, write_continuation
 from millivid.train.optim import (
     build_optimizers,
     ema_decay_at,
@@ -20,11 +23,13 @@ from millivid.train.trainer import TrainTask, bf16_megabytes, parameter_count, t
 
 __all__ = [
     "PRESETS",
+    "RESUMABLE_KEYS",
     "CheckpointError",
     "TrainConfig",
     "TrainTask",
     "bf16_megabytes",
     "build_optimizers",
+    "check_resumable",
     "ema_decay_at",
     "lr_factor",
     "latest_checkpoint",
@@ -32,8 +37,10 @@ __all__ = [
     "load_weights_into",
     "optimizer_step",
     "parameter_count",
+    "read_continuation",
     "StepBoundaryStop",
     "split_parameters",
     "train",
     "write_checkpoint",
+    "write_continuation",
 ]

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from millivid.train.config import RESUMABLE_KEYS, TrainConfig
 
 CHECKPOINT = "checkpoint"
 
@@ -43,15 +46,29 @@ def write_checkpoint(
     """Atomically replace ``run/checkpoint`` with these weights, config and trainer state."""
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
-    final, tmp, old = run / CHECKPOINT, run / f"{CHECKPOINT}.tmp", run / f"{CHECKPOINT}.old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    final = run / CHECKPOINT
+    tmp = fresh_tmp_folder(final)
     save_file(_cpu_contiguous(weights), str(tmp / "model.safetensors"))
     if ema is not None:
         save_file(_cpu_contiguous(ema), str(tmp / "ema.safetensors"))
     (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     if state is not None:
         torch.save(state, tmp / "state.pt")
+    return swap_in_folder(tmp, final)
+
+
+def fresh_tmp_folder(final: Path) -> Path:
+    """An empty ``final.tmp`` folder to write a new version of ``final`` into."""
+    tmp = final.with_name(f"{final.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def swap_in_folder(tmp: Path, final: Path) -> Path:
+    """Rename the finished ``tmp`` to ``final``. The previous ``final`` is moved to ``final.old``
+    first and removed last, so a crash at any moment leaves one complete version."""
+    old = final.with_name(f"{final.name}.old")
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)
         final.rename(old)
@@ -129,3 +146,43 @@ def load_weights_into(model: torch.nn.Module, weights: dict[str, torch.Tensor], 
                 f"{tuple(own[key].shape)} in the model: config mismatch"
             )
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in weights.items()})
+
+
+_TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
+
+
+def config_changes(saved: dict[str, Any], config: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts (sections key by key)."""
+    changed = []
+    for key in sorted(set(saved) | set(config)):
+        old, new = saved.get(key), config.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += config_changes(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changed.append(prefix + key)
+    return changed
+
+
+def _resumable(key: str, config: dict[str, Any]) -> bool:
+    """``key`` is one of ``RESUMABLE_KEYS`` of a training section (a ``TrainConfig``)."""
+    *path, name = key.split(".")
+    section: Any = config
+    for part in path:
+        section = section.get(part) if isinstance(section, dict) else None
+    return name in RESUMABLE_KEYS and isinstance(section, dict) and _TRAIN_FIELDS <= set(section)
+
+
+def check_resumable(saved: dict[str, Any], config: dict[str, Any], where: Path) -> list[str]:
+    """The keys in which ``config`` differs from the ``saved`` config of the run it resumes;
+    a ``CheckpointError`` naming them if any is not a ``RESUMABLE_KEYS`` key of a training
+    section (``where``: the saved config's file, for the message)."""
+    config = json.loads(json.dumps(config))
+    changed = config_changes(saved, config)
+    refused = [k for k in changed if not _resumable(k, config)]
+    if refused:
+        raise CheckpointError(
+            f"{where}: config differs from this run's (keys: {', '.join(refused)}); only "
+            f"{', '.join(RESUMABLE_KEYS)} of a training section may change on resume: resume "
+            "with the same preset and other overrides, or start a new run with a new --out"
+        )
+    return changed

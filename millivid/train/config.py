@@ -25,6 +25,15 @@ class TrainConfig:
     num_workers: int = 0  # processes building batches ahead of the loop (0: in the loop)
 
 
+# What a run may change when it resumes (any other config difference is refused): none of these
+# changes what a step computes. The lr schedule is a function of the step, so a resumed run with
+# more ``steps`` (or another ``cooldown``) follows the new schedule from the step it resumes at:
+# warmup is not repeated and a cooldown moves to the end of the new total. Batches depend only
+# on (seed, rank, step), so ``num_workers`` does not change them; ``compile`` changes results by
+# float rounding only.
+RESUMABLE_KEYS = ("steps", "cooldown", "checkpoint_every", "log_every", "num_workers", "compile")
+
+
 PRESETS = {
     "tiny": TrainConfig(
         steps=200, batch_size=8, warmup_steps=20, checkpoint_every=100, log_every=10

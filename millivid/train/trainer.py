@@ -8,7 +8,9 @@ under torchrun, atomic checkpoints every N steps and at exit, exact resume, a tq
 
 Exact resume: the batch of step ``s`` on rank ``r`` comes from a generator seeded with
 ``(seed, r, s)`` and the global RNG is reseeded the same way, so a resumed run sees exactly the
-batches and noise of an uninterrupted one.
+batches and noise of an uninterrupted one. The lr schedule is a function of the step too, so a
+resumed run may ask for more steps (``config.RESUMABLE_KEYS``). A run can also go on in a new
+folder from a small continuation state (``continuation.py``).
 """
 
 from __future__ import annotations
@@ -30,11 +32,20 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from millivid.train.checkpoint import (
+    CheckpointError,
+    check_resumable,
+    latest_checkpoint,
+    load_checkpoint,
     load_trainer_state,
     load_weights_into,
     write_checkpoint,
 )
 from millivid.train.config import TrainConfig
+from millivid.train.continuation import (
+    load_continuation_into,
+    read_continuation,
+    write_continuation,
+)
 from millivid.train.optim import build_optimizers, ema_update, lr_factor, optimizer_step
 from millivid.train.signals import StepBoundaryStop
 
@@ -133,13 +144,19 @@ def train(
     *,
     config: dict[str, Any],
     resume: bool = False,
+    resume_from: Path | None = None,
+    continuation: Path | None = None,
     device: str = "auto",
     show_progress: bool = True,
 ) -> Path:
     """Train ``task`` for ``cfg.steps`` steps into ``out_dir``; returns the checkpoint folder.
 
     ``config`` (JSON-able) is saved beside the weights. ``resume=True`` continues from the
-    latest checkpoint in ``out_dir`` (its config must equal ``config``).
+    latest checkpoint in ``out_dir``; ``resume_from`` from a continuation state (or from
+    ``out_dir``'s checkpoint when that is as far along). Either way the saved config must
+    equal ``config`` but for ``RESUMABLE_KEYS`` of a training section (e.g. more steps).
+    ``continuation``: also write the continuation state into this folder with every checkpoint
+    and at exit.
     """
     out_dir = Path(out_dir)
     rank, world = _distributed()
@@ -149,17 +166,22 @@ def train(
     torch.manual_seed(cfg.seed)
     model = task.build_model().to(dev)
     optimizers = build_optimizers(model, cfg)
-    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lr_factor(cfg)) for o in optimizers]
     ema = (
         AveragedModel(model, multi_avg_fn=ema_update(cfg.ema_decay), use_buffers=True)
         if cfg.ema_decay > 0
         else None
     )
     start = 0
-    if resume:
-        start = _restore(out_dir, model, ema, optimizers, schedulers, config)
-        if rank == 0:
-            tqdm.write(f"resumed {out_dir} at step {start}", file=sys.stderr)
+    if resume and resume_from is not None:
+        raise ValueError(
+            "--resume continues the checkpoint in --out, --resume-from a continuation state (or "
+            "that checkpoint when it is as far along): pass one of them"
+        )
+    if resume or resume_from is not None:
+        start = _resume(out_dir, resume_from, model, ema, optimizers, config, rank)
+    if ema is not None:  # one update per step; at 0 the next update would copy the weights
+        ema.n_averaged.fill_(start)
+    schedulers = _schedulers(optimizers, cfg, start)
     train_model: nn.Module = model
     if world > 1:
         train_model = DistributedDataParallel(
@@ -174,19 +196,31 @@ def train(
         else nullcontext()
     )
 
-    def save(step: int) -> None:
+    log_path = out_dir / "metrics.jsonl"
+
+    def save(step: int, checkpoint: bool = True) -> None:
         if rank != 0:
             return
-        state = {
-            "step": step,
-            "optimizers": [o.state_dict() for o in optimizers],
-            "schedulers": [s.state_dict() for s in schedulers],
-            "rng": _rng_state(dev),
-        }
-        ema_weights = _unwrap(ema.module).state_dict() if ema is not None else None
-        write_checkpoint(out_dir, model.state_dict(), config, state, ema_weights)
+        ema_model = _unwrap(ema.module) if ema is not None else None
+        if checkpoint:
+            state = {
+                "step": step,
+                "optimizers": [o.state_dict() for o in optimizers],
+                "rng": _rng_state(dev),
+            }
+            ema_weights = ema_model.state_dict() if ema_model is not None else None
+            write_checkpoint(out_dir, model.state_dict(), config, state, ema_weights)
+        if continuation is not None:
+            write_continuation(
+                continuation,
+                step=step,
+                config=config,
+                model=model,
+                ema=ema_model,
+                optimizers=optimizers,
+                log=log_path,
+            )
 
-    log_path = out_dir / "metrics.jsonl"
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         _truncate_log(log_path, start)
@@ -260,36 +294,70 @@ def train(
                     save(step)
         finally:
             bar.close()
-            if not diverged and (step > start or not (out_dir / "checkpoint").exists()):
+            if not diverged and (step > start or _checkpoint_step(out_dir) != step):
                 save(step)  # at exit, also on Ctrl-C or an error: nothing trained is lost
+            elif not diverged and continuation is not None:
+                save(step, checkpoint=False)  # nothing trained: the state of the checkpoint
     return out_dir / "checkpoint"
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines))
+    tmp.replace(path)
 
 
 def _truncate_log(path: Path, step: int) -> None:
     """Drop log lines past ``step`` (a resumed run rewrites them)."""
     if not path.exists():
         return
-    keep = [
-        line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step
-    ]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    tmp.replace(path)
+    lines = path.read_text().splitlines()
+    _write_lines(path, [line for line in lines if line and json.loads(line)["step"] <= step])
 
 
-def _restore(out_dir, model, ema, optimizers, schedulers, config) -> int:
-    from millivid.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+def _schedulers(optimizers, cfg: TrainConfig, start: int) -> list:
+    """One LambdaLR per optimizer, set to step ``start`` of ``cfg``'s schedule (a function of
+    the step only, so a resumed run follows its own config's schedule from there on)."""
+    for o in optimizers:
+        for group in o.param_groups:
+            group["initial_lr"] = cfg.lr
+    lr_scheduler = torch.optim.lr_scheduler
+    return [lr_scheduler.LambdaLR(o, lr_factor(cfg), last_epoch=start - 1) for o in optimizers]
 
+
+def _resume(out_dir, resume_from, model, ema, optimizers, config, rank) -> int:
+    """Load the checkpoint in ``out_dir``, or with ``resume_from`` the continuation state there
+    unless ``out_dir`` holds a checkpoint as far along; returns the step reached."""
+    state = read_continuation(resume_from) if resume_from is not None else None
+    if state is None or _checkpoint_step(out_dir) >= state.step:
+        start, changed = _restore(out_dir, model, ema, optimizers, config)
+        source = out_dir
+    else:
+        changed = check_resumable(state.config, config, state.folder / "config.json")
+        load_continuation_into(state, model, ema.module if ema is not None else None, optimizers)
+        start, source = state.step, state.folder
+        if rank == 0:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            _write_lines(out_dir / "metrics.jsonl", state.log_lines)
+    if rank == 0:
+        note = f" (changed: {', '.join(changed)})" if changed else ""
+        tqdm.write(f"resumed {source} at step {start}{note}", file=sys.stderr)
+    return start
+
+
+def _checkpoint_step(run: Path) -> int:
+    """The step of the latest checkpoint in ``run``; -1 when there is none."""
+    try:
+        return int(load_trainer_state(run)["step"])
+    except CheckpointError:
+        return -1
+
+
+def _restore(out_dir, model, ema, optimizers, config) -> tuple[int, list[str]]:
+    """Load the latest checkpoint of ``out_dir``; (its step, the config keys changed since)."""
     folder = latest_checkpoint(out_dir)
     weights, saved_config = load_checkpoint(folder)
-    if saved_config != json.loads(json.dumps(config)):
-        changed = sorted(
-            k for k in set(saved_config) | set(config) if saved_config.get(k) != config.get(k)
-        )
-        raise CheckpointError(
-            f"{folder / 'config.json'}: config differs from this run's (keys: {', '.join(changed)}); "
-            "resume with the same preset and overrides, or use a new --out"
-        )
+    changed = check_resumable(saved_config, config, folder / "config.json")
     load_weights_into(model, weights, str(folder))
     if ema is not None:
         ema_weights, _ = load_checkpoint(folder, ema=True)
@@ -299,9 +367,7 @@ def _restore(out_dir, model, ema, optimizers, schedulers, config) -> int:
         raise CheckpointError(f"{folder / 'state.pt'}: optimizer layout differs")
     for o, s in zip(optimizers, state["optimizers"], strict=True):
         o.load_state_dict(s)
-    for sch, s in zip(schedulers, state["schedulers"], strict=True):
-        sch.load_state_dict(s)
-    return int(state["step"])
+    return int(state["step"]), changed
 
 
 def parameter_count(model: nn.Module) -> int:

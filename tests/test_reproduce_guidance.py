@@ -1,0 +1,27 @@
+"""`millivid reproduce --set diffusion.guidance=…` reaches the rollouts (the checkpoint's config
+holds the guidance the model was trained with, not the one a run asks for)."""
+
+from dataclasses import replace
+
+from millivid.presets import load_preset
+from millivid.reproduce import PRESETS, reproduce
+
+
+def test_the_run_configs_guidance_reaches_the_rollouts(tmp_path, monkeypatch):
+    trained = load_preset("tiny")  # the checkpoint's config: guidance 1
+    calls = []
+    monkeypatch.setattr(
+        "millivid.rollout.generate.load_video_model",
+        lambda run, device: (None, trained, "millivid"),
+    )
+    monkeypatch.setattr("millivid.rollout.generate.load_ae", lambda run, device: None)
+    monkeypatch.setattr(
+        "millivid.rollout.folder.rollout_folder", lambda *args, **kwargs: calls.append(kwargs)
+    )
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "plans" / "millivid.png").write_bytes(b"")  # drawn already
+    cfg = load_preset("tiny", ["diffusion.guidance=2.5"])
+    rcfg = replace(PRESETS["tiny"], variants=("millivid",), stages=("rollout",))
+    reproduce(tmp_path, cfg, rcfg, device="cpu", log=lambda _: None)
+    assert trained.diffusion.guidance == 1.0
+    assert [c.get("guidance") for c in calls] == [2.5]

@@ -5,6 +5,11 @@ that target level is drawn from held-out world videos (test seeds, encoded with 
 autoencoder), and the v-loss is computed with the context and with every context token dropped
 (same steps, times and noise). A ratio near 1 means the model ignores the context of those steps.
 
+For the coarsest target level it also asks whether the rollout's first generated coarse frame
+continues the context: the model's clean estimate at full noise (t = 1) of each step's first
+target frame, against the truth, next to the error of simply repeating the previous frame's
+latent at that level (MSE per channel; a model that continues the context is at or below it).
+
     python benchmarks/video_level_loss.py --ckpt checkpoints/mini/millivid-cc --ae checkpoints/mini/ae
 """
 
@@ -21,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from millivid.autoencoder.run import load_autoencoder  # noqa: E402
+from millivid.diffusion import alpha_sigma, logsnr  # noqa: E402
 from millivid.model.task import InMemoryLatents, VideoBatch, VideoTask  # noqa: E402
 from millivid.plan.sampler import step_kinds  # noqa: E402
 from millivid.rollout.generate import load_video_model  # noqa: E402
@@ -41,6 +47,7 @@ def level_losses(args: argparse.Namespace) -> dict:
             )
             for i in range(args.videos)
         ]
+    poses = [videos.poses[i] for i in range(args.videos)]
     cfg = replace(
         cfg,
         video_train=replace(cfg.video_train, batch_size=args.batch),
@@ -52,7 +59,7 @@ def level_losses(args: argparse.Namespace) -> dict:
         # plan.level_weights, one-hot: every step of the batch has its target at ``level``
         one_hot = tuple(float(i == level) for i in range(len(cfg.plan.tokens)))
         lcfg = replace(cfg, plan=replace(cfg.plan, level_weights=one_hot))
-        task = VideoTask(lcfg, method, InMemoryLatents(latents))
+        task = VideoTask(lcfg, method, InMemoryLatents(latents, poses))
         batch = task.batch(0, torch.Generator().manual_seed(args.seed))
         every = torch.ones_like(batch.dropped)
         blind = VideoBatch(batch.tokens.drop_context(every), batch.t, batch.noise, every, batch.cin)
@@ -65,7 +72,43 @@ def level_losses(args: argparse.Namespace) -> dict:
             f"ratio {loss / null:.2f}",
             flush=True,
         )
+    if targeted and targeted[-1] == len(cfg.plan.tokens) - 1 and method != "framepack":
+        out["first_frame"] = first_frame_error(model, cfg, method, latents, poses, args)
+        print(
+            "coarsest level, first target frame: MSE of the clean estimate at full noise "
+            f"{out['first_frame']['model']:.3f}, of repeating the previous frame "
+            f"{out['first_frame']['copy_last']:.3f}",
+            flush=True,
+        )
     return out
+
+
+@torch.no_grad()
+def first_frame_error(model, cfg, method, latents, poses, args) -> dict:
+    """MSE of the model's x0 estimate at t = 1 for the first target frame of coarsest-level
+    steps, and of the previous frame's latent at that level, over ``args.batch`` steps per video
+    (one video per batch, so the truth is known from the step's origin)."""
+    level = len(cfg.plan.tokens) - 1
+    one_hot = tuple(float(i == level) for i in range(len(cfg.plan.tokens)))
+    lcfg = replace(cfg, plan=replace(cfg.plan, level_weights=one_hot))
+    errs, copies = [], []
+    for lat, pose in zip(latents, poses, strict=True):
+        task = VideoTask(lcfg, method, InMemoryLatents([lat], [pose]))
+        batch = task.batch(0, torch.Generator().manual_seed(args.seed)).to(args.device)
+        tokens = batch.tokens
+        t = torch.ones_like(batch.t)
+        a, s = alpha_sigma(logsnr(t, cfg.diffusion.shift))
+        a, s = a.view(-1, 1, 1).float(), s.view(-1, 1, 1).float()
+        x0 = tokens.target_values.float()
+        z = a * x0 + s * torch.randn_like(x0)
+        v = model(tokens.with_targets(z), t).float()
+        est = a * z - s * v  # v-parameterisation: x0 = a z - s v
+        level_lat = lat[0][level].to(args.device).flatten(1, 2)  # [T, n, C]
+        n = level_lat.shape[1]  # tokens per frame at this level
+        prev = level_lat[tokens.origin - 1]  # [B, n, C]
+        errs.append(((est[:, :n] - x0[:, :n]) ** 2).mean(dim=(1, 2)))
+        copies.append(((prev - x0[:, :n]) ** 2).mean(dim=(1, 2)))
+    return {"model": float(torch.cat(errs).mean()), "copy_last": float(torch.cat(copies).mean())}
 
 
 def main() -> None:

@@ -24,7 +24,8 @@ A *variant* is a method plus an attention mode (``Variant``): ``millivid`` (full
 paper), ``millivid-cc`` (context-causal: context K/V reused across denoising steps),
 ``millivid-balanced`` (training steps drawn with equal weight per target level), ``framepack``,
 ``fullres``, ``upscale`` (rollout + upscaling) and ``cascaded`` (MILLIVID's plan over the
-mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for).
+mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for);
+``<method>-poses`` variants condition on the camera poses as well as the actions.
 """
 
 from __future__ import annotations
@@ -42,13 +43,15 @@ from millivid.presets import Config
 
 @dataclass(frozen=True)
 class Variant:
-    """What a variant name trains: a method, an attention mode, an autoencoder kind and whether
-    training steps are drawn with equal weight per target level (``plan.level_weights``)."""
+    """What a variant name trains: a method, an attention mode, an autoencoder kind, whether
+    training steps are drawn with equal weight per target level (``plan.level_weights``) and
+    what steers the frames (``model.condition``: actions, poses or both)."""
 
     method: str
     attention: str = "full"
     ae: str = "hierarchical"
     balanced: bool = False
+    condition: str = "actions"
 
 
 VARIANTS: dict[str, Variant] = {
@@ -57,6 +60,11 @@ VARIANTS: dict[str, Variant] = {
     "millivid-balanced": Variant("millivid", balanced=True),
     "framepack": Variant("framepack"),
     "fullres": Variant("fullres"),
+    # conditioned on the camera poses as well as the actions (model.condition = both)
+    "millivid-poses": Variant("millivid", balanced=True, condition="both"),
+    "millivid-cc-poses": Variant("millivid", "context-causal", balanced=True, condition="both"),
+    "framepack-poses": Variant("framepack", condition="both"),
+    "fullres-poses": Variant("fullres", condition="both"),
     "upscale": Variant("upscale"),
     "cascaded": Variant("cascaded", ae="cascaded"),
 }
@@ -119,7 +127,7 @@ def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
     weights = (1.0,) * len(cfg.plan.tokens) if v.balanced else cfg.plan.level_weights
     return v.method, replace(
         cfg,
-        model=replace(cfg.model, attention=v.attention),
+        model=replace(cfg.model, attention=v.attention, condition=v.condition),
         ae=replace(cfg.ae, kind=v.ae),
         plan=replace(cfg.plan, level_weights=weights),
     )
@@ -281,6 +289,7 @@ def reproduce(
                     length=rcfg.frames,
                     batch=rcfg.rollout_batch,
                     steps=rcfg.sample_steps,
+                    guidance=cfg.diffusion.guidance,  # this run's, not the checkpoint's
                     compile=rcfg.compile,
                     device=dev,
                     max_videos=rcfg.test_videos,

@@ -12,7 +12,7 @@ from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.autoencoder.task import AutoencoderTask
 from millivid.data.dataset import list_videos
 from millivid.data.latent_cache import write_cache_meta, write_latent_video
-from millivid.data.videos import load_video
+from millivid.data.videos import load_video, read_header
 from millivid.presets import Config
 from millivid.train import load_checkpoint, load_weights_into, train, write_checkpoint
 from millivid.train.checkpoint import load_trainer_state
@@ -39,12 +39,25 @@ def train_autoencoder(
     resume: bool = False,
     device: str = "auto",
     max_videos: int | None = None,
+    *,
+    resume_from: Path | None = None,
+    continuation: Path | None = None,
 ) -> Path:
-    """Train the autoencoder of ``cfg`` on a dataset folder; calibrate the latent statistics."""
+    """Train the autoencoder of ``cfg`` on a dataset folder; calibrate the latent statistics.
+    ``resume_from``, ``continuation``: continuation states, as in ``millivid.train.train``."""
     frames = frame_bank(data, max_videos)
     task = AutoencoderTask(cfg.ae, frames, cfg.ae_train.batch_size)
     config = {"stage": "autoencoder", **to_dict(cfg)}
-    ckpt = train(task, cfg.ae_train, out, config=config, resume=resume, device=device)
+    ckpt = train(
+        task,
+        cfg.ae_train,
+        out,
+        config=config,
+        resume=resume,
+        resume_from=resume_from,
+        continuation=continuation,
+        device=device,
+    )
     model = load_autoencoder(out, device=str(resolve_device(device)))
     pick = torch.randperm(len(frames), generator=torch.Generator().manual_seed(0))[:4096]
     model.calibrate(frames[pick].to(model.latent_mean.device))
@@ -88,13 +101,15 @@ def encode_dataset(run: Path, data: Path, out: Path, device: str = "cpu", batch:
         target = out / f"{i:06d}.safetensors"
         if target.exists():
             continue
-        record = load_video(path, keys=("video", "actions"))
+        keys = ("video", "actions") + (("poses",) if "poses" in read_header(path) else ())
+        record = load_video(path, keys=keys)
         frames = torch.from_numpy(record.video)
         chunks = [
             model.encode(frames[s : s + batch].to(device)) for s in range(0, len(frames), batch)
         ]
         levels = [torch.cat([c[lvl] for c in chunks]) for lvl in range(model.cfg.levels)]
-        write_latent_video(target, levels, torch.from_numpy(record.actions))
+        poses = torch.from_numpy(record.poses) if record.poses is not None else None
+        write_latent_video(target, levels, torch.from_numpy(record.actions), poses)
     return out
 
 

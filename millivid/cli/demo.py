@@ -69,8 +69,7 @@ def _rollout(args: argparse.Namespace, seed: int) -> int:
     import json
     import shutil
 
-    import numpy as np
-
+    from millivid.data.videos import save_video
     from millivid.evaluate.config import PRESETS as EVAL_PRESETS
     from millivid.evaluate.outputs import write_set_outputs
     from millivid.evaluate.report import build_report
@@ -86,11 +85,18 @@ def _rollout(args: argparse.Namespace, seed: int) -> int:
 
     model, cfg, method = load_video_model(args.ckpt, args.device)
     ae = load_ae(args.ae, args.device)
-    frames, actions = world_video(cfg, seed, args.context, args.frames)
+    record = world_video(cfg, seed, args.context, args.frames)
     run, name = args.out, f"seed{seed}"
     (run / "gt").mkdir(parents=True, exist_ok=True)
-    np.savez(run / "gt" / f"{name}.npz", video=frames, actions=actions)
-    req = GenerateRequest(frames, actions, args.context, args.frames, steps=args.steps)
+    save_video(run / "gt" / f"{name}.npz", record)  # atomic, with poses, labels and depth
+    req = GenerateRequest(
+        record.video,
+        record.actions,
+        args.context,
+        args.frames,
+        steps=args.steps,
+        poses=record.poses,
+    )
     paths = generate(req, model, cfg, method, ae, run / "rollouts" / method / name, args.device)
     (run / "plans").mkdir(exist_ok=True)
     shutil.copy(paths["plan"], run / "plans" / f"{method}.png")

@@ -56,15 +56,17 @@ def run(args: argparse.Namespace) -> int:
     if args.video:
         from millivid.data.videos import load_video
 
-        record = load_video(args.video, keys=("video", "actions"))
-        frames, actions = record.video, record.actions
+        keys = ("video", "actions", "poses") if cfg.model.uses_poses else ("video", "actions")
+        record = load_video(args.video, keys=keys)
     else:
-        frames, actions = world_video(cfg, args.seed, args.context, args.frames)
+        record = world_video(cfg, args.seed, args.context, args.frames)
+    frames, actions = record.video, record.actions
     if args.actions:
         actions = np.load(args.actions)
     req = GenerateRequest(
         frames=frames,
         actions=actions,
+        poses=record.poses,
         context=args.context,
         length=args.frames,
         seed=args.sample_seed,

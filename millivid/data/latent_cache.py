@@ -2,7 +2,8 @@
 
 Layout: ``ROOT/cache.json`` (levels, channels, level shapes, tokens per frame, video count, the
 autoencoder run it came from) and ``ROOT/<index:06d>.safetensors`` holding ``level0`` …
-``level{L-1}`` (float16 [T, h_l, w_l, C]) and ``actions`` (int64 [T]). Files are written
+``level{L-1}`` (float16 [T, h_l, w_l, C]), ``actions`` (int64 [T]) and, when the dataset has
+them, ``poses`` (float32 [T, 5]: x, y, z, yaw°, pitch°). Files are written
 atomically (temp + rename), so an interrupted ``millivid ae encode`` resumes where it stopped.
 """
 
@@ -31,6 +32,7 @@ class LatentCache:
         if not self.files:
             raise FileNotFoundError(f"{self.root}: latent cache holds no videos")
         self._memory: dict[int, tuple[list[torch.Tensor], torch.Tensor]] = {}
+        self._poses: dict[int, torch.Tensor | None] = {}
 
     def __len__(self) -> int:
         return len(self.files)
@@ -57,15 +59,32 @@ class LatentCache:
                     raise ValueError(f"{path}: key 'level{lvl}' missing")
                 levels.append(data[f"level{lvl}"].float())
             self._memory[i] = (levels, data["actions"].long())
+            self._poses[i] = data["poses"].float() if "poses" in data else None
         return self._memory[i]
 
+    def load_poses(self, i: int) -> torch.Tensor:
+        """Camera poses float32 [T, 5] of video ``i``; an error naming the file when the cache
+        was encoded from a dataset without poses."""
+        self.load(i)
+        poses = self._poses[i]
+        if poses is None:
+            raise ValueError(
+                f"{self.files[i]}: no 'poses' in the latent file; pose-conditioned models "
+                "(model.condition = poses | both) need latents encoded from a dataset with poses"
+            )
+        return poses
 
-def write_latent_video(path: Path, levels: list[torch.Tensor], actions: torch.Tensor) -> None:
-    """Atomically write one video's latents (float16) and actions."""
+
+def write_latent_video(
+    path: Path, levels: list[torch.Tensor], actions: torch.Tensor, poses: torch.Tensor | None = None
+) -> None:
+    """Atomically write one video's latents (float16), actions and poses (float32 [T, 5])."""
     tensors = {
         f"level{i}": z.detach().to(torch.float16).cpu().contiguous() for i, z in enumerate(levels)
     }
     tensors["actions"] = actions.detach().long().cpu().contiguous()
+    if poses is not None:
+        tensors["poses"] = poses.detach().float().cpu().contiguous()
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp))
     tmp.replace(path)

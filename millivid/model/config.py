@@ -23,6 +23,15 @@ class DiTConfig:
     attention: Literal["full", "context-causal"] = "full"
     qk_norm: bool = True
     checkpointing: bool = False
+    condition: Literal["actions", "poses", "both"] = "actions"
+
+    @property
+    def uses_poses(self) -> bool:
+        return self.condition in ("poses", "both")
+
+    @property
+    def uses_actions(self) -> bool:
+        return self.condition in ("actions", "both")
 
 
 PRESETS = {

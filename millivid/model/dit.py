@@ -3,8 +3,9 @@
 Every token gets: its learned input projection (one per patchify kernel size), a 3D sin/cos
 position of (frame - target start, row, col) with rows/cols in level-0 coordinates — a level-l
 token sits at the centre of the 2^l x 2^l block of level-0 cells it covers
-(``embed.block_centre``) —, a learned level embedding and a learned action embedding
-(forward/left/right + none). Each block is adaLN-Zero (DiT) with *per-token* modulation from
+(``embed.block_centre``) —, a learned level embedding and the frame's condition: a learned action
+embedding (forward/left/right + none) and/or an embedding of the frame's camera pose relative to
+the first target frame (``DiTConfig.condition``). Each block is adaLN-Zero (DiT) with *per-token* modulation from
 (diffusion time, level): context tokens are clean and use t = 0, targets use their element's t.
 There are only 2L distinct conditions per batch element (level x context/target), so the
 modulation is computed on a [B, 2L, D] table and gathered per token.
@@ -33,7 +34,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from millivid.model.config import DiTConfig
-from millivid.model.embed import TimestepEmbedder, block_centre, position_3d
+from millivid.model.embed import PoseEmbedder, TimestepEmbedder, block_centre, position_3d
 from millivid.model.packing import NO_ACTION, Tokens
 
 
@@ -147,7 +148,8 @@ class VideoDiT(nn.Module):
         self.in_proj = nn.ModuleList(nn.Linear(channels * 4**k, d) for k in range(kernels))
         self.null_token = nn.Parameter(torch.zeros(d))  # padding and CFG-dropped context
         self.level_embed = nn.Embedding(levels, d)
-        self.action_embed = nn.Embedding(NO_ACTION + 1, d)
+        self.action_embed = nn.Embedding(NO_ACTION + 1, d) if cfg.uses_actions else None
+        self.pose_embed = PoseEmbedder(d) if cfg.uses_poses else None
         self.time_embed = TimestepEmbedder(d)
         self.cond_level = nn.Embedding(levels, d)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
@@ -162,7 +164,8 @@ class VideoDiT(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
         for emb in (self.level_embed, self.action_embed, self.cond_level):
-            nn.init.normal_(emb.weight, std=0.02)
+            if emb is not None:
+                nn.init.normal_(emb.weight, std=0.02)
         nn.init.normal_(self.null_token, std=0.02)
         for lin in self.time_embed.mlp:
             if isinstance(lin, nn.Linear):
@@ -193,7 +196,12 @@ class VideoDiT(nn.Module):
             block_centre(tokens.col[:, sl], level),
             self.cfg.width,
         )
-        return x + pos + self.level_embed(level) + self.action_embed(tokens.action[:, sl])
+        x = x + pos + self.level_embed(level)
+        if self.action_embed is not None:
+            x = x + self.action_embed(tokens.action[:, sl])
+        if self.pose_embed is not None:
+            x = x + self.pose_embed(tokens.pose[:, sl]).to(x.dtype)
+        return x
 
     def _cond_table(self, t: Tensor) -> Tensor:
         """SiLU'd adaLN conditions [B, 2L, D]: rows l = context at level l (t = 0),

@@ -47,3 +47,27 @@ class TimestepEmbedder(nn.Module):
 
     def forward(self, t: Tensor) -> Tensor:
         return self.mlp(sincos(1000.0 * t, self.freq_dim))
+
+
+class PoseEmbedder(nn.Module):
+    """Relative camera poses [..., 3] (forward, left in blocks; yaw change in radians) ->
+    [..., width]: sin/cos of the displacement (quarter-block resolution, wavelengths up to
+    thousands of blocks) and of the first harmonics of the yaw change, then a 2-layer MLP."""
+
+    def __init__(self, width: int, freq_dim: int = 64, harmonics: int = 4) -> None:
+        super().__init__()
+        self.freq_dim, self.harmonics = freq_dim, harmonics
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * freq_dim + 2 * harmonics, width), nn.SiLU(), nn.Linear(width, width)
+        )
+
+    def forward(self, pose: Tensor) -> Tensor:
+        yaw = pose[..., 2:3].float() * torch.arange(
+            1, self.harmonics + 1, device=pose.device, dtype=torch.float32
+        )
+        feats = [
+            sincos(4.0 * pose[..., 0], self.freq_dim),
+            sincos(4.0 * pose[..., 1], self.freq_dim),
+        ]
+        feats += [torch.sin(yaw), torch.cos(yaw)]
+        return self.mlp(torch.cat(feats, dim=-1).to(self.mlp[0].weight.dtype))

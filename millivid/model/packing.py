@@ -39,7 +39,18 @@ from millivid.plan.step import Span, Step
 
 Source = Literal["levels", "patchify"]
 # the tensors of ``Tokens`` (moved, pinned and stacked together)
-TENSOR_FIELDS = ("values", "level", "kernel", "frame", "row", "col", "action", "valid", "origin")
+TENSOR_FIELDS = (
+    "values",
+    "level",
+    "kernel",
+    "frame",
+    "row",
+    "col",
+    "action",
+    "pose",
+    "valid",
+    "origin",
+)
 NO_ACTION = 3  # action id of padding tokens (actions are 0 forward, 1 left, 2 right)
 
 
@@ -81,6 +92,8 @@ class Tokens:
     row: Tensor  # int64 [B, S]: row in the token's own grid
     col: Tensor  # int64 [B, S]
     action: Tensor  # int64 [B, S]: 0..2, NO_ACTION for padding
+    pose: Tensor  # float32 [B, S, 3]: the frame's camera relative to the origin frame's
+    # (forward, left in blocks; yaw in radians, left +; see ``relative_poses``); 0 when unknown
     valid: Tensor  # bool [B, S]: False for padding and dropped context
     origin: Tensor  # int64 [B]: first frame of the target span (positions are relative to it)
     context_slots: int
@@ -168,8 +181,25 @@ class Tokens:
         return replace(first, **stacked)
 
 
-def _span_tokens(x: Tensor, span: Span, kernel: int, actions: Tensor) -> dict[str, Tensor]:
-    """Tokens of one span from ``x`` [B, frames, h, w, c] (already patchified)."""
+def relative_poses(poses: Tensor, origin: int) -> Tensor:
+    """Camera poses relative to frame ``origin``'s: poses float [B, T, >=4] (x, y, z, yaw° as in
+    the data format) -> float32 [B, T, 3] = (forward, left) displacement in blocks in the
+    origin camera's frame, and the yaw change in radians (left +). Invariant to moving and
+    turning the whole trajectory, so the model sees where each frame's camera is, not where the
+    world's origin lies."""
+    xy, yaw = poses[..., :2].double(), torch.deg2rad(poses[..., 3].double())
+    d = xy - xy[:, origin : origin + 1]
+    c, s = yaw[:, origin : origin + 1].cos(), yaw[:, origin : origin + 1].sin()
+    forward = d[..., 0] * c + d[..., 1] * s
+    left = -d[..., 0] * s + d[..., 1] * c
+    return torch.stack([forward, left, yaw - yaw[:, origin : origin + 1]], -1).float()
+
+
+def _span_tokens(
+    x: Tensor, span: Span, kernel: int, actions: Tensor, poses: Tensor | None
+) -> dict[str, Tensor]:
+    """Tokens of one span from ``x`` [B, frames, h, w, c] (already patchified); poses: relative
+    poses [B, T, 3] or None."""
     b, f, h, w, c = x.shape
     dev = x.device
     values = x.reshape(b, f * h * w, c)  # zero-padded to Cin when merged (``_merge_values``)
@@ -185,6 +215,7 @@ def _span_tokens(x: Tensor, span: Span, kernel: int, actions: Tensor) -> dict[st
         "row": row.expand(b, n),
         "col": col.expand(b, n),
         "action": actions[:, frame],
+        "pose": poses[:, frame] if poses is not None else torch.zeros(b, n, 3, device=dev),
         "valid": torch.ones(b, n, dtype=torch.bool, device=dev),
     }
 
@@ -200,6 +231,7 @@ def _padding(b: int, n: int, origin: int, like: Tensor) -> dict[str, Tensor]:
         "row": zeros,
         "col": zeros,
         "action": zeros + NO_ACTION,
+        "pose": torch.zeros(b, n, 3, device=dev),
         "valid": torch.zeros(b, n, dtype=torch.bool, device=dev),
     }
 
@@ -242,6 +274,7 @@ def pack_spans(
     levels: int,
     dtype: torch.dtype | None = None,
     compact: bool = False,
+    poses: Tensor | None = None,
 ) -> Tokens:
     """Pack one step from its spans' latents.
 
@@ -249,7 +282,9 @@ def pack_spans(
     patchify sources); targets: one per span of ``(step.target, *step.discarded)`` (clean latents
     for training, noise for sampling); actions: int64 [B, T] with T > every frame of the step;
     levels: L, the number of latent levels (sets Cin for patchify sources); dtype: of the
-    packed values (default: the latents'); compact: values without padding (see ``Tokens``).
+    packed values (default: the latents'); compact: values without padding (see ``Tokens``);
+    poses: float [B, T, 5] camera poses of the data format (x, y, z, yaw°, pitch°), packed
+    relative to the target's first frame (``relative_poses``), or None (zeros).
     """
     if len(context) != len(step.context):
         raise ValueError(f"step has {len(step.context)} context spans, got {len(context)} tensors")
@@ -260,6 +295,13 @@ def pack_spans(
         raise ValueError(
             f"actions: expected int64 [B, T] with T >= {step.last_frame}, got {tuple(actions.shape)}"
         )
+    if poses is not None:
+        if poses.dim() != 3 or poses.shape[1] < step.last_frame or poses.shape[2] < 4:
+            raise ValueError(
+                f"poses: expected float [B, T, 5] with T >= {step.last_frame}, "
+                f"got {tuple(poses.shape)}"
+            )
+        poses = relative_poses(poses, step.target.start)
     channels = (context[0] if context else targets[0]).shape[-1]
     cin = token_channels(source, channels, levels)
     parts = []
@@ -272,7 +314,8 @@ def pack_spans(
             kernel = span.level if source == "patchify" else 0
             if kernel:
                 x = patchify(x, 2**kernel)
-            parts.append(_span_tokens(x, span, kernel, actions.to(x.device)))
+            rel = poses.to(x.device) if poses is not None else None
+            parts.append(_span_tokens(x, span, kernel, actions.to(x.device), rel))
         if what == "context":
             present = sum(p["values"].shape[1] for p in parts)
             if present != step.context_tokens:
@@ -314,14 +357,16 @@ def pack(
     num_levels: int | None = None,
     dtype: torch.dtype | None = None,
     compact: bool = False,
+    poses: Tensor | None = None,
 ) -> Tokens:
     """Pack ``step`` from whole videos: levels = list over levels of [B, T, h_l, w_l, C]
-    (patchify sources read level 0 only), actions int64 [B, T]. Targets get the clean latents.
-    ``num_levels`` defaults to ``len(levels)``; ``compact``: see ``Tokens``."""
+    (patchify sources read level 0 only), actions int64 [B, T], poses float [B, T, 5] or None.
+    Targets get the clean latents. ``num_levels`` defaults to ``len(levels)``; ``compact``: see
+    ``Tokens``."""
     context = [_read(levels, s, source) for s in step.context]
     targets = [_read(levels, s, source) for s in (step.target, *step.discarded)]
     n = num_levels or len(levels)
-    return pack_spans(step, context, targets, actions, source, n, dtype, compact)
+    return pack_spans(step, context, targets, actions, source, n, dtype, compact, poses)
 
 
 def unpack_targets(

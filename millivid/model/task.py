@@ -33,20 +33,36 @@ class LatentSource(Protocol):
         """(levels: list over levels of float [T, h_l, w_l, C], actions int64 [T])."""
         ...
 
+    def load_poses(self, i: int) -> Tensor:
+        """Camera poses float [T, 5] (x, y, z, yaw°, pitch°) of video ``i`` (pose-conditioned
+        models only); a clear error when the source has none."""
+        ...
+
 
 class InMemoryLatents:
-    """A latent source held in memory (tests, small experiments)."""
+    """A latent source held in memory (tests, small experiments); ``poses``: one float [T, 5]
+    per video, or None."""
 
-    def __init__(self, videos: Sequence[tuple[Sequence[Tensor], Tensor]]) -> None:
+    def __init__(
+        self,
+        videos: Sequence[tuple[Sequence[Tensor], Tensor]],
+        poses: Sequence[Tensor] | None = None,
+    ) -> None:
         if not videos:
             raise ValueError("InMemoryLatents needs at least one video")
         self.videos = [(list(levels), actions) for levels, actions in videos]
+        self.poses = list(poses) if poses is not None else None
 
     def __len__(self) -> int:
         return len(self.videos)
 
     def load(self, i: int) -> tuple[list[Tensor], Tensor]:
         return self.videos[i]
+
+    def load_poses(self, i: int) -> Tensor:
+        if self.poses is None:
+            raise ValueError("these in-memory latents have no poses (pass poses=...)")
+        return self.poses[i]
 
 
 def build_video_model(config: Config, method: str) -> VideoDiT:
@@ -106,7 +122,8 @@ class VideoTask:
     def build_model(self) -> VideoDiT:
         return build_video_model(self.config, self.method)
 
-    def _video(self, i: int) -> tuple[list[Tensor], Tensor]:
+    def _video(self, i: int) -> tuple[list[Tensor], Tensor, Tensor | None]:
+        """(levels, actions, poses or None) of video ``i``, checked against the config."""
         levels, actions = self.source.load(i)
         need = 1 if self.context_source == "patchify" else self.levels
         if len(levels) < need:
@@ -118,14 +135,15 @@ class VideoTask:
                 f"{self.config.ae.channels}: train with the autoencoder config the latents were "
                 f"encoded with (--set ae.channels={channels})"
             )
-        return levels, actions
+        poses = self.source.load_poses(i) if self.config.model.uses_poses else None
+        return levels, actions, poses
 
     def batch(self, step: int, generator: torch.Generator) -> VideoBatch:
         """A batch drawn only from ``generator`` (so resuming at ``step`` is exact)."""
         rng = random.Random(int(torch.randint(0, 2**62, (1,), generator=generator)))
         parts = []
         for _ in range(self.batch_size):
-            levels, actions = self._video(rng.randrange(len(self.source)))
+            levels, actions, poses = self._video(rng.randrange(len(self.source)))
             plan_step = sample_training_step(self.method, self.config.plan, levels[0].shape[0], rng)
             # bf16 latents: half the bytes to build, hand over from workers and copy to the GPU
             # (FramePack's are padded to 4^(L-1) C channels); the model runs in bf16 anyway
@@ -138,6 +156,7 @@ class VideoTask:
                     self.levels,
                     dtype=torch.bfloat16,
                     compact=self.context_source == "patchify",  # ~3/4 of its values: padding
+                    poses=None if poses is None else poses[None],
                 )
             )
         tokens = Tokens.cat(parts)

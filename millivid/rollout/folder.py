@@ -45,7 +45,8 @@ def rollout_folder(
     todo = [p for p in gt_files if not (out_dir / p.name).exists()]
     for i in range(0, len(todo), batch):
         group = todo[i : i + batch]
-        records = [load_video(p, keys=("video", "actions")) for p in group]
+        keys = ("video", "actions", "poses") if cfg.model.uses_poses else ("video", "actions")
+        records = [load_video(p, keys=keys) for p in group]
         for path, rec in zip(group, records):
             if len(rec.actions) < context + length:
                 raise ValueError(
@@ -54,6 +55,9 @@ def rollout_folder(
         req = GenerateRequest(
             frames=np.stack([r.video[:context] for r in records]),
             actions=np.stack([r.actions[: context + length] for r in records]),
+            poses=np.stack([r.poses[: context + length] for r in records])
+            if cfg.model.uses_poses
+            else None,
             context=context,
             length=length,
             seed=seed + i,

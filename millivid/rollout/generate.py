@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from millivid.autoencoder.model import HierarchicalAutoencoder
+from millivid.data.videos import VideoRecord
 from millivid.model.task import build_video_model
 from millivid.plan import context_source, generated_levels, make_plan
 from millivid.plan.step import Span, Step
@@ -36,14 +37,16 @@ from millivid.typed_config import from_dict
 @dataclass
 class GenerateRequest:
     """What to generate: frames uint8 [T,H,W,3] whose first ``context`` frames are given, actions
-    int64 [T'] (T' >= context + frames; repeated past the end), and sampler settings.
-    ``rollout_latents`` takes a batch: frames [B,T,H,W,3], actions [B,T']."""
+    int64 [T'] (T' >= context + frames; repeated past the end), camera poses float [T', 5] for
+    pose-conditioned models (``model.condition``; else ignored), and sampler settings.
+    ``rollout_latents`` takes a batch: frames [B,T,H,W,3], actions [B,T'], poses [B,T',5]."""
 
     frames: np.ndarray
     actions: np.ndarray
     context: int
     length: int  # frames to generate
     seed: int = 0
+    poses: np.ndarray | None = None
     steps: int | None = None  # DDIM steps (default: the config's)
     guidance: float | None = None
     reuse_context: bool | None = None
@@ -70,14 +73,20 @@ def load_ae(run: Path, device: str) -> HierarchicalAutoencoder:
     return load_autoencoder(run, device)
 
 
-def world_video(cfg: Config, seed: int, context: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """(frames uint8 [T,H,W,3], actions int [T]) of world ``seed`` rendered on CPU as ground
-    truth, T = context + frames, with the test set's action law (paper A.1)."""
+def world_video(cfg: Config, seed: int, context: int, frames: int) -> VideoRecord:
+    """World ``seed`` rendered on CPU as ground truth (video, actions, poses, labels, depth;
+    T = context + frames) with the test set's action law (paper A.1)."""
     from millivid.world import make_videos
 
     world = replace(cfg.world, frames=context + frames, test_context_frames=context)
     v = make_videos([seed], world, "cpu", test=True)
-    return v.video[0].numpy(), v.actions[0].numpy()
+    return VideoRecord(
+        video=v.video[0].numpy(),
+        actions=v.actions[0].numpy(),
+        poses=v.poses[0].numpy(),
+        labels=v.labels[0].numpy(),
+        depth=v.depth[0].numpy(),
+    )
 
 
 def _actions(req: GenerateRequest, acts: np.ndarray, frames: int) -> torch.Tensor:
@@ -93,6 +102,22 @@ def _actions(req: GenerateRequest, acts: np.ndarray, frames: int) -> torch.Tenso
         raise ValueError("actions: values must be 0 (forward), 1 (left) or 2 (right)")
     out = np.concatenate([acts, np.full(max(0, frames - len(acts)), acts[-1])])[:frames]
     return torch.from_numpy(out.astype(np.int64))[None]
+
+
+def _poses(req: GenerateRequest, poses: np.ndarray, frames: int) -> torch.Tensor:
+    """float32 [1, frames, 5] of one video's camera poses (checked; the last one repeated past
+    the end, as the actions are)."""
+    poses = np.asarray(poses, dtype=np.float32)
+    if poses.ndim != 2 or poses.shape[1] != 5:
+        raise ValueError(f"poses: expected float [T, 5] (x, y, z, yaw, pitch), got {poses.shape}")
+    if len(poses) < req.context + req.length:
+        raise ValueError(
+            f"poses: {len(poses)} given, need at least context + frames = {req.context + req.length}"
+        )
+    if not np.isfinite(poses).all():
+        raise ValueError("poses: non-finite values")
+    pad = np.repeat(poses[-1:], max(0, frames - len(poses)), axis=0)
+    return torch.from_numpy(np.concatenate([poses, pad])[:frames])[None]
 
 
 def check_inputs(
@@ -140,13 +165,23 @@ def prepare_rollout(
         shapes, batch=len(frames), frames=total, channels=ae.cfg.channels, device=device
     )
     actions = torch.cat([_actions(req, a, total) for a in np.asarray(req.actions)]).to(device)
+    poses = None
+    if cfg.model.uses_poses:
+        if req.poses is None:
+            raise ValueError(
+                f"this video model is conditioned on camera poses (model.condition = "
+                f"{cfg.model.condition}): the input video needs its 'poses' array"
+            )
+        poses = torch.cat([_poses(req, p, total) for p in np.asarray(req.poses)]).to(device)
     diffusion = cfg.diffusion
     if req.steps is not None:
         diffusion = replace(diffusion, sample_steps=req.steps)
     if req.guidance is not None:
         diffusion = replace(diffusion, guidance=req.guidance)
     source = context_source(method)
-    denoiser = DiTDenoiser(model, source, shapes, diffusion, req.reuse_context, req.compile)
+    denoiser = DiTDenoiser(
+        model, source, shapes, diffusion, req.reuse_context, req.compile, poses=poses
+    )
     return Rollout(plan, store, actions, denoiser)
 
 
@@ -261,7 +296,10 @@ def generate(
         raise ValueError(f"--method {method_check} but the checkpoint was trained for {method!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
     batched = replace(
-        req, frames=np.asarray(req.frames)[None], actions=np.asarray(req.actions)[None]
+        req,
+        frames=np.asarray(req.frames)[None],
+        actions=np.asarray(req.actions)[None],
+        poses=None if req.poses is None else np.asarray(req.poses)[None],
     )
     state_path = out.with_name(out.name + ".state.safetensors")
     latents = rollout_latents(batched, model, cfg, method, ae, state_path, device)

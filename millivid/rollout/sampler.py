@@ -19,6 +19,7 @@ class DiTDenoiser:
 
     ``compile`` (default: when the model is on CUDA) runs the model under ``torch.compile``,
     compiled once per model (``compile_for_sampling`` wraps the model itself, in place).
+    ``poses``: camera poses float [B, T, 5] of the batch for pose-conditioned models, or None.
     """
 
     def __init__(
@@ -29,6 +30,7 @@ class DiTDenoiser:
         diffusion: DiffusionConfig,
         reuse_context: bool | None = None,
         compile: bool | None = None,
+        poses: Tensor | None = None,
     ) -> None:
         if compile is None:
             compile = next(model.parameters()).is_cuda
@@ -36,6 +38,7 @@ class DiTDenoiser:
             compile_for_sampling(model)
         self.model, self.source, self.shapes = model, source, shapes
         self.diffusion, self.reuse_context = diffusion, reuse_context
+        self.poses = poses
 
     @torch.no_grad()
     def __call__(self, step: Step, context: list[Tensor], actions: Tensor, noise: Tensor) -> Tensor:
@@ -54,7 +57,15 @@ class DiTDenoiser:
             )
             for s in step.discarded
         ]
-        tokens = pack_spans(step, context, [noise, *extra], actions, self.source, len(self.shapes))
+        tokens = pack_spans(
+            step,
+            context,
+            [noise, *extra],
+            actions,
+            self.source,
+            len(self.shapes),
+            poses=self.poses,
+        )
         values = sample_targets(
             self.model,
             tokens,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +19,12 @@ from millivid.cli import main
 CHROMIUM = shutil.which("chromium") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 )
+SKIP_BROWSER = os.environ.get("MILLIVID_SKIP_BROWSER") == "1"
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """RUN/gt + RUN/rollouts/{shifted,random} from the tiny world; 40 frames, context 8."""
-    from dataclasses import replace
-
     from millivid.world import PRESETS, make_videos
 
     run = tmp_path_factory.mktemp("run")
@@ -33,7 +34,13 @@ def run_dir(tmp_path_factory):
         (run / d).mkdir(parents=True)
     for i in range(2):
         vid, lab = v.video[i].numpy(), v.labels[i].numpy()
-        np.savez(run / "gt" / f"v{i}.npz", video=vid, labels=lab)
+        np.savez(
+            run / "gt" / f"v{i}.npz",
+            video=vid,
+            labels=lab,
+            actions=v.actions[i].numpy(),
+            poses=v.poses[i].numpy(),
+        )
         np.savez(run / "rollouts/shifted" / f"v{i}.npz", video=np.roll(vid, 2, axis=2))
         np.savez(
             run / "rollouts/random" / f"v{i}.npz",
@@ -71,7 +78,7 @@ def test_single_pair_json_contract(run_dir, capsys):
     )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"per_frame", "horizons"}
+    assert set(out) == {"per_frame", "horizons", "splits"}
     assert set(out["per_frame"]) == {"psnr", "ssim"} and len(out["per_frame"]["psnr"]) == 32
     assert list(out["horizons"]) == ["short", "medium", "long"]
     a, b = np.load(pred)["video"], np.load(gt)["video"]
@@ -146,7 +153,8 @@ def test_sets_write_csv_table_curves(run_dir, capsys):
     for name in ("per_frame.csv", "table.md", "curves.png", "curves.svg", "results.json"):
         assert (out / name).is_file(), name
     rows = list(csv.DictReader((out / "per_frame.csv").open()))
-    assert len(rows) == 2 * 2 * 32 and set(rows[0]) == {"method", "video", "frame", "psnr", "ssim"}
+    assert len(rows) == 2 * 2 * 32
+    assert list(rows[0]) == ["method", "video", "frame", "revisit", "turn", "psnr", "ssim"]
     table = (out / "table.md").read_text()
     assert "| shifted | **" in table and "PSNR ↑ short" in table and "SSIM ↑ long" in table
     res = json.loads((out / "results.json").read_text())
@@ -214,24 +222,103 @@ def test_report_html_without_browser(run_dir, tmp_path):
     assert "<table class='metrics'>" in text and "data:image/png;base64," in text  # table, curves
     assert text.count("data-start='8'") == 2  # context/generated labels know the start frame
     assert "<h2>Paired differences</h2>" in text and "<h3>shifted − random (2 videos)</h3>" in text
+    # the revisit split: shares, its tables, and per video the frames marked for the slider
+    assert "<table class='metrics shares'>" in text and "<td>revisit frames</td>" in text
+    assert "<h3>Revisit and novel frames</h3>" in text and "Green bands" in text
+    assert text.count("data-revisit='11111111" + "0" * 24 + "'") == 2  # 8 frames near the context
+    assert text.count("class='strip'") == 2 and "#3a3 " in text
 
 
-def test_report_in_headless_chromium(run_dir, tmp_path):
+class ActionSuite:
+    """PSNR from the real suite plus a stand-in ``action_acc`` (1 on forward frames, 0 on turns)
+    that records what the runner passes for the action metric."""
+
+    def __init__(self):
+        from millivid.evaluate.config import PRESETS
+        from millivid.evaluate.suite import MetricSuite
+
+        self.real, self.calls = MetricSuite(PRESETS["tiny"], "cpu"), []
+
+    def load_all(self, metrics):
+        pass
+
+    def per_frame(self, metrics, pred, gt, labels=None, actions=None, prev=None):
+        self.calls.append((pred, actions, prev))
+        out = self.real.per_frame([m for m in metrics if m != "action_acc"], pred, gt, labels)
+        out["action_acc"] = [float(a == 0) for a in actions.tolist()]
+        return out
+
+
+@pytest.fixture(scope="module")
+def action_run(run_dir, tmp_path_factory):
+    """The run of ``run_dir`` plus the nearest-pose baseline, evaluated with psnr and the
+    stand-in action_acc into RUN/eval."""
+    from millivid.evaluate.baselines import write_baselines
+    from millivid.evaluate.config import PRESETS
+    from millivid.evaluate.outputs import write_set_outputs
+    from millivid.evaluate.runner import evaluate_sets
+
+    run = tmp_path_factory.mktemp("action_run")
+    for d in ("gt", "plans", "rollouts/shifted", "rollouts/random"):
+        (run / d).parent.mkdir(exist_ok=True)
+        (run / d).symlink_to(run_dir / d, target_is_directory=True)
+    cfg = PRESETS["tiny"]
+    write_baselines(run / "gt", run / "rollouts" / "nearest-pose", ["nearest-pose"], 8, cfg)
+    suite = ActionSuite()
+    res = evaluate_sets(run / "rollouts", run / "gt", 8, ("psnr", "action_acc"), cfg, suite, False)
+    write_set_outputs(res, run / "eval", cfg.horizon_names, start=8)
+    return run, suite
+
+
+def test_action_metrics_get_gt_actions_and_the_frame_before(action_run):
+    """action_acc reads (pred[t-1], pred[t]): the runner passes the GT actions of the compared
+    frames and the last context frame of the prediction; results split turn / forward."""
+    run, suite = action_run
+    gt = np.load(run / "gt/v0.npz")
+    shifted = np.load(run / "rollouts/shifted/v0.npz")["video"]
+    calls = [c for c in suite.calls if (c[0].numpy() == shifted[8:]).all()]
+    assert len(calls) == 1
+    _, actions, prev = calls[0]
+    assert actions.tolist() == gt["actions"][8:].tolist()
+    assert (prev.numpy() == shifted[7]).all()
+    res = json.loads((run / "eval" / "results.json").read_text())
+    splits = res["splits"]["horizons"]["shifted"]
+    assert splits["turn"]["medium"]["action_acc"] == 0.0  # v0 turns at frames 26-31
+    assert splits["forward"]["medium"]["action_acc"] == 1.0
+    table = (run / "eval" / "table.md").read_text()
+    assert "## Actions on turn and forward frames" in table
+    assert "Action acc. ↑ med. turn" in table and "Action acc. ↑ med. fwd." in table
+    assert "| Action acc. · turn |" in (run / "eval" / "paired.md").read_text()
+
+
+def test_report_in_headless_chromium(action_run, tmp_path):
+    """The page in a real browser: every video wired, the split tables and the revisit strips
+    drawn (green pixels in the screenshot). Needs `chromium`; MILLIVID_SKIP_BROWSER=1 skips."""
+    if SKIP_BROWSER:
+        pytest.skip("MILLIVID_SKIP_BROWSER=1: headless browser check skipped on request")
     if CHROMIUM is None:
-        pytest.skip(
-            "headless browser check skipped: no `chromium` on PATH or at /usr/bin/chromium "
-            "(apt-get install -y chromium); report.html itself is checked by "
-            "test_report_html_without_browser"
+        pytest.fail(
+            "no `chromium` on PATH or at /usr/bin/chromium: install it (Debian: apt-get install "
+            "-y chromium; .ci/run does) or set MILLIVID_SKIP_BROWSER=1 to skip this check"
         )
-    _ensure_eval(run_dir)
+    from PIL import Image
+
+    run, _ = action_run
     page = tmp_path / "report.html"
-    assert main(["report", str(run_dir), "--out", str(page)]) == 0
+    assert main(["report", str(run), "--out", str(page)]) == 0
     dom = _chromium(["--dump-dom", page.as_uri()], tmp_path).stdout
     assert 'data-videos-ready="2"' in dom, dom[-2000:]
     assert '<table class="metrics"' in dom and "shifted" in dom
+    for text in ("Revisit and novel frames", "Memory gain", "Actions on turn and forward frames"):
+        assert f"<h3>{text}</h3>" in dom, text
+    assert "revisit frames" in dom and "Action acc." in dom
     shot = tmp_path / "shot.png"
-    _chromium([f"--screenshot={shot}", "--window-size=1200,1400", page.as_uri()], tmp_path)
+    args = [f"--screenshot={shot}", "--window-size=1200,3600", "--force-color-profile=srgb"]
+    _chromium([*args, page.as_uri()], tmp_path)
     assert shot.is_file() and shot.stat().st_size > 10_000
+    rgb = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    strip_green = (np.abs(rgb - [0x33, 0xAA, 0x33]).max(-1) <= 3).sum()
+    assert strip_green >= 50, "no revisit strip (#3a3) visible in the screenshot"
 
 
 def test_set_outputs_list_only_written_curves(tmp_path):
@@ -326,3 +413,40 @@ def test_from_csv_merges_files_and_refuses_duplicates(run_dir, tmp_path):
                 assert merged["horizons"][m][h][k] == pytest.approx(v, rel=1e-9), (m, h, k)
     dup = ["evaluate", "--from-csv", str(parts["shifted"]), str(parts["shifted"]), *args]
     assert main(dup) == 1
+
+
+def test_from_csv_round_trips_the_split_columns(run_dir, tmp_path):
+    """per_frame.csv holds the revisit / turn labels of the ground truth, so re-tabulating it
+    without the npz files gives the same split results; a CSV without them still reads."""
+    from millivid.evaluate.config import PRESETS
+    from millivid.evaluate.results import results_from_csv
+    from millivid.evaluate.splits import revisit_labels
+
+    _ensure_eval(run_dir)
+    rows = list(csv.DictReader((run_dir / "eval" / "per_frame.csv").open()))
+    for video in ("v0", "v1"):
+        gt = np.load(run_dir / "gt" / f"{video}.npz")
+        expected = revisit_labels(gt["poses"], 8, 2.0, 15.0).astype(int).tolist()
+        turns = [int(a in (1, 2)) for a in gt["actions"][8:]]
+        for method in ("shifted", "random"):
+            mine = [r for r in rows if r["video"] == video and r["method"] == method]
+            assert [int(r["revisit"]) for r in mine] == expected
+            assert [int(r["turn"]) for r in mine] == turns
+    before = json.loads((run_dir / "eval" / "results.json").read_text())
+    cfg = replace(PRESETS["tiny"], horizon_ends=(8, 16, 64))  # the fixture's --horizons
+    again = results_from_csv(run_dir / "eval" / "per_frame.csv", cfg)
+    assert again.shares == before["splits"]["share"]
+    assert again.thresholds == before["splits"]["thresholds"]
+    for method, splits in before["splits"]["horizons"].items():
+        for split, horizons in splits.items():
+            for h, vals in horizons.items():
+                for m, v in vals.items():
+                    assert again.splits[method][split][h][m] == pytest.approx(v, rel=1e-9)
+    old = tmp_path / "old.csv"  # written before the split columns existed
+    with old.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["method", "video", "frame", "psnr", "ssim"])
+        writer.writeheader()
+        writer.writerows({k: r[k] for k in writer.fieldnames} for r in rows)
+    plain = results_from_csv(old, cfg)
+    assert plain.metrics == ("psnr", "ssim") and plain.horizons == again.horizons
+    assert set(plain.splits["shifted"]) == {"all"} and plain.revisit_curve is None

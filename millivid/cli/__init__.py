@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = (
     "video",
     "generate",
     "evaluate",
+    "baseline",
     "reproduce",
     "demo",
 )

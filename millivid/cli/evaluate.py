@@ -12,7 +12,12 @@ from millivid.evaluate.weights import WEIGHT_FILES
 
 
 def _add_eval_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", nargs="?", choices=["probe-train"], help="train the label probe")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["probe-train", "action-probe-train"],
+        help="train the label probe or the action probe",
+    )
     p.add_argument("--pred", type=Path, help="generated video .npz (key 'video')")
     p.add_argument("--gt", type=Path, help="ground-truth video .npz ('video', 'labels' for probe)")
     p.add_argument("--pred-dir", type=Path, help="folder of .npz (or one sub-folder per method)")
@@ -22,7 +27,9 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
         "--metrics",
         default="psnr,ssim",
         help="comma list: "
-        + ",".join(["psnr", "ssim", "lpips", "dino", "matches", "probe", "fid", "fvd", "all"]),
+        + ",".join(
+            ["psnr", "ssim", "lpips", "dino", "matches", "probe", "action", "fid", "fvd", "all"]
+        ),
     )
     p.add_argument(
         "--from-csv",
@@ -39,9 +46,10 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--reference",
-        help="sets: paired.md compares every method with this one (default: millivid, else the "
-        "first method)",
+        help="sets: paired.md compares every method with each of these, comma list (default: "
+        "millivid, else the first method), e.g. millivid,nearest-pose",
     )
+    add_revisit_flags(p)
     p.add_argument("--json", action="store_true", help="print the JSON result")
     p.add_argument("--out", type=Path, help="output folder (sets: CSV/table/curves; probe-train)")
     p.add_argument("--preset", default="mini", choices=sorted(PRESETS), help="horizon preset")
@@ -51,6 +59,7 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     for name, (published, _) in WEIGHT_FILES.items():
         p.add_argument(f"--{name}-weights", default="", metavar="PATH", help=f"{published}")
     p.add_argument("--probe-weights", default="", metavar="DIR", help="probe folder")
+    p.add_argument("--action-probe-weights", default="", metavar="DIR", help="action probe folder")
     p.add_argument("--no-progress", action="store_true")
     # probe-train
     p.add_argument("--world-preset", default="mini", help="probe-train: world preset")
@@ -58,6 +67,29 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--videos", type=int, default=24, help="probe-train: training videos")
     p.add_argument("--frames", type=int, default=256, help="probe-train: frames per video")
     p.add_argument("--resume", action="store_true", help="probe-train: resume in --out")
+
+
+def add_revisit_flags(p: argparse.ArgumentParser) -> None:
+    """--revisit-distance / --revisit-yaw: the thresholds of the revisit split."""
+    p.add_argument(
+        "--revisit-distance",
+        type=float,
+        help=f"revisit: blocks in x-y to a context pose (default {EvalConfig.revisit_distance})",
+    )
+    p.add_argument(
+        "--revisit-yaw",
+        type=float,
+        help=f"revisit: degrees of yaw to that context pose (default {EvalConfig.revisit_yaw})",
+    )
+
+
+def revisit_updates(args: argparse.Namespace) -> dict:
+    """EvalConfig fields set by the revisit flags."""
+    return {
+        f"revisit_{k}": getattr(args, f"revisit_{k}")
+        for k in ("distance", "yaw")
+        if getattr(args, f"revisit_{k}", None) is not None
+    }
 
 
 def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
@@ -74,8 +106,9 @@ def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
     if args.batch_frames:
         updates["batch_frames"] = args.batch_frames
     if args.reference:
-        updates["reference"] = args.reference
-    for name in list(WEIGHT_FILES) + ["probe"]:
+        updates["references"] = tuple(r.strip() for r in args.reference.split(",") if r.strip())
+    updates.update(revisit_updates(args))
+    for name in list(WEIGHT_FILES) + ["probe", "action_probe"]:
         value = getattr(args, f"{name}_weights")
         if value:
             updates[f"{name}_weights"] = value
@@ -91,7 +124,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     from millivid.evaluate.suite import MetricSuite, parse_metrics
 
-    if args.action == "probe-train":
+    if args.action in ("probe-train", "action-probe-train"):
         return run_probe_train(args)
     cfg = eval_config_from_args(args)
     if args.from_csv:
@@ -105,6 +138,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         else:
             for h, vals in result["horizons"].items():
                 print(h.ljust(8), "  ".join(f"{m}={v:.4f}" for m, v in vals.items()))
+            for split in ("revisit", "novel"):
+                for h, vals in result["splits"]["horizons"].get(split, {}).items():
+                    line = "  ".join(f"{m}={v:.4f}" for m, v in vals.items())
+                    print(f"{h} {split}".ljust(16), line)
         return 0
     if args.pred_dir and args.gt_dir:
         res = evaluate_sets(
@@ -124,24 +161,29 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _write_sets(res, args: argparse.Namespace, cfg: EvalConfig) -> int:
-    from millivid.evaluate.outputs import table_markdown, write_set_outputs
-    from millivid.evaluate.runner import json_safe
+    from millivid.evaluate.markdown import splits_markdown, table_markdown
+    from millivid.evaluate.outputs import write_set_outputs
+    from millivid.evaluate.results import json_safe
 
     paths = write_set_outputs(res, args.out or Path("eval"), cfg.horizon_names, args.start)
     if args.json:
         print(json.dumps(json_safe({"horizons": res.horizons, "files": paths})))
     else:
         print(table_markdown(res.horizons, res.metrics, cfg.horizon_names))
+        print(splits_markdown(res, cfg.horizon_names))
         print(f"wrote {', '.join([paths['csv'], paths['table'], *paths['curves']])}")
     return 0
 
 
 def run_probe_train(args: argparse.Namespace) -> int:
+    """``probe-train`` (label probe) and ``action-probe-train`` (inverse-dynamics probe)."""
+    from millivid.evaluate.action_probe_train import train_action_probe
     from millivid.evaluate.probe_train import train_probe
 
     if not args.out:
-        raise ValueError("probe-train needs --out DIR")
-    report = train_probe(
+        raise ValueError(f"{args.action} needs --out DIR")
+    trainer = train_probe if args.action == "probe-train" else train_action_probe
+    report = trainer(
         args.out,
         world_preset=args.world_preset,
         steps=args.steps,

@@ -18,7 +18,18 @@ class EvalConfig:
     horizon_names: tuple[str, ...] = ("short", "medium", "long")
     horizon_ends: tuple[int, ...] = (64, 256, 768)  # last frame of each horizon, 1-based
     batch_frames: int = 64  # frames per forward pass of a learned metric
-    reference: str = "millivid"  # paired.md compares every method with this one (else the first)
+    # paired.md compares every method with each of these (the first falls back to the first method)
+    references: tuple[str, ...] = ("millivid",)
+    # Revisit split (docs/EVALUATION.md "Revisits"): a generated frame is a revisit when its GT
+    # pose is within both thresholds of some context frame's pose. World geometry
+    # (millivid.world.config): 2 blocks = 8 forward frames at 0.25 blocks/frame, a tenth of the
+    # 20-block fog start and under a third of the ~7-block tree spacing, so the same trees stand
+    # in view at the same places; 15 degrees = one turn frame (a 90-degree turn takes 6), and
+    # with a 70-degree field of view keeps 55/70 = 79% of the view in common. Yaws differ only by
+    # multiples of 15 degrees, so this admits the same heading or one turn frame off, not two.
+    revisit_distance: float = 2.0  # blocks, in x-y
+    revisit_yaw: float = 15.0  # degrees, wrapped to [-180, 180]
+    memory_reference: str = "nearest-pose"  # memory gain on revisit frames is against this method
     match_confidence: float = 0.5  # LightGlue matches counted above this confidence
     fvd_clip: int = 16  # frames per I3D clip
     # weight files; "" = take the environment variable (MILLIVID_<NAME>_WEIGHTS) or fail
@@ -30,6 +41,7 @@ class EvalConfig:
     fid_weights: str = ""  # inception-2015-12-05.pt (TorchScript)
     fvd_weights: str = ""  # i3d_torchscript.pt
     probe_weights: str = "checkpoints/probe"  # folder with model.safetensors + config.json
+    action_probe_weights: str = "checkpoints/action_probe"  # inverse-dynamics probe (action_acc)
 
 
 PRESETS = {

@@ -1,4 +1,5 @@
-"""Turn evaluation results into files: per-frame CSV, Table-1 markdown, Fig.-4 curves, JSON."""
+"""Turn evaluation results into files: per-frame CSV, table.md and paired.md (``markdown``), Fig.-4
+curves with the revisit bands, results.json."""
 
 from __future__ import annotations
 
@@ -10,10 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from millivid.evaluate.runner import SetResults, json_safe
-from millivid.evaluate.suite import DISPLAY, HIGHER_IS_BETTER
-
-SHORT_HORIZON = {"short": "short", "medium": "med.", "long": "long"}
+from millivid.evaluate.baselines import BASELINES
+from millivid.evaluate.markdown import (
+    direction_arrow,
+    display_name,
+    paired_markdown,
+    splits_markdown,
+    table_markdown,
+)
+from millivid.evaluate.results import KEY_COLUMNS, SetResults, json_safe
+from millivid.evaluate.splits import SPLIT_COLUMNS
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -23,8 +30,10 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_csv(results: SetResults, path: Path) -> None:
-    """One row per (method, video, frame since context) with every frame metric."""
-    cols = ["method", "video", "frame"] + [
+    """One row per (method, video, frame since context): the split columns ``revisit`` and
+    ``turn`` (1, 0, or empty when the ground truth has no poses / actions) and every frame
+    metric."""
+    cols = [*KEY_COLUMNS, *SPLIT_COLUMNS] + [
         m for m in results.metrics if results.rows and m in results.rows[0]
     ]
     tmp = path.with_name(path.name + ".tmp")
@@ -35,92 +44,29 @@ def write_csv(results: SetResults, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _fmt(metric: str, value: float) -> str:
-    if metric in ("psnr", "matches", "fid", "fvd"):
-        return f"{value:.2f}" if metric in ("psnr", "fid") else f"{value:.1f}"
-    return f"{value:.3f}"
-
-
-def table_markdown(
-    horizons: dict[str, dict[str, dict[str, float]]],
-    metrics: Sequence[str],
-    horizon_names: Sequence[str],
-    per_table: int = 4,
-) -> str:
-    """Table 1's layout: one row per method, per metric a short/med./long column group, best bold.
-
-    Metrics are split into tables of ``per_table`` metrics each, as the paper does.
-    """
-    methods = list(horizons)
-    present = [h for h in horizon_names if any(h in horizons[m] for m in methods)]
-    blocks = []
-    for i in range(0, len(metrics), per_table):
-        group = list(metrics[i : i + per_table])
-        head = ["Method"] + [
-            f"{DISPLAY[m]} {'↑' if HIGHER_IS_BETTER[m] else '↓'} {SHORT_HORIZON.get(h, h)}"
-            for m in group
-            for h in present
-        ]
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        best = {}
-        for m in group:
-            for h in present:
-                vals = [horizons[k].get(h, {}).get(m) for k in methods]
-                vals = [v for v in vals if v is not None]
-                if vals:
-                    best[m, h] = max(vals) if HIGHER_IS_BETTER[m] else min(vals)
-        for k in methods:
-            cells = [k]
-            for m in group:
-                for h in present:
-                    v = horizons[k].get(h, {}).get(m)
-                    if v is None:
-                        cells.append("–")
-                    else:
-                        s = _fmt(m, v)
-                        cells.append(f"**{s}**" if len(methods) > 1 and v == best[m, h] else s)
-            lines.append("| " + " | ".join(cells) + " |")
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
-
-
-def paired_markdown(
-    paired: dict[str, dict[str, dict[str, dict[str, float]]]],
-    reference: str,
-    horizon_names: Sequence[str],
-) -> str:
-    """paired.md: per method, its mean difference from ``reference`` over the videos both have,
-    ± the 95% interval, and in brackets the share of videos where it is better."""
-    lines = [
-        f"Difference from **{reference}**, per video then averaged: mean ± 95% interval "
-        "(1.96·sd/√n), in brackets the share of videos where the method is better.",
-        "",
-    ]
-    for method, cells in paired.items():
-        metrics = list(dict.fromkeys(m for h in cells.values() for m in h))
-        present = [h for h in horizon_names if h in cells]
-        n = next(iter(next(iter(cells.values())).values()))["videos"]
-        lines += [f"### {method} − {reference} ({n} videos)", ""]
-        lines.append("| metric | " + " | ".join(present) + " |")
-        lines.append("|---|" + "---|" * len(present))
-        for m in metrics:
-            row = []
-            for h in present:
-                c = cells[h].get(m)
-                row.append(
-                    "–"
-                    if c is None
-                    else f"{c['mean']:+.3f} ± {c['ci95']:.3f} ({100 * c['wins']:.0f} %)"
-                )
-            lines.append(f"| {DISPLAY[m]} | " + " | ".join(row) + " |")
-        lines.append("")
-    return "\n".join(lines)
+def revisit_spans(share: Sequence[float]) -> list[tuple[float, float, float]]:
+    """Runs of equal non-zero revisit share [T] (frame i+1 has share[i]) as (x0, x1, share) with
+    frames centred on integers: the shaded bands of the curves."""
+    spans, start = [], 0
+    for i in range(1, len(share) + 1):
+        if i == len(share) or share[i] != share[start]:
+            if share[start] > 0:
+                spans.append((start + 0.5, i + 0.5, float(share[start])))
+            start = i
+    return spans
 
 
 def plot_curves(
-    curves: dict[str, dict[str, list[float]]], metrics: Sequence[str], out_stem: Path
+    curves: dict[str, dict[str, list[float]]],
+    metrics: Sequence[str],
+    out_stem: Path,
+    revisit: Sequence[float] | None = None,
 ) -> list[Path]:
-    """Fig. 4-style: metric vs frames since context, one line per method; writes .png and .svg."""
+    """Fig. 4-style: metric vs frames since context, one line per method; writes .png and .svg.
+
+    ``revisit`` [T]: share of test videos whose frame i+1 is a revisit, drawn as green bands
+    (darker = more videos) behind the lines.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,16 +78,29 @@ def plot_curves(
     cols = min(3, len(shown))
     rows = (len(shown) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    spans = revisit_spans(revisit) if revisit is not None else []
     for ax, m in zip(axes.flat, shown):
+        for x0, x1, share in spans:
+            ax.axvspan(x0, x1, color="tab:green", alpha=0.3 * share, linewidth=0, zorder=0)
         for method, c in curves.items():
             if m in c:
                 ax.plot(range(1, len(c[m]) + 1), c[m], label=method, linewidth=1.3)
-        ax.set_title(f"{DISPLAY[m]} {'↑' if HIGHER_IS_BETTER[m] else '↓'}")
+        ax.set_title(f"{display_name(m)} {direction_arrow(m)}")
         ax.set_xlabel("frames since context")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(shown) :]:
+    spare = list(axes.flat)[len(shown) :]
+    for ax in spare:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if spans:
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(color="tab:green", alpha=0.3))
+        labels.append("revisit (share of videos)")
+    # the legend goes into an empty panel when there is one, else onto the first
+    (spare[0] if spare else axes.flat[0]).legend(
+        handles, labels, fontsize=8, loc="center" if spare else "best"
+    )
     fig.tight_layout()
     written = []
     for ext in ("png", "svg"):
@@ -154,38 +113,57 @@ def plot_curves(
     return written
 
 
-def write_set_outputs(
-    results: SetResults, out_dir: Path, horizon_names: Sequence[str], start: int | None = None
-) -> dict:
-    """per_frame.csv, table.md, curves.png/svg, results.json and (several methods) paired.md in
-    ``out_dir``; returns the paths
-    written (``curves`` lists only the curve files this call wrote, possibly none)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(results, out_dir / "per_frame.csv")
-    _atomic_write_text(
-        out_dir / "table.md", table_markdown(results.horizons, results.metrics, horizon_names)
-    )
-    curves = plot_curves(results.curves, results.metrics, out_dir / "curves")
-    summary = {
+def results_summary(results: SetResults, start: int | None = None) -> dict:
+    """results.json: horizons per method, paired differences from the first reference, and the
+    splits (thresholds, shares per horizon, split means, memory gains, paired per reference)."""
+    return {
         "start": start,
         "metrics": list(results.metrics),
         "horizons": results.horizons,
         "videos": results.videos,
         "paired": results.paired,
+        "references": list(results.references),
+        "splits": {
+            "thresholds": results.thresholds,
+            "share": results.shares,
+            "horizons": results.splits,
+            "memory_gain": results.memory,
+            "paired": results.paired_splits,
+            "revisit_curve": results.revisit_curve,
+        },
     }
-    if results.paired:
-        methods = list(results.horizons)
-        reference = next(m for m in methods if m not in results.paired)
-        _atomic_write_text(
-            out_dir / "paired.md", paired_markdown(results.paired, reference, horizon_names)
-        )
-    _atomic_write_text(out_dir / "results.json", json.dumps(json_safe(summary), indent=2))
+
+
+def write_set_outputs(
+    results: SetResults, out_dir: Path, horizon_names: Sequence[str], start: int | None = None
+) -> dict:
+    """per_frame.csv, table.md, curves.png/svg, results.json and (several methods) paired.md in
+    ``out_dir``; returns the paths written (``curves`` lists only the curve files this call
+    wrote, possibly none)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(results, out_dir / "per_frame.csv")
+    table = table_markdown(results.horizons, results.metrics, horizon_names)
+    baselines = [m for m in results.horizons if m in BASELINES]
+    if baselines:
+        table += f"\nTrivial baselines (no generation): {', '.join(baselines)}.\n"
+    splits = splits_markdown(results, horizon_names)
+    _atomic_write_text(out_dir / "table.md", table + ("\n" + splits if splits else ""))
+    curves = plot_curves(results.curves, results.metrics, out_dir / "curves", results.revisit_curve)
+    paired = [
+        paired_markdown(results.paired_splits[r], r, horizon_names)
+        for r in results.references
+        if results.paired_splits.get(r, {}).get("all")
+    ]
+    if paired:
+        _atomic_write_text(out_dir / "paired.md", "\n".join(paired))
+    summary = json_safe(results_summary(results, start))
+    _atomic_write_text(out_dir / "results.json", json.dumps(summary, indent=2))
     return {
         "csv": str(out_dir / "per_frame.csv"),
         "table": str(out_dir / "table.md"),
         "curves": [str(p) for p in curves if p.is_file()],  # none when there was nothing to plot
         "json": str(out_dir / "results.json"),
-        **({"paired": str(out_dir / "paired.md")} if results.paired else {}),
+        **({"paired": str(out_dir / "paired.md")} if paired else {}),
     }
 
 

@@ -95,11 +95,12 @@ def save_probe(model: SegmentationProbe, out_dir: Path, extra: dict | None = Non
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_probe(path: Path | str) -> SegmentationProbe:
-    """Load a probe from a folder (or its model.safetensors) with config.json beside it.
+def probe_files(path: Path | str, what: str, train: str, flag: str) -> tuple[Path, Path]:
+    """(model.safetensors, config.json) of a probe folder (or its model.safetensors).
 
     A relative path that does not exist from the working directory is looked up from the
-    repository root, so the shipped default (``checkpoints/probe``) works from anywhere."""
+    repository root, so the shipped defaults (``checkpoints/...``) work from anywhere. A missing
+    file names itself, the command that trains one (``train``) and the flag to pass."""
     path = Path(path)
     if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
         path = REPO_ROOT / path
@@ -108,9 +109,16 @@ def load_probe(path: Path | str) -> SegmentationProbe:
     for f in (weights, config):
         if not f.is_file():
             raise FileNotFoundError(
-                f"probe file {f} does not exist; train one with "
-                "`millivid evaluate probe-train --out DIR` or pass --probe-weights DIR"
+                f"{what} file {f} does not exist; train one with "
+                f"`millivid evaluate {train} --out DIR` or pass {flag} DIR"
             )
+    return weights, config
+
+
+def load_probe(path: Path | str) -> SegmentationProbe:
+    """Load a label probe from a folder (or its model.safetensors) with config.json beside it
+    (``probe_files``)."""
+    weights, config = probe_files(path, "probe", "probe-train", "--probe-weights")
     raw = json.loads(config.read_text())
     cfg = ProbeConfig(**raw.get("probe", raw.get("config", {}).get("probe", {})))
     model = SegmentationProbe(cfg)

@@ -2,15 +2,13 @@
 
 ``evaluate_pair`` is the ``millivid evaluate --pred --gt`` JSON contract; ``evaluate_sets``
 walks ``--pred-dir`` (one sub-folder per method, or the .npz files of one method) and
-``--gt-dir``, matching files by name, and returns per-frame and per-horizon results that
-``millivid.evaluate.outputs`` turns into the CSV, the Table-1 markdown and the curves.
+``--gt-dir``, matching files by name, and returns per-frame and per-horizon results
+(``millivid.evaluate.results``) that ``millivid.evaluate.outputs`` turns into the CSV, the
+Table-1 markdown and the curves.
 """
 
 from __future__ import annotations
 
-import csv
-import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,15 @@ from tqdm import tqdm
 
 from millivid.evaluate.config import EvalConfig
 from millivid.evaluate.frechet import GaussianStats, frechet_from_stats
-from millivid.evaluate.horizons import horizon_means, horizon_ranges, paired_differences
+from millivid.evaluate.horizons import FrameTable, horizon_means, horizon_ranges
+from millivid.evaluate.results import (
+    SetResults,
+    json_safe,
+    results_from_csv,
+    shared_videos,
+    summarize_rows,
+)
+from millivid.evaluate.splits import ACTION_METRICS, SPLIT_COLUMNS, frame_splits
 from millivid.evaluate.suite import FRAME_METRICS, SET_METRICS, MetricSuite
 
 
@@ -112,22 +118,89 @@ def evaluate_pair(
 ) -> dict:
     """Compare frames [start, T) of ``video`` in two files.
 
-    Returns ``{"per_frame": {metric: [T - start]}, "horizons": {name: {metric: mean}}}``; FID/FVD
-    appear only in ``horizons`` (pooled over that horizon's frames of this one video).
+    Returns ``{"per_frame": {metric: [T - start]}, "horizons": {name: {metric: mean}}, "splits":
+    {...}}``; FID/FVD appear only in ``horizons`` (pooled over that horizon's frames of this one
+    video). ``splits`` (from the GT ``poses`` and ``actions`` when present): ``frames``
+    {"revisit"/"turn": [T - start] of 0/1, or None}, ``horizons`` {split: {name: {metric:
+    mean}}} and ``share`` {name: {"frames", "revisit", "turn"}}.
     """
     suite = suite or MetricSuite(cfg)
     suite.load_all(metrics)
-    pred, gt = read_frames(pred_path), read_frames(gt_path)
+    truth = _GroundTruth.read(gt_path, cfg, start)
+    pred, gt = read_frames(pred_path), truth.frames
     stop = _generated(pred, gt, start, f"{pred_path} vs {gt_path}")
-    labels = None
-    if any(m.startswith("probe_") for m in metrics):
-        labels = torch.from_numpy(read_array(gt_path, "labels"))[start:stop]
-    per_frame = suite.per_frame(metrics, pred[start:stop], gt[start:stop], labels)
+    per_frame = _per_frame(suite, metrics, pred, truth, start, stop)
     horizons = horizon_means(per_frame, cfg.horizon_names, cfg.horizon_ends)
     acc: dict[str, _SetAccumulator] = {}
     _add_set_features(suite, metrics, acc, pred[start:stop], gt[start:stop], cfg)
     _merge_set_metrics(horizons, acc)
-    return {"per_frame": per_frame, "horizons": horizons}
+    rows = _rows("pred", gt_path.stem, per_frame, truth, stop - start)
+    table = FrameTable.from_rows(rows, list(per_frame), cfg.horizon_ends)
+    splits = {
+        "frames": {c: truth.column(c, stop - start) for c in SPLIT_COLUMNS},
+        "horizons": table.split_means(cfg.horizon_names).get("pred", {}),
+        "share": table.shares(cfg.horizon_names),
+    }
+    return {"per_frame": per_frame, "horizons": horizons, "splits": splits}
+
+
+@dataclass
+class _GroundTruth:
+    """A GT video's frames uint8 [T, H, W, 3], optional labels [T, H, W] and actions int64 [T],
+    and the split columns of its frames [start, T) (``splits.frame_splits``)."""
+
+    path: Path
+    frames: torch.Tensor
+    labels: torch.Tensor | None
+    actions: np.ndarray | None
+    splits: dict[str, np.ndarray | None]
+
+    @classmethod
+    def read(cls, path: Path, cfg: EvalConfig, start: int) -> _GroundTruth:
+        frames = read_frames(path)
+        labels = read_array(path, "labels", required=False)
+        actions = read_array(path, "actions", required=False)
+        poses = read_array(path, "poses", required=False)
+        n = frames.shape[0]
+        splits = frame_splits(poses, actions, start, n, cfg.revisit_distance, cfg.revisit_yaw)
+        lab = None if labels is None else torch.from_numpy(labels)
+        return cls(path, frames, lab, actions, splits)
+
+    def column(self, name: str, n: int) -> list[int] | None:
+        """Split column ``name`` of the first ``n`` compared frames as 0/1, or None."""
+        col = self.splits[name]
+        return None if col is None else [int(x) for x in col[:n]]
+
+
+def _per_frame(suite, metrics, pred, truth: _GroundTruth, start: int, stop: int) -> dict:
+    """suite.per_frame on frames [start, stop) of pred uint8 [T, H, W, 3] and the ground truth;
+    action metrics also get the GT actions of those frames and the predicted frame before the
+    first one."""
+    labels = None
+    if any(m.startswith("probe_") for m in metrics):
+        if truth.labels is None:
+            raise ValueError(f"{truth.path}: probe metrics need a 'labels' array")
+        labels = truth.labels[start:stop]
+    extra = {}
+    if any(m in ACTION_METRICS for m in metrics):
+        if truth.actions is None:
+            raise ValueError(f"{truth.path}: action metrics need an 'actions' array")
+        if start < 1:
+            raise ValueError("action metrics need --start >= 1 (a frame before the first compared)")
+        extra = {"actions": torch.from_numpy(truth.actions[start:stop]), "prev": pred[start - 1]}
+    return suite.per_frame(metrics, pred[start:stop], truth.frames[start:stop], labels, **extra)
+
+
+def _rows(method: str, video: str, per_frame: dict, truth: _GroundTruth, n: int) -> list[dict]:
+    """Per-frame rows: method, video, frame (1-based), split columns (1, 0 or None), metrics."""
+    cols = {c: truth.column(c, n) for c in SPLIT_COLUMNS}
+    rows = []
+    for i in range(n):
+        row = {"method": method, "video": video, "frame": i + 1}
+        row.update({c: None if v is None else v[i] for c, v in cols.items()})
+        row.update({m: v[i] for m, v in per_frame.items()})
+        rows.append(row)
+    return rows
 
 
 def find_methods(pred_dir: Path) -> dict[str, Path]:
@@ -141,18 +214,6 @@ def find_methods(pred_dir: Path) -> dict[str, Path]:
     if any(pred_dir.glob("*.npz")):
         return {pred_dir.name: pred_dir}
     raise FileNotFoundError(f"no .npz videos in {pred_dir} or its sub-folders")
-
-
-@dataclass
-class SetResults:
-    """Results of ``evaluate_sets``: rows per (method, video, frame), curves and horizons."""
-
-    metrics: tuple[str, ...]
-    rows: list[dict] = field(default_factory=list)  # method, video, frame (1-based), metrics...
-    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # method->metric->[T]
-    horizons: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # method->h->m
-    videos: dict[str, list[str]] = field(default_factory=dict)  # method -> evaluated video names
-    paired: dict = field(default_factory=dict)  # method -> h -> metric -> paired_differences cell
 
 
 def evaluate_sets(
@@ -188,133 +249,22 @@ def evaluate_sets(
         have = {m: shared for m in have}
     pairs = [(g, m, d / g.name) for g in gt_files for m, d in methods.items() if g.stem in have[m]]
     bar = tqdm(pairs, desc="evaluate", unit="video", disable=not progress)
-    gt_cache: tuple[Path, torch.Tensor, torch.Tensor | None] | None = None
+    truth: _GroundTruth | None = None
     frames_done = 0
     for gt_path, method, pred_path in bar:
-        if gt_cache is None or gt_cache[0] != gt_path:
-            lab = read_array(gt_path, "labels", required=False)
-            gt_cache = (
-                gt_path,
-                read_frames(gt_path),
-                None if lab is None else torch.from_numpy(lab),
-            )
-        _, gt, labels = gt_cache
-        pred = read_frames(pred_path)
+        if truth is None or truth.path != gt_path:
+            truth = _GroundTruth.read(gt_path, cfg, start)
+        pred, gt = read_frames(pred_path), truth.frames
         stop = _generated(pred, gt, start, f"{pred_path} vs {gt_path}")
-        lab = None if labels is None else labels[start:stop]
-        if lab is None and any(m.startswith("probe_") for m in metrics):
-            raise ValueError(f"{gt_path}: probe metrics need a 'labels' array")
-        per_frame = suite.per_frame(metrics, pred[start:stop], gt[start:stop], lab)
+        per_frame = _per_frame(suite, metrics, pred, truth, start, stop)
         _add_set_features(suite, metrics, acc[method], pred[start:stop], gt[start:stop], cfg)
-        n = stop - start
-        for i in range(n):
-            row = {"method": method, "video": gt_path.stem, "frame": i + 1}
-            row.update({m: v[i] for m, v in per_frame.items()})
-            res.rows.append(row)
-        frames_done += n
+        res.rows += _rows(method, gt_path.stem, per_frame, truth, stop - start)
+        frames_done += stop - start
         bar.set_postfix(frames=frames_done)
     summarize_rows(res, cfg)
     for method in res.horizons:
         _merge_set_metrics(res.horizons[method], acc[method])
     return res
-
-
-def summarize_rows(res: SetResults, cfg: EvalConfig) -> None:
-    """Fill ``res.videos``, ``res.curves`` (per-frame means over videos) and ``res.horizons``
-    from ``res.rows``: the one place where per-frame values become curves and Table 1 cells."""
-    keys = ("method", "video", "frame")
-    for method in dict.fromkeys(r["method"] for r in res.rows):
-        rows = [r for r in res.rows if r["method"] == method]
-        res.videos[method] = list(dict.fromkeys(r["video"] for r in rows))
-        frame = np.array([r["frame"] for r in rows], dtype=np.int64) - 1
-        count = np.bincount(frame)
-        res.curves[method] = {
-            m: [
-                float(x)
-                for x in np.bincount(frame, [float(r[m]) for r in rows]) / np.maximum(count, 1)
-            ]
-            for m in rows[0]
-            if m not in keys
-        }
-        res.horizons[method] = horizon_means(
-            res.curves[method], cfg.horizon_names, cfg.horizon_ends
-        )
-    frame_metrics = [m for m in (res.rows[0] if res.rows else ()) if m not in keys]
-    res.paired = paired_differences(
-        res.rows, frame_metrics, cfg.horizon_names, cfg.horizon_ends, cfg.reference
-    )
-
-
-def results_from_csv(
-    paths: Path | Sequence[Path], cfg: EvalConfig, common: bool = True
-) -> SetResults:
-    """Re-tabulate ``per_frame.csv`` files written by ``write_set_outputs`` (no metric is
-    recomputed; set metrics such as FID/FVD are not in the CSV). Several files (e.g. methods
-    evaluated in different sessions on the same test set) are merged: the metrics they all have,
-    and a (method, video) pair may come from one file only. ``common``: as in ``evaluate_sets``."""
-    paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
-    tables = [_read_per_frame_csv(p) for p in paths]
-    metrics = tuple(m for m in tables[0][0] if all(m in t[0] for t in tables))
-    rows, origin = [], {}
-    for path, (_, file_rows) in zip(paths, tables):
-        for key in {(r["method"], r["video"]) for r in file_rows}:
-            if key in origin:
-                raise ValueError(
-                    f"method {key[0]!r}, video {key[1]!r} is in {origin[key]} and {path}"
-                )
-            origin[key] = path
-        rows += [{k: r[k] for k in ("method", "video", "frame", *metrics)} for r in file_rows]
-    if common:
-        by_method: dict[str, set[str]] = {}
-        for r in rows:
-            by_method.setdefault(r["method"], set()).add(r["video"])
-        shared = shared_videos(by_method, ", ".join(map(str, paths)))
-        rows = [r for r in rows if r["video"] in shared]
-    res = SetResults(metrics=metrics, rows=rows)
-    summarize_rows(res, cfg)
-    return res
-
-
-def shared_videos(videos: dict[str, set[str]], where: object) -> set[str]:
-    """The videos every method has (method -> its video names); a warning names the others, so
-    methods are compared on the same videos."""
-    shared = set.intersection(*videos.values()) if videos else set()
-    left_out = {m: sorted(v - shared) for m, v in videos.items() if v - shared}
-    if left_out:
-        names = "; ".join(f"{m}: {len(v)} ({', '.join(v[:8])})" for m, v in left_out.items())
-        warnings.warn(
-            f"{where}: not every method has these videos, left out: {names}", stacklevel=3
-        )
-    return shared
-
-
-def _read_per_frame_csv(path: Path) -> tuple[tuple[str, ...], list[dict]]:
-    """(metric columns, rows) of one per_frame.csv."""
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"method", "video", "frame"} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(
-                f"{path}: not a per-frame CSV (no column {', '.join(sorted(missing))})"
-            )
-        metrics = tuple(c for c in reader.fieldnames if c not in ("method", "video", "frame"))
-        rows = [
-            {"method": r["method"], "video": r["video"], "frame": int(r["frame"])}
-            | {m: float(r[m]) if r[m] else float("nan") for m in metrics}
-            for r in reader
-        ]
-    return metrics, rows
-
-
-def json_safe(value):
-    """Replace NaN/inf floats (not valid JSON) with None, recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
 
 
 __all__ = [
@@ -323,6 +273,8 @@ __all__ = [
     "evaluate_pair",
     "evaluate_sets",
     "find_methods",
+    "json_safe",
     "results_from_csv",
+    "shared_videos",
     "summarize_rows",
 ]

@@ -1,8 +1,8 @@
 """One place that knows every metric: per-frame metrics and the set metrics FID/FVD.
 
 ``MetricSuite(cfg, device)`` loads each learned metric's weights on first use (so psnr/ssim need
-no files), then ``per_frame(pred, gt, labels)`` gives ``{metric: [T]}`` and ``features`` the
-detector features the Fréchet metrics pool over a horizon.
+no files), then ``per_frame(pred, gt, labels, actions, prev)`` gives ``{metric: [T]}`` and
+``features`` the detector features the Fréchet metrics pool over a horizon.
 """
 
 from __future__ import annotations
@@ -16,10 +16,19 @@ from millivid.evaluate.config import EvalConfig
 from millivid.evaluate.image_metrics import psnr, ssim
 from millivid.evaluate.weights import load_torchscript, weight_path
 
-FRAME_METRICS = ("psnr", "ssim", "lpips", "dino", "matches", "probe_acc", "probe_miou")
+FRAME_METRICS = (
+    "psnr",
+    "ssim",
+    "lpips",
+    "dino",
+    "matches",
+    "probe_acc",
+    "probe_miou",
+    "action_acc",
+)
 SET_METRICS = ("fid", "fvd")
 ALL_METRICS = FRAME_METRICS + SET_METRICS
-ALIASES = {"probe": ("probe_acc", "probe_miou"), "all": ALL_METRICS}
+ALIASES = {"probe": ("probe_acc", "probe_miou"), "action": ("action_acc",), "all": ALL_METRICS}
 HIGHER_IS_BETTER = {
     "psnr": True,
     "ssim": True,
@@ -28,6 +37,7 @@ HIGHER_IS_BETTER = {
     "matches": True,
     "probe_acc": True,
     "probe_miou": True,
+    "action_acc": True,
     "fid": False,
     "fvd": False,
 }
@@ -39,6 +49,7 @@ DISPLAY = {
     "matches": "Matches",
     "probe_acc": "Probe acc.",
     "probe_miou": "Probe mIoU",
+    "action_acc": "Action acc.",
     "fid": "FID",
     "fvd": "FVD",
 }
@@ -59,6 +70,13 @@ def parse_metrics(names: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _model_name(metric: str) -> str:
+    """The network a frame or set metric runs on (probe_acc -> probe, action_acc -> ...)."""
+    if metric.startswith("probe_"):
+        return "probe"
+    return "action_probe" if metric == "action_acc" else metric
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -74,7 +92,8 @@ class MetricSuite:
         self._models: dict[str, torch.nn.Module] = {}
 
     def model(self, name: str) -> torch.nn.Module:
-        """The metric network ``name`` (lpips, dino, matches, probe, fid, fvd), loaded once."""
+        """The metric network ``name`` (lpips, dino, matches, probe, action_probe, fid, fvd),
+        loaded once."""
         if name not in self._models:
             self._models[name] = self._load(name).to(self.device)
         return self._models[name]
@@ -103,6 +122,10 @@ class MetricSuite:
             from millivid.evaluate.probe import load_probe
 
             return load_probe(c.probe_weights)
+        if name == "action_probe":
+            from millivid.evaluate.action_probe import load_action_probe
+
+            return load_action_probe(c.action_probe_weights)
         if name in SET_METRICS:
             return load_torchscript(weight_path(name, getattr(c, f"{name}_weights")), self.device)
         raise ValueError(f"no model for metric {name!r}")
@@ -112,7 +135,7 @@ class MetricSuite:
         for m in metrics:
             if m in ("psnr", "ssim"):
                 continue
-            self.model("probe" if m.startswith("probe_") else m)
+            self.model(_model_name(m))
 
     @torch.no_grad()
     def per_frame(
@@ -121,21 +144,38 @@ class MetricSuite:
         pred: torch.Tensor,
         gt: torch.Tensor,
         labels: torch.Tensor | None = None,
+        actions: torch.Tensor | None = None,
+        prev: torch.Tensor | None = None,
     ) -> dict[str, list[float]]:
         """Per-frame values of the frame metrics in ``metrics``.
 
-        pred, gt: uint8 [T, H, W, 3]; labels: ground-truth block ids [T, H, W] (probe metrics).
+        pred, gt: uint8 [T, H, W, 3]; labels: ground-truth block ids [T, H, W] (probe metrics);
+        actions: ground-truth actions int [T] of the compared frames and prev: the predicted frame
+        uint8 [H, W, 3] just before pred[0] (action_acc reads the pair (pred[t-1], pred[t])).
         """
         out: dict[str, list[torch.Tensor]] = {m: [] for m in metrics if m in FRAME_METRICS}
         if any(m.startswith("probe_") for m in out) and labels is None:
             raise ValueError("probe metrics need the ground-truth 'labels' array in the GT file")
+        if "action_acc" in out:
+            before, actions = _action_inputs(pred, actions, prev)
         step = max(1, self.cfg.batch_frames)
         for a in range(0, pred.shape[0], step):
             p = pred[a : a + step].to(self.device)
             g = gt[a : a + step].to(self.device)
             for m in out:
-                out[m].append(self._frame_metric(m, p, g, labels, a).double().cpu())
+                if m == "action_acc":
+                    value = self._action_acc(before[a : a + step], p, actions[a : a + step])
+                else:
+                    value = self._frame_metric(m, p, g, labels, a)
+                out[m].append(value.double().cpu())
         return {m: torch.cat(v).tolist() if v else [] for m, v in out.items()}
+
+    def _action_acc(self, before, p, actions) -> torch.Tensor:
+        """1/0 per frame: the action probe reads actions[t] from (before[t], p[t])."""
+        from millivid.evaluate.action_probe import action_accuracy
+
+        pairs = torch.stack([before.to(self.device), p], dim=1)  # [n, 2, H, W, 3]
+        return action_accuracy(self.model("action_probe"), pairs, actions)
 
     def _frame_metric(self, m, p, g, labels, a) -> torch.Tensor:
         if m == "psnr":
@@ -179,3 +219,23 @@ class MetricSuite:
                 clips = torch.stack([frames[s : s + clip] for s in starts]).to(self.device)
                 feats.append(frechet.i3d_features(det, clips).cpu())
         return torch.cat(feats) if feats else torch.zeros(0, 0)
+
+
+def _action_inputs(pred: torch.Tensor, actions, prev) -> tuple[torch.Tensor, torch.Tensor]:
+    """(frame before each frame of pred uint8 [T, H, W, 3], actions int64 [T]) for action_acc,
+    which needs the GT actions int [T] and prev, the frame uint8 [H, W, 3] before pred[0]."""
+    from millivid.evaluate.action_probe import frames_before
+
+    missing = [n for n, v in (("actions", actions), ("prev", prev)) if v is None]
+    if missing:
+        raise ValueError(
+            f"action_acc needs {' and '.join(missing)}: the ground-truth 'actions' array of the "
+            "GT file and the predicted frame before the first compared one (prev)"
+        )
+    actions, prev = torch.as_tensor(actions).long(), torch.as_tensor(prev)
+    if tuple(actions.shape) != tuple(pred.shape[:1]) or prev.shape != pred.shape[1:]:
+        raise ValueError(
+            f"action_acc: actions {tuple(actions.shape)} and prev {tuple(prev.shape)} must be "
+            f"[T] = [{pred.shape[0]}] and [H, W, 3] = {list(pred.shape[1:])}"
+        )
+    return frames_before(pred, prev), actions

@@ -1,0 +1,111 @@
+"""Trivial baselines, scored like any method: what a results table must beat to show memory.
+
+* ``copy-last``: every generated frame repeats the last context frame (no motion, no memory).
+* ``context-mean``: one static frame, the per-pixel mean of the context (regression to the mean
+  scene: what a blurry model converges to).
+* ``nearest-pose``: each generated frame is the context frame whose ground-truth pose is nearest
+  (``splits.nearest_context``, the gap that defines revisits): pure recall, no generation. An
+  oracle: it reads the ground-truth poses of the generated frames.
+
+Each baseline writes the context frames followed by its generated frames, the same layout as a
+rollout, so ``millivid evaluate --pred-dir`` scores it as a method named after its folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from millivid.evaluate.config import EvalConfig
+from millivid.evaluate.splits import nearest_context
+
+BASELINES = ("copy-last", "context-mean", "nearest-pose")
+
+
+def copy_last(context: np.ndarray, n: int) -> np.ndarray:
+    """uint8 [n, H, W, 3]: the last of the context frames uint8 [A, H, W, 3], n times."""
+    return np.repeat(context[-1:], n, axis=0)
+
+
+def context_mean(context: np.ndarray, n: int) -> np.ndarray:
+    """uint8 [n, H, W, 3]: the per-pixel mean of the context frames uint8 [A, H, W, 3], rounded
+    (half to even), n times."""
+    mean = np.rint(context.astype(np.float64).mean(axis=0)).astype(np.uint8)
+    return np.repeat(mean[None], n, axis=0)
+
+
+def nearest_pose(
+    context: np.ndarray,
+    context_poses: np.ndarray,
+    poses: np.ndarray,
+    distance: float,
+    yaw: float,
+) -> np.ndarray:
+    """uint8 [N, H, W, 3]: for each pose float [N, 5] the context frame (uint8 [A, H, W, 3]) whose
+    pose (context_poses float [A, 5]) is nearest by the revisit gap."""
+    index, _ = nearest_context(poses, context_poses, distance, yaw)
+    return context[index]
+
+
+def baseline_video(
+    kind: str, video: np.ndarray, poses: np.ndarray | None, context: int, cfg: EvalConfig
+) -> np.ndarray:
+    """uint8 [T, H, W, 3]: the first ``context`` frames of the ground truth video uint8
+    [T, H, W, 3], then the ``kind`` baseline's T - context generated frames (poses float [T, 5]
+    of the ground truth: nearest-pose only)."""
+    if not 0 < context < len(video):
+        raise ValueError(f"--context {context} must be in (0, {len(video)}) (frames of the video)")
+    ctx, n = video[:context], len(video) - context
+    if kind == "copy-last":
+        generated = copy_last(ctx, n)
+    elif kind == "context-mean":
+        generated = context_mean(ctx, n)
+    elif kind == "nearest-pose":
+        if poses is None:
+            raise ValueError("nearest-pose needs the ground-truth 'poses' array")
+        d, y = cfg.revisit_distance, cfg.revisit_yaw
+        generated = nearest_pose(ctx, poses[:context], poses[context:], d, y)
+    else:
+        raise ValueError(f"unknown baseline {kind!r} (known: {', '.join(BASELINES)}, all)")
+    return np.concatenate([ctx, generated])
+
+
+def parse_kinds(kind: str) -> tuple[str, ...]:
+    """'all' -> every baseline; 'copy-last,nearest-pose' -> those two; unknown names error."""
+    kinds = BASELINES if kind == "all" else tuple(k.strip() for k in kind.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in BASELINES]
+    if unknown or not kinds:
+        raise ValueError(f"unknown baseline {kind!r} (known: {', '.join(BASELINES)}, all)")
+    return kinds
+
+
+def write_baselines(
+    gt_dir: Path, out: Path, kinds: Sequence[str], context: int, cfg: EvalConfig
+) -> dict[str, list[Path]]:
+    """Write every ground-truth video of ``gt_dir`` as each baseline in ``kinds``.
+
+    One kind: ``out/<video>.npz``; several: ``out/<kind>/<video>.npz`` (so ``out`` is the
+    ``--pred-dir`` of ``millivid evaluate``). Files hold ``video`` (context then generated
+    frames) and the ground-truth ``actions`` when present. Returns {kind: written paths}.
+    """
+    from millivid.data.videos import VideoRecord, load_video, read_header, save_video
+
+    gt_files = sorted(Path(gt_dir).glob("*.npz"))
+    if not gt_files:
+        raise FileNotFoundError(f"no .npz ground-truth videos in {gt_dir}")
+    folders = {k: Path(out) if len(kinds) == 1 else Path(out) / k for k in kinds}
+    written: dict[str, list[Path]] = {k: [] for k in kinds}
+    for gt in gt_files:
+        rec = load_video(gt, keys=[k for k in ("actions", "poses") if k in read_header(gt)])
+        for k in kinds:
+            try:
+                video = baseline_video(k, rec.video, rec.poses, context, cfg)
+            except ValueError as err:
+                raise ValueError(f"{gt}: {err}") from None
+            folders[k].mkdir(parents=True, exist_ok=True)
+            path = folders[k] / gt.name
+            save_video(path, VideoRecord(video=video, actions=rec.actions))
+            written[k].append(path)
+    return written

@@ -1,0 +1,180 @@
+"""Per-frame rows -> results of a test set: ``SetResults`` and the one place that turns rows into
+curves, horizon means, split means, paired differences and memory gains (``summarize_rows``),
+whether the rows were just computed (``runner.evaluate_sets``) or read back from per_frame.csv
+files (``results_from_csv``)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from millivid.evaluate.config import EvalConfig
+from millivid.evaluate.horizons import (
+    FrameTable,
+    horizon_means,
+    memory_gains,
+    paired_differences,
+)
+from millivid.evaluate.splits import SPLIT_COLUMNS
+
+KEY_COLUMNS = ("method", "video", "frame")
+
+
+@dataclass
+class SetResults:
+    """Results of ``evaluate_sets``: rows per (method, video, frame), curves, horizons, splits."""
+
+    metrics: tuple[str, ...]
+    # method, video, frame (1-based), split columns revisit / turn (1, 0 or None), metrics...
+    rows: list[dict] = field(default_factory=list)
+    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # method->metric->[T]
+    horizons: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # method->h->m
+    videos: dict[str, list[str]] = field(default_factory=dict)  # method -> evaluated video names
+    paired: dict = field(default_factory=dict)  # method -> h -> metric -> paired_differences cell
+    references: tuple[str, ...] = ()  # the methods paired_splits compares with (first: paired)
+    paired_splits: dict = field(default_factory=dict)  # reference -> split -> method -> h -> m
+    splits: dict = field(default_factory=dict)  # method -> split -> h -> m (pooled frames)
+    shares: dict = field(default_factory=dict)  # h -> frames, revisit and turn shares
+    memory: dict = field(default_factory=dict)  # horizons.memory_gains
+    revisit_curve: list[float] | None = None  # share of videos revisiting, per frame index
+    thresholds: dict = field(default_factory=dict)  # revisit_distance, revisit_yaw
+
+
+def summarize_rows(res: SetResults, cfg: EvalConfig) -> None:
+    """Fill ``res.videos``, ``res.curves`` (per-frame means over videos), ``res.horizons`` and
+    the split results from ``res.rows``: the one place where per-frame values become curves,
+    Table 1 cells, split tables and paired differences."""
+    keys = KEY_COLUMNS + SPLIT_COLUMNS
+    for method in dict.fromkeys(r["method"] for r in res.rows):
+        rows = [r for r in res.rows if r["method"] == method]
+        res.videos[method] = list(dict.fromkeys(r["video"] for r in rows))
+        frame = np.array([r["frame"] for r in rows], dtype=np.int64) - 1
+        count = np.bincount(frame)
+        res.curves[method] = {
+            m: [
+                float(x)
+                for x in np.bincount(frame, [float(r[m]) for r in rows]) / np.maximum(count, 1)
+            ]
+            for m in rows[0]
+            if m not in keys
+        }
+        res.horizons[method] = horizon_means(
+            res.curves[method], cfg.horizon_names, cfg.horizon_ends
+        )
+    frame_metrics = [m for m in (res.rows[0] if res.rows else ()) if m not in keys]
+    _summarize_splits(res, cfg, FrameTable.from_rows(res.rows, frame_metrics, cfg.horizon_ends))
+
+
+def _summarize_splits(res: SetResults, cfg: EvalConfig, table: FrameTable) -> None:
+    """Paired differences per reference and split, split means, shares and memory gains."""
+    names, ends = cfg.horizon_names, cfg.horizon_ends
+    metrics = list(table.values)
+    first = cfg.references[0] if cfg.references else "millivid"
+    first = first if first in table.methods else (table.methods or [first])[0]
+    res.references = tuple(r for r in dict.fromkeys([first, *cfg.references]) if r in table.methods)
+    res.paired_splits = {
+        ref: {
+            s: paired_differences(table, metrics, names, ends, ref, s, fallback=False)
+            for s in table.present_splits()
+        }
+        for ref in res.references
+    }
+    res.paired = res.paired_splits[first]["all"] if res.references else {}
+    res.splits = table.split_means(names)
+    res.shares = table.shares(names)
+    res.memory = memory_gains(table, names, cfg.memory_reference)
+    res.revisit_curve = table.revisit_curve()
+    res.thresholds = {"revisit_distance": cfg.revisit_distance, "revisit_yaw": cfg.revisit_yaw}
+
+
+def results_from_csv(
+    paths: Path | Sequence[Path], cfg: EvalConfig, common: bool = True
+) -> SetResults:
+    """Re-tabulate ``per_frame.csv`` files written by ``write_set_outputs`` (no metric is
+    recomputed; set metrics such as FID/FVD are not in the CSV). Several files (e.g. methods
+    evaluated in different sessions on the same test set) are merged: the metrics they all have,
+    and a (method, video) pair may come from one file only. ``common``: as in ``evaluate_sets``."""
+    paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    tables = [_read_per_frame_csv(p) for p in paths]
+    metrics = tuple(m for m in tables[0][0] if all(m in t[0] for t in tables))
+    rows, origin = [], {}
+    for path, (_, file_rows) in zip(paths, tables):
+        for key in {(r["method"], r["video"]) for r in file_rows}:
+            if key in origin:
+                raise ValueError(
+                    f"method {key[0]!r}, video {key[1]!r} is in {origin[key]} and {path}"
+                )
+            origin[key] = path
+        rows += [{k: r.get(k) for k in (*KEY_COLUMNS, *SPLIT_COLUMNS, *metrics)} for r in file_rows]
+    if common:
+        by_method: dict[str, set[str]] = {}
+        for r in rows:
+            by_method.setdefault(r["method"], set()).add(r["video"])
+        shared = shared_videos(by_method, ", ".join(map(str, paths)))
+        rows = [r for r in rows if r["video"] in shared]
+    res = SetResults(metrics=metrics, rows=rows)
+    summarize_rows(res, cfg)
+    res.thresholds = _csv_thresholds(paths) or res.thresholds
+    return res
+
+
+def _csv_thresholds(paths: Sequence[Path]) -> dict | None:
+    """The revisit thresholds the CSVs' split columns were made with, from the results.json
+    written beside them (None when there is none)."""
+    for path in paths:
+        summary = path.with_name("results.json")
+        if summary.is_file():
+            found = json.loads(summary.read_text()).get("splits", {}).get("thresholds")
+            if found:
+                return found
+    return None
+
+
+def shared_videos(videos: dict[str, set[str]], where: object) -> set[str]:
+    """The videos every method has (method -> its video names); a warning names the others, so
+    methods are compared on the same videos."""
+    shared = set.intersection(*videos.values()) if videos else set()
+    left_out = {m: sorted(v - shared) for m, v in videos.items() if v - shared}
+    if left_out:
+        names = "; ".join(f"{m}: {len(v)} ({', '.join(v[:8])})" for m, v in left_out.items())
+        warnings.warn(
+            f"{where}: not every method has these videos, left out: {names}", stacklevel=3
+        )
+    return shared
+
+
+def _read_per_frame_csv(path: Path) -> tuple[tuple[str, ...], list[dict]]:
+    """(metric columns, rows) of one per_frame.csv."""
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = set(KEY_COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(
+                f"{path}: not a per-frame CSV (no column {', '.join(sorted(missing))})"
+            )
+        metrics = tuple(c for c in reader.fieldnames if c not in KEY_COLUMNS + SPLIT_COLUMNS)
+        rows = [
+            {"method": r["method"], "video": r["video"], "frame": int(r["frame"])}
+            | {c: int(r[c]) if r.get(c) else None for c in SPLIT_COLUMNS}
+            | {m: float(r[m]) if r[m] else float("nan") for m in metrics}
+            for r in reader
+        ]
+    return metrics, rows
+
+
+def json_safe(value):
+    """Replace NaN/inf floats (not valid JSON) with None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value

@@ -82,7 +82,7 @@ class ReproduceConfig:
     rollout_batch: int = 16
     sample_steps: int | None = None  # DDIM steps (None: the preset's diffusion.sample_steps)
     compile: bool | None = None  # rollouts under torch.compile (None: on CUDA)
-    metrics: str = "psnr,ssim,probe"
+    metrics: str = "psnr,ssim,probe,action"
     workers: int | None = None  # world-rendering threads
     compress: bool = (
         True  # False: uncompressed .npz (faster to write and read, 25 MB per mini video)
@@ -296,14 +296,18 @@ def reproduce(
                 )
 
     def evaluate() -> None:
+        from millivid.evaluate.baselines import BASELINES, write_baselines
         from millivid.evaluate.config import PRESETS as EVAL_PRESETS
         from millivid.evaluate.outputs import write_set_outputs
         from millivid.evaluate.runner import evaluate_sets
         from millivid.evaluate.suite import MetricSuite, parse_metrics
 
+        ecfg = EVAL_PRESETS[cfg.preset]
+        for kind in BASELINES:  # every table carries the trivial baselines
+            if not (run / "rollouts" / kind).exists():
+                write_baselines(run / "gt", run / "rollouts" / kind, [kind], rcfg.context, ecfg)
         if _fresh(run / "eval" / "results.json", run / "rollouts"):
             return
-        ecfg = EVAL_PRESETS[cfg.preset]
         res = evaluate_sets(
             run / "rollouts",
             run / "gt",

@@ -42,6 +42,9 @@ def test_every_stage_writes_its_outputs_and_a_rerun_skips_them(tmp_path, capsys)
         assert state["stage"] == "video"
     table = (out / "eval" / "table.md").read_text()
     assert "millivid-cc" in table and "fullres" in table
+    for baseline in ("copy-last", "context-mean", "nearest-pose"):  # every table has them
+        assert baseline in table
+        assert len(list((out / "rollouts" / baseline).glob("*.npz"))) == 2
     assert (out / "report.html").stat().st_size > 0
     assert (out / "eval" / "grid.png").stat().st_size > 0  # GT + one row per method
     stages = json.loads((out / "stages.json").read_text())

@@ -18,7 +18,7 @@ from millivid.model.config import DiTConfig
 from millivid.plan.config import PRESETS as PLAN_PRESETS
 from millivid.plan.config import PlanConfig
 from millivid.train.config import PRESETS as TRAIN_PRESETS
-from millivid.train.config import TrainConfig
+from millivid.train.config import TrainConfig, check_train_config
 from millivid.typed_config import ConfigError, apply_overrides
 from millivid.world.config import PRESETS as WORLD_PRESETS
 from millivid.world.config import WorldConfig
@@ -54,4 +54,7 @@ def load_preset(name: str, overrides: list[str] | None = None) -> Config:
         model=MODEL_PRESETS[name],
         video_train=TRAIN_PRESETS[name],
     )
-    return apply_overrides(cfg, overrides)
+    cfg = apply_overrides(cfg, overrides)
+    check_train_config(cfg.ae_train, "ae_train")
+    check_train_config(cfg.video_train, "video_train")
+    return cfg

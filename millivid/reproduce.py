@@ -181,7 +181,7 @@ def reproduce(
     log: Callable[[str], None] = print,
 ) -> Path:
     """Run (or continue) every stage into ``run``; returns the report path."""
-    from millivid.train.trainer import resolve_device
+    from millivid.device import resolve_device
 
     run.mkdir(parents=True, exist_ok=True)
     dev = str(resolve_device(device))
@@ -235,7 +235,8 @@ def reproduce(
                 continue
             kcfg = replace(cfg, ae=replace(cfg.ae, kind=kind))
             with clock.stage(f"ae/{kind}"):
-                train_autoencoder(kcfg, train_dir, ae_run, _has_checkpoint(ae_run), dev)
+                resume = _has_checkpoint(ae_run)  # else: a fresh start over any partial log
+                train_autoencoder(kcfg, train_dir, ae_run, resume, dev, overwrite=not resume)
 
     def latents() -> None:
         from millivid.autoencoder.run import encode_dataset
@@ -259,8 +260,16 @@ def reproduce(
             saved = {"stage": "video", "method": method, **to_dict(vcfg)}
             task = VideoTask(vcfg, method, cache)
             with clock.stage(f"video/{variant}"):
-                resume = _has_checkpoint(out)
-                train(task, vcfg.video_train, out, config=saved, resume=resume, device=dev)
+                resume = _has_checkpoint(out)  # else: a fresh start over any partial log
+                train(
+                    task,
+                    vcfg.video_train,
+                    out,
+                    config=saved,
+                    resume=resume,
+                    device=dev,
+                    overwrite=not resume,
+                )
 
     def rollout() -> None:
         from millivid.plan import make_plan

@@ -13,10 +13,11 @@ from millivid.autoencoder.task import AutoencoderTask
 from millivid.data.dataset import list_videos
 from millivid.data.latent_cache import write_cache_meta, write_latent_video
 from millivid.data.videos import load_video, read_header
+from millivid.device import resolve_device
 from millivid.presets import Config
 from millivid.train import load_checkpoint, load_weights_into, train, write_checkpoint
 from millivid.train.checkpoint import load_trainer_state
-from millivid.train.trainer import resolve_device
+from millivid.train.trainer import check_run_start
 from millivid.typed_config import from_dict, to_dict
 
 
@@ -42,21 +43,17 @@ def train_autoencoder(
     *,
     resume_from: Path | None = None,
     continuation: Path | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Train the autoencoder of ``cfg`` on a dataset folder; calibrate the latent statistics.
-    ``resume_from``, ``continuation``: continuation states, as in ``millivid.train.train``."""
+    ``resume_from``, ``continuation``, ``overwrite``: as in ``millivid.train.train``."""
+    config = {"stage": "autoencoder", **to_dict(cfg)}
+    starts = {"resume": resume, "resume_from": resume_from, "overwrite": overwrite}
+    check_run_start(out, cfg.ae_train, config, **starts)  # before loading the frames
     frames = frame_bank(data, max_videos)
     task = AutoencoderTask(cfg.ae, frames, cfg.ae_train.batch_size)
-    config = {"stage": "autoencoder", **to_dict(cfg)}
     ckpt = train(
-        task,
-        cfg.ae_train,
-        out,
-        config=config,
-        resume=resume,
-        resume_from=resume_from,
-        continuation=continuation,
-        device=device,
+        task, cfg.ae_train, out, config=config, continuation=continuation, device=device, **starts
     )
     model = load_autoencoder(out, device=str(resolve_device(device)))
     pick = torch.randperm(len(frames), generator=torch.Generator().manual_seed(0))[:4096]

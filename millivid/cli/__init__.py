@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 
+from millivid.cli.common import CommandParser
 from millivid.typed_config import ConfigError
 
 # One module per stage of the data flow; a module that fails to import is a bug, not optional.
@@ -27,13 +29,25 @@ SUBCOMMAND_MODULES = (
 )
 
 
+def package_version() -> str:
+    """The installed distribution's version, else (running from a checkout) ``__version__``."""
+    try:
+        return importlib.metadata.version("millivid")
+    except importlib.metadata.PackageNotFoundError:
+        from millivid import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every available subcommand registered."""
-    parser = argparse.ArgumentParser(
+    """The full argument parser with every available subcommand registered; every parser in it
+    is a ``CommandParser``, so every ``--help`` shows the defaults."""
+    parser = CommandParser(
         prog="millivid",
         description="Long-range-consistent video generation with hierarchical latents and "
         "coarse-to-fine diffusion rollout.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         try:

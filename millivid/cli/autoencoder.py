@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from millivid.cli.common import add_preset_flags, add_resume_flags, config_from_args
+from millivid.cli.common import (
+    add_device_flag,
+    add_preset_flags,
+    add_resume_flags,
+    config_from_args,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,14 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--data", type=Path, required=True, help="dataset folder of .npz videos")
     tr.add_argument("--out", type=Path, required=True, help="run folder")
     add_resume_flags(tr)
-    tr.add_argument("--device", default="auto")
+    add_device_flag(tr)
     tr.add_argument("--max-videos", type=int, default=None, help="use only the first N videos")
     tr.set_defaults(func=_train)
     en = acts.add_parser("encode", help="encode a dataset into a latent cache (resumable)")
     en.add_argument("--ckpt", type=Path, required=True, help="autoencoder run folder")
     en.add_argument("--data", type=Path, required=True)
     en.add_argument("--out", type=Path, required=True, help="latent cache folder")
-    en.add_argument("--device", default="cpu")
+    add_device_flag(en)
     en.set_defaults(func=_encode)
     ex = acts.add_parser("export", help="bf16 safetensors + config of a run (small, shippable)")
     ex.add_argument("--ckpt", type=Path, required=True)
@@ -33,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rc.add_argument("--ckpt", type=Path, required=True)
     rc.add_argument("--video", type=Path, required=True, help="a video .npz")
     rc.add_argument("--out", type=Path, required=True, help="grid .png")
-    rc.add_argument("--frames", type=int, default=4)
-    rc.add_argument("--device", default="cpu")
+    rc.add_argument("--frames", type=int, default=4, help="frames shown")
+    add_device_flag(rc)
     rc.set_defaults(func=_recon)
 
 
@@ -50,6 +55,7 @@ def _train(args: argparse.Namespace) -> int:
         args.max_videos,
         resume_from=args.resume_from,
         continuation=args.continuation,
+        overwrite=args.overwrite,
     )
     print(f"checkpoint: {ckpt}")
     return 0

@@ -1,4 +1,4 @@
-"""Flags shared by several subcommands (preset + overrides)."""
+"""What every subcommand shares: the parser class (help with defaults) and common flags."""
 
 from __future__ import annotations
 
@@ -6,6 +6,55 @@ import argparse
 from pathlib import Path
 
 from millivid.presets import PRESET_NAMES, Config, load_preset
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` ends each option's line with its default, except where there is nothing to
+    say (no default, an off switch, an empty list) or the help text already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        default = action.default
+        if (
+            default is None
+            or default is False
+            or default in ([], "")
+            or "default" in help_text.lower()
+        ):
+            return help_text
+        return super()._get_help_string(action) or ""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of ``millivid`` and, through ``add_subparsers``, of every subcommand: the one
+    place that sets how ``--help`` looks."""
+
+    def __init__(self, *args, formatter_class=DefaultsHelpFormatter, **kwargs) -> None:
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
+def device_name(text: str) -> str:
+    """``--device`` value -> the device it means here (``auto``: cuda when there is one, else
+    cpu; a bare ``cuda`` gets this process's index)."""
+    from millivid.device import resolve_device
+
+    try:
+        return str(resolve_device(text))
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a torch device: use auto, cpu, cuda, cuda:N, ..."
+        ) from None
+
+
+def add_device_flag(parser: argparse.ArgumentParser) -> None:
+    """``--device`` (default ``auto``), resolved while parsing: ``args.device`` is ``cpu``,
+    ``cuda:0``, ..."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        type=device_name,
+        help="torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:1, ...",
+    )
 
 
 def add_preset_flags(parser: argparse.ArgumentParser, default: str = "mini") -> None:
@@ -27,11 +76,18 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def add_resume_flags(parser: argparse.ArgumentParser) -> None:
-    """``--resume``, ``--resume-from DIR`` and ``--continuation DIR`` of a training command."""
+    """``--resume``, ``--overwrite``, ``--resume-from DIR`` and ``--continuation DIR`` of a
+    training command."""
     parser.add_argument(
         "--resume",
         action="store_true",
         help="continue the run in --out (with more steps: raise the preset's *.steps)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in an --out that already holds a run, replacing its checkpoint and "
+        "metrics.jsonl (without it, or --resume, such an --out is refused)",
     )
     parser.add_argument(
         "--resume-from",

@@ -7,7 +7,7 @@ import dataclasses
 import sys
 import time
 
-from millivid.cli.common import add_preset_flags, config_from_args
+from millivid.cli.common import add_device_flag, add_preset_flags, config_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--videos", type=int, required=True, help="videos to write (kept, with --test)"
     )
     make.add_argument("--out", required=True, help="dataset folder")
-    make.add_argument("--device", default="cpu", help="torch device for rendering, e.g. cuda")
+    add_device_flag(make)
     make.add_argument(
         "--test",
         action="store_true",

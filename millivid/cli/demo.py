@@ -14,7 +14,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from millivid.cli.common import add_preset_flags, config_from_args
+from millivid.cli.common import add_device_flag, add_preset_flags, config_from_args
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = REPO_ROOT / "checkpoints" / "mini"
@@ -40,12 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--render-only", action="store_true", help="only render a world video")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
-    parser.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda")
+    add_device_flag(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from millivid.train.trainer import resolve_device
+    from millivid.device import resolve_device
     from millivid.world import TEST_SEED_OFFSET
 
     args.device = str(resolve_device(args.device))

@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from millivid.cli.common import add_device_flag
 from millivid.evaluate.config import PRESETS, EvalConfig
 from millivid.evaluate.weights import WEIGHT_FILES
 
@@ -54,7 +55,7 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="output folder (sets: CSV/table/curves; probe-train)")
     p.add_argument("--preset", default="mini", choices=sorted(PRESETS), help="horizon preset")
     p.add_argument("--horizons", help="horizon ends, e.g. 64,256,768 (1-based last frames)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    add_device_flag(p)
     p.add_argument("--batch-frames", type=int, help="frames per learned-metric forward pass")
     for name, (published, _) in WEIGHT_FILES.items():
         p.add_argument(f"--{name}-weights", default="", metavar="PATH", help=f"{published}")
@@ -67,6 +68,7 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--videos", type=int, default=24, help="probe-train: training videos")
     p.add_argument("--frames", type=int, default=256, help="probe-train: frames per video")
     p.add_argument("--resume", action="store_true", help="probe-train: resume in --out")
+    p.add_argument("--overwrite", action="store_true", help="probe-train: start over in --out")
 
 
 def add_revisit_flags(p: argparse.ArgumentParser) -> None:
@@ -191,6 +193,7 @@ def run_probe_train(args: argparse.Namespace) -> int:
         frames=args.frames,
         device=args.device,
         resume=args.resume,
+        overwrite=args.overwrite,
     )
     print(json.dumps(report, indent=2))
     return 0
@@ -215,7 +218,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_evaluate)
     r = subparsers.add_parser("report", help="one self-contained HTML page for a RUN folder")
     r.add_argument("run", type=Path, help="RUN folder (layout in docs/EVALUATION.md)")
-    r.add_argument("--out", type=Path, default=Path("report.html"))
+    r.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file to write")
     r.add_argument("--max-videos", type=int, default=8, help="test videos shown")
     r.add_argument("--max-frames", type=int, default=768, help="frames per video shown")
     r.set_defaults(func=run_report)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from millivid.cli.common import add_device_flag
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -36,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--sample-seed", type=int, default=0, help="noise seed")
     p.add_argument("--out", type=Path, required=True, help="output path without extension")
-    p.add_argument("--device", default="cpu")
+    add_device_flag(p)
     p.set_defaults(func=run)
 
 

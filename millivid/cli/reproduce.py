@@ -6,7 +6,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from millivid.cli.common import add_preset_flags, config_from_args
+from millivid.cli.common import add_device_flag, add_preset_flags, config_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", help="evaluation metrics (default psnr,ssim,probe,action)")
     p.add_argument("--workers", type=int, help="world-rendering threads")
     p.add_argument("--store", action="store_true", help="write uncompressed videos (faster)")
-    p.add_argument("--device", default="auto")
+    add_device_flag(p)
     p.set_defaults(func=run)
 
 

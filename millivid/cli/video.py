@@ -1,4 +1,4 @@
-"""``millivid video train``: train the video DiT of one method on a latent cache (issue 6).
+"""``millivid video train``: train the video DiT of one method on a latent cache.
 
 ``millivid video train --method M --preset mini --latents DIR --out RUN [--set k=v ...]
 [--resume | --resume-from STATE] [--continuation STATE] [--device auto]`` runs the shared
@@ -12,7 +12,12 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from millivid.cli.common import add_preset_flags, add_resume_flags, config_from_args
+from millivid.cli.common import (
+    add_device_flag,
+    add_preset_flags,
+    add_resume_flags,
+    config_from_args,
+)
 from millivid.plan import METHODS
 from millivid.typed_config import to_dict
 
@@ -24,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train the DiT of one method on encoded latents",
         description="Train the video DiT for one rollout method on a latent cache written by "
-        "`millivid autoencoder encode`. Every method shares this code path: a method is a plan "
+        "`millivid ae encode`. Every method shares this code path: a method is a plan "
         "plus a packing.",
     )
     train.add_argument("--method", required=True, choices=list(METHODS))
@@ -32,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--latents", type=Path, required=True, help="latent cache directory")
     train.add_argument("--out", type=Path, required=True, help="run directory (checkpoints)")
     add_resume_flags(train)
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    add_device_flag(train)
     train.add_argument(
         "--attention",
         choices=("full", "context-causal"),
@@ -74,6 +79,7 @@ def run_train(args: argparse.Namespace) -> int:
         resume_from=args.resume_from,
         continuation=args.continuation,
         device=args.device,
+        overwrite=args.overwrite,
     )
     print(f"video model ({args.method}) checkpoint: {out}")
     return 0

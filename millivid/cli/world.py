@@ -7,7 +7,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from millivid.cli.common import add_preset_flags, config_from_args
+from millivid.cli.common import add_device_flag, add_preset_flags, config_from_args
 from millivid.world.config import WorldConfig
 
 
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--frames", type=int, default=None, help="frames (default: preset)")
     render.add_argument("--size", type=int, default=None, help="frame size (default: preset)")
     render.add_argument("--out", required=True, help="output path without extension")
-    render.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    add_device_flag(render)
     render.add_argument(
         "--test", action="store_true", help="choose the actions as for the test set (paper A.1)"
     )

@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from millivid.device import resolve_device
 from millivid.evaluate.action_probe import (
     ActionProbe,
     ActionProbeConfig,
@@ -21,7 +22,6 @@ from millivid.evaluate.action_probe_task import (
     blurred,
     render_action_data,
 )
-from millivid.evaluate.suite import resolve_device
 from millivid.train import TrainConfig, load_checkpoint, train
 
 HELD_OUT_VIDEOS = 48
@@ -37,6 +37,7 @@ def train_action_probe(
     lr: float = 3e-3,
     device: str = "auto",
     resume: bool = False,
+    overwrite: bool = False,
     seed: int = 0,
     probe_cfg: ActionProbeConfig | None = None,
     held_out_videos: int = HELD_OUT_VIDEOS,
@@ -63,7 +64,7 @@ def train_action_probe(
     )
     run = out / "run"  # trainer state for --resume; the shipped probe is out/model.safetensors
     config = {"action_probe": asdict(task.cfg), "world_preset": world_preset}
-    train(task, tcfg, run, config=config, resume=resume, device=device)
+    train(task, tcfg, run, config=config, resume=resume, device=device, overwrite=overwrite)
     model = ActionProbe(task.cfg)
     model.load_state_dict(load_checkpoint(run)[0])
     report = {

@@ -9,9 +9,9 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from millivid.device import resolve_device
 from millivid.evaluate.probe import ProbeConfig, SegmentationProbe, load_probe, save_probe
 from millivid.evaluate.probe_task import ProbeTask, probe_scores, render_probe_data
-from millivid.evaluate.suite import resolve_device
 from millivid.train import TrainConfig, load_checkpoint, train
 
 HELD_OUT_VIDEOS = 4
@@ -27,6 +27,7 @@ def train_probe(
     lr: float = 3e-3,
     device: str = "auto",
     resume: bool = False,
+    overwrite: bool = False,
     seed: int = 0,
     probe_cfg: ProbeConfig | None = None,
 ) -> dict:
@@ -52,7 +53,8 @@ def train_probe(
         seed=seed,
     )
     run = out / "run"  # trainer state for --resume; the shipped probe is out/model.safetensors
-    train(task, tcfg, run, config={"probe": asdict(task.cfg)}, resume=resume, device=device)
+    config = {"probe": asdict(task.cfg)}
+    train(task, tcfg, run, config=config, resume=resume, device=device, overwrite=overwrite)
     state, _ = load_checkpoint(run)
     model = SegmentationProbe(task.cfg)
     model.load_state_dict(state)

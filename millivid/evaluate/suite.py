@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
+from millivid.device import resolve_device
 from millivid.evaluate import frechet
 from millivid.evaluate.config import EvalConfig
 from millivid.evaluate.image_metrics import psnr, ssim
@@ -75,12 +76,6 @@ def _model_name(metric: str) -> str:
     if metric.startswith("probe_"):
         return "probe"
     return "action_probe" if metric == "action_acc" else metric
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class MetricSuite:

@@ -21,6 +21,10 @@ from millivid.plan.step import Step, place
 
 ContextSource = Literal["levels", "patchify"]
 
+# Frames one plan may generate: ~130k steps and a few seconds at most (the paper rolls out 768);
+# the steps are built in memory, so a mistyped --end would otherwise run for hours.
+MAX_PLAN_FRAMES = 100_000
+
 
 @dataclass(frozen=True)
 class Method:
@@ -150,4 +154,10 @@ def make_plan(method: str, budget: PlanConfig, start: int, end: int) -> list[Ste
     spec = get_method(method)
     if not 0 <= start < end:
         raise BudgetError(f"plan start={start}, end={end}: need 0 <= start < end")
+    if end - start > MAX_PLAN_FRAMES:
+        raise BudgetError(
+            f"plan start={start}, end={end}: {end - start:,} frames to generate, more than the "
+            f"{MAX_PLAN_FRAMES:,} one plan may hold (its steps are built in memory): generate "
+            "fewer frames (plan --end, generate --frames)"
+        )
     return [place(raw, 0, budget.tokens) for raw in spec.raw_plan(budget, start, end)]

@@ -98,3 +98,13 @@ def run_plan(
             after_step(index)
         if on_step:
             on_step(Progress(index + 1, len(plan), list(generated), time.perf_counter() - start))
+
+
+def first_nonfinite_step(plan: Sequence[Step], store: LatentStore) -> int | None:
+    """Index of the first step of ``plan`` whose target latents in ``store`` hold NaN or inf
+    (where a broken model or guidance first showed); None when every target is finite."""
+    for index, step in enumerate(plan):
+        t = step.target
+        if not bool(torch.isfinite(store.levels[t.level][:, t.start : t.stop]).all()):
+            return index
+    return None

@@ -3,8 +3,9 @@
 Each ground-truth ``<name>.npz`` (keys ``video``, ``actions``) gets ``OUT/<name>.npz`` with the
 context frames followed by the generated ones (the layout ``millivid evaluate --pred-dir`` and
 ``millivid report`` read). Finished files are skipped, and the batch in progress saves its latent
-store after every rollout step (``OUT/.batch-<first name>.state.safetensors``), so an interrupted
-run resumes where it stopped.
+store as it goes (``OUT/.batch-<first name>.state.safetensors``), so an interrupted run resumes
+where it stopped; a state saved by another request (model, steps, guidance, seed, context,
+frames) is refused until it is deleted (``millivid.rollout.state``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def rollout_folder(
     todo = [p for p in gt_files if not (out_dir / p.name).exists()]
     for i in range(0, len(todo), batch):
         group = todo[i : i + batch]
+        first = gt_files.index(group[0])  # the noise seed: the same when a re-run skips batches
         keys = ("video", "actions", "poses") if cfg.model.uses_poses else ("video", "actions")
         records = [load_video(p, keys=keys) for p in group]
         for path, rec in zip(group, records):
@@ -60,7 +62,7 @@ def rollout_folder(
             else None,
             context=context,
             length=length,
-            seed=seed + i,
+            seed=seed + first,
             steps=steps,
             guidance=guidance,
             reuse_context=reuse_context,

@@ -3,8 +3,10 @@
 Steps: encode the ground-truth context at every level with the autoencoder, walk the method's
 plan with the DiT (``run_plan`` + ``DiTDenoiser``), decode the level-0 latents of the generated
 frames, write OUT.npz (context + generated frames, actions), OUT.mp4 (ground truth beside the
-generation when there is one) and OUT_plan.png. The latent store is saved after every rollout
-step (OUT.state.safetensors, atomically), so re-running with the same OUT resumes.
+generation when there is one) and OUT_plan.png. While it runs, the latent store is saved
+(OUT.state.safetensors, atomically; ``rollout_latents``), so re-running the same request with
+the same OUT resumes an interrupted rollout; another request is refused until that file is
+deleted, and the file is removed once the outputs are written.
 
 Actions past the ones given (the plan's last chunk may run past the end) repeat the last action.
 """
@@ -12,26 +14,33 @@ Actions past the ones given (the plan's last chunk may run past the end) repeat 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from millivid.autoencoder.model import HierarchicalAutoencoder
+from millivid.autoencoder.model import HierarchicalAutoencoder, to_frames
 from millivid.data.videos import VideoRecord
+from millivid.diffusion.config import DiffusionConfig
 from millivid.model.task import build_video_model
 from millivid.plan import context_source, generated_levels, make_plan
 from millivid.plan.step import Span, Step
 from millivid.presets import Config
-from millivid.rollout.engine import Progress, run_plan
+from millivid.rollout.engine import Progress, first_nonfinite_step, run_plan
 from millivid.rollout.sampler import DiTDenoiser
+from millivid.rollout.state import (
+    arrays_digest,
+    load_rollout_state,
+    save_rollout_state,
+    weights_digest,
+)
 from millivid.rollout.store import LatentStore
 from millivid.train import StepBoundaryStop, load_checkpoint, load_weights_into
-from millivid.typed_config import from_dict
+from millivid.typed_config import from_dict, to_dict
 
 
 @dataclass
@@ -135,6 +144,18 @@ def check_inputs(
         raise ValueError("generate does not support hierarchical-framepack yet (needs re-encoding)")
 
 
+def check_sampler(diffusion: DiffusionConfig) -> None:
+    """Errors for sampler settings that cannot give a video (NaN guidance: all-black frames)."""
+    if diffusion.sample_steps < 1:
+        raise ValueError(
+            f"--steps {diffusion.sample_steps}: DDIM steps per rollout step must be >= 1"
+        )
+    if not math.isfinite(diffusion.guidance):
+        raise ValueError(
+            f"--cfg {diffusion.guidance}: the guidance scale must be a finite number (1 = off)"
+        )
+
+
 @dataclass
 class Rollout:
     """A batch's rollout ready to run: its plan, an empty latent store (every level, every frame
@@ -178,6 +199,7 @@ def prepare_rollout(
         diffusion = replace(diffusion, sample_steps=req.steps)
     if req.guidance is not None:
         diffusion = replace(diffusion, guidance=req.guidance)
+    check_sampler(diffusion)
     source = context_source(method)
     denoiser = DiTDenoiser(
         model, source, shapes, diffusion, req.reuse_context, req.compile, poses=poses
@@ -192,6 +214,55 @@ def write_context(store: LatentStore, ae: HierarchicalAutoencoder, frames: np.nd
     flat = torch.from_numpy(frames).to(store.levels[0].device).flatten(0, 1)
     for lvl, z in enumerate(ae.encode(flat)):
         store.write(Span(lvl, 0, context), z.unflatten(0, (batch, context)))
+
+
+def request_fingerprint(
+    req: GenerateRequest,
+    rollout: Rollout,
+    model,
+    ae: HierarchicalAutoencoder,
+    method: str,
+    cfg: Config,
+) -> dict:
+    """What a rollout's saved state belongs to (JSON-able): the weights, method, inputs and
+    sampler settings that decide its latents; K/V reuse and compilation change only rounding."""
+    diffusion = rollout.denoiser.diffusion
+    poses = rollout.denoiser.poses
+    return {
+        "method": method,
+        "model": weights_digest(model),
+        "autoencoder": weights_digest(ae),
+        "inputs": arrays_digest(
+            np.asarray(req.frames)[:, : req.context],
+            rollout.actions.cpu().numpy(),
+            None if poses is None else poses.cpu().numpy(),
+        ),
+        "videos": len(req.frames),
+        "context": req.context,
+        "frames": req.length,
+        "seed": req.seed,
+        "ddim_steps": diffusion.sample_steps,
+        "guidance": diffusion.guidance,
+        "shift": diffusion.shift,
+        "plan": to_dict(cfg.plan),
+    }
+
+
+def check_finite(plan: list[Step], store: LatentStore, context: int) -> None:
+    """A ``ValueError`` naming the context or the first rollout step whose latents hold NaN or
+    inf (decoded, they would be a black video)."""
+    if not bool(torch.isfinite(store.levels[0][:, :context]).all()):
+        raise ValueError(
+            f"the autoencoder encoded the {context} context frames to non-finite latents "
+            "(NaN/inf): check the autoencoder checkpoint (--ae)"
+        )
+    bad = first_nonfinite_step(plan, store)
+    if bad is not None:
+        t = plan[bad].target
+        raise ValueError(
+            f"rollout step {bad} of {len(plan)} (level {t.level}, frames {t.start}-{t.stop - 1}) "
+            "produced non-finite latents (NaN/inf): check the video model (--ckpt) and --cfg"
+        )
 
 
 def rollout_latents(
@@ -210,27 +281,25 @@ def rollout_latents(
     ``req.frames`` uint8 [B, T, H, W, 3] and ``req.actions`` int [B, T'] hold a batch here (one
     noise draw per rollout step for the whole batch). With ``state_path`` the latent store is
     saved atomically every ``save_every_s`` seconds and when the rollout is interrupted (Ctrl-C,
-    SIGTERM, an error), and an existing state is resumed. (Saving after every step cost more
-    than the sampling for big batches: the store of 64 mini videos is 356 MB.)
+    SIGTERM, an error), and an existing state is resumed when it was made by the same request
+    (``request_fingerprint``; another request is refused). (Saving after every step cost more
+    than the sampling for big batches: the store of 64 mini videos is 356 MB.) Non-finite
+    latents are an error (``check_finite``); the state is then removed, as resuming it cannot
+    give a video.
     """
     rollout = prepare_rollout(req, model, cfg, method, ae, device)
     plan, store, batch = rollout.plan, rollout.store, len(req.frames)
+    fingerprint = request_fingerprint(req, rollout, model, ae, method, cfg) if state_path else {}
     first = 0
     if state_path is not None and state_path.exists():
-        state = load_file(str(state_path))
+        state, first = load_rollout_state(state_path, fingerprint)
         store.load_state_dict(state)
-        first = int(state["next_step"])
     else:
         write_context(store, ae, np.asarray(req.frames)[:, : req.context])
 
     def save_state(i: int) -> None:
-        if state_path is None or i < first:
-            return
-        state = store.state_dict()
-        state["next_step"] = torch.tensor(i + 1)
-        tmp = state_path.with_name(state_path.name + ".tmp")
-        save_file(state, str(tmp))
-        tmp.replace(state_path)
+        if state_path is not None and i >= first:
+            save_rollout_state(state_path, store, i + 1, fingerprint)
 
     bar = tqdm(total=len(plan), initial=first, desc=desc or f"generate {method}", unit="step")
 
@@ -268,6 +337,13 @@ def rollout_latents(
         save_state(done)  # Ctrl-C, `timeout` or an error: keep the finished steps
         raise
     bar.close()
+    try:
+        check_finite(plan, store, req.context)
+    except ValueError as err:
+        if state_path is not None and state_path.exists():
+            state_path.unlink()
+            raise ValueError(f"{err} (removed the rollout state {state_path})") from None
+        raise
     return store.levels[0][:, req.context : req.context + req.length]
 
 
@@ -275,10 +351,19 @@ def rollout_latents(
 def decode_frames(
     ae: HierarchicalAutoencoder, latents: torch.Tensor, chunk: int = 256
 ) -> np.ndarray:
-    """uint8 [B, T, H, W, 3] of level-0 latents [B, T, h, w, C]."""
+    """uint8 [B, T, H, W, 3] of level-0 latents [B, T, h, w, C]; non-finite pixels (from a
+    broken autoencoder) are an error, not black frames."""
     flat = latents.flatten(0, 1)
-    out = torch.cat([ae.decode(flat[i : i + chunk], 0) for i in range(0, len(flat), chunk)])
-    return out.unflatten(0, latents.shape[:2]).cpu().numpy()
+    out = []
+    for i in range(0, len(flat), chunk):
+        images = ae.decode_float(flat[i : i + chunk], 0)
+        if not bool(torch.isfinite(images).all()):
+            raise ValueError(
+                "the autoencoder decoded finite latents to non-finite pixels (NaN/inf): check "
+                "the autoencoder checkpoint (--ae)"
+            )
+        out.append(to_frames(images))
+    return torch.cat(out).unflatten(0, latents.shape[:2]).cpu().numpy()
 
 
 def generate(
@@ -305,9 +390,11 @@ def generate(
     latents = rollout_latents(batched, model, cfg, method, ae, state_path, device)
     plan = make_plan(method, cfg.plan, req.context, req.context + req.length)
     generated = decode_frames(ae, latents)[0]
-    return _write_outputs(
+    paths = _write_outputs(
         req, generated, method, cfg, out, plan, generated_levels(method, cfg.plan)
     )
+    state_path.unlink(missing_ok=True)  # done: a re-run starts over
+    return paths
 
 
 @torch.no_grad()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from millivid.typed_config import ConfigError
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,27 @@ class TrainConfig:
     bf16: bool = True  # bf16 autocast when on CUDA
     compile: bool = False
     num_workers: int = 0  # processes building batches ahead of the loop (0: in the loop)
+
+
+def check_train_config(cfg: TrainConfig, section: str = "train") -> None:
+    """A ``ConfigError`` naming ``section.key`` for the first value no run can train with (a
+    negative step count would otherwise "finish" at step 0 and save untrained weights)."""
+    rules = (
+        ("steps", cfg.steps >= 1, ">= 1"),
+        ("batch_size", cfg.batch_size >= 1, ">= 1"),
+        ("lr", math.isfinite(cfg.lr) and cfg.lr > 0, "a finite number > 0"),
+        ("weight_decay", math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0, ">= 0"),
+        ("warmup_steps", cfg.warmup_steps >= 0, ">= 0"),
+        ("cooldown", 0 <= cfg.cooldown <= 1, "in [0, 1] (a fraction of the steps)"),
+        ("grad_clip", cfg.grad_clip > 0, "> 0"),
+        ("ema_decay", 0 <= cfg.ema_decay < 1, "in [0, 1) (0: no EMA)"),
+        ("checkpoint_every", cfg.checkpoint_every >= 1, ">= 1"),
+        ("log_every", cfg.log_every >= 1, ">= 1"),
+        ("num_workers", cfg.num_workers >= 0, ">= 0"),
+    )
+    for key, ok, expected in rules:
+        if not ok:
+            raise ConfigError(f"{section}.{key} = {getattr(cfg, key)!r}: must be {expected}")
 
 
 # What a run may change when it resumes (any other config difference is refused): none of these

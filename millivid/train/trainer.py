@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
+from millivid.device import resolve_device
 from millivid.train.checkpoint import (
     CheckpointError,
     check_resumable,
@@ -40,7 +41,7 @@ from millivid.train.checkpoint import (
     load_weights_into,
     write_checkpoint,
 )
-from millivid.train.config import TrainConfig
+from millivid.train.config import TrainConfig, check_train_config
 from millivid.train.continuation import (
     load_continuation_into,
     read_continuation,
@@ -48,6 +49,7 @@ from millivid.train.continuation import (
 )
 from millivid.train.optim import build_optimizers, ema_update, lr_factor, optimizer_step
 from millivid.train.signals import StepBoundaryStop
+from millivid.typed_config import to_dict
 
 
 class TrainTask(Protocol):
@@ -66,17 +68,6 @@ class TrainTask(Protocol):
         """(loss, metrics to log). Metrics may stay device tensors: the trainer reads them only
         at logging steps, so a task never forces a GPU sync per step."""
         ...
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> this process's CUDA device when there is one, else CPU; a bare ``"cuda"``
-    gets this process's index (LOCAL_RANK under torchrun)."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return dev
 
 
 def _step_seed(seed: int, rank: int, step: int) -> int:
@@ -148,6 +139,7 @@ def train(
     continuation: Path | None = None,
     device: str = "auto",
     show_progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Train ``task`` for ``cfg.steps`` steps into ``out_dir``; returns the checkpoint folder.
 
@@ -155,10 +147,15 @@ def train(
     latest checkpoint in ``out_dir``; ``resume_from`` from a continuation state (or from
     ``out_dir``'s checkpoint when that is as far along). Either way the saved config must
     equal ``config`` but for ``RESUMABLE_KEYS`` of a training section (e.g. more steps).
-    ``continuation``: also write the continuation state into this folder with every checkpoint
-    and at exit.
+    Without either, an ``out_dir`` that already holds a run is refused unless ``overwrite``
+    (which replaces its checkpoint and metrics.jsonl). ``continuation``: also write the
+    continuation state into this folder with every checkpoint and at exit.
     """
     out_dir = Path(out_dir)
+    # on every rank; none writes before the DDP wrap below, which waits for all of them
+    check_run_start(
+        out_dir, cfg, config, resume=resume, resume_from=resume_from, overwrite=overwrite
+    )
     rank, world = _distributed()
     dev = resolve_device(device)
     if dev.type == "cuda":
@@ -172,11 +169,6 @@ def train(
         else None
     )
     start = 0
-    if resume and resume_from is not None:
-        raise ValueError(
-            "--resume continues the checkpoint in --out, --resume-from a continuation state (or "
-            "that checkpoint when it is as far along): pass one of them"
-        )
     if resume or resume_from is not None:
         start = _resume(out_dir, resume_from, model, ema, optimizers, config, rank)
     if ema is not None:  # one update per step; at 0 the next update would copy the weights
@@ -299,6 +291,51 @@ def train(
             elif not diverged and continuation is not None:
                 save(step, checkpoint=False)  # nothing trained: the state of the checkpoint
     return out_dir / "checkpoint"
+
+
+def check_run_start(
+    out_dir: Path,
+    cfg: TrainConfig,
+    config: dict[str, Any],
+    *,
+    resume: bool = False,
+    resume_from: Path | None = None,
+    overwrite: bool = False,
+) -> None:
+    """The checks ``train`` makes before any work (callers that load data first call it
+    earlier too): a usable ``cfg``, one way to start, and no existing run silently replaced."""
+    check_train_config(cfg, _section_of(cfg, config))
+    if resume and resume_from is not None:
+        raise ValueError(
+            "--resume continues the checkpoint in --out, --resume-from a continuation state (or "
+            "that checkpoint when it is as far along): pass one of them"
+        )
+    if overwrite and (resume or resume_from is not None):
+        raise ValueError(
+            "--overwrite starts the run in --out over, --resume continues it: pass one"
+        )
+    existing = _existing_run(Path(out_dir))
+    if existing and not (resume or resume_from is not None or overwrite):
+        raise CheckpointError(
+            f"{out_dir}: already holds a training run ({existing}); pass --resume to continue "
+            "it, --overwrite to replace it, or choose another --out"
+        )
+
+
+def _section_of(cfg: TrainConfig, config: dict[str, Any]) -> str:
+    """The key of ``config`` that holds ``cfg`` (e.g. ``video_train``), for error messages."""
+    own = to_dict(cfg)
+    return next((k for k, v in config.items() if v == own), "train")
+
+
+def _existing_run(out_dir: Path) -> str | None:
+    """What of a training run ``out_dir`` holds (its checkpoint or its log); None if nothing."""
+    try:
+        return f"checkpoint {latest_checkpoint(out_dir)}"
+    except CheckpointError:
+        pass
+    log = out_dir / "metrics.jsonl"
+    return f"log {log}" if log.exists() and log.stat().st_size > 0 else None
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:

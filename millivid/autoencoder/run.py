@@ -17,7 +17,7 @@ from millivid.device import resolve_device
 from millivid.presets import Config
 from millivid.train import load_checkpoint, load_weights_into, train, write_checkpoint
 from millivid.train.checkpoint import load_trainer_state
-from millivid.train.trainer import check_run_start
+from millivid.train.run_start import check_run_start
 from millivid.typed_config import from_dict, to_dict
 
 

@@ -75,13 +75,8 @@ def _rollout(args: argparse.Namespace, seed: int) -> int:
     from millivid.evaluate.report import build_report
     from millivid.evaluate.runner import evaluate_sets
     from millivid.evaluate.suite import MetricSuite
-    from millivid.rollout.generate import (
-        GenerateRequest,
-        generate,
-        load_ae,
-        load_video_model,
-        world_video,
-    )
+    from millivid.rollout.generate import generate, load_ae, load_video_model
+    from millivid.rollout.request import GenerateRequest, world_video
 
     model, cfg, method = load_video_model(args.ckpt, args.device)
     ae = load_ae(args.ae, args.device)

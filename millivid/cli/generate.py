@@ -43,13 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from millivid.rollout.generate import (
-        GenerateRequest,
-        generate,
-        load_ae,
-        load_video_model,
-        world_video,
-    )
+    from millivid.rollout.generate import generate, load_ae, load_video_model
+    from millivid.rollout.request import GenerateRequest, world_video
 
     model, cfg, method = load_video_model(args.ckpt, args.device)
     if args.method and args.method != method:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from millivid.data.videos import VideoRecord, load_video, save_video
-from millivid.rollout.generate import GenerateRequest, decode_frames, rollout_latents
+from millivid.rollout.generate import decode_frames, rollout_latents
+from millivid.rollout.request import GenerateRequest
 
 
 def rollout_folder(

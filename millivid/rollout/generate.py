@@ -14,7 +14,6 @@ Actions past the ones given (the plan's last chunk may run past the end) repeat 
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,12 +24,18 @@ from tqdm import tqdm
 
 from millivid.autoencoder.model import HierarchicalAutoencoder, to_frames
 from millivid.data.videos import VideoRecord
-from millivid.diffusion.config import DiffusionConfig
 from millivid.model.task import build_video_model
 from millivid.plan import context_source, generated_levels, make_plan
 from millivid.plan.step import Span, Step
 from millivid.presets import Config
 from millivid.rollout.engine import Progress, first_nonfinite_step, run_plan
+from millivid.rollout.request import (
+    GenerateRequest,
+    check_inputs,
+    check_sampler,
+    request_actions,
+    request_poses,
+)
 from millivid.rollout.sampler import DiTDenoiser
 from millivid.rollout.state import (
     arrays_digest,
@@ -41,25 +46,6 @@ from millivid.rollout.state import (
 from millivid.rollout.store import LatentStore
 from millivid.train import StepBoundaryStop, load_checkpoint, load_weights_into
 from millivid.typed_config import from_dict, to_dict
-
-
-@dataclass
-class GenerateRequest:
-    """What to generate: frames uint8 [T,H,W,3] whose first ``context`` frames are given, actions
-    int64 [T'] (T' >= context + frames; repeated past the end), camera poses float [T', 5] for
-    pose-conditioned models (``model.condition``; else ignored), and sampler settings.
-    ``rollout_latents`` takes a batch: frames [B,T,H,W,3], actions [B,T'], poses [B,T',5]."""
-
-    frames: np.ndarray
-    actions: np.ndarray
-    context: int
-    length: int  # frames to generate
-    seed: int = 0
-    poses: np.ndarray | None = None
-    steps: int | None = None  # DDIM steps (default: the config's)
-    guidance: float | None = None
-    reuse_context: bool | None = None
-    compile: bool | None = None  # torch.compile the model (default: on CUDA)
 
 
 def load_video_model(run: Path, device: str) -> tuple[torch.nn.Module, Config, str]:
@@ -80,80 +66,6 @@ def load_ae(run: Path, device: str) -> HierarchicalAutoencoder:
     from millivid.autoencoder.run import load_autoencoder
 
     return load_autoencoder(run, device)
-
-
-def world_video(cfg: Config, seed: int, context: int, frames: int) -> VideoRecord:
-    """World ``seed`` rendered on CPU as ground truth (video, actions, poses, labels, depth;
-    T = context + frames) with the test set's action law (paper A.1)."""
-    from millivid.world import make_videos
-
-    world = replace(cfg.world, frames=context + frames, test_context_frames=context)
-    v = make_videos([seed], world, "cpu", test=True)
-    return VideoRecord(
-        video=v.video[0].numpy(),
-        actions=v.actions[0].numpy(),
-        poses=v.poses[0].numpy(),
-        labels=v.labels[0].numpy(),
-        depth=v.depth[0].numpy(),
-    )
-
-
-def _actions(req: GenerateRequest, acts: np.ndarray, frames: int) -> torch.Tensor:
-    """int64 [1, frames] of one video's actions (checked; the last one repeated past the end)."""
-    acts = np.asarray(acts)
-    if acts.ndim != 1 or not np.issubdtype(acts.dtype, np.integer):
-        raise ValueError(f"actions: expected int [T], got {acts.dtype} {acts.shape}")
-    if len(acts) < req.context + req.length:
-        raise ValueError(
-            f"actions: {len(acts)} given, need at least context + frames = {req.context + req.length}"
-        )
-    if acts.min() < 0 or acts.max() > 2:
-        raise ValueError("actions: values must be 0 (forward), 1 (left) or 2 (right)")
-    out = np.concatenate([acts, np.full(max(0, frames - len(acts)), acts[-1])])[:frames]
-    return torch.from_numpy(out.astype(np.int64))[None]
-
-
-def _poses(req: GenerateRequest, poses: np.ndarray, frames: int) -> torch.Tensor:
-    """float32 [1, frames, 5] of one video's camera poses (checked; the last one repeated past
-    the end, as the actions are)."""
-    poses = np.asarray(poses, dtype=np.float32)
-    if poses.ndim != 2 or poses.shape[1] != 5:
-        raise ValueError(f"poses: expected float [T, 5] (x, y, z, yaw, pitch), got {poses.shape}")
-    if len(poses) < req.context + req.length:
-        raise ValueError(
-            f"poses: {len(poses)} given, need at least context + frames = {req.context + req.length}"
-        )
-    if not np.isfinite(poses).all():
-        raise ValueError("poses: non-finite values")
-    pad = np.repeat(poses[-1:], max(0, frames - len(poses)), axis=0)
-    return torch.from_numpy(np.concatenate([poses, pad])[:frames])[None]
-
-
-def check_inputs(
-    cfg: Config, method: str, ae: HierarchicalAutoencoder, context: int, given: int
-) -> None:
-    """Errors for a video model / autoencoder / context mismatch, before any work is done."""
-    if ae.cfg.channels != cfg.ae.channels or ae.cfg.levels != cfg.ae.levels:
-        raise ValueError(
-            f"autoencoder has {ae.cfg.levels} levels x {ae.cfg.channels} channels but the video "
-            f"model expects {cfg.ae.levels} x {cfg.ae.channels}: use the autoencoder its latents came from"
-        )
-    if not 1 <= context <= given:
-        raise ValueError(f"--context {context}: need 1 <= context <= {given} given frames")
-    if method == "hierarchical-framepack":
-        raise ValueError("generate does not support hierarchical-framepack yet (needs re-encoding)")
-
-
-def check_sampler(diffusion: DiffusionConfig) -> None:
-    """Errors for sampler settings that cannot give a video (NaN guidance: all-black frames)."""
-    if diffusion.sample_steps < 1:
-        raise ValueError(
-            f"--steps {diffusion.sample_steps}: DDIM steps per rollout step must be >= 1"
-        )
-    if not math.isfinite(diffusion.guidance):
-        raise ValueError(
-            f"--cfg {diffusion.guidance}: the guidance scale must be a finite number (1 = off)"
-        )
 
 
 @dataclass
@@ -185,7 +97,9 @@ def prepare_rollout(
     store = LatentStore(
         shapes, batch=len(frames), frames=total, channels=ae.cfg.channels, device=device
     )
-    actions = torch.cat([_actions(req, a, total) for a in np.asarray(req.actions)]).to(device)
+    actions = torch.cat([request_actions(req, a, total) for a in np.asarray(req.actions)]).to(
+        device
+    )
     poses = None
     if cfg.model.uses_poses:
         if req.poses is None:
@@ -193,7 +107,7 @@ def prepare_rollout(
                 f"this video model is conditioned on camera poses (model.condition = "
                 f"{cfg.model.condition}): the input video needs its 'poses' array"
             )
-        poses = torch.cat([_poses(req, p, total) for p in np.asarray(req.poses)]).to(device)
+        poses = torch.cat([request_poses(req, p, total) for p in np.asarray(req.poses)]).to(device)
     diffusion = cfg.diffusion
     if req.steps is not None:
         diffusion = replace(diffusion, sample_steps=req.steps)
@@ -399,7 +313,7 @@ def generate(
 
 @torch.no_grad()
 def _write_outputs(req, generated, method, cfg, out, plan, levels) -> dict[str, Path]:
-    from millivid.data.videos import VideoRecord, save_video, write_mp4
+    from millivid.data.videos import save_video, write_mp4
 
     end = req.context + req.length
     video = np.concatenate([req.frames[: req.context], generated])

@@ -58,6 +58,9 @@ VARIANTS: dict[str, Variant] = {
     "millivid": Variant("millivid"),
     "millivid-cc": Variant("millivid", "context-causal"),
     "millivid-balanced": Variant("millivid", balanced=True),
+    # each step's own level holds the most recent frames (plan method millivid-recent)
+    "millivid-recent": Variant("millivid-recent", balanced=True),
+    "millivid-recent-poses": Variant("millivid-recent", balanced=True, condition="both"),
     "framepack": Variant("framepack"),
     "fullres": Variant("fullres"),
     # conditioned on the camera poses as well as the actions (model.condition = both)

@@ -44,6 +44,24 @@ def test_fig10_medium_step_context_stacks_fine_then_medium_then_coarse_future():
     assert medium.context == (Span(0, 21, 22), Span(1, 17, 21), Span(2, 22, 38))
 
 
+def test_recent_plan_shows_each_steps_own_level_just_before_its_target():
+    paper, recent = (
+        make_plan("millivid", PAPER, 256, 1024),
+        make_plan("millivid-recent", PAPER, 256, 1024),
+    )
+    assert [s.target for s in recent] == [s.target for s in paper]
+    # the coarse step: its own level [a - 192, a), then levels 0, 1, 2 stacked behind it
+    assert recent[0].context == (Span(0, 61, 64), Span(1, 49, 61), Span(2, 1, 49), Span(3, 64, 256))
+    # a level-1 step: level 1 right before a, level 0 behind it, the coarser future unchanged
+    level1 = next(i for i, s in enumerate(paper) if s.target.level == 1)
+    assert recent[level1].context[:2] == (Span(0, 241, 244), Span(1, 244, 256))
+    assert recent[level1].context[2:] == paper[level1].context[2:]
+    # level-0 steps are the paper's; the lookback and the token counts are unchanged
+    assert all(r == p for r, p in zip(recent, paper) if p.target.level == 0)
+    assert max_lookback("millivid-recent", PAPER) == 255
+    check_plan("millivid-recent", PAPER, 256, 1024, recent)
+
+
 def test_paper_config_340_steps_of_3072_plus_768_tokens():
     steps = make_plan("millivid", PAPER, 256, 1024)
     assert len(steps) == 340
@@ -136,7 +154,14 @@ def test_step_counts_follow_the_closed_form():
 def test_context_sources_and_lookbacks():
     assert context_source("framepack") == "patchify"
     assert context_source("mirrored-framepack") == "patchify"
-    for method in ("millivid", "cascaded", "hierarchical-framepack", "fullres", "upscale"):
+    for method in (
+        "millivid",
+        "millivid-recent",
+        "cascaded",
+        "hierarchical-framepack",
+        "fullres",
+        "upscale",
+    ):
         assert context_source(method) == "levels"
     assert max_lookback("millivid", PAPER) == 255
     assert max_lookback("framepack", PAPER) == 255

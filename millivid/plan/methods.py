@@ -9,7 +9,11 @@ from typing import Literal
 
 from millivid.plan.baselines import fullres_period, fullres_plan, upscale_period, upscale_plan
 from millivid.plan.budget import BudgetError, mirrored_frames
-from millivid.plan.coarse_to_fine import coarse_to_fine_period, coarse_to_fine_plan
+from millivid.plan.coarse_to_fine import (
+    coarse_to_fine_period,
+    coarse_to_fine_plan,
+    recent_first_plan,
+)
 from millivid.plan.config import PlanConfig
 from millivid.plan.framepack import (
     framepack_period,
@@ -53,6 +57,14 @@ METHODS: dict[str, Method] = {
             "levels",
             True,
             coarse_to_fine_plan,
+            coarse_to_fine_period,
+        ),
+        Method(
+            "millivid-recent",
+            "coarse-to-fine rollout; each step's own level holds the most recent frames",
+            "levels",
+            True,
+            recent_first_plan,
             coarse_to_fine_period,
         ),
         Method(

@@ -10,7 +10,7 @@ continues the context: the model's clean estimate at full noise (t = 1) of each 
 target frame, against the truth, next to the error of simply repeating the previous frame's
 latent at that level (MSE per channel; a model that continues the context is at or below it).
 
-    python benchmarks/video_level_loss.py --ckpt checkpoints/mini/millivid-cc --ae checkpoints/mini/ae
+    python benchmarks/video_level_loss.py --ckpt checkpoints/mini/millivid --ae checkpoints/mini/ae
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``millivid reproduce``: the whole Table-1 pipeline as resumable stages (issue 9).
+"""``millivid reproduce``: the whole Table-1 pipeline as resumable stages.
 
     world data -> autoencoder -> latent cache -> video models -> test-set rollouts -> evaluation
     -> report
@@ -25,7 +25,10 @@ paper), ``millivid-cc`` (context-causal: context K/V reused across denoising ste
 ``millivid-balanced`` (training steps drawn with equal weight per target level), ``framepack``,
 ``fullres``, ``upscale`` (rollout + upscaling) and ``cascaded`` (MILLIVID's plan over the
 mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for);
-``<method>-poses`` variants condition on the camera poses as well as the actions.
+``<method>-poses`` variants condition on the camera poses as well as the actions;
+``millivid-recent`` uses the plan whose steps see their own level's most recent frames. The
+default set is docs/RESULTS.md's Table 1: ``millivid-poses``, ``framepack-poses``,
+``fullres-poses``.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ class ReproduceConfig:
     test_videos: int
     context: int  # ground-truth frames before the first generated one
     frames: int  # generated frames per test video
-    variants: tuple[str, ...] = ("millivid", "millivid-cc", "framepack", "fullres")
+    variants: tuple[str, ...] = ("millivid-poses", "framepack-poses", "fullres-poses")
     rollout_batch: int = 16
     sample_steps: int | None = None  # DDIM steps (None: the preset's diffusion.sample_steps)
     compile: bool | None = None  # rollouts under torch.compile (None: on CUDA)

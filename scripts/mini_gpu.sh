@@ -30,14 +30,14 @@ SET_ARGS=()
 for o in ${SETS:-}; do SET_ARGS+=(--set "$o"); done
 TRAIN_VIDEOS=${TRAIN_VIDEOS:-512}
 TEST_VIDEOS=${TEST_VIDEOS:-64}
-TRAIN_STEPS=${TRAIN_STEPS:-8000}
+TRAIN_STEPS=${TRAIN_STEPS:-5000}
 BATCH=${BATCH:-128}
 WORKERS=${WORKERS:-12}
 ROLLOUT_S=${ROLLOUT_S:-380}
 STEPS=${STEPS:-16}
 AE_STEPS=${AE_STEPS:-2500}
 AE_COOLDOWN=${AE_COOLDOWN:-0}
-VARIANTS=${VARIANTS:-millivid-cc framepack fullres millivid}  # + upscale cascaded (ablations)
+VARIANTS=${VARIANTS:-millivid-poses framepack-poses fullres-poses}  # + upscale cascaded (ablations)
 COMPILE=true
 [ "$DEVICE" = cpu ] && COMPILE=false
 repro() { python -m millivid reproduce --preset "$PRESET" --out "$RUN" ${AE:+--ae "$AE"} \

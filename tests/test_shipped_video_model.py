@@ -1,4 +1,4 @@
-"""The shipped mini video model (checkpoints/mini/millivid-cc) loads and has learned to use its
+"""The shipped mini video model (checkpoints/mini/millivid) loads and has learned to use its
 context: on held-out world latents its v-loss is lower with the context than with every context
 token dropped, and lower than the same network's at initialisation."""
 
@@ -16,15 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_shipped_millivid_model_uses_its_context():
-    model, cfg, method = load_video_model(ROOT / "checkpoints/mini/millivid-cc", "cpu")
-    assert (method, cfg.model.attention) == ("millivid", "context-causal")
+    model, cfg, method = load_video_model(ROOT / "checkpoints/mini/millivid", "cpu")
+    assert (method, cfg.model.attention, cfg.model.condition) == ("millivid", "full", "both")
     ae = load_autoencoder(ROOT / "checkpoints/mini/ae")
     world = replace(cfg.world, frames=320)
     videos = make_videos([TEST_SEED_OFFSET + 3, TEST_SEED_OFFSET + 4], world, test=True)
     with torch.no_grad():
         latents = [(ae.encode(videos.video[i]), videos.actions[i].long()) for i in range(2)]
     cfg = replace(cfg, video_train=replace(cfg.video_train, batch_size=16))
-    task = VideoTask(cfg, method, InMemoryLatents(latents))
+    poses = [videos.poses[i] for i in range(2)]
+    task = VideoTask(cfg, method, InMemoryLatents(latents, poses))
     batch = task.batch(0, torch.Generator().manual_seed(0))
     every = torch.ones_like(batch.dropped)
     no_context = VideoBatch(

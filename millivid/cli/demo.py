@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(or, without it, render a world video) and print where the outputs were written.",
     )
     add_preset_flags(parser, default="mini")
-    parser.add_argument("--ckpt", type=Path, default=SHIPPED / "millivid-cc", help="video model")
+    parser.add_argument("--ckpt", type=Path, default=SHIPPED / "millivid", help="video model")
     parser.add_argument("--ae", type=Path, default=SHIPPED / "ae", help="autoencoder")
     parser.add_argument("--seed", type=int, default=0, help="test-namespace world seed")
     parser.add_argument("--context", type=int, default=256, help="ground-truth frames")

@@ -1,0 +1,195 @@
+"""Does a video model use the context frames its target revisits? Held-out, teacher-forced.
+
+On held-out world videos, draw the model's training steps (target level ``--level``) whose target
+revisits a *far* context frame: one at least ``--min-gap`` frames before the target start whose
+camera pose is within 2 blocks and 15° of a target frame's (the memory benchmark's revisit rule,
+millivid.evaluate.splits). The held-out v-loss of the target tokens is computed three ways, with
+the same times and noise (``--t 1``: pure noise, where the target can only come from the
+context): with the whole context; with the tokens of the revisited far frames removed; and with
+as many other far context frames removed, at the same levels, that the target does not revisit
+(the control). A model that retrieves what it saw loses more when the revisited
+frames go than when the others do; one that ignores its far context loses the same.
+
+    python benchmarks/revisit_context.py --ckpt checkpoints/mini/millivid --ae checkpoints/mini/ae
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from millivid.autoencoder.run import load_autoencoder  # noqa: E402
+from millivid.diffusion import alpha_sigma, logsnr  # noqa: E402
+from millivid.diffusion.schedule import sample_time  # noqa: E402
+from millivid.evaluate.splits import pose_gaps  # noqa: E402
+from millivid.model.packing import Tokens, pack  # noqa: E402
+from millivid.plan import context_source  # noqa: E402
+from millivid.plan.sampler import sample_training_step  # noqa: E402
+from millivid.rollout.generate import load_video_model  # noqa: E402
+from millivid.world import TEST_SEED_OFFSET, make_videos  # noqa: E402
+
+REVISIT_DISTANCE, REVISIT_YAW = 2.0, 15.0  # blocks, degrees (EvalConfig's defaults)
+
+
+def removal_sets(step, poses: np.ndarray, min_gap: int, rng: random.Random):
+    """(revisited, control): lists of (level, frame) far context entries, or None when the step's
+    target revisits no far context frame or too few unrelated far frames exist."""
+    a = step.target.start
+    target = poses[step.target.start : step.target.stop]
+    far = [
+        (s.level, f)
+        for s in step.context
+        for f in range(max(s.start, 0), min(s.stop, a - min_gap + 1))
+    ]
+    if not far:
+        return None
+    gaps = pose_gaps(target, poses[[f for _, f in far]], REVISIT_DISTANCE, REVISIT_YAW).min(0)
+    revisited = [e for e, g in zip(far, gaps, strict=True) if g <= 1.0]
+    unrelated = [e for e, g in zip(far, gaps, strict=True) if g > 2.0]
+    if not revisited:
+        return None
+    control = []
+    for level in sorted({lvl for lvl, _ in revisited}):
+        want = sum(lvl == level for lvl, _ in revisited)
+        pool = [e for e in unrelated if e[0] == level]
+        if len(pool) < want:
+            return None
+        control += rng.sample(pool, want)
+    return revisited, control
+
+
+def without(tokens: Tokens, entries, source: str) -> Tokens:
+    """``tokens`` with the context tokens of the (level, frame) ``entries`` marked invalid."""
+    level = tokens.level if source == "levels" else tokens.kernel
+    drop = torch.zeros_like(tokens.valid)
+    for lvl, frame in entries:
+        drop |= (level == lvl) & (tokens.frame == frame)
+    drop[:, tokens.context_slots :] = False
+    return replace(tokens, valid=tokens.valid & ~drop)
+
+
+@torch.no_grad()
+def per_step_loss(model, tokens: Tokens, t, noise, shift: float) -> torch.Tensor:
+    """v-prediction MSE per batch element over the real target channels: float [B]."""
+    x0 = tokens.target_values.float()
+    a, s = (x.view(-1, 1, 1) for x in alpha_sigma(logsnr(t, shift)))
+    mask = tokens.channel_mask()[:, tokens.context_slots :].float()
+    noise = noise * mask
+    pred = model(tokens.with_targets(a * x0 + s * noise), t).float()
+    err = (pred - (a * noise - s * x0)) ** 2 * mask
+    return err.sum(dim=(1, 2)) / mask.sum(dim=(1, 2))
+
+
+def interval(x: np.ndarray) -> str:
+    return f"{x.mean():+.4f} ± {1.96 * x.std(ddof=1) / np.sqrt(len(x)):.4f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ckpt", required=True, help="video-model run or checkpoint folder")
+    parser.add_argument("--ae", default="checkpoints/mini/ae")
+    parser.add_argument("--videos", type=int, default=8, help="held-out world videos")
+    parser.add_argument("--frames", type=int, default=1024, help="frames per video")
+    parser.add_argument("--steps", type=int, default=16, help="revisiting steps per video")
+    parser.add_argument("--level", type=int, default=0, help="target level of the steps")
+    parser.add_argument("--min-gap", type=int, default=16, help="frames before the target start")
+    parser.add_argument(
+        "--t",
+        type=float,
+        help="diffusion time of every step (1 = pure noise: the target must "
+        "come from the context); default: drawn as in training",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args()
+
+    model, cfg, method = load_video_model(Path(args.ckpt), args.device)
+    ae = load_autoencoder(Path(args.ae), args.device)
+    source = context_source(method)
+    one_hot = tuple(float(i == args.level) for i in range(len(cfg.plan.tokens)))
+    plan = replace(cfg.plan, level_weights=one_hot)
+    seeds = [TEST_SEED_OFFSET + 1000 + i for i in range(args.videos)]
+    videos = make_videos(seeds, replace(cfg.world, frames=args.frames), test=True)
+    rng = random.Random(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    losses, removed = [], []
+    for i in range(args.videos):
+        with torch.no_grad():
+            levels = [z.cpu()[None] for z in ae.encode(videos.video[i].to(args.device))]
+        actions, poses = videos.actions[i].long()[None], videos.poses[i]
+        batch = []
+        for _ in range(50 * args.steps):  # draw until enough steps revisit far context
+            step = sample_training_step(method, plan, args.frames, rng)
+            sets = removal_sets(step, poses.numpy(), args.min_gap, rng)
+            if sets is None:
+                continue
+            full = pack(
+                levels,
+                actions,
+                step,
+                source,
+                len(cfg.plan.tokens),
+                poses=poses[None] if cfg.model.uses_poses else None,
+            )
+            batch.append([full, without(full, sets[0], source), without(full, sets[1], source)])
+            removed.append(len(sets[0]))
+            if len(batch) == args.steps:
+                break
+        if not batch:
+            continue
+        t = sample_time(len(batch), gen) if args.t is None else torch.full((len(batch),), args.t)
+        width = batch[0][0].target_values.shape[-1]
+        noise = torch.randn(len(batch), batch[0][0].target_slots, width, generator=gen)
+        rows = [
+            per_step_loss(
+                model,
+                Tokens.cat([b[k] for b in batch]).to(args.device),
+                t.to(args.device),
+                noise.to(args.device),
+                cfg.diffusion.shift,
+            ).cpu()
+            for k in range(3)
+        ]
+        losses.append(torch.stack(rows, 1))
+        print(f"video {i}: {len(batch)} revisiting steps", flush=True)
+    if not losses:
+        sys.exit("no step of these videos revisits a far context frame: use more videos or frames")
+    loss = torch.cat(losses).numpy()  # [steps, 3]: full, revisited removed, control removed
+    out = {
+        "ckpt": args.ckpt,
+        "method": method,
+        "level": args.level,
+        "min_gap": args.min_gap,
+        "steps": len(loss),
+        "removed_frames_mean": float(np.mean(removed)),
+        "loss_full": float(loss[:, 0].mean()),
+        "loss_without_revisited": float(loss[:, 1].mean()),
+        "loss_without_control": float(loss[:, 2].mean()),
+    }
+    print(
+        f"{method}, target level {args.level}: {len(loss)} steps, "
+        f"{out['removed_frames_mean']:.1f} far revisited context frames removed on average"
+    )
+    print(
+        f"v-loss with the whole context {out['loss_full']:.4f}; without the revisited frames "
+        f"{out['loss_without_revisited']:.4f} ({interval(loss[:, 1] - loss[:, 0])}); without "
+        f"as many other far frames {out['loss_without_control']:.4f} "
+        f"({interval(loss[:, 2] - loss[:, 0])})"
+    )
+    print(f"revisited − control removed: {interval(loss[:, 1] - loss[:, 2])}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

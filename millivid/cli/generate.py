@@ -20,7 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ckpt", type=Path, required=True, help="video-model run (millivid video train)"
     )
-    p.add_argument("--ae", type=Path, help="autoencoder run (default: CKPT/../ae)")
+    p.add_argument(
+        "--ae",
+        type=Path,
+        help="autoencoder run (default: CKPT/ae, else CKPT/../ae, else the shipped mini one "
+        "for a mini model)",
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", type=Path, help="context video .npz (video + actions)")
     src.add_argument("--seed", type=int, help="render this world seed as ground truth")
@@ -43,13 +48,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from millivid.rollout.generate import generate, load_ae, load_video_model
+    from millivid.pipeline import load
+    from millivid.rollout.generate import generate
     from millivid.rollout.request import GenerateRequest, world_video
 
-    model, cfg, method = load_video_model(args.ckpt, args.device)
+    pipe = load(args.ckpt, ae=args.ae, device=args.device)
+    model, cfg, method, ae = pipe.model, pipe.cfg, pipe.method, pipe.ae
     if args.method and args.method != method:
         raise ValueError(f"--method {args.method} but {args.ckpt} was trained for {method!r}")
-    ae = load_ae(args.ae or args.ckpt.parent / "ae", args.device)
     if args.video:
         from millivid.data.videos import load_video
 

@@ -235,8 +235,10 @@ def test_lightglue_confidence_threshold_filters_matches(matcher, frames):
 
 def test_missing_and_wrong_weight_files_are_named(tmp_path, weights, monkeypatch):
     monkeypatch.delenv(env_var("lpips"), raising=False)
+    monkeypatch.setenv("MILLIVID_WEIGHTS", str(tmp_path / "empty"))
     with pytest.raises(
-        MissingWeightsError, match="--lpips-weights.*MILLIVID_LPIPS_WEIGHTS.*alex.pth"
+        MissingWeightsError,
+        match="alex.pth.*--lpips-weights.*MILLIVID_LPIPS_WEIGHTS.*millivid weights fetch lpips",
     ):
         weight_path("lpips", "")
     missing = tmp_path / "nope" / "i3d_torchscript.pt"

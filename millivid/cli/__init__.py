@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     "video",
     "generate",
     "evaluate",
+    "weights",
     "baseline",
     "reproduce",
     "demo",

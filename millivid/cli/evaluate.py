@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from millivid.cli.common import add_device_flag
 from millivid.evaluate.config import PRESETS, EvalConfig
-from millivid.evaluate.weights import WEIGHT_FILES
+from millivid.evaluate.weights import (
+    DEFAULT_WEIGHTS_DIR,
+    WEIGHT_FILES,
+    WEIGHTS_DIR_ENV,
+    env_var,
+    require_weights,
+    resolve_weight,
+)
 
 
 def _add_eval_flags(p: argparse.ArgumentParser) -> None:
@@ -57,8 +65,19 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--horizons", help="horizon ends, e.g. 64,256,768 (1-based last frames)")
     add_device_flag(p)
     p.add_argument("--batch-frames", type=int, help="frames per learned-metric forward pass")
-    for name, (published, _) in WEIGHT_FILES.items():
-        p.add_argument(f"--{name}-weights", default="", metavar="PATH", help=f"{published}")
+    p.add_argument(
+        "--weights-dir",
+        metavar="DIR",
+        help=f"folder of the published metric weight files (default: ${WEIGHTS_DIR_ENV}, else "
+        f"{DEFAULT_WEIGHTS_DIR}); fill it with millivid weights fetch",
+    )
+    for name, published in WEIGHT_FILES.items():
+        p.add_argument(
+            f"--{name}-weights",
+            default="",
+            metavar="PATH",
+            help=f"{published.file} (wins over --weights-dir and {env_var(name)})",
+        )
     p.add_argument("--probe-weights", default="", metavar="DIR", help="probe folder")
     p.add_argument("--action-probe-weights", default="", metavar="DIR", help="action probe folder")
     p.add_argument("--no-progress", action="store_true")
@@ -114,7 +133,15 @@ def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
         value = getattr(args, f"{name}_weights")
         if value:
             updates[f"{name}_weights"] = value
+        elif name in WEIGHT_FILES and getattr(args, "weights_dir", None):
+            updates[f"{name}_weights"] = str(resolve_weight(name, "", args.weights_dir)[0])
     return replace(cfg, **updates)
+
+
+def check_weight_files(args: argparse.Namespace, metrics: Sequence[str]) -> None:
+    """Fail before any work, listing every weight file ``metrics`` need and do not find."""
+    flags = {name: getattr(args, f"{name}_weights") for name in WEIGHT_FILES}
+    require_weights(metrics, flags, args.weights_dir)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -132,6 +159,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.from_csv:
         return _write_sets(results_from_csv(args.from_csv, cfg, not args.all_videos), args, cfg)
     metrics = parse_metrics(args.metrics)
+    check_weight_files(args, metrics)
     suite = MetricSuite(cfg, args.device)
     if args.pred and args.gt:
         result = evaluate_pair(args.pred, args.gt, args.start, metrics, cfg, suite)
@@ -212,7 +240,8 @@ def register(subparsers) -> None:
         "evaluate",
         help="metrics of generated vs ground-truth videos by horizon; probe-train",
         description="Compare generated videos with ground truth (paper §4, Table 1). "
-        "Weights of learned metrics are local files: docs/EVALUATION.md.",
+        "Weights of learned metrics are local files in one folder (--weights-dir; "
+        "millivid weights fetch downloads them): docs/EVALUATION.md.",
     )
     _add_eval_flags(p)
     p.set_defaults(func=run_evaluate)

@@ -118,11 +118,15 @@ class StageClock:
         try:
             yield
         finally:
-            seconds = json.loads(self.path.read_text()) if self.path.exists() else {}
-            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - begin
-            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(seconds, indent=2) + "\n")
-            tmp.replace(self.path)
+            if int(os.environ.get("RANK", 0)) == 0:  # under torchrun: rank 0 keeps the time
+                self._add(name, time.perf_counter() - begin)
+
+    def _add(self, name: str, seconds: float) -> None:
+        spent = json.loads(self.path.read_text()) if self.path.exists() else {}
+        spent[name] = spent.get(name, 0.0) + seconds
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(spent, indent=2) + "\n")
+        tmp.replace(self.path)
 
 
 def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:

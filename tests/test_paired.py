@@ -62,3 +62,12 @@ def test_constant_offset(videos, c):
         assert cell["mean"] == pytest.approx(c, abs=1e-9)
         assert cell["ci95"] == pytest.approx(0.0, abs=1e-6)
         assert cell["wins"] == (1.0 if c > 1e-9 else 0.0) or abs(c) <= 1e-9
+
+
+def test_a_one_video_cell_says_there_is_no_interval_instead_of_nan():
+    from millivid.evaluate.markdown import _paired_cell
+
+    cell = {"mean": 2.0, "ci95": float("nan"), "wins": 1.0, "videos": 1}
+    assert _paired_cell(cell, 1) == "+2.000 (one video: no interval) (100 %)"
+    assert "nan" not in _paired_cell(cell, 1)
+    assert _paired_cell({**cell, "ci95": 0.5, "videos": 2}, 2) == "+2.000 ± 0.500 (100 %)"

@@ -109,3 +109,22 @@ def test_balanced_variant_weights_every_target_level_equally():
     assert method == "millivid" and bal.model.attention == "full"
     assert bal.plan.level_weights == (1.0,) * len(cfg.plan.tokens)
     assert variant_config(cfg, "millivid")[1].plan.level_weights == ()
+
+
+def test_video_stage_command_relaunches_the_same_run_under_torchrun():
+    from millivid.cli.reproduce import video_stage_command
+
+    cmd = video_stage_command(["reproduce", "--out", "R", "--gpus", "2", "--stages=data,video"], 2)
+    assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    assert cmd[5:] == ["-m", "millivid", "reproduce", "--out", "R", "--stages", "video"]
+
+
+def test_gpus_2_trains_the_video_models_with_ddp_on_two_processes(tmp_path):
+    # on the CPU the two processes talk over gloo: the same command a 2-GPU machine runs
+    out = tmp_path / "run"
+    assert run(out, "--stages", "data,ae,latents") == 0
+    assert run(out, "--stages", "video", "--gpus", "2", "--variants", "fullres") == 0
+    log = [json.loads(line) for line in (out / "video" / "fullres" / "metrics.jsonl").open()]
+    assert log[-1]["step"] == 6  # one run, written once (by rank 0)
+    assert (out / "video" / "fullres" / "checkpoint" / "model.safetensors").is_file()
+    assert "video/fullres" in json.loads((out / "stages.json").read_text())

@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``millivid`` console script and ``python -m millivid``."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # the command line as given, for a command that relaunches itself (reproduce --gpus)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

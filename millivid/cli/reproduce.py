@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,12 +42,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", help="evaluation metrics (default psnr,ssim,probe,action)")
     p.add_argument("--workers", type=int, help="world-rendering threads")
     p.add_argument("--store", action="store_true", help="write uncompressed videos (faster)")
+    p.add_argument(
+        "--gpus",
+        type=int,
+        default=1,
+        help="train the video models on this many GPUs of this machine (torchrun + DDP; "
+        "video_train.batch_size is per GPU); the other stages run on one",
+    )
     add_device_flag(p)
     p.set_defaults(func=run)
 
 
+def video_stage_command(argv: list[str], gpus: int) -> list[str]:
+    """``torchrun`` running this reproduce command's video stage alone on ``gpus`` processes:
+    ``argv`` without --gpus and --stages, then ``--stages video``."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--gpus", "--stages"):
+            skip = True
+        elif not arg.startswith(("--gpus=", "--stages=")):
+            kept.append(arg)
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        f"--nproc_per_node={gpus}", "-m", "millivid", *kept, "--stages", "video",
+    ]  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
-    from millivid.reproduce import PRESETS, reproduce
+    from millivid.reproduce import PRESETS, STAGES, reproduce
 
     cfg = config_from_args(args)
     rcfg = PRESETS[args.preset]
@@ -64,6 +90,23 @@ def run(args: argparse.Namespace) -> int:
         "stages": tuple(args.stages.split(",")) if args.stages else None,
     }
     rcfg = replace(rcfg, **{k: v for k, v in updates.items() if v is not None})
+    if args.gpus < 1:
+        raise ValueError(f"--gpus {args.gpus}: give at least 1")
+    stages = rcfg.stages or STAGES
+    if args.gpus > 1 and "video" in stages:
+        i = stages.index("video")
+        if stages[:i]:
+            reproduce(
+                args.out, cfg, replace(rcfg, stages=stages[:i]), ae=args.ae, device=args.device
+            )
+        command = video_stage_command(args.argv, args.gpus)
+        if subprocess.run(command).returncode:
+            raise ValueError(
+                f"the video stage on {args.gpus} processes failed: {' '.join(command)}"
+            )
+        rcfg = replace(rcfg, stages=stages[i + 1 :])
+        if not rcfg.stages:
+            return 0
     report = reproduce(args.out, cfg, rcfg, ae=args.ae, device=args.device)
     print(f"report: {report}")
     print(f"table: {args.out / 'eval' / 'table.md'}")

@@ -233,7 +233,9 @@ def paired_markdown(
 def _paired_cell(c: dict | None, n: int) -> str:
     if c is None:
         return "–"
-    text = f"{c['mean']:+.3f} ± {c['ci95']:.3f} ({100 * c['wins']:.0f} %)"
+    # one video has no spread: say so instead of printing "± nan"
+    spread = f" ± {c['ci95']:.3f}" if c["ci95"] == c["ci95"] else " (one video: no interval)"
+    text = f"{c['mean']:+.3f}{spread} ({100 * c['wins']:.0f} %)"
     if c["videos"] == n:
         return text
     return f"{text} [{c['videos']} video{'s' if c['videos'] != 1 else ''}]"

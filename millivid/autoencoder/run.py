@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from tqdm import tqdm
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.autoencoder.task import AutoencoderTask
 from millivid.data.dataset import list_videos
+from millivid.data.frames import DatasetFrames, default_cache_bytes
 from millivid.data.latent_cache import write_cache_meta, write_latent_video
 from millivid.data.videos import load_video, read_header
 from millivid.device import resolve_device
@@ -21,16 +23,19 @@ from millivid.train.run_start import check_run_start
 from millivid.typed_config import from_dict, to_dict
 
 
-def frame_bank(data: Path, max_videos: int | None = None, stride: int = 1) -> torch.Tensor:
-    """Frames uint8 [N, H, W, 3] of (up to ``max_videos``) videos of a dataset, every ``stride``-th."""
+def frame_bank(
+    data: Path, max_videos: int | None = None, stride: int = 1, cache_bytes: int | None = None
+) -> DatasetFrames:
+    """Frames uint8 [N, H, W, 3] of (up to ``max_videos``) videos of a dataset, every
+    ``stride``-th, read lazily; at most ``cache_bytes`` of decompressed videos are kept
+    (``millivid.data.frames``)."""
     paths = list_videos(data)[:max_videos]
     if not paths:
-        raise FileNotFoundError(f"{data}: no videos found")
-    frames = [
-        torch.from_numpy(load_video(p, keys=("video",)).video[::stride])
-        for p in tqdm(paths, desc="load")
-    ]
-    return torch.cat(frames)
+        raise FileNotFoundError(
+            f"{data}: no .npz videos found; convert a folder of mp4 or TECO/DFoT videos first: "
+            f"millivid data import {data} --out DIR"
+        )
+    return DatasetFrames(paths, stride, cache_bytes)
 
 
 def train_autoencoder(
@@ -50,13 +55,20 @@ def train_autoencoder(
     config = {"stage": "autoencoder", **to_dict(cfg)}
     starts = {"resume": resume, "resume_from": resume_from, "overwrite": overwrite}
     check_run_start(out, cfg.ae_train, config, **starts)  # before loading the frames
-    frames = frame_bank(data, max_videos)
+    workers = max(1, cfg.ae_train.num_workers)  # each DataLoader worker keeps its own cache
+    frames = frame_bank(data, max_videos, cache_bytes=default_cache_bytes() // workers)
+    size = cfg.ae.image_size
+    if tuple(frames.shape[1:3]) != (size, size):
+        raise ValueError(
+            f"{data}: frames are {frames.shape[1]}x{frames.shape[2]} but ae.image_size = {size}; "
+            f"write the dataset at that size (data make/import --size {size}) or set ae.image_size"
+        )
     task = AutoencoderTask(cfg.ae, frames, cfg.ae_train.batch_size)
     ckpt = train(
         task, cfg.ae_train, out, config=config, continuation=continuation, device=device, **starts
     )
     model = load_autoencoder(out, device=str(resolve_device(device)))
-    pick = torch.randperm(len(frames), generator=torch.Generator().manual_seed(0))[:4096]
+    pick = sorted(random.Random(0).sample(range(len(frames)), min(len(frames), 4096)))
     model.calibrate(frames[pick].to(model.latent_mean.device))
     # rewrite the checkpoint with the statistics, keeping the trainer state for --resume
     write_checkpoint(out, model.state_dict(), config, load_trainer_state(out))

@@ -1,4 +1,5 @@
-"""``millivid data make`` (render a resumable dataset) and ``millivid data check`` (validate one)."""
+"""``millivid data make`` (render a resumable dataset), ``millivid data import`` (convert a folder of
+videos into one) and ``millivid data check`` (validate one)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from millivid.cli.common import add_device_flag, add_preset_flags, config_from_a
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``data`` with its ``make`` and ``check`` subcommands."""
+    """Add ``data`` with its ``make``, ``import`` and ``check`` subcommands."""
     data = subparsers.add_parser("data", help="video datasets on disk")
     sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
@@ -61,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_preset_flags(make)
     make.set_defaults(func=run_make)
+    _register_import(sub)
 
     check = sub.add_parser(
         "check",
@@ -74,6 +76,79 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="auto | millivid | teco-npz | teco-mp4 (dfot) | mp4",
     )
     check.set_defaults(func=run_check)
+
+
+def _register_import(sub: argparse._SubParsersAction) -> None:
+    imp = sub.add_parser(
+        "import",
+        help="convert a folder of videos (mp4, npz, TECO, DFoT) into a dataset folder (resumable)",
+        description="Convert every video under SRC (recursively) into DIR/<same path>.npz plus "
+        "DIR/dataset.json, the dataset that `ae train`, `ae encode` and the clip sampler read. "
+        "Rerun the same command to resume after an interruption. See docs/DATA.md.",
+    )
+    imp.add_argument("src", metavar="SRC", help="folder of videos")
+    imp.add_argument("--out", required=True, metavar="DIR", help="dataset folder (outside SRC)")
+    imp.add_argument(
+        "--format",
+        default="auto",
+        choices=("auto", "mp4", "npz", "teco", "dfot"),
+        help="mp4: video files, no actions; npz: millivid-style npz; teco: TECO npz; "
+        "dfot: TECO/DFoT mp4 + actions beside them",
+    )
+    imp.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="centre-crop every frame to a square and resize it to SIZE x SIZE "
+        "(default: keep the frames, which must then be square and of one size)",
+    )
+    imp.add_argument(
+        "--actions",
+        default=None,
+        metavar="FILE",
+        help='JSON {"<video path relative to SRC>": [action per frame], ...} replacing every '
+        "video's actions (ids 0 forward, 1 left, 2 right, 3 none); default: the source's "
+        "actions, else 3 (none) on every frame",
+    )
+    imp.add_argument("--store", action="store_true", help="write uncompressed npz (faster reads)")
+    imp.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="videos converted at once (default: min(8, cores))",
+    )
+    imp.set_defaults(func=run_import)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """Convert the videos; an interrupted run is resumed by running it again."""
+    from millivid.data.import_videos import import_videos
+
+    start = time.perf_counter()
+    try:
+        meta = import_videos(
+            args.src,
+            args.out,
+            fmt=args.format,
+            size=args.size,
+            actions_file=args.actions,
+            compress=not args.store,
+            workers=args.workers,
+        )
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: rerun the same command to resume {args.out}", file=sys.stderr)
+        return 130
+    seconds = time.perf_counter() - start
+    actions = (
+        f"from {meta['actions']}"
+        if meta["actions"] != "source"
+        else f"from the source ({meta['null_action']}, none, for videos without)"
+    )
+    print(
+        f"dataset: {meta['videos']} videos ({meta['source_format']}) at {meta['size']}x"
+        f"{meta['size']} in {args.out} ({seconds:.1f} s this run); actions {actions}"
+    )
+    return 0
 
 
 def run_make(args: argparse.Namespace) -> int:

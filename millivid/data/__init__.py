@@ -1,6 +1,7 @@
 """millivid.data: video datasets on disk (own npz layout, TECO/DFoT, mp4) and clip sampling.
 
-See docs/DATA.md. Writing a dataset from the world: ``millivid.data.make.make_dataset``.
+See docs/DATA.md. Writing a dataset from the world: ``millivid.data.make.make_dataset``; from a
+folder of videos: ``millivid.data.import_videos.import_videos``.
 """
 
 from millivid.data.clips import ClipDataset, ClipStream, clip_loader

@@ -55,8 +55,8 @@ def read_dataset_json(root: str | os.PathLike) -> dict:
 
 
 def detect_format(root: str | os.PathLike) -> str:
-    """Guess a folder's layout: millivid (dataset.json or 'poses' in files), teco-npz,
-    teco-mp4 (mp4 + action sidecars) or mp4."""
+    """Guess a folder's layout: millivid (dataset.json, or npz files with 'poses' or without
+    'actions'), teco-npz ('video' and 'actions' only), teco-mp4 (mp4 + action sidecars) or mp4."""
     root = Path(root)
     if (root / DATASET_JSON).is_file():
         return "millivid"
@@ -71,7 +71,8 @@ def detect_format(root: str | os.PathLike) -> str:
             keys = read_header(path)
         except VideoFileError:
             continue
-        return "millivid" if "poses" in keys or "video" not in keys else "teco-npz"
+        teco = "video" in keys and "actions" in keys and "poses" not in keys
+        return "teco-npz" if teco else "millivid"
     return "millivid"
 
 

@@ -32,9 +32,11 @@ __all__ = [
     "KEYS",
     "VideoFileError",
     "VideoRecord",
+    "array_layout",
     "load_arrays",
     "load_video",
     "load_window",
+    "open_array",
     "read_header",
     "read_mp4",
     "save_video",
@@ -164,34 +166,48 @@ def _npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
     return np.lib.format.read_array_header_2_0(f)
 
 
-def load_window(path: str | os.PathLike, key: str, start: int, stop: int) -> np.ndarray:
-    """Rows ``[start, stop)`` of one array. Uncompressed files (``save_video(compress=False)``)
-    are memory-mapped, so only the window is read; compressed ones are read whole, then sliced."""
+def array_layout(path: str | os.PathLike, key: str) -> tuple[tuple[int, ...], np.dtype, int | None]:
+    """(shape, dtype, data offset) of array ``key`` of an .npz from its headers alone. The
+    offset is the byte where the array's C-ordered data starts in the file, for arrays stored
+    uncompressed (``save_video(compress=False)``); None when the data must be decompressed."""
     path = Path(path)
     with _open_zip(path) as zf:
         members = _members(path, zf)
         if key not in members:
             raise VideoFileError(path, key, "missing key")
         info = zf.getinfo(members[key])
-    if info.compress_type != zipfile.ZIP_STORED:
-        return load_arrays(path, [key])[key][start:stop]
-    try:
-        with open(path, "rb") as f:
-            f.seek(info.header_offset + 26)
-            name_len, extra_len = struct.unpack("<HH", f.read(4))
-            f.seek(info.header_offset + 30 + name_len + extra_len)
-            shape, fortran, dtype = _npy_header(f)
-            offset = f.tell()
-        if (
-            fortran
-            or not shape
-            or offset + int(np.prod(shape)) * dtype.itemsize > path.stat().st_size
-        ):
-            raise ValueError(f"cannot map shape {list(shape)} at byte {offset}")
-        rows = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=tuple(shape))
-        return np.array(rows[start:stop])
-    except (ValueError, OSError, struct.error) as err:
-        raise VideoFileError(path, key, f"truncated or corrupt data: {err}") from None
+        try:
+            if info.compress_type != zipfile.ZIP_STORED:
+                with zf.open(info) as f:
+                    shape, _, dtype = _npy_header(f)
+                return tuple(shape), np.dtype(dtype), None
+            with open(path, "rb") as f:
+                f.seek(info.header_offset + 26)
+                name_len, extra_len = struct.unpack("<HH", f.read(4))
+                f.seek(info.header_offset + 30 + name_len + extra_len)
+                shape, fortran, dtype = _npy_header(f)
+                offset = f.tell()
+        except (*_READ_ERRORS, struct.error) as err:
+            raise VideoFileError(path, key, f"unreadable array header: {err}") from None
+    end = offset + int(np.prod(shape)) * dtype.itemsize
+    if end > path.stat().st_size:
+        raise VideoFileError(path, key, f"truncated data: {list(shape)} needs byte {end}")
+    return tuple(shape), np.dtype(dtype), None if fortran or not shape else offset
+
+
+def open_array(path: str | os.PathLike, key: str) -> np.ndarray:
+    """Array ``key`` of an .npz. Uncompressed files (``save_video(compress=False)``) are
+    memory-mapped read-only, so only the rows indexed are ever read; compressed ones are read
+    whole."""
+    shape, dtype, offset = array_layout(path, key)
+    if offset is None:
+        return load_arrays(path, [key])[key]
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
+def load_window(path: str | os.PathLike, key: str, start: int, stop: int) -> np.ndarray:
+    """Rows ``[start, stop)`` of one array; of an uncompressed file only those are read."""
+    return np.array(open_array(path, key)[start:stop])
 
 
 def load_arrays(path: str | os.PathLike, keys: tuple[str, ...] | list[str] | None = None) -> dict:

@@ -3,6 +3,8 @@ import json
 import numpy as np
 
 from millivid.cli import main
+from millivid.data.mp4 import read_mp4
+from millivid.evaluate.baselines import BASELINES
 from millivid.world import TEST_SEED_OFFSET
 from tests.test_generate import make_runs
 
@@ -34,16 +36,26 @@ def test_demo_rolls_out_a_held_out_video_and_scores_it(tmp_path, capsys):
     video, ae = make_runs(tmp_path)
     args = ["demo", "--ckpt", str(video), "--ae", str(ae), "--context", "24", "--frames", "12"]
     assert main([*args, "--steps", "2", "--out", str(tmp_path / "out")]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
+    printed = capsys.readouterr()
+    assert "12/12 frames done" in printed.err and "frames=" not in printed.err  # progress bar
+    lines = printed.out.strip().splitlines()
     summary = json.loads(lines[-1])
     assert summary["method"] == "millivid" and summary["seed"] == SEED
     assert 0 < summary["horizons"]["short"]["psnr"] < 60
+    assert set(summary["baselines"]) == set(BASELINES)
+    assert summary["baselines"]["copy-last"]["short"]["psnr"] > 0
     out = tmp_path / "out"  # a run folder: gt, rollouts, plans, eval, report
     with np.load(out / "rollouts" / "millivid" / f"seed{SEED}.npz") as f:
         assert f["video"].shape == (36, 32, 32, 3)
-    assert (out / "rollouts" / "millivid" / f"seed{SEED}.mp4").stat().st_size > 0
+    with np.load(out / "rollouts" / "nearest-pose" / f"seed{SEED}.npz") as f:
+        assert f["video"].shape == (36, 32, 32, 3)
+    # ground truth | generated, 32 px upscaled x8, captioned, marked and counted
+    assert read_mp4(out / "rollouts" / "millivid" / f"seed{SEED}.mp4").shape == (36, 324, 540, 3)
     assert (out / "plans" / "millivid.png").stat().st_size > 0
-    assert "millivid" in (out / "eval" / "table.md").read_text()
+    table = (out / "eval" / "table.md").read_text()
+    for method in ("millivid", *BASELINES):
+        assert f"| {method} |" in table, method
     page = (out / "report.html").read_text()
-    assert page.count("<canvas") == 2 and "Metrics by horizon" in page  # ground truth, millivid
+    assert page.count("<canvas") == 5 and "Metrics by horizon" in page  # GT, millivid, baselines
+    assert "videos ready" not in page
     assert f"report: {out / 'report.html'}" in "\n".join(lines)

@@ -3,9 +3,12 @@
 With the shipped mini models (checkpoints/mini/) it renders a held-out world video and rolls
 out its continuation with millivid: 256 ground-truth frames, then on the CPU 256 generated with
 16 DDIM steps, on a GPU the paper's horizon of 768 with 50 steps. OUT is a run folder as
-``millivid reproduce`` writes one: ``gt/``, ``rollouts/<method>/`` (npz, mp4 of ground truth |
-generated), ``plans/``, ``eval/`` (PSNR/SSIM by horizon, curves) and ``report.html``; the last
-line printed is the JSON summary. Without the models it renders a world video only, saying why.
+``millivid reproduce`` writes one: ``gt/``, ``rollouts/<method>/`` (npz; mp4 of ground truth |
+generated, upscaled, captioned, context and generated frames marked and counted), the trivial
+baselines in ``rollouts/{copy-last,context-mean,nearest-pose}/`` (``millivid baseline``),
+``plans/``, ``eval/`` (PSNR/SSIM by horizon for the model and the baselines, curves) and
+``report.html``. The last line printed is the JSON summary: the model's ``horizons`` and, under
+``baselines``, each baseline's. Without the models it renders a world video only, saying why.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ def _rollout(args: argparse.Namespace, seed: int) -> int:
     import shutil
 
     from millivid.data.videos import save_video
+    from millivid.evaluate.baselines import BASELINES, write_baselines
     from millivid.evaluate.config import PRESETS as EVAL_PRESETS
     from millivid.evaluate.outputs import write_set_outputs
     from millivid.evaluate.report import build_report
@@ -96,6 +100,8 @@ def _rollout(args: argparse.Namespace, seed: int) -> int:
     (run / "plans").mkdir(exist_ok=True)
     shutil.copy(paths["plan"], run / "plans" / f"{method}.png")
     ecfg = EVAL_PRESETS[cfg.preset]
+    for kind in BASELINES:  # what the model must beat; copies of context frames, no model
+        write_baselines(run / "gt", run / "rollouts" / kind, [kind], args.context, ecfg)
     res = evaluate_sets(
         run / "rollouts",
         run / "gt",
@@ -109,5 +115,7 @@ def _rollout(args: argparse.Namespace, seed: int) -> int:
     report = build_report(run, run / "report.html", max_frames=args.context + args.frames)
     for kind, path in {**paths, "table": written["table"], "report": report}.items():
         print(f"{kind}: {path}")
-    print(json.dumps({"method": method, "seed": seed, "horizons": res.horizons[method]}))
+    baselines = {kind: res.horizons[kind] for kind in BASELINES}
+    summary = {"method": method, "seed": seed, "horizons": res.horizons[method]}
+    print(json.dumps({**summary, "baselines": baselines}))
     return 0

@@ -14,6 +14,7 @@ Videos are embedded as JPEG sprite sheets (frames tiled in a grid) drawn onto ca
 page needs no codec, every frame is exact, and all methods of a test video share one slider and
 one play button (synchronized playback). Under each slider a strip marks the context frames
 (grey) and the generated frames that revisit the context (green; ``millivid.evaluate.splits``).
+A click on a plan picture or on the curves shows it full size in the page.
 """
 
 from __future__ import annotations
@@ -173,11 +174,25 @@ for (const b of blocks) {
   });
   show(0);
 }
-function ready() {
-  document.body.dataset.videosReady = String(blocks.length);
-  document.getElementById('status').textContent = 'videos ready: ' + blocks.length;
-}
+function ready() { document.body.dataset.videosReady = String(blocks.length); }  // for tests
 if (blocks.length === 0) ready();
+// a plan or the curves full size over the page (URL #zoom-<key>); click, Esc or Back closes
+const zooms = new Map([...document.querySelectorAll('a.zoom')].map(a =>
+  [a.getAttribute('href'), a.querySelector('img').src]));
+const box = document.getElementById('lightbox');
+function showZoom() {
+  const src = zooms.get(location.hash);
+  box.hidden = !src;
+  if (src) box.querySelector('img').src = src;
+}
+function closeZoom() {
+  history.replaceState(null, '', location.pathname + location.search);
+  showZoom();
+}
+box.addEventListener('click', closeZoom);
+document.addEventListener('keydown', e => { if (e.key === 'Escape' && !box.hidden) closeZoom(); });
+window.addEventListener('hashchange', showZoom);
+showZoom();
 """
 
 STYLE = """
@@ -193,7 +208,11 @@ section.video{margin:14px 0;padding:8px;background:#fff;border:1px solid #ddd}
 .strip{display:block;height:7px;width:360px;border:1px solid #999}
 table.shares{margin-top:4px}summary{cursor:pointer;font-weight:600;margin:6px 0}
 img.curves{max-width:100%}.plans{display:flex;gap:12px;flex-wrap:wrap}.plans img{max-height:260px}
-#status{color:#080;font-size:12px}
+a.zoom img{cursor:zoom-in}.hint{color:#666;font-size:12px}
+#lightbox{position:fixed;inset:0;z-index:10;overflow:auto;background:rgba(0,0,0,.96);
+  text-align:center;padding:16px;cursor:zoom-out}
+#lightbox[hidden]{display:none}
+#lightbox img{max-width:100%;background:#fff}#lightbox p{color:#ddd;margin:6px}
 """
 
 
@@ -250,9 +269,7 @@ def _eval_parts(ev: Path, results: dict) -> list[str]:
                 "<p>Green bands: generated frames that revisit the context "
                 "(darker = a larger share of the test videos).</p>"
             )
-        parts.append(
-            f"<img class='curves' src='data:image/png;base64,{_png_b64(ev / 'curves.png')}'>"
-        )
+        parts.append(_zoomable(ev / "curves.png", "curves", cls="curves"))
     if (ev / "paired.md").is_file():
         parts.append("<h2>Paired differences</h2>")
         parts.append(paired_to_html((ev / "paired.md").read_text()))
@@ -291,11 +308,19 @@ def _plan_parts(run: Path) -> list[str]:
     if not plans:
         return []
     figures = [
-        f"<figure><img src='data:image/png;base64,{_png_b64(p)}'>"
+        f"<figure>{_zoomable(p, f'plan-{i}', cls='plan')}"
         f"<figcaption>{html.escape(p.stem)}</figcaption></figure>"
-        for p in plans
+        for i, p in enumerate(plans)
     ]
-    return ["<h2>Plans</h2><div class='plans'>", *figures, "</div>"]
+    hint = "<p class='hint'>Click a plan to see it full size.</p>"
+    return ["<h2>Plans</h2>", hint, "<div class='plans'>", *figures, "</div>"]
+
+
+def _zoomable(png: Path, key: str, cls: str = "") -> str:
+    """A PNG embedded as a link that shows it full size in the page's lightbox (URL
+    ``#zoom-<key>``; SCRIPT), its thumbnail styled by ``cls``."""
+    img = f"<img class='{cls}' src='data:image/png;base64,{_png_b64(png)}'>"
+    return f"<a class='zoom' href='#zoom-{key}' title='click to see full size'>{img}</a>"
 
 
 def build_report(run: Path, out: Path, max_videos: int = 8, max_frames: int = 768) -> Path:
@@ -310,10 +335,11 @@ def build_report(run: Path, out: Path, max_videos: int = 8, max_frames: int = 76
     parts += _video_parts(run, results, max_videos, max_frames)
     if not parts:
         raise FileNotFoundError(f"{run} has none of eval/table.md, eval/curves.png, gt/*.npz")
-    title = f"<h1>millivid report: {html.escape(run.name)}</h1><div id='status'>loading…</div>"
+    title = f"<h1>millivid report: {html.escape(run.name)}</h1>"
+    lightbox = "<div id='lightbox' hidden><p>click or Esc to close</p><img alt='full size'></div>"
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>millivid report</title>"
-        f"<style>{STYLE}</style></head><body>{title}{''.join(parts)}<script>{SCRIPT}</script>"
+        f"<style>{STYLE}</style></head><body>{title}{''.join(parts)}{lightbox}<script>{SCRIPT}</script>"
         "</body></html>"
     )
     out = Path(out)

@@ -219,10 +219,12 @@ def rollout_latents(
 
     def progress(p: Progress) -> None:
         bar.update(1)
-        bar.set_postfix(
-            frames="/".join(str(f) for f in p.frames_per_level),
-            fps=f"{batch * p.frames_per_level[0] / max(p.seconds, 1e-9):.1f}",
-        )
+        text = f"{min(p.frames_per_level[0], req.length)}/{req.length} frames done"
+        if p.step < len(plan):  # the step now running: full resolution or a coarser level
+            level = plan[p.step].target.level
+            text += f", now {'full res' if level == 0 else f'coarse level {level}'}"
+        fps = batch * p.frames_per_level[0] / max(p.seconds, 1e-9)
+        bar.set_postfix_str(f"{text}, {fps:.2f} fps")
 
     done, saved_at = first - 1, time.monotonic()  # last finished step, last save
 
@@ -313,6 +315,7 @@ def generate(
 
 @torch.no_grad()
 def _write_outputs(req, generated, method, cfg, out, plan, levels) -> dict[str, Path]:
+    from millivid.data.mp4 import comparison_frames
     from millivid.data.videos import save_video, write_mp4
 
     end = req.context + req.length
@@ -326,10 +329,8 @@ def _write_outputs(req, generated, method, cfg, out, plan, levels) -> dict[str, 
         paths["npz"],
         VideoRecord(video=video, actions=np.asarray(req.actions[:end], dtype=np.int64)),
     )
-    side = video
-    if len(req.frames) >= end:
-        side = np.concatenate([req.frames[:end], video], axis=2)  # ground truth | generated
-    write_mp4(paths["mp4"], side)
+    truth = np.asarray(req.frames[:end]) if len(req.frames) >= end else None
+    write_mp4(paths["mp4"], comparison_frames(video, req.context, method, truth))
     from millivid.plan.draw import draw_plan
 
     draw_plan(method, cfg.plan, req.context, end, plan, paths["plan"], max_steps=24)

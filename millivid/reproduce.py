@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from millivid.atomic import write_json_atomic
 from millivid.presets import Config
 
 
@@ -124,9 +125,7 @@ class StageClock:
     def _add(self, name: str, seconds: float) -> None:
         spent = json.loads(self.path.read_text()) if self.path.exists() else {}
         spent[name] = spent.get(name, 0.0) + seconds
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(spent, indent=2) + "\n")
-        tmp.replace(self.path)
+        write_json_atomic(self.path, spent)
 
 
 def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:

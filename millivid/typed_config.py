@@ -14,6 +14,8 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from millivid.atomic import write_json_atomic
+
 T = TypeVar("T")
 
 
@@ -145,11 +147,8 @@ def apply_overrides(cfg: T, overrides: list[str] | None) -> T:
 
 
 def save_json(cfg: Any, path: str | Path) -> None:
-    """Write ``cfg`` as JSON atomically (temp file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
-    tmp.replace(path)
+    """Write ``cfg`` as JSON atomically (``millivid.atomic``)."""
+    write_json_atomic(path, to_dict(cfg))
 
 
 def load_json(cls: type[T], path: str | Path) -> T:

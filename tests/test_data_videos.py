@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from millivid.data.atomic import is_temporary, remove_stale_temporaries
+from millivid.atomic import is_temporary, remove_stale_temporaries
 from millivid.data.dataset import list_videos
 from millivid.data.videos import (
     VideoFileError,

@@ -165,6 +165,11 @@ def test_crash_mid_write_leaves_previous_checkpoint_loadable(tmp_path):
     assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 1
     weights, config = load_checkpoint(tmp_path)
     assert config == {"v": 1} and torch.equal(weights["w"], torch.ones(2))
+    # the killed writer's folder has a name of its own; the next write removes it
+    (leftover,) = tmp_path.glob("checkpoint.tmp-*")
+    write_checkpoint(tmp_path, {"w": torch.zeros(2)}, {"v": 3})
+    assert not leftover.exists() and [p.name for p in tmp_path.iterdir()] == ["checkpoint"]
+    assert load_checkpoint(tmp_path)[1] == {"v": 3}
 
 
 def test_swap_interrupted_between_renames_falls_back_to_old(tmp_path):

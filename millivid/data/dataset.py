@@ -14,8 +14,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from millivid.atomic import is_temporary
 from millivid.data import formats
-from millivid.data.atomic import is_temporary
 from millivid.data.errors import VideoFileError
 from millivid.data.videos import (
     KEYS,

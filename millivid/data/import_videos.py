@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from millivid.data.atomic import is_temporary, remove_stale_temporaries, write_json_atomic
+from millivid.atomic import is_temporary, remove_stale_temporaries, write_json_atomic
 from millivid.data.dataset import DATASET_JSON, detect_format, read_dataset_json
 from millivid.data.errors import VideoFileError
 from millivid.data.formats import action_sidecar, read_sidecar_actions, teco_actions

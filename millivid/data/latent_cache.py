@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from millivid.atomic import atomic_path, write_json_atomic
+
 
 class LatentCache:
     """Read a latent cache: ``len(cache)``, ``cache.load(i) -> (levels, actions)``."""
@@ -85,12 +87,9 @@ def write_latent_video(
     tensors["actions"] = actions.detach().long().cpu().contiguous()
     if poses is not None:
         tensors["poses"] = poses.detach().float().cpu().contiguous()
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
 
 
 def write_cache_meta(root: Path, meta: dict) -> None:
-    tmp = root / "cache.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    tmp.replace(root / "cache.json")
+    write_json_atomic(root / "cache.json", meta)

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from millivid.data.atomic import remove_stale_temporaries, write_json_atomic
+from millivid.atomic import remove_stale_temporaries, write_json_atomic
 from millivid.data.dataset import DATASET_JSON, read_dataset_json
 from millivid.data.videos import VideoRecord, save_video
 from millivid.typed_config import to_dict

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from millivid.data.atomic import atomic_path
+from millivid.atomic import atomic_path
 from millivid.data.errors import VideoFileError
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from millivid.data.atomic import atomic_path
+from millivid.atomic import atomic_path
 from millivid.data.errors import VideoFileError
 from millivid.data.mp4 import read_mp4, write_mp4
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
+from millivid.atomic import atomic_path, write_json_atomic
 from millivid.evaluate.probe import probe_files
 from millivid.evaluate.weights import load_into
 
@@ -127,12 +128,9 @@ def save_action_probe(model: ActionProbe, out_dir: Path, extra: dict | None = No
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / "model.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(out_dir / "model.safetensors")
-    cfg_tmp = out_dir / "config.json.tmp"
-    cfg_tmp.write_text(json.dumps({CONFIG_KEY: asdict(model.cfg), **(extra or {})}, indent=2))
-    cfg_tmp.replace(out_dir / "config.json")
+    with atomic_path(out_dir / "model.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    write_json_atomic(out_dir / "config.json", {CONFIG_KEY: asdict(model.cfg), **(extra or {})})
 
 
 def _config(path: Path) -> ActionProbeConfig:

@@ -4,13 +4,12 @@ curves with the revisit bands, results.json."""
 from __future__ import annotations
 
 import csv
-import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from millivid.atomic import atomic_path, write_json_atomic, write_text_atomic
 from millivid.evaluate.baselines import BASELINES
 from millivid.evaluate.markdown import (
     direction_arrow,
@@ -23,12 +22,6 @@ from millivid.evaluate.results import KEY_COLUMNS, SetResults, json_safe
 from millivid.evaluate.splits import SPLIT_COLUMNS
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_csv(results: SetResults, path: Path) -> None:
     """One row per (method, video, frame since context): the split columns ``revisit`` and
     ``turn`` (1, 0, or empty when the ground truth has no poses / actions) and every frame
@@ -36,12 +29,10 @@ def write_csv(results: SetResults, path: Path) -> None:
     cols = [*KEY_COLUMNS, *SPLIT_COLUMNS] + [
         m for m in results.metrics if results.rows and m in results.rows[0]
     ]
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(results.rows)
-    os.replace(tmp, path)
 
 
 def revisit_spans(share: Sequence[float]) -> list[tuple[float, float, float]]:
@@ -105,9 +96,8 @@ def plot_curves(
     written = []
     for ext in ("png", "svg"):
         path = out_stem.with_suffix(f".{ext}")
-        tmp = path.with_name(f"{path.stem}.tmp.{ext}")
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120)
         written.append(path)
     plt.close(fig)
     return written
@@ -147,7 +137,7 @@ def write_set_outputs(
     if baselines:
         table += f"\nTrivial baselines (no generation): {', '.join(baselines)}.\n"
     splits = splits_markdown(results, horizon_names)
-    _atomic_write_text(out_dir / "table.md", table + ("\n" + splits if splits else ""))
+    write_text_atomic(out_dir / "table.md", table + ("\n" + splits if splits else ""))
     curves = plot_curves(results.curves, results.metrics, out_dir / "curves", results.revisit_curve)
     paired = [
         paired_markdown(results.paired_splits[r], r, horizon_names)
@@ -155,9 +145,9 @@ def write_set_outputs(
         if results.paired_splits.get(r, {}).get("all")
     ]
     if paired:
-        _atomic_write_text(out_dir / "paired.md", "\n".join(paired))
+        write_text_atomic(out_dir / "paired.md", "\n".join(paired))
     summary = json_safe(results_summary(results, start))
-    _atomic_write_text(out_dir / "results.json", json.dumps(summary, indent=2))
+    write_json_atomic(out_dir / "results.json", summary)
     return {
         "csv": str(out_dir / "per_frame.csv"),
         "table": str(out_dir / "table.md"),
@@ -190,9 +180,7 @@ def comparison_grid(
             if c == 0:
                 ax.set_ylabel(name, fontsize=7)
     fig.tight_layout(pad=0.2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
     return path

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
+from millivid.atomic import atomic_path, write_json_atomic
 from millivid.evaluate.weights import load_into
 
 
@@ -84,12 +85,9 @@ def save_probe(model: SegmentationProbe, out_dir: Path, extra: dict | None = Non
     from safetensors.torch import save_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / "model.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(out_dir / "model.safetensors")
-    cfg_tmp = out_dir / "config.json.tmp"
-    cfg_tmp.write_text(json.dumps({"probe": asdict(model.cfg), **(extra or {})}, indent=2))
-    cfg_tmp.replace(out_dir / "config.json")
+    with atomic_path(out_dir / "model.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    write_json_atomic(out_dir / "config.json", {"probe": asdict(model.cfg), **(extra or {})})
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -23,12 +23,12 @@ import base64
 import html
 import io
 import json
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
+from millivid.atomic import write_text_atomic
 from millivid.evaluate.config import EvalConfig
 from millivid.evaluate.runner import read_array, read_frames
 from millivid.evaluate.splits import revisit_labels
@@ -343,8 +343,5 @@ def build_report(run: Path, out: Path, max_videos: int = 8, max_frames: int = 76
         "</body></html>"
     )
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page)
-    os.replace(tmp, out)
+    write_text_atomic(out, page)
     return out

@@ -2,7 +2,7 @@
 
 Each file is streamed from its official URL (``weights.WEIGHT_FILES``) into a temporary file beside
 the target, checked against the digest its publisher releases, and only then renamed to its
-published name (millivid.data.atomic): the folder never holds a partial or rejected download
+published name (millivid.atomic): the folder never holds a partial or rejected download
 under that name. A file already there with the right digest is not downloaded again.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from millivid.data.atomic import atomic_path
+from millivid.atomic import atomic_path
 from millivid.evaluate.weights import FETCH_GROUPS, WEIGHT_FILES, PublishedFile, weights_dir
 
 CHUNK_BYTES = 1 << 20

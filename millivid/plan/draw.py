@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from millivid.atomic import atomic_path
 from millivid.plan.check import replay_frontiers
 from millivid.plan.config import PlanConfig
 from millivid.plan.methods import context_source, drawn_levels
@@ -192,11 +193,9 @@ def draw_plan(
     _legend(fig, any(s.discarded for s in steps), patchify, 7)
     fig.tight_layout(rect=(0, 0.3 / fig_h, 1, 1))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 
@@ -240,12 +239,16 @@ def animate_plan(
         images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3]))
         plt.close(fig)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.gif")
     durations = [frame_ms] * len(images)
     durations[0] = durations[-1] = 4 * frame_ms
-    images[0].save(
-        tmp, save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=True
-    )
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        images[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=durations,
+            loop=0,
+            optimize=True,
+        )
     return path

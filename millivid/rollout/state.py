@@ -19,6 +19,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from millivid.atomic import atomic_path
 from millivid.rollout.store import LatentStore
 
 FINGERPRINT_KEY = "millivid.request"
@@ -57,9 +58,9 @@ def save_rollout_state(
     """Write the store, ``next_step`` and the request's fingerprint atomically to ``path``."""
     state = store.state_dict()
     state["next_step"] = torch.tensor(next_step)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata={FINGERPRINT_KEY: json.dumps(_normal(fingerprint))})
-    tmp.replace(path)
+    metadata = {FINGERPRINT_KEY: json.dumps(_normal(fingerprint))}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
 
 
 def saved_fingerprint(path: Path) -> dict[str, Any] | None:

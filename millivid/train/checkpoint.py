@@ -7,14 +7,16 @@ Layout of ``RUN/checkpoint/``:
 * ``state.pt`` — optimizer, scheduler and RNG state and the step (tensors and plain types only,
   so it loads with ``torch.load(weights_only=True)``)
 
-A checkpoint is written into ``checkpoint.tmp`` and renamed into place; the previous one is moved
-to ``checkpoint.old`` first and removed last, so a crash at any moment leaves a loadable
-checkpoint (``latest_checkpoint`` falls back to ``checkpoint.old``).
+A checkpoint is written into ``checkpoint.tmp-<random>`` and renamed into place; the previous one
+is moved to ``checkpoint.old`` first and removed last, so a crash at any moment leaves a loadable
+checkpoint (``latest_checkpoint`` falls back to ``checkpoint.old``). Single files are written with
+``millivid.atomic``; this folder swap is the one other rename in millivid.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 from dataclasses import fields
 from pathlib import Path
@@ -58,11 +60,23 @@ def write_checkpoint(
 
 
 def fresh_tmp_folder(final: Path) -> Path:
-    """An empty ``final.tmp`` folder to write a new version of ``final`` into."""
-    tmp = final.with_name(f"{final.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    """A new, empty ``final.tmp-<random>`` folder to write a new version of ``final`` into.
+
+    The leftovers of writers killed mid-write are removed first. The name is unique, so two
+    writers of one ``final`` never share a folder: the one whose folder was removed fails instead
+    of swapping in a mix of both writers' files.
+    """
+    if final.parent.is_dir():
+        for p in final.parent.iterdir():
+            if _is_tmp_folder(p, final) and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+    tmp = final.with_name(f"{final.name}.tmp-{secrets.token_hex(4)}")
+    tmp.mkdir(parents=True)  # not exist_ok: a name in use is never shared
     return tmp
+
+
+def _is_tmp_folder(path: Path, final: Path) -> bool:
+    return path.name == f"{final.name}.tmp" or path.name.startswith(f"{final.name}.tmp-")
 
 
 def swap_in_folder(tmp: Path, final: Path) -> Path:

@@ -14,8 +14,9 @@ Layout of a continuation folder ``DIR``:
 Nothing else is needed: batches and noise are functions of (seed, rank, step), and the lr
 schedule is a function of the step. What is lost against the full checkpoint is the rounding of
 the fp32 weights, EMA and optimizer moments to bf16 (relative error ≤ 2⁻⁹), once per
-continuation. ``DIR`` is written as ``DIR.tmp`` and swapped in like a checkpoint (the previous
-version is kept as ``DIR.old`` until the swap is done, and read when ``DIR`` is incomplete).
+continuation. ``DIR`` is written as ``DIR.tmp-<random>`` and swapped in like a checkpoint (the
+previous version is kept as ``DIR.old`` until the swap is done, and read when ``DIR`` is
+incomplete).
 """
 
 from __future__ import annotations

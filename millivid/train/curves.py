@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from millivid.atomic import atomic_path
+
 
 def read_log(path: Path) -> list[dict]:
     """The records of a run's ``metrics.jsonl`` (``path``: the file or its run folder)."""
@@ -62,9 +64,7 @@ def plot_training(logs: dict[str, Path], out: Path) -> Path:
         ax.legend(fontsize=8)
     fig.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp" + out.suffix)
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
-    tmp.replace(out)
     return out

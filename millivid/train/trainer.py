@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
+from millivid.atomic import write_text_atomic
 from millivid.device import resolve_device
 from millivid.train.checkpoint import (
     CheckpointError,
@@ -294,9 +295,7 @@ def train(
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines))
-    tmp.replace(path)
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def _truncate_log(path: Path, step: int) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from millivid.atomic import atomic_path
 from millivid.world.blocks import block_textures
 from millivid.world.terrain import World, unpack
 
@@ -58,8 +59,7 @@ def plot_trajectory(
     ax.set_title(f"top-down trajectory, {len(xy)} frames")
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-    tmp.replace(path)
     return path

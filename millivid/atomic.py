@@ -2,6 +2,9 @@
 
 A reader (or a resumed job) therefore sees either the previous complete file or the new
 complete file under the final name, never a half-written one, even if the writer is killed.
+Temporary names are unique (``mkstemp``), so two processes writing the same output never write
+into one temporary file; the last rename wins. This is the one way millivid writes a file
+atomically; it imports nothing from millivid, so every package can use it.
 """
 
 from __future__ import annotations
@@ -53,10 +56,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write ``data`` as indented JSON to ``path`` atomically."""
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(text)
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write ``data`` as indented JSON (and a final newline) to ``path`` atomically."""
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def is_temporary(path: Path) -> bool:

@@ -5,7 +5,7 @@
 
 Every stage writes into the run folder and is skipped once its output is complete, so the same
 command can be re-run after an interruption (or a ``timeout`` that keeps each call under ten
-minutes on a lent GPU): the trainers save on SIGTERM and resume, the dataset and latent writers
+minutes on a GPU whose calls are time-limited): the trainers save on SIGTERM and resume, the dataset and latent writers
 skip finished files, rollouts resume from their saved latent store. Layout of RUN::
 
     data/train/, data/test/      world videos (millivid data make)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The mini reproduction on one lent GPU in <10-minute calls (docs/RESULTS.md). Every phase resumes
+# The mini reproduction on one GPU in <10-minute calls (docs/RESULTS.md). Every phase resumes
 # where the last call stopped (wrap each call in `timeout`); run them in order:
 #   bash scripts/mini_gpu.sh data     # world data and latent cache
 #   bash scripts/mini_gpu.sh train    # the video models one after another (PARALLEL=1: side by

@@ -46,7 +46,7 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
         nargs="+",
         metavar="CSV",
         help="re-tabulate per_frame.csv files (merged; e.g. methods evaluated in different "
-        "sessions on the same test set) without recomputing",
+        "runs on the same test set) without recomputing",
     )
     p.add_argument(
         "--all-videos",

@@ -99,7 +99,7 @@ def results_from_csv(
 ) -> SetResults:
     """Re-tabulate ``per_frame.csv`` files written by ``write_set_outputs`` (no metric is
     recomputed; set metrics such as FID/FVD are not in the CSV). Several files (e.g. methods
-    evaluated in different sessions on the same test set) are merged: the metrics they all have,
+    evaluated in different runs on the same test set) are merged: the metrics they all have,
     and a (method, video) pair may come from one file only. ``common``: as in ``evaluate_sets``."""
     paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
     tables = [_read_per_frame_csv(p) for p in paths]

@@ -24,12 +24,25 @@ def test_demo_render_only_writes_video_npz_and_plot(tmp_path, capsys):
         assert f["actions"].shape == (16,)
 
 
-def test_demo_without_a_model_says_so_and_renders(tmp_path, capsys):
-    args = ["demo", "--preset", "tiny", "--ckpt", str(tmp_path / "none"), "--frames", "8"]
-    assert main([*args, "--context", "8", "--out", str(tmp_path)]) == 0
+def test_demo_without_the_shipped_model_says_so_and_renders(tmp_path, capsys, monkeypatch):
+    import millivid.cli.demo as demo
+
+    monkeypatch.setattr(demo, "SHIPPED", tmp_path / "stripped")  # a checkout without models
+    args = ["demo", "--preset", "tiny", "--frames", "8", "--context", "8"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    assert f"no model at {tmp_path / 'none'}" in printed
+    assert f"no model at {tmp_path / 'stripped' / 'millivid'}" in printed
     assert (tmp_path / f"world_seed{SEED}.npz").exists()
+
+
+def test_demo_refuses_a_missing_model_it_was_given_and_zero_frames(tmp_path, capsys):
+    args = ["demo", "--preset", "tiny", "--context", "8", "--out", str(tmp_path)]
+    assert main([*args, "--ckpt", str(tmp_path / "none")]) == 1
+    assert f"{tmp_path / 'none'} does not exist" in capsys.readouterr().err
+    for flag in ("--frames", "--steps", "--context"):
+        assert main([*args, flag, "0"]) == 1
+        assert f"{flag} 0: give at least 1" in capsys.readouterr().err
+    assert not (tmp_path / f"world_seed{SEED}.npz").exists()  # nothing was rendered
 
 
 def test_demo_rolls_out_a_held_out_video_and_scores_it(tmp_path, capsys):

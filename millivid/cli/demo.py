@@ -31,8 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(or, without it, render a world video) and print where the outputs were written.",
     )
     add_preset_flags(parser, default="mini")
-    parser.add_argument("--ckpt", type=Path, default=SHIPPED / "millivid", help="video model")
-    parser.add_argument("--ae", type=Path, default=SHIPPED / "ae", help="autoencoder")
+    parser.add_argument(
+        "--ckpt", type=Path, help="video model (default: the shipped checkpoints/mini/millivid)"
+    )
+    parser.add_argument(
+        "--ae", type=Path, help="autoencoder (default: the shipped checkpoints/mini/ae)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="test-namespace world seed")
     parser.add_argument("--context", type=int, default=256, help="ground-truth frames")
     parser.add_argument(
@@ -51,12 +55,24 @@ def run(args: argparse.Namespace) -> int:
     from millivid.device import resolve_device
     from millivid.world import TEST_SEED_OFFSET
 
+    for flag, value in (
+        ("--frames", args.frames),
+        ("--steps", args.steps),
+        ("--context", args.context),
+    ):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} {value}: give at least 1")
+    given = [p for p in (args.ckpt, args.ae) if p is not None and not p.exists()]
+    if given and not args.render_only:  # a model asked for by name must be there
+        raise FileNotFoundError(f"{given[0]} does not exist: give a trained model folder")
+    args.ckpt = args.ckpt or SHIPPED / "millivid"
+    args.ae = args.ae or SHIPPED / "ae"
     args.device = str(resolve_device(args.device))
     gpu = args.device.startswith("cuda")
     args.frames = args.frames or (768 if gpu else 256)
     args.steps = args.steps or (50 if gpu else 16)
     seed = TEST_SEED_OFFSET + args.seed  # never a training seed
-    missing = [p for p in (args.ckpt, args.ae) if not p.exists()]
+    missing = [p for p in (args.ckpt, args.ae) if not p.exists()]  # a checkout without models
     if args.render_only or missing:
         from millivid.cli.world import render_to_files
 

@@ -2,6 +2,6 @@
 # Set up (if needed) and run the whole CPU test suite plus the linter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+EXTRAS=test,metrics bash scripts/setup.sh
 .venv/bin/ruff check millivid tests benchmarks
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from millivid.autoencoder.run import load_autoencoder  # noqa: E402
-from millivid.diffusion import alpha_sigma, logsnr  # noqa: E402
+from millivid.diffusion import alpha_sigma, diffuse, logsnr, v_from_x0_eps  # noqa: E402
 from millivid.diffusion.schedule import sample_time  # noqa: E402
 from millivid.evaluate.splits import pose_gaps  # noqa: E402
 from millivid.model.packing import Tokens, pack  # noqa: E402
@@ -84,8 +84,8 @@ def per_step_loss(model, tokens: Tokens, t, noise, shift: float) -> torch.Tensor
     a, s = (x.view(-1, 1, 1) for x in alpha_sigma(logsnr(t, shift)))
     mask = tokens.channel_mask()[:, tokens.context_slots :].float()
     noise = noise * mask
-    pred = model(tokens.with_targets(a * x0 + s * noise), t).float()
-    err = (pred - (a * noise - s * x0)) ** 2 * mask
+    pred = model(tokens.with_targets(diffuse(x0, noise, a, s)), t).float()
+    err = (pred - v_from_x0_eps(x0, noise, a, s)) ** 2 * mask
     return err.sum(dim=(1, 2)) / mask.sum(dim=(1, 2))
 
 

@@ -17,7 +17,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from millivid.diffusion import alpha_sigma, logsnr, sample_time
+from millivid.diffusion import alpha_sigma, diffuse, logsnr, sample_time, v_from_x0_eps
 from millivid.model.dit import VideoDiT
 from millivid.model.packing import Tokens, pack, token_channels
 from millivid.plan import context_source, sample_training_step, step_kinds
@@ -184,8 +184,8 @@ class VideoTask:
         a, s = a.view(-1, 1, 1), s.view(-1, 1, 1)
         mask = tokens.channel_mask()[:, tokens.context_slots :].float()
         noise = torch.nn.functional.pad(noise, (0, x0.shape[-1] - noise.shape[-1])) * mask
-        z = a * x0 + s * noise
-        v = a * noise - s * x0
+        z = diffuse(x0, noise, a, s)
+        v = v_from_x0_eps(x0, noise, a, s)
         pred = model(tokens.with_targets(z), t)
         loss = ((pred.float() - v) ** 2 * mask).sum() / mask.sum()
         return loss, {"context_dropped": dropped}

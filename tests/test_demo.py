@@ -24,6 +24,18 @@ def test_demo_render_only_writes_video_npz_and_plot(tmp_path, capsys):
         assert f["actions"].shape == (16,)
 
 
+def test_demo_seed_is_the_world_seed_as_in_world_render(tmp_path, capsys):
+    args = ["--preset", "tiny", "--context", "8", "--frames", "8"]
+    seed = SEED + 3
+    assert main(["demo", *args, "--render-only", "--seed", str(seed), "--out", str(tmp_path)]) == 0
+    same = ["world", "render", "--preset", "tiny", "--frames", "16", "--seed", str(seed)]
+    assert main([*same, "--out", str(tmp_path / "render")]) == 0
+    with np.load(tmp_path / f"world_seed{seed}.npz") as a, np.load(tmp_path / "render.npz") as b:
+        assert np.array_equal(a["video"], b["video"])
+    assert main(["demo", *args, "--render-only", "--seed", "5", "--out", str(tmp_path)]) == 0
+    assert "world seed 5 is a training world" in capsys.readouterr().out
+
+
 def test_demo_without_the_shipped_model_says_so_and_renders(tmp_path, capsys, monkeypatch):
     import millivid.cli.demo as demo
 

@@ -37,7 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--ae", type=Path, help="autoencoder (default: the shipped checkpoints/mini/ae)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="test-namespace world seed")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="world seed, as in `generate --seed` and `world render --seed` (default: "
+        "1,000,000,000, the first held-out test world; lower seeds are training worlds)",
+    )
     parser.add_argument("--context", type=int, default=256, help="ground-truth frames")
     parser.add_argument(
         "--frames", type=int, default=None, help="frames to generate (default: CPU 256, GPU 768)"
@@ -71,7 +76,11 @@ def run(args: argparse.Namespace) -> int:
     gpu = args.device.startswith("cuda")
     args.frames = args.frames or (768 if gpu else 256)
     args.steps = args.steps or (50 if gpu else 16)
-    seed = TEST_SEED_OFFSET + args.seed  # never a training seed
+    seed = TEST_SEED_OFFSET if args.seed is None else args.seed
+    if seed < TEST_SEED_OFFSET:
+        print(
+            f"world seed {seed} is a training world (held-out worlds start at {TEST_SEED_OFFSET:,})"
+        )
     missing = [p for p in (args.ckpt, args.ae) if not p.exists()]  # a checkout without models
     if args.render_only or missing:
         from millivid.cli.world import render_to_files

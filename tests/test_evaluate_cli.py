@@ -104,12 +104,8 @@ def test_bad_inputs_name_the_file(run_dir, tmp_path, capsys):
     assert main(["evaluate", "--pred", str(missing), "--gt", str(run_dir / "gt/v0.npz")]) == 1
     assert str(missing) in capsys.readouterr().err
     np.savez(tmp_path / "nokey.npz", frames=np.zeros((2, 16, 16, 3), np.uint8))
-    assert (
-        main(
-            ["evaluate", "--pred", str(tmp_path / "nokey.npz"), "--gt", str(run_dir / "gt/v0.npz")]
-        )
-        == 1
-    )
+    nokey = ["--pred", str(tmp_path / "nokey.npz"), "--gt", str(run_dir / "gt/v0.npz")]
+    assert main(["evaluate", *nokey, "--start", "0"]) == 1
     err = capsys.readouterr().err
     assert "nokey.npz" in err and "'video'" in err
     assert (
@@ -122,11 +118,29 @@ def test_bad_inputs_name_the_file(run_dir, tmp_path, capsys):
                 str(run_dir / "gt/v0.npz"),
                 "--metrics",
                 "psnr,nonsense",
+                "--start",
+                "0",
             ]
         )
         == 1
     )
     assert "nonsense" in capsys.readouterr().err
+
+
+def test_start_comes_from_generate_json_or_is_required(run_dir, tmp_path, capsys):
+    pred, gt = tmp_path / "pred.npz", run_dir / "gt/v0.npz"
+    with np.load(gt) as f:
+        np.savez(pred, video=f["video"])
+    args = ["evaluate", "--pred", str(pred), "--gt", str(gt), "--json"]
+    assert main(args) == 1  # scoring from frame 0 would count the context as generated
+    assert "give --start" in capsys.readouterr().err
+    (tmp_path / "pred.json").write_text(json.dumps({"context": 8}))
+    assert main(args) == 0
+    from_json = json.loads(capsys.readouterr().out)
+    assert main([*args, "--start", "8"]) == 0
+    assert json.loads(capsys.readouterr().out) == from_json
+    assert main([*args, "--start", "-1"]) == 1
+    assert "--start -1" in capsys.readouterr().err
 
 
 def test_sets_write_csv_table_curves(run_dir, capsys):

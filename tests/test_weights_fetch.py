@@ -230,7 +230,8 @@ def pair(tmp_path):
     gt = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
     np.savez(tmp_path / "gt.npz", video=gt)
     np.savez(tmp_path / "pred.npz", video=np.roll(gt, 3, axis=2))
-    return ["evaluate", "--pred", str(tmp_path / "pred.npz"), "--gt", str(tmp_path / "gt.npz")]
+    pred, gt = str(tmp_path / "pred.npz"), str(tmp_path / "gt.npz")
+    return ["evaluate", "--pred", pred, "--gt", gt, "--start", "0"]
 
 
 def _lpips_values(argv, capsys) -> list[float]:

@@ -31,7 +31,12 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gt", type=Path, help="ground-truth video .npz ('video', 'labels' for probe)")
     p.add_argument("--pred-dir", type=Path, help="folder of .npz (or one sub-folder per method)")
     p.add_argument("--gt-dir", type=Path, help="folder of ground-truth .npz, matched by file name")
-    p.add_argument("--start", type=int, default=0, help="first generated frame (0-based)")
+    p.add_argument(
+        "--start",
+        type=int,
+        help="first generated frame (0-based) = context frames (default: the 'context' that "
+        "millivid generate records in <name>.json beside each prediction; required without it)",
+    )
     p.add_argument(
         "--metrics",
         default="psnr,ssim",
@@ -160,6 +165,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return _write_sets(results_from_csv(args.from_csv, cfg, not args.all_videos), args, cfg)
     metrics = parse_metrics(args.metrics)
     check_weight_files(args, metrics)
+    args.start = generated_start(args)
     suite = MetricSuite(cfg, args.device)
     if args.pred and args.gt:
         result = evaluate_pair(args.pred, args.gt, args.start, metrics, cfg, suite)
@@ -190,12 +196,50 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
 
 
+def generated_start(args: argparse.Namespace) -> int:
+    """``--start``, else the context length recorded beside the predictions (``<name>.json`` of
+    millivid generate), which must agree; without either the start is an error, because scoring
+    from frame 0 would count the context frames as generated ones."""
+    if args.start is not None:
+        if args.start < 0:
+            raise ValueError(f"--start {args.start}: the first generated frame is >= 0")
+        return args.start
+    if args.pred:
+        preds = [Path(args.pred)]
+    elif args.pred_dir:
+        preds = sorted(Path(args.pred_dir).rglob("*.npz"))
+    else:
+        return 0  # nothing to score (the usage error follows)
+    starts = {}
+    for pred in preds:
+        if not pred.is_file():
+            raise FileNotFoundError(f"{pred}: no such prediction file")
+        side = pred.with_suffix(".json")
+        if not side.is_file():
+            raise ValueError(
+                f"{pred}: no {side.name} from millivid generate beside it to say where the "
+                "generated frames start: give --start (the number of context frames)"
+            )
+        try:
+            starts[pred] = int(json.loads(side.read_text())["context"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{side}: no readable 'context' ({err}): give --start") from None
+    if len(set(starts.values())) > 1:
+        raise ValueError(
+            f"the predictions record different context lengths {sorted(set(starts.values()))}: "
+            "evaluate them separately or give --start"
+        )
+    if not starts:
+        raise ValueError(f"{args.pred_dir}: no .npz predictions")
+    return next(iter(starts.values()))
+
+
 def _write_sets(res, args: argparse.Namespace, cfg: EvalConfig) -> int:
     from millivid.evaluate.markdown import splits_markdown, table_markdown
     from millivid.evaluate.outputs import write_set_outputs
     from millivid.evaluate.results import json_safe
 
-    paths = write_set_outputs(res, args.out or Path("eval"), cfg.horizon_names, args.start)
+    paths = write_set_outputs(res, args.out or Path("eval"), cfg.horizon_names, args.start or 0)
     if args.json:
         print(json.dumps(json_safe({"horizons": res.horizons, "files": paths})))
     else:

@@ -142,3 +142,20 @@ def test_missing_imageio_ffmpeg_says_how_to_install_it(tmp_path, monkeypatch):
     with pytest.raises(ModuleNotFoundError, match="pip install imageio-ffmpeg"):
         write_mp4(tmp_path / "x.mp4", frames)
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_check_reports_non_finite_poses_and_mixed_frame_sizes(tmp_path):
+    t = 4
+    poses = np.zeros((t, 5), np.float32)
+    for i, size in enumerate((16, 16, 16, 8)):
+        save_video(tmp_path / f"{i}.npz", VideoRecord(frames(t, size, i), np.zeros(t, np.int64)))
+    bad_poses = poses.copy()
+    bad_poses[2, 3] = np.nan
+    np.savez(tmp_path / "4.npz", video=frames(t), actions=np.zeros(t, np.int64), poses=bad_poses)
+    checked, bad = check_dataset(tmp_path, format="millivid", progress=False)
+    reasons = {p.name: r for p, r in bad}
+    assert checked == 5 and sorted(reasons) == ["3.npz", "4.npz"]
+    assert "frames 8x8, most of the dataset 16x16" in reasons["3.npz"]
+    assert (
+        "'poses'" in reasons["4.npz"] and "non-finite values (first at frame 2)" in reasons["4.npz"]
+    )

@@ -213,9 +213,20 @@ def check_dataset(
     with warnings.catch_warnings():  # the bad files are returned, not warned about
         warnings.simplefilter("ignore")
         dataset = VideoDataset(root, format=format, skip_bad=True)
+        sizes: dict[tuple[int, int], list[Path]] = {}
         for i in tqdm(range(len(dataset)), desc="check", unit="video", disable=not progress):
-            dataset.try_load(i)
+            record = dataset.try_load(i)
+            if record is not None:
+                sizes.setdefault(tuple(record.video.shape[1:3]), []).append(dataset.paths[i])
     bad = list(dataset.skipped)
+    if len(sizes) > 1:  # one dataset trains one model: one frame size
+        common = max(sizes, key=lambda s: len(sizes[s]))
+        for size, paths in sizes.items():
+            bad += [
+                (p, f"{p}: frames {size[0]}x{size[1]}, most of the dataset {common[0]}x{common[1]}")
+                for p in paths
+                if size != common
+            ]
     if dataset.format == "millivid" and (root / DATASET_JSON).is_file():
         bad.extend(_check_manifest(root, dataset.paths + [p for p, _ in bad]))
     return dataset.found, bad

@@ -91,6 +91,9 @@ def validate_arrays(arrays: dict[str, np.ndarray], path: str | os.PathLike = "<m
     if "poses" in arrays:
         _expect(path, "poses", arrays["poses"], np.dtype(np.float32), ndim=2)
         _shape(path, "poses", arrays["poses"], (t, 5))
+        if not np.isfinite(arrays["poses"]).all():
+            bad = int(np.flatnonzero(~np.isfinite(arrays["poses"]).all(axis=1))[0])
+            raise VideoFileError(path, "poses", f"non-finite values (first at frame {bad})")
     for key, dtype in (("labels", np.uint8), ("depth", np.float16)):
         if key in arrays:
             _expect(path, key, arrays[key], np.dtype(dtype), ndim=3)

@@ -1,6 +1,8 @@
 import json
+import shutil
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from millivid.cli import main
 from millivid.data.latent_cache import LatentCache
@@ -58,6 +60,19 @@ def test_make_train_encode_recon_end_to_end(tmp_path, capsys):
     )
     cache = LatentCache(latents)
     assert len(cache) == 2 and cache.tokens_per_frame == (16, 4, 1)
+    # the same autoencoder again resumes; another one may not add its latents to this cache
+    encode = ["ae", "encode", "--data", str(data), "--out", str(latents)]
+    assert main([*encode, "--ckpt", str(run)]) == 0
+    other = tmp_path / "ae-other"
+    shutil.copytree(run, other)
+    weights = load_file(other / "checkpoint" / "model.safetensors")
+    first = next(iter(weights))
+    weights[first] = weights[first] + 1
+    save_file(weights, other / "checkpoint" / "model.safetensors")
+    capsys.readouterr()
+    assert main([*encode, "--ckpt", str(other)]) == 1
+    assert "holds latents of another autoencoder" in capsys.readouterr().err
+    assert json.loads((latents / "cache.json").read_text())["autoencoder"] == str(run)
     levels, actions = cache.load(0)
     assert [tuple(z.shape) for z in levels] == [(24, 4, 4, 4), (24, 2, 2, 4), (24, 1, 1, 4)]
     assert actions.shape == (24,) and actions.dtype == torch.int64

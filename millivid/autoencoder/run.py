@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from millivid.data.frames import DatasetFrames, default_cache_bytes
 from millivid.data.latent_cache import write_cache_meta, write_latent_video
 from millivid.data.videos import load_video, read_header
 from millivid.device import resolve_device
+from millivid.digest import weights_digest
 from millivid.presets import Config
 from millivid.train import load_checkpoint, load_weights_into, train, write_checkpoint
 from millivid.train.checkpoint import load_trainer_state
@@ -89,9 +91,29 @@ def load_autoencoder(
 
 
 @torch.no_grad()
+def check_cache_autoencoder(out: Path, digest: str, run: Path) -> None:
+    """Refuse to add latents to a cache at ``out`` that already holds another autoencoder's
+    (its cache.json records the weights' digest): mixing them would train on two latent spaces."""
+    meta = out / "cache.json"
+    if not meta.is_file() or not any(out.glob("*.safetensors")):
+        return
+    try:
+        recorded = json.loads(meta.read_text())
+    except ValueError as err:
+        raise ValueError(f"{meta}: unreadable ({err}): encode into a new folder") from None
+    if recorded.get("autoencoder_digest") != digest:
+        raise ValueError(
+            f"{out} holds latents of another autoencoder ({recorded.get('autoencoder', '?')}, "
+            f"weights {recorded.get('autoencoder_digest') or 'not recorded'}; {run} has {digest}):"
+            " encode into a new folder"
+        )
+
+
 def encode_dataset(run: Path, data: Path, out: Path, device: str = "cpu", batch: int = 512) -> Path:
     """Encode every video of ``data`` into a latent cache at ``out`` (resumes, skipping done files)."""
     model = load_autoencoder(run, device)
+    digest = weights_digest(model)
+    check_cache_autoencoder(out, digest, run)
     out.mkdir(parents=True, exist_ok=True)
     paths = list_videos(data)
     write_cache_meta(
@@ -103,6 +125,7 @@ def encode_dataset(run: Path, data: Path, out: Path, device: str = "cpu", batch:
             "shapes": [list(model.level_shape(lvl)) for lvl in range(model.cfg.levels)],
             "videos": len(paths),
             "autoencoder": str(run),
+            "autoencoder_digest": digest,
             "data": str(data),
         },
     )

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from millivid.autoencoder.model import HierarchicalAutoencoder, to_frames
 from millivid.data.videos import VideoRecord
+from millivid.digest import arrays_digest, weights_digest
 from millivid.model.task import build_video_model
 from millivid.plan import context_source, generated_levels, make_plan
 from millivid.plan.step import Span, Step
@@ -37,12 +38,7 @@ from millivid.rollout.request import (
     request_poses,
 )
 from millivid.rollout.sampler import DiTDenoiser
-from millivid.rollout.state import (
-    arrays_digest,
-    load_rollout_state,
-    save_rollout_state,
-    weights_digest,
-)
+from millivid.rollout.state import load_rollout_state, save_rollout_state
 from millivid.rollout.store import LatentStore
 from millivid.train import StepBoundaryStop, load_checkpoint, load_weights_into
 from millivid.typed_config import from_dict, to_dict

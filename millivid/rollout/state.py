@@ -9,12 +9,10 @@ run with other settings never continues somebody else's rollout.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
@@ -23,29 +21,6 @@ from millivid.atomic import atomic_path
 from millivid.rollout.store import LatentStore
 
 FINGERPRINT_KEY = "millivid.request"
-
-
-def weights_digest(module: torch.nn.Module) -> str:
-    """A short hash of a module's weights (names, dtypes, shapes and values)."""
-    h = hashlib.blake2b(digest_size=16)
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().cpu().contiguous().reshape(-1)
-        h.update(f"{name}:{t.dtype}:{tuple(tensor.shape)};".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def arrays_digest(*arrays: np.ndarray | None) -> str:
-    """A short hash of arrays (dtypes, shapes and values; None counts as absent)."""
-    h = hashlib.blake2b(digest_size=16)
-    for a in arrays:
-        if a is None:
-            h.update(b"none;")
-            continue
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype}:{a.shape};".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def _normal(fingerprint: dict[str, Any]) -> dict[str, Any]:

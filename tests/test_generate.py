@@ -200,3 +200,20 @@ def test_sigterm_lets_the_running_step_finish_then_stops(tmp_path, monkeypatch):
 
     state = load_file(str(tmp_path / "part.state.safetensors"))
     assert int(state["next_step"]) == 3  # step 2 ran to its end after the signal
+
+
+def test_without_imageio_ffmpeg_the_rollout_is_kept_and_only_the_mp4_skipped(
+    tmp_path, monkeypatch, capsys
+):
+    import json
+    import sys
+
+    video, ae = make_runs(tmp_path)
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # import now raises ImportError
+    with pytest.warns(UserWarning, match="g.mp4 not written: mp4 files need the imageio-ffmpeg"):
+        assert run(video, ae, tmp_path / "out" / "g") == 0
+    with np.load(tmp_path / "out" / "g.npz") as f:
+        assert f["video"].shape == (36, 32, 32, 3)
+    assert json.loads((tmp_path / "out" / "g.json").read_text())["context"] == 24
+    assert not (tmp_path / "out" / "g.mp4").exists()
+    assert "mp4:" not in capsys.readouterr().out

@@ -13,8 +13,8 @@ Actions past the ones given (the plan's last chunk may run past the end) repeat 
 
 from __future__ import annotations
 
-import json
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -311,8 +311,12 @@ def generate(
 
 @torch.no_grad()
 def _write_outputs(req, generated, method, cfg, out, plan, levels) -> dict[str, Path]:
+    """npz and its JSON first (the result), then the mp4 and the plan picture; without
+    imageio-ffmpeg the mp4 is skipped with a warning rather than losing the rollout."""
+    from millivid.atomic import write_json_atomic
     from millivid.data.mp4 import comparison_frames
     from millivid.data.videos import save_video, write_mp4
+    from millivid.plan.draw import draw_plan
 
     end = req.context + req.length
     video = np.concatenate([req.frames[: req.context], generated])
@@ -325,22 +329,21 @@ def _write_outputs(req, generated, method, cfg, out, plan, levels) -> dict[str, 
         paths["npz"],
         VideoRecord(video=video, actions=np.asarray(req.actions[:end], dtype=np.int64)),
     )
-    truth = np.asarray(req.frames[:end]) if len(req.frames) >= end else None
-    write_mp4(paths["mp4"], comparison_frames(video, req.context, method, truth))
-    from millivid.plan.draw import draw_plan
-
-    draw_plan(method, cfg.plan, req.context, end, plan, paths["plan"], max_steps=24)
-    out.with_name(out.name + ".json").write_text(
-        json.dumps(
-            {
-                "method": method,
-                "context": req.context,
-                "frames": req.length,
-                "steps": len(plan),
-                "levels_generated": list(levels),
-                "seed": req.seed,
-            },
-            indent=2,
-        )
+    write_json_atomic(
+        out.with_name(out.name + ".json"),
+        {
+            "method": method,
+            "context": req.context,
+            "frames": req.length,
+            "steps": len(plan),
+            "levels_generated": list(levels),
+            "seed": req.seed,
+        },
     )
+    truth = np.asarray(req.frames[:end]) if len(req.frames) >= end else None
+    try:
+        write_mp4(paths["mp4"], comparison_frames(video, req.context, method, truth))
+    except ModuleNotFoundError as err:  # the npz holds the result; the mp4 is a view of it
+        warnings.warn(f"{paths.pop('mp4')} not written: {err}", stacklevel=2)
+    draw_plan(method, cfg.plan, req.context, end, plan, paths["plan"], max_steps=24)
     return paths

@@ -14,7 +14,7 @@
 #                                     # AE_COOLDOWN: lr cooldown fraction (default 0); resumes
 #   bash scripts/mini_gpu.sh bench    # per-method mini train/rollout benchmarks (PAPER=1: paper too)
 # Run from the checkout root with PYTHONPATH=. ; RUN (default /tmp/mini) holds the run folder and
-# OUT (set by the device tool) receives what comes back. A trainer stopped by `timeout` saves
+# OUT (default out/mini_gpu) receives the outputs to keep. A trainer stopped by `timeout` saves
 # its step (SIGTERM -> checkpoint) and the next `train` call resumes it.
 # Dry run on a CPU: PRESET=tiny DEVICE=cpu AE= TRAIN_VIDEOS=4 TEST_VIDEOS=2 TRAIN_STEPS=6 ...
 set -uo pipefail

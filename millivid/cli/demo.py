@@ -104,11 +104,12 @@ def _rollout(args: argparse.Namespace, seed: int) -> int:
     from millivid.evaluate.report import build_report
     from millivid.evaluate.runner import evaluate_sets
     from millivid.evaluate.suite import MetricSuite
-    from millivid.rollout.generate import generate, load_ae, load_video_model
+    from millivid.pipeline import load
+    from millivid.rollout.generate import generate
     from millivid.rollout.request import GenerateRequest, world_video
 
-    model, cfg, method = load_video_model(args.ckpt, args.device)
-    ae = load_ae(args.ae, args.device)
+    pipe = load(args.ckpt, ae=args.ae, device=args.device)  # checks the pair fits together
+    model, cfg, method, ae = pipe.model, pipe.cfg, pipe.method, pipe.ae
     record = world_video(cfg, seed, args.context, args.frames)
     run, name = args.out, f"seed{seed}"
     (run / "gt").mkdir(parents=True, exist_ok=True)

@@ -78,15 +78,36 @@ def without(tokens: Tokens, entries, source: str) -> Tokens:
 
 
 @torch.no_grad()
-def per_step_loss(model, tokens: Tokens, t, noise, shift: float) -> torch.Tensor:
-    """v-prediction MSE per batch element over the real target channels: float [B]."""
+def token_errors(
+    model, tokens: Tokens, t, noise, shift: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared v-prediction error per target token summed over its real channels, float [B, St],
+    and the number of real channels per target token, float [B, St]."""
     x0 = tokens.target_values.float()
     a, s = (x.view(-1, 1, 1) for x in alpha_sigma(logsnr(t, shift)))
     mask = tokens.channel_mask()[:, tokens.context_slots :].float()
     noise = noise * mask
     pred = model(tokens.with_targets(diffuse(x0, noise, a, s)), t).float()
     err = (pred - v_from_x0_eps(x0, noise, a, s)) ** 2 * mask
-    return err.sum(dim=(1, 2)) / mask.sum(dim=(1, 2))
+    return err.sum(-1), mask.sum(-1)
+
+
+def recall_oracle(step, poses: np.ndarray, levels, revisited) -> dict[int, tuple[float, float]]:
+    """Per target frame that revisits a far context frame held at the target's own level: the MSE
+    of copying that context frame's true latent (the nearest in pose), and of predicting zero
+    (the latents are normalized): {frame: (oracle, zero)}."""
+    lvl = step.target.level
+    frames = [f for level, f in revisited if level == lvl]
+    if not frames:
+        return {}
+    z = levels[lvl][0].float()  # [T, h, w, C]
+    out = {}
+    for f in range(step.target.start, step.target.stop):
+        gaps = pose_gaps(poses[[f]], poses[frames], REVISIT_DISTANCE, REVISIT_YAW)[0]
+        if gaps.min() <= 1.0:
+            g = frames[int(gaps.argmin())]
+            out[f] = (float(((z[f] - z[g]) ** 2).mean()), float((z[f] ** 2).mean()))
+    return out
 
 
 def interval(x: np.ndarray) -> str:
@@ -122,12 +143,12 @@ def main() -> None:
     videos = make_videos(seeds, replace(cfg.world, frames=args.frames), test=True)
     rng = random.Random(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    losses, removed = [], []
+    losses, removed, recall = [], [], []  # recall: (model, oracle, zero) per revisit frame
     for i in range(args.videos):
         with torch.no_grad():
             levels = [z.cpu()[None] for z in ae.encode(videos.video[i].to(args.device))]
         actions, poses = videos.actions[i].long()[None], videos.poses[i]
-        batch = []
+        batch, oracles = [], []
         for _ in range(50 * args.steps):  # draw until enough steps revisit far context
             step = sample_training_step(method, plan, args.frames, rng)
             sets = removal_sets(step, poses.numpy(), args.min_gap, rng)
@@ -142,6 +163,7 @@ def main() -> None:
                 poses=poses[None] if cfg.model.uses_poses else None,
             )
             batch.append([full, without(full, sets[0], source), without(full, sets[1], source)])
+            oracles.append(recall_oracle(step, poses.numpy(), levels, sets[0]))
             removed.append(len(sets[0]))
             if len(batch) == args.steps:
                 break
@@ -150,16 +172,23 @@ def main() -> None:
         t = sample_time(len(batch), gen) if args.t is None else torch.full((len(batch),), args.t)
         width = batch[0][0].target_values.shape[-1]
         noise = torch.randn(len(batch), batch[0][0].target_slots, width, generator=gen)
-        rows = [
-            per_step_loss(
+        errors = [
+            token_errors(
                 model,
                 Tokens.cat([b[k] for b in batch]).to(args.device),
                 t.to(args.device),
                 noise.to(args.device),
                 cfg.diffusion.shift,
-            ).cpu()
+            )
             for k in range(3)
         ]
+        rows = [(err.sum(1) / count.sum(1)).cpu() for err, count in errors]
+        err, count = (x.cpu() for x in errors[0])
+        for b, per_frame in enumerate(oracles):
+            frames = batch[b][0].frame[0, batch[b][0].context_slots :]
+            for f, (oracle, zero) in per_frame.items():
+                sel = frames == f
+                recall.append((float(err[b, sel].sum() / count[b, sel].sum()), oracle, zero))
         losses.append(torch.stack(rows, 1))
         print(f"video {i}: {len(batch)} revisiting steps", flush=True)
     if not losses:
@@ -187,6 +216,17 @@ def main() -> None:
         f"({interval(loss[:, 2] - loss[:, 0])})"
     )
     print(f"revisited − control removed: {interval(loss[:, 1] - loss[:, 2])}")
+    if recall:
+        r = np.array(recall)  # [frames, 3]: model, oracle, zero
+        out["recall_frames"] = len(r)
+        out["recall_model"], out["recall_oracle"], out["recall_zero"] = map(float, r.mean(0))
+        what = "x0 MSE" if args.t == 1 else "v-loss (x0 MSE only at --t 1)"
+        print(
+            f"{len(r)} target frames revisit a far context frame held at their own level: "
+            f"model {what} {r[:, 0].mean():.4f}; copying that frame's true latent "
+            f"{r[:, 1].mean():.4f}; predicting zero {r[:, 2].mean():.4f}; "
+            f"model − copy {interval(r[:, 0] - r[:, 1])}"
+        )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
 

@@ -49,13 +49,15 @@ from millivid.presets import Config
 class Variant:
     """What a variant name trains: a method, an attention mode, an autoencoder kind, whether
     training steps are drawn with equal weight per target level (``plan.level_weights``) and
-    what steers the frames (``model.condition``: actions, poses or both)."""
+    what steers the frames (``model.condition``: actions, poses or both; ``pose_rope``: the
+    poses also rotate queries and keys)."""
 
     method: str
     attention: str = "full"
     ae: str = "hierarchical"
     balanced: bool = False
     condition: str = "actions"
+    pose_rope: bool = False
 
 
 VARIANTS: dict[str, Variant] = {
@@ -70,6 +72,9 @@ VARIANTS: dict[str, Variant] = {
     # conditioned on the camera poses as well as the actions (model.condition = both)
     "millivid-poses": Variant("millivid", balanced=True, condition="both"),
     "millivid-cc-poses": Variant("millivid", "context-causal", balanced=True, condition="both"),
+    # attention scores that depend on the pose difference of two frames (model.pose_rope)
+    "millivid-poserope": Variant("millivid", balanced=True, condition="both", pose_rope=True),
+    "framepack-poserope": Variant("framepack", condition="both", pose_rope=True),
     "framepack-poses": Variant("framepack", condition="both"),
     "fullres-poses": Variant("fullres", condition="both"),
     "upscale": Variant("upscale"),
@@ -136,7 +141,9 @@ def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
     weights = (1.0,) * len(cfg.plan.tokens) if v.balanced else cfg.plan.level_weights
     return v.method, replace(
         cfg,
-        model=replace(cfg.model, attention=v.attention, condition=v.condition),
+        model=replace(
+            cfg.model, attention=v.attention, condition=v.condition, pose_rope=v.pose_rope
+        ),
         ae=replace(cfg.ae, kind=v.ae),
         plan=replace(cfg.plan, level_weights=weights),
     )

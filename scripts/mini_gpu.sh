@@ -16,6 +16,8 @@
 # Run from the checkout root with PYTHONPATH=. ; RUN (default /tmp/mini) holds the run folder and
 # OUT (default out/mini_gpu) receives the outputs to keep. A trainer stopped by `timeout` saves
 # its step (SIGTERM -> checkpoint) and the next `train` call resumes it.
+# GPUS="0 1": spread the variants of `train` (PARALLEL=1) and `rollout` round-robin over these
+# GPUs of the machine (default: the one CUDA picks).
 # Dry run on a CPU: PRESET=tiny DEVICE=cpu AE= TRAIN_VIDEOS=4 TEST_VIDEOS=2 TRAIN_STEPS=6 ...
 set -uo pipefail
 RUN=${RUN:-/tmp/mini}
@@ -40,6 +42,10 @@ AE_COOLDOWN=${AE_COOLDOWN:-0}
 VARIANTS=${VARIANTS:-millivid-poses framepack-poses fullres-poses}  # + upscale cascaded (ablations)
 COMPILE=true
 [ "$DEVICE" = cpu ] && COMPILE=false
+read -ra GPU_LIST <<< "${GPUS:-}"
+gpu_of() {  # the GPU of the i-th variant (empty: the default device)
+  [ "${#GPU_LIST[@]}" -gt 0 ] && echo "${GPU_LIST[$(($1 % ${#GPU_LIST[@]}))]}"
+}
 repro() { python -m millivid reproduce --preset "$PRESET" --out "$RUN" ${AE:+--ae "$AE"} \
   --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" --device "$DEVICE" "${SET_ARGS[@]}" \
   "$@"; }
@@ -71,9 +77,12 @@ train)  # PARALLEL=1: the variants train side by side on the GPU (WORKERS loader
   stop=0
   trap 'stop=1' TERM
   pids=()
+  i=0
   for v in $VARIANTS; do
     [ "$stop" = 1 ] && break
-    (trap : TERM; repro --variants "$v" --stages video --set video_train.compile="$COMPILE" \
+    gpu=$(gpu_of $i); i=$((i + 1))
+    (trap : TERM; [ -n "$gpu" ] && export CUDA_VISIBLE_DEVICES=$gpu
+    repro --variants "$v" --stages video --set video_train.compile="$COMPILE" \
       --set video_train.batch_size="$BATCH" --set video_train.num_workers="$WORKERS" \
       --set video_train.steps="$TRAIN_STEPS" --set video_train.checkpoint_every=1000 \
       >> "$RUN/train_$v.log" 2>&1) &
@@ -95,10 +104,22 @@ rollout)
     [ -d "$RUN/video/$v" ] || { mkdir -p "$RUN/video" && cp -r "runs/mini_gpu/$v" "$RUN/video/$v"; }
   done
   [ -d "$RUN/gt" ] || repro --stages data --workers 16 --store >> "$OUT/data.log" 2>&1
-  timeout "$ROLLOUT_S" python -m millivid reproduce --preset "$PRESET" --out "$RUN" \
-    ${AE:+--ae "$AE"} --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" \
-    --device "$DEVICE" "${SET_ARGS[@]}" --variants "${VARIANTS// /,}" --stages rollout \
-    --rollout-batch 64 --sample-steps "$STEPS" >> "$OUT/rollout.log" 2>&1
+  declare -A group=()  # variants per GPU (one group without GPUS)
+  i=0
+  for v in $VARIANTS; do
+    gpu=$(gpu_of $i); i=$((i + 1))
+    group[${gpu:-default}]+="${group[${gpu:-default}]:+,}$v"
+  done
+  pids=()
+  for gpu in "${!group[@]}"; do
+    ([ "$gpu" != default ] && export CUDA_VISIBLE_DEVICES=$gpu
+    timeout "$ROLLOUT_S" python -m millivid reproduce --preset "$PRESET" --out "$RUN" \
+      ${AE:+--ae "$AE"} --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" \
+      --device "$DEVICE" "${SET_ARGS[@]}" --variants "${group[$gpu]}" --stages rollout \
+      --rollout-batch 64 --sample-steps "$STEPS" >> "$OUT/rollout_$gpu.log" 2>&1) &
+    pids+=($!)
+  done
+  finish "${pids[@]}"
   cp "$RUN/stages.json" "$OUT/"
   ;;
 eval)  # every variant under RUN/rollouts

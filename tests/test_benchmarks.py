@@ -60,3 +60,21 @@ def test_bench_autoencoder_smoke_run(args):
     else:
         assert [r["variant"] for r in result["runs"]] == args[2:4]
         assert all(len(r["psnr"]) == 3 for r in result["runs"])
+
+
+def test_ddp_scaling_smoke_run(tmp_path):
+    """One and two gloo processes of a real `video train` on a random-latent cache."""
+    out = tmp_path / "result.json"
+    args = ["--preset", "tiny", "--gpus", "1,2", "--steps", "8", "--videos", "2", "--frames"]
+    args += ["64", "--device", "cpu", "--out", str(tmp_path / "work"), "--json", str(out)]
+    args += ["--set", "video_train.log_every=2", "--set", "video_train.num_workers=0"]
+    done = subprocess.run(
+        [sys.executable, "benchmarks/ddp_scaling.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["gpus"] for r in runs] == [1, 2] and all(r["samples_per_s"] > 0 for r in runs)
+    assert runs[0]["speedup"] == 1.0

@@ -37,7 +37,8 @@ def test_null_action_is_the_video_models_no_action_id():
     assert NULL_ACTION == NO_ACTION and NULL_ACTION not in (FORWARD, LEFT, RIGHT)
 
 
-def test_mp4_folder_trains_the_autoencoder_and_encodes(tmp_path):
+def test_mp4_folder_trains_the_autoencoder_and_encodes(tmp_path, monkeypatch):
+    from millivid.autoencoder.model import HierarchicalAutoencoder
     from millivid.autoencoder.run import encode_dataset, train_autoencoder
     from millivid.data.latent_cache import LatentCache
     from millivid.model.task import VideoTask
@@ -58,7 +59,15 @@ def test_mp4_folder_trains_the_autoencoder_and_encodes(tmp_path):
     cfg = load_preset("tiny", ["ae_train.steps=2", "ae_train.batch_size=4"])
     run = tmp_path / "ae"
     assert (train_autoencoder(cfg, out, run, device="cpu") / "model.safetensors").is_file()
+    calls, encode = [], HierarchicalAutoencoder.encode
+
+    def recording(self, frames):  # encoding keeps no autograd graph (memory at 256² frames)
+        calls.append(torch.is_grad_enabled())
+        return encode(self, frames)
+
+    monkeypatch.setattr(HierarchicalAutoencoder, "encode", recording)
     cache = LatentCache(encode_dataset(run, out, tmp_path / "latents"))
+    assert calls and not any(calls)
     levels, actions = cache.load(0)
     assert levels[0].shape == (20, 4, 4, 4) and (actions == NULL_ACTION).all()
     task = VideoTask(cfg, "millivid", cache)  # videos without actions train the video model

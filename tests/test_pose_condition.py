@@ -2,6 +2,7 @@
 the latent cache and the rollout's checks."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -159,3 +160,80 @@ def test_generate_with_a_pose_model_uses_the_videos_poses(tmp_path, capsys):
         np.savez(tmp_path / "noposes.npz", video=f["video"], actions=f["actions"])
     assert main([*args, "--video", str(tmp_path / "noposes.npz"), "--out", str(tmp_path / "h")])
     assert "poses" in capsys.readouterr().err
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    shift=st.lists(st.floats(-50, 50), min_size=3, max_size=3),
+    seed=st.integers(0, 1000),
+)
+def test_pose_rotations_make_scores_depend_on_pose_differences_only(shift, seed):
+    from millivid.model.embed import POSE_ROPE_DIMS, pose_angles, rotate
+
+    gen = torch.Generator().manual_seed(seed)
+    q, k = torch.randn(2, 1, 1, 5, 40, generator=gen).double()
+    pq, pk = torch.randn(2, 1, 5, 3, generator=gen).double() * 20
+    c = torch.tensor(shift).double()
+
+    def scores(a, b):
+        return rotate(q, pose_angles(a).double()) @ rotate(k, pose_angles(b).double()).mT
+
+    assert torch.allclose(scores(pq, pk), scores(pq + c, pk + c), atol=1e-3)
+    assert torch.equal(rotate(q, pose_angles(pq))[..., POSE_ROPE_DIMS:], q[..., POSE_ROPE_DIMS:])
+
+
+def test_pose_rope_model_attends_by_pose_difference():
+    """With the additive pose embedding made constant, a pose-rope model's output moves when one
+    frame's pose changes and stays put when every token's pose moves by the same amount."""
+    import random
+
+    (levels, actions), poses = latents(1)[0], walk()
+    lv = [lat[None] for lat in levels]
+    cfg = load_preset("tiny", ["model.condition=poses", "model.pose_rope=true"])
+    torch.manual_seed(0)
+    model = build_video_model(cfg, "millivid")
+    with torch.no_grad():  # off adaLN-Zero's zero init; the additive pose path constant
+        for p in model.parameters():
+            if not p.any():
+                p.normal_(0, 0.02)
+        model.pose_embed.mlp[2].weight.zero_()
+    step = sample_training_step("millivid", cfg.plan, 64, random.Random(5))
+    tokens = pack(lv, actions[None], step, "levels", poses=poses)
+    t = torch.full((1,), 0.5)
+    out = model(tokens, t)
+    moved = tokens.pose + torch.tensor([3.0, -7.0, 0.4])
+    torch.testing.assert_close(model(replace(tokens, pose=moved), t), out, rtol=1e-4, atol=1e-5)
+    one = tokens.pose.clone()
+    one[tokens.frame == tokens.frame[0, 0]] += torch.tensor([2.0, 1.0, 0.3])
+    assert not torch.allclose(model(replace(tokens, pose=one), t), out, atol=1e-5)
+
+
+def test_pose_rope_needs_poses_and_wide_enough_heads():
+    with pytest.raises(ValueError, match="model.pose_rope needs poses"):
+        build_video_model(load_preset("tiny", ["model.pose_rope=true"]), "millivid")
+    cfg = load_preset("tiny", ["model.condition=both", "model.pose_rope=true", "model.heads=4"])
+    with pytest.raises(ValueError, match="rotates 32 dims of every head"):
+        build_video_model(cfg, "millivid")
+
+
+def test_pose_rope_context_cache_equals_the_joint_path():
+    import random
+
+    (levels, actions), poses = latents(1)[0], walk()
+    lv = [lat[None] for lat in levels]
+    cfg = load_preset(
+        "tiny", ["model.condition=both", "model.pose_rope=true", "model.attention=context-causal"]
+    )
+    torch.manual_seed(0)
+    model = build_video_model(cfg, "millivid").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.normal_(0, 0.02)
+    step = sample_training_step("millivid", cfg.plan, 64, random.Random(7))
+    tokens = pack(lv, actions[None], step, "levels", poses=poses)
+    t = torch.full((1,), 0.7)
+    with torch.no_grad():
+        joint = model(tokens, t)
+        fast = model.forward_targets(tokens, t, model.encode_context(tokens))
+    torch.testing.assert_close(fast, joint, rtol=1e-4, atol=1e-5)

@@ -109,9 +109,14 @@ def check_cache_autoencoder(out: Path, digest: str, run: Path) -> None:
         )
 
 
-def encode_dataset(run: Path, data: Path, out: Path, device: str = "cpu", batch: int = 512) -> Path:
-    """Encode every video of ``data`` into a latent cache at ``out`` (resumes, skipping done files)."""
+@torch.no_grad()
+def encode_dataset(run: Path, data: Path, out: Path, device: str = "cpu") -> Path:
+    """Encode every video of ``data`` into a latent cache at ``out`` (resumes, skipping done files).
+
+    Frames go through the encoder in chunks of at most 65,536 tokens (512 mini frames, 192 paper
+    frames), so memory stays bounded at any preset."""
     model = load_autoencoder(run, device)
+    batch = max(1, min(512, 65_536 // sum(model.tokens_per_level())))
     digest = weights_digest(model)
     check_cache_autoencoder(out, digest, run)
     out.mkdir(parents=True, exist_ok=True)

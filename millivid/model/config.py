@@ -14,6 +14,10 @@ class DiTConfig:
     ``context-causal`` (context attends to context only, targets to everything; makes context
     K/V reusable across denoising steps). ``qk_norm``: RMS-normalise queries and keys per head
     (bf16 stability). ``checkpointing``: activation checkpointing per block (training only).
+    ``pose_rope``: rotate part of every query and key by the token's camera pose (needs
+    ``condition`` poses or both), so that attention scores depend on the pose difference
+    between two frames and a target can look up the context frames taken from where it stands
+    (``embed.pose_angles``); an extension of the paper, off by default.
     """
 
     width: int = 256
@@ -24,6 +28,7 @@ class DiTConfig:
     qk_norm: bool = True
     checkpointing: bool = False
     condition: Literal["actions", "poses", "both"] = "actions"
+    pose_rope: bool = False
 
     @property
     def uses_poses(self) -> bool:

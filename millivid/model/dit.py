@@ -5,7 +5,8 @@ position of (frame - target start, row, col) with rows/cols in level-0 coordinat
 token sits at the centre of the 2^l x 2^l block of level-0 cells it covers
 (``embed.block_centre``) —, a learned level embedding and the frame's condition: a learned action
 embedding (forward/left/right + none) and/or an embedding of the frame's camera pose relative to
-the first target frame (``DiTConfig.condition``). Each block is adaLN-Zero (DiT) with *per-token* modulation from
+the first target frame (``DiTConfig.condition``); with ``DiTConfig.pose_rope`` the pose also
+rotates 32 dims of every query and key (``embed.rotate``). Each block is adaLN-Zero (DiT) with *per-token* modulation from
 (diffusion time, level): context tokens are clean and use t = 0, targets use their element's t.
 There are only 2L distinct conditions per batch element (level x context/target), so the
 modulation is computed on a [B, 2L, D] table and gathered per token.
@@ -34,7 +35,15 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from millivid.model.config import DiTConfig
-from millivid.model.embed import PoseEmbedder, TimestepEmbedder, block_centre, position_3d
+from millivid.model.embed import (
+    POSE_ROPE_DIMS,
+    PoseEmbedder,
+    TimestepEmbedder,
+    block_centre,
+    pose_angles,
+    position_3d,
+    rotate,
+)
 from millivid.model.packing import NO_ACTION, Tokens
 
 
@@ -84,12 +93,18 @@ class Block(nn.Module):
         """Per-token modulation [B, n, 6D] from the SiLU'd condition table [B, J, D]."""
         return gather_rows(self.ada(cond), cond_id)
 
-    def project(self, x: Tensor, mod: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """q, k, v [B, H, n, d] of tokens x [B, n, D]."""
+    def project(
+        self, x: Tensor, mod: Tensor, angles: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """q, k, v [B, H, n, d] of tokens x [B, n, D]; ``angles`` [B, n, A]: pose rotary angles
+        of the tokens (``model.pose_rope``), or None."""
         shift, scale = mod.chunk(6, dim=-1)[:2]
         qkv = self.qkv(modulate(self.norm1(x), shift, scale))
         q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.heads)
-        return _rms(self.q_norm, q), _rms(self.k_norm, k), v
+        q, k = _rms(self.q_norm, q), _rms(self.k_norm, k)
+        if angles is not None:
+            q, k = rotate(q, angles), rotate(k, angles)
+        return q, k, v
 
     def finish(self, x: Tensor, attn: Tensor, mod: Tensor) -> Tensor:
         """Residual attention output and MLP: x [B, n, D], attn [B, H, n, d]."""
@@ -104,10 +119,11 @@ class Block(nn.Module):
         cond_id: Tensor,
         ctx_slots: int,
         causal: bool,
+        angles: Tensor | None = None,
     ) -> Tensor:
         """The whole sequence x [B, S, D] through the block (joint path)."""
         mod = self.modulation(cond, cond_id)
-        q, k, v = self.project(x, mod)
+        q, k, v = self.project(x, mod, angles)
         if not causal:
             out = attend(q, k, v)
         else:
@@ -141,6 +157,15 @@ class VideoDiT(nn.Module):
         super().__init__()
         if cfg.width % cfg.heads:
             raise ValueError(f"model.width {cfg.width} not divisible by model.heads {cfg.heads}")
+        if cfg.pose_rope and not cfg.uses_poses:
+            raise ValueError(
+                "model.pose_rope needs poses: set model.condition=poses or model.condition=both"
+            )
+        if cfg.pose_rope and cfg.width // cfg.heads < POSE_ROPE_DIMS:
+            raise ValueError(
+                f"model.pose_rope rotates {POSE_ROPE_DIMS} dims of every head, but model.width / "
+                f"model.heads = {cfg.width // cfg.heads}: use fewer heads or a larger width"
+            )
         self.cfg = cfg
         self.channels, self.levels, self.kernels = channels, levels, kernels
         d = cfg.width
@@ -203,6 +228,10 @@ class VideoDiT(nn.Module):
             x = x + self.pose_embed(tokens.pose[:, sl]).to(x.dtype)
         return x
 
+    def _angles(self, tokens: Tokens, sl: slice) -> Tensor | None:
+        """Pose rotary angles [B, n, A] of the tokens in slot range ``sl``, or None."""
+        return pose_angles(tokens.pose[:, sl]) if self.cfg.pose_rope else None
+
     def _cond_table(self, t: Tensor) -> Tensor:
         """SiLU'd adaLN conditions [B, 2L, D]: rows l = context at level l (t = 0),
         rows L + l = target at level l (the element's t)."""
@@ -237,8 +266,9 @@ class VideoDiT(nn.Module):
         is_target = (torch.arange(tokens.length, device=x.device) >= sc).long()
         cond_id = tokens.level + self.levels * is_target
         causal = self.cfg.attention == "context-causal"
+        angles = self._angles(tokens, slice(None))
         for block in self.blocks:
-            x = self._run_block(block, x, cond, cond_id, sc, causal)
+            x = self._run_block(block, x, cond, cond_id, sc, causal, angles)
         return x
 
     def forward(self, tokens: Tokens, t: Tensor) -> Tensor:
@@ -259,10 +289,11 @@ class VideoDiT(nn.Module):
         x = self._embed(tokens, slice(0, sc))
         cond = self._cond_table(torch.zeros(tokens.batch, device=x.device))
         cond_id = tokens.level[:, :sc]
+        angles = self._angles(tokens, slice(0, sc))
         keys, values = [], []
         for i, block in enumerate(self.blocks):
             mod = block.modulation(cond, cond_id)
-            q, k, v = block.project(x, mod)
+            q, k, v = block.project(x, mod, angles)
             keys.append(k)
             values.append(v)
             if i + 1 < len(self.blocks):  # the last block's context output is never used
@@ -281,9 +312,10 @@ class VideoDiT(nn.Module):
         x = self._embed(tokens, slice(sc, None))
         cond = self._cond_table(t)
         cond_id = tokens.level[:, sc:] + self.levels
+        angles = self._angles(tokens, slice(sc, None))
         for i, block in enumerate(self.blocks):
             mod = block.modulation(cond, cond_id)
-            q, k, v = block.project(x, mod)
+            q, k, v = block.project(x, mod, angles)
             # measured on the H100 (docs/PERFORMANCE.md): concatenating per step beats writing
             # the targets' K/V into a preallocated buffer in place under torch.compile
             k = torch.cat([cache.keys[i].to(k.dtype), k], dim=2)

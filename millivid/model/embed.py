@@ -71,3 +71,31 @@ class PoseEmbedder(nn.Module):
         ]
         feats += [torch.sin(yaw), torch.cos(yaw)]
         return self.mlp(torch.cat(feats, dim=-1).to(self.mlp[0].weight.dtype))
+
+
+# pose rotary angles: displacement wavelengths 2, 4, ..., 64 blocks per axis, yaw harmonics 1-4
+POSE_WAVELENGTHS = tuple(2.0 * 2**j for j in range(6))
+POSE_HARMONICS = 4
+POSE_ROPE_DIMS = 2 * (2 * len(POSE_WAVELENGTHS) + POSE_HARMONICS)  # 32 query/key dims
+
+
+def pose_angles(pose: Tensor) -> Tensor:
+    """Relative camera poses [..., 3] (forward, left in blocks; yaw in radians) -> rotary angles
+    float32 [..., POSE_ROPE_DIMS / 2]: each displacement axis times 2π / wavelength, and the yaw
+    times 1..POSE_HARMONICS. Angle differences between two tokens depend only on their pose
+    difference, so rotated query·key products do too."""
+    omega = torch.tensor([2 * math.pi / w for w in POSE_WAVELENGTHS], device=pose.device)
+    harmonics = torch.arange(1, POSE_HARMONICS + 1, device=pose.device, dtype=torch.float32)
+    pose = pose.float()
+    return torch.cat(
+        [pose[..., 0:1] * omega, pose[..., 1:2] * omega, pose[..., 2:3] * harmonics], dim=-1
+    )
+
+
+def rotate(x: Tensor, angles: Tensor) -> Tensor:
+    """Rotary embedding of the first 2·A dims of x [B, H, n, d] by angles float32 [B, n, A]
+    (pairs (i, A + i) rotate by angle i); the other dims pass unchanged."""
+    a = angles.shape[-1]
+    cos, sin = (f(angles).unsqueeze(1).to(x.dtype) for f in (torch.cos, torch.sin))
+    x1, x2, rest = x[..., :a], x[..., a : 2 * a], x[..., 2 * a :]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)

@@ -26,9 +26,10 @@ paper), ``millivid-cc`` (context-causal: context K/V reused across denoising ste
 ``fullres``, ``upscale`` (rollout + upscaling) and ``cascaded`` (MILLIVID's plan over the
 mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for);
 ``<method>-poses`` variants condition on the camera poses as well as the actions;
+``<method>-poserope`` variants also rotate queries and keys by the pose (``model.pose_rope``);
 ``millivid-recent`` uses the plan whose steps see their own level's most recent frames. The
-default set is docs/RESULTS.md's Table 1: ``millivid-poses``, ``framepack-poses``,
-``fullres-poses``.
+default set is docs/RESULTS.md's Table 1: ``millivid-poserope``, ``framepack-poserope``,
+``fullres-poserope``.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ VARIANTS: dict[str, Variant] = {
     # attention scores that depend on the pose difference of two frames (model.pose_rope)
     "millivid-poserope": Variant("millivid", balanced=True, condition="both", pose_rope=True),
     "framepack-poserope": Variant("framepack", condition="both", pose_rope=True),
+    "fullres-poserope": Variant("fullres", condition="both", pose_rope=True),
     "framepack-poses": Variant("framepack", condition="both"),
     "fullres-poses": Variant("fullres", condition="both"),
     "upscale": Variant("upscale"),
@@ -90,7 +92,7 @@ class ReproduceConfig:
     test_videos: int
     context: int  # ground-truth frames before the first generated one
     frames: int  # generated frames per test video
-    variants: tuple[str, ...] = ("millivid-poses", "framepack-poses", "fullres-poses")
+    variants: tuple[str, ...] = ("millivid-poserope", "framepack-poserope", "fullres-poserope")
     rollout_batch: int = 16
     sample_steps: int | None = None  # DDIM steps (None: the preset's diffusion.sample_steps)
     compile: bool | None = None  # rollouts under torch.compile (None: on CUDA)

@@ -66,7 +66,7 @@ data)  # + the cascaded autoencoder and its latents when VARIANTS has cascaded
   ;;
 bench)
   [ "${PAPER:-0}" = 1 ] && bench --preset paper --mode train --batch 24 > "$OUT/bench_paper.txt" 2>&1
-  for m in millivid framepack fullres; do  # issues 6 and 7: the mini preset per method
+  for m in millivid framepack fullres; do  # the mini preset, per method
     bench --preset mini --mode train --batch "$BATCH" --method "$m" >> "$OUT/bench_mini.txt" 2>&1
     bench --preset mini --mode rollout --batch 8 --steps 3 --method "$m" >> "$OUT/bench_mini.txt" 2>&1
   done

@@ -1,6 +1,6 @@
 """FID and FVD: Fréchet distance between Gaussian fits of detector features.
 
-Detectors are the standard TorchScript files (never downloaded here):
+Detectors are the standard TorchScript files (`millivid weights fetch` downloads them):
 * FID: ``inception-2015-12-05.pt`` (NVlabs stylegan2-ada metrics), called as
   ``detector(images, return_features=True)`` with float images [N, 3, H, W] in 0..255 (it resizes
   to 299 internally) -> pool features [N, 2048].

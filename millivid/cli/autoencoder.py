@@ -10,6 +10,7 @@ from millivid.cli.common import (
     add_preset_flags,
     add_resume_flags,
     config_from_args,
+    positive_int,
 )
 
 
@@ -22,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--out", type=Path, required=True, help="run folder")
     add_resume_flags(tr)
     add_device_flag(tr)
-    tr.add_argument("--max-videos", type=int, default=None, help="use only the first N videos")
+    tr.add_argument(
+        "--max-videos", type=positive_int, default=None, help="use only the first N videos"
+    )
     tr.set_defaults(func=_train)
     en = acts.add_parser("encode", help="encode a dataset into a latent cache (resumable)")
     en.add_argument("--ckpt", type=Path, required=True, help="autoencoder run folder")
@@ -38,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rc.add_argument("--ckpt", type=Path, required=True)
     rc.add_argument("--video", type=Path, required=True, help="a video .npz")
     rc.add_argument("--out", type=Path, required=True, help="grid .png")
-    rc.add_argument("--frames", type=int, default=4, help="frames shown")
+    rc.add_argument("--frames", type=positive_int, default=4, help="frames shown")
     add_device_flag(rc)
     rc.set_defaults(func=_recon)
 

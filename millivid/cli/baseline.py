@@ -6,6 +6,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from millivid.cli.common import positive_int
 from millivid.cli.evaluate import add_revisit_flags, revisit_updates
 from millivid.evaluate.baselines import BASELINES
 
@@ -41,6 +42,8 @@ def register(subparsers) -> None:
         help="one kind: OUT/<video>.npz (e.g. RUN/rollouts/copy-last); several: "
         "OUT/<kind>/<video>.npz (e.g. RUN/rollouts)",
     )
-    p.add_argument("--context", type=int, default=256, help="context frames kept (--start A)")
+    p.add_argument(
+        "--context", type=positive_int, default=256, help="context frames kept (--start A)"
+    )
     add_revisit_flags(p)
     p.set_defaults(func=run_baseline)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from millivid.presets import PRESET_NAMES, Config, load_preset
@@ -35,15 +36,67 @@ class CommandParser(argparse.ArgumentParser):
 
 def device_name(text: str) -> str:
     """``--device`` value -> the device it means here (``auto``: cuda when there is one, else
-    cpu; a bare ``cuda`` gets this process's index)."""
-    from millivid.device import resolve_device
+    cpu; a bare ``cuda`` gets this process's index); a device this machine lacks is a usage
+    error naming the ones it has."""
+    import torch
+
+    from millivid.device import resolve_device, unavailable_device
 
     try:
-        return str(resolve_device(text))
+        dev = resolve_device(text)
     except RuntimeError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a torch device: use auto, cpu, cuda, cuda:N, ..."
         ) from None
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if dev.type == "cuda" and dev.index >= (count := torch.cuda.device_count()):
+        err = unavailable_device(text, f"GPU {dev.index} asked for, {count} GPU(s) here")
+        raise argparse.ArgumentTypeError(str(err))
+    return str(dev)
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=`` of a count or size: an integer >= 1 (``--size 0`` is a usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def positive_int_list(text: str) -> tuple[int, ...]:
+    """argparse ``type=`` of a comma list of integers >= 1, e.g. ``64,256,768``."""
+    values = []
+    for part in text.split(","):
+        try:
+            value = int(part)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated integers >= 1 (e.g. 64,256,768), got {text!r} "
+                f"({part.strip()!r} is not one)"
+            )
+        values.append(value)
+    return tuple(values)
+
+
+def output_file(*suffixes: str) -> Callable[[str], Path]:
+    """argparse ``type=`` of a picture written in the format its suffix names: a Path ending in
+    one of ``suffixes`` (``--png plan`` is a usage error, not a late "format not supported")."""
+
+    def parse(text: str) -> Path:
+        path = Path(text)
+        if path.suffix.lower() not in suffixes:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: the file name must end in {' or '.join(suffixes)} (its format)"
+            )
+        return path
+
+    return parse
 
 
 def add_device_flag(parser: argparse.ArgumentParser) -> None:

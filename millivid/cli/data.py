@@ -8,7 +8,12 @@ import dataclasses
 import sys
 import time
 
-from millivid.cli.common import add_device_flag, add_preset_flags, config_from_args
+from millivid.cli.common import (
+    add_device_flag,
+    add_preset_flags,
+    config_from_args,
+    positive_int,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Rerun the same command to resume after an interruption.",
     )
     make.add_argument(
-        "--videos", type=int, required=True, help="videos to write (kept, with --test)"
+        "--videos", type=positive_int, required=True, help="videos to write (kept, with --test)"
     )
     make.add_argument("--out", required=True, help="dataset folder")
     add_device_flag(make)
@@ -40,20 +45,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     make.add_argument(
         "--candidates",
-        type=int,
+        type=positive_int,
         default=None,
         help="--test: candidates (default ceil(videos / keep-fraction))",
     )
     make.add_argument(
         "--first-seed", type=int, default=0, help="first seed (offset in the namespace)"
     )
-    make.add_argument("--frames", type=int, default=None, help="frames per video (default: preset)")
-    make.add_argument("--size", type=int, default=None, help="frame size (default: preset)")
     make.add_argument(
-        "--batch", type=int, default=None, help="videos rendered at once (default: auto)"
+        "--frames", type=positive_int, default=None, help="frames per video (default: preset)"
     )
-    make.add_argument("--shard-size", type=int, default=256, help="videos per sub-folder")
-    make.add_argument("--workers", type=int, default=None, help="file-writing threads")
+    make.add_argument(
+        "--size", type=positive_int, default=None, help="frame size (default: preset)"
+    )
+    make.add_argument(
+        "--batch", type=positive_int, default=None, help="videos rendered at once (default: auto)"
+    )
+    make.add_argument("--shard-size", type=positive_int, default=256, help="videos per sub-folder")
+    make.add_argument("--workers", type=positive_int, default=None, help="file-writing threads")
     make.add_argument(
         "--no-side-outputs", action="store_true", help="leave out the per-pixel labels and depth"
     )
@@ -97,7 +106,7 @@ def _register_import(sub: argparse._SubParsersAction) -> None:
     )
     imp.add_argument(
         "--size",
-        type=int,
+        type=positive_int,
         default=None,
         help="centre-crop every frame to a square and resize it to SIZE x SIZE "
         "(default: keep the frames, which must then be square and of one size)",
@@ -113,7 +122,7 @@ def _register_import(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--store", action="store_true", help="write uncompressed npz (faster reads)")
     imp.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=None,
         help="videos converted at once (default: min(8, cores))",
     )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from millivid.cli.common import add_device_flag
+from millivid.cli.common import add_device_flag, positive_int, positive_int_list
 from millivid.evaluate.config import PRESETS, EvalConfig
 from millivid.evaluate.weights import (
     DEFAULT_WEIGHTS_DIR,
@@ -67,9 +67,15 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the JSON result")
     p.add_argument("--out", type=Path, help="output folder (sets: CSV/table/curves; probe-train)")
     p.add_argument("--preset", default="mini", choices=sorted(PRESETS), help="horizon preset")
-    p.add_argument("--horizons", help="horizon ends, e.g. 64,256,768 (1-based last frames)")
+    p.add_argument(
+        "--horizons",
+        type=positive_int_list,
+        help="horizon ends, e.g. 64,256,768 (1-based last frames)",
+    )
     add_device_flag(p)
-    p.add_argument("--batch-frames", type=int, help="frames per learned-metric forward pass")
+    p.add_argument(
+        "--batch-frames", type=positive_int, help="frames per learned-metric forward pass"
+    )
     p.add_argument(
         "--weights-dir",
         metavar="DIR",
@@ -88,9 +94,9 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
     # probe-train
     p.add_argument("--world-preset", default="mini", help="probe-train: world preset")
-    p.add_argument("--steps", type=int, default=1500, help="probe-train: optimiser steps")
-    p.add_argument("--videos", type=int, default=24, help="probe-train: training videos")
-    p.add_argument("--frames", type=int, default=256, help="probe-train: frames per video")
+    p.add_argument("--steps", type=positive_int, default=1500, help="probe-train: optimiser steps")
+    p.add_argument("--videos", type=positive_int, default=24, help="probe-train: training videos")
+    p.add_argument("--frames", type=positive_int, default=256, help="probe-train: frames per video")
     p.add_argument("--resume", action="store_true", help="probe-train: resume in --out")
     p.add_argument("--overwrite", action="store_true", help="probe-train: start over in --out")
 
@@ -122,7 +128,7 @@ def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
     cfg = PRESETS[args.preset]
     updates: dict = {}
     if args.horizons:
-        ends = tuple(int(x) for x in args.horizons.split(","))
+        ends = args.horizons
         names = (
             cfg.horizon_names
             if len(ends) == len(cfg.horizon_names)
@@ -292,6 +298,6 @@ def register(subparsers) -> None:
     r = subparsers.add_parser("report", help="one self-contained HTML page for a RUN folder")
     r.add_argument("run", type=Path, help="RUN folder (layout in docs/EVALUATION.md)")
     r.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file to write")
-    r.add_argument("--max-videos", type=int, default=8, help="test videos shown")
-    r.add_argument("--max-frames", type=int, default=768, help="frames per video shown")
+    r.add_argument("--max-videos", type=positive_int, default=8, help="test videos shown")
+    r.add_argument("--max-frames", type=positive_int, default=768, help="frames per video shown")
     r.set_defaults(func=run_report)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from millivid.cli.common import add_device_flag
+from millivid.cli.common import add_device_flag, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,10 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", type=Path, help="context video .npz (video + actions)")
     src.add_argument("--seed", type=int, help="render this world seed as ground truth")
-    p.add_argument("--context", type=int, default=256, help="ground-truth context frames")
-    p.add_argument("--frames", type=int, default=768, help="frames to generate")
+    p.add_argument("--context", type=positive_int, default=256, help="ground-truth context frames")
+    p.add_argument("--frames", type=positive_int, default=768, help="frames to generate")
     p.add_argument("--method", help="must match the checkpoint's method (checked)")
-    p.add_argument("--steps", type=int, help="DDIM steps per rollout step (default: config, 50)")
+    p.add_argument(
+        "--steps", type=positive_int, help="DDIM steps per rollout step (default: config, 50)"
+    )
     p.add_argument("--cfg", type=float, help="classifier-free guidance scale (1 = off)")
     p.add_argument("--actions", type=Path, help=".npy of int actions replacing the video's")
     p.add_argument("--no-kv-reuse", action="store_true", help="recompute the context every step")

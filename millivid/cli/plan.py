@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import replace
-from pathlib import Path
 
+from millivid.cli.common import output_file, positive_int
 from millivid.plan import METHODS, PRESETS, BudgetError, PlanConfig, make_plan
 
 
@@ -28,15 +28,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--tokens", help="tokens per frame by level, finest first: 256,64,16,4")
     parser.add_argument("--context", help="context frames by level: 3,12,48,192 (fullres: K)")
-    parser.add_argument("--target-tokens", type=int, help="target tokens per step, B")
+    parser.add_argument("--target-tokens", type=positive_int, help="target tokens per step, B")
     parser.add_argument("--start", type=int, required=True, help="known (ground-truth) frames")
     parser.add_argument("--end", type=int, required=True, help="generate frames [start, end)")
     parser.add_argument("--json", action="store_true", help="print the plan as one JSON object")
-    parser.add_argument("--svg", type=Path, help="draw the plan (Fig. 10 style) to this SVG")
-    parser.add_argument("--png", type=Path, help="draw the plan (Fig. 10 style) to this PNG")
-    parser.add_argument("--gif", type=Path, help="animate the plan to this GIF")
     parser.add_argument(
-        "--max-steps", type=int, default=40, help="steps drawn at most (pictures only)"
+        "--svg", type=output_file(".svg"), help="draw the plan (Fig. 10 style) to this SVG"
+    )
+    parser.add_argument(
+        "--png", type=output_file(".png"), help="draw the plan (Fig. 10 style) to this PNG"
+    )
+    parser.add_argument("--gif", type=output_file(".gif"), help="animate the plan to this GIF")
+    parser.add_argument(
+        "--max-steps", type=positive_int, default=40, help="steps drawn at most (pictures only)"
     )
     parser.set_defaults(func=run)
 

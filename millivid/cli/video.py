@@ -17,6 +17,7 @@ from millivid.cli.common import (
     add_preset_flags,
     add_resume_flags,
     config_from_args,
+    output_file,
 )
 from millivid.plan import METHODS
 from millivid.typed_config import to_dict
@@ -54,7 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "curves", help="plot the training curves of runs (their metrics.jsonl) into one figure"
     )
     curves.add_argument("runs", type=Path, nargs="+", help="run folders or metrics.jsonl files")
-    curves.add_argument("--out", type=Path, required=True, help="figure (.png or .svg)")
+    curves.add_argument(
+        "--out",
+        type=output_file(".png", ".svg", ".pdf"),
+        required=True,
+        help="figure (.png, .svg or .pdf)",
+    )
     curves.set_defaults(func=run_curves)
 
 

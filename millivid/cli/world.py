@@ -7,7 +7,12 @@ import dataclasses
 import time
 from pathlib import Path
 
-from millivid.cli.common import add_device_flag, add_preset_flags, config_from_args
+from millivid.cli.common import (
+    add_device_flag,
+    add_preset_flags,
+    config_from_args,
+    positive_int,
+)
 from millivid.world.config import WorldConfig
 
 
@@ -22,8 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "PATH_trajectory.png.",
     )
     render.add_argument("--seed", type=int, default=0, help="world/agent seed")
-    render.add_argument("--frames", type=int, default=None, help="frames (default: preset)")
-    render.add_argument("--size", type=int, default=None, help="frame size (default: preset)")
+    render.add_argument(
+        "--frames", type=positive_int, default=None, help="frames (default: preset)"
+    )
+    render.add_argument(
+        "--size", type=positive_int, default=None, help="frame size (default: preset)"
+    )
     render.add_argument("--out", required=True, help="output path without extension")
     add_device_flag(render)
     render.add_argument(

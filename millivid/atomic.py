@@ -1,4 +1,5 @@
-"""Atomic file writes: write a temporary file beside the target, then rename it into place.
+"""Atomic file writes: write a temporary file beside the target, then rename it into place
+(and ``read_json``, the reader of the JSON files written here).
 
 A reader (or a resumed job) therefore sees either the previous complete file or the new
 complete file under the final name, never a half-written one, even if the writer is killed.
@@ -65,6 +66,17 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented JSON (and a final newline) to ``path`` atomically."""
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON content of ``path``; a file that is not valid JSON is a ValueError naming it
+    (a missing one stays a FileNotFoundError)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{path}: not valid JSON ({err}); it may be truncated or hand-edited: fix or delete it"
+        ) from err
 
 
 def is_temporary(path: Path) -> bool:

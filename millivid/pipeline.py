@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from millivid.atomic import read_json
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.device import resolve_device
 from millivid.presets import Config
@@ -84,7 +85,7 @@ def read_config(path: Path) -> dict[str, Any]:
     folder = checkpoint_folder(path)
     if folder is None:
         raise FileNotFoundError(f"{path}: no checkpoint (model.safetensors + config.json)")
-    return json.loads((folder / "config.json").read_text())
+    return read_json(folder / "config.json")
 
 
 def _batched(name: str, array: Any, per_video: str, batch: int | None) -> np.ndarray:
@@ -108,7 +109,7 @@ def _previous_save(path: Path) -> bool:
         return True
     ae = path / AE_FOLDER
     try:
-        stage = json.loads((path / "config.json").read_text()).get("stage")
+        stage = read_json(path / "config.json").get("stage")
     except (OSError, ValueError, AttributeError):
         return False
     return stage == "video" and ae.is_dir() and {p.name for p in ae.iterdir()} <= CHECKPOINT_FILES

@@ -34,7 +34,6 @@ default set is docs/RESULTS.md's Table 1: ``millivid-poserope``, ``framepack-pos
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from millivid.atomic import write_json_atomic
+from millivid.atomic import read_json, write_json_atomic
 from millivid.presets import Config
 
 
@@ -130,7 +129,7 @@ class StageClock:
                 self._add(name, time.perf_counter() - begin)
 
     def _add(self, name: str, seconds: float) -> None:
-        spent = json.loads(self.path.read_text()) if self.path.exists() else {}
+        spent = read_json(self.path) if self.path.exists() else {}
         spent[name] = spent.get(name, 0.0) + seconds
         write_json_atomic(self.path, spent)
 
@@ -225,7 +224,7 @@ def reproduce(
             (test_dir, rcfg.test_videos, True),
         ):
             meta = out / "dataset.json"
-            if meta.exists() and json.loads(meta.read_text()).get("complete"):
+            if meta.exists() and read_json(meta).get("complete"):
                 continue
             make_dataset(
                 out,

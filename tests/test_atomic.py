@@ -139,3 +139,16 @@ def test_two_writers_of_one_file_never_leave_a_mixed_or_partial_file(tmp_path):
     assert not bad, f"mixed or partial reads (length, bytes): {bad[:3]}"
     assert target.read_bytes() in contents.values()
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_read_json_names_a_file_that_is_not_json(tmp_path):
+    from millivid.atomic import read_json
+
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    write_json_atomic(good, {"a": [1, 2]})
+    bad.write_text('{"a": ')  # cut short
+    assert read_json(good) == {"a": [1, 2]}
+    with pytest.raises(ValueError, match=f"{bad}: not valid JSON"):
+        read_json(bad)
+    with pytest.raises(FileNotFoundError):
+        read_json(tmp_path / "missing.json")

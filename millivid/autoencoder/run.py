@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from millivid.atomic import read_json
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.autoencoder.task import AutoencoderTask
 from millivid.data.dataset import list_videos
@@ -98,7 +98,7 @@ def check_cache_autoencoder(out: Path, digest: str, run: Path) -> None:
     if not meta.is_file() or not any(out.glob("*.safetensors")):
         return
     try:
-        recorded = json.loads(meta.read_text())
+        recorded = read_json(meta)
     except ValueError as err:
         raise ValueError(f"{meta}: unreadable ({err}): encode into a new folder") from None
     if recorded.get("autoencoder_digest") != digest:

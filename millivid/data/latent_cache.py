@@ -9,13 +9,12 @@ atomically (temp + rename), so an interrupted ``millivid ae encode`` resumes whe
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from millivid.atomic import atomic_path, write_json_atomic
+from millivid.atomic import atomic_path, read_json, write_json_atomic
 
 
 class LatentCache:
@@ -25,7 +24,7 @@ class LatentCache:
         self.root = Path(root)
         meta = self.root / "cache.json"
         try:
-            self.meta = json.loads(meta.read_text())
+            self.meta = read_json(meta)
         except FileNotFoundError as err:
             raise FileNotFoundError(
                 f"{meta}: not a latent cache (run `millivid ae encode`)"

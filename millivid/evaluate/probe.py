@@ -8,7 +8,6 @@ ceiling (docs/EVALUATION.md). Weights: ``model.safetensors`` + ``config.json`` i
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from millivid.atomic import atomic_path, write_json_atomic
+from millivid.atomic import atomic_path, read_json, write_json_atomic
 from millivid.evaluate.weights import load_into
 
 
@@ -117,7 +116,7 @@ def load_probe(path: Path | str) -> SegmentationProbe:
     """Load a label probe from a folder (or its model.safetensors) with config.json beside it
     (``probe_files``)."""
     weights, config = probe_files(path, "probe", "probe-train", "--probe-weights")
-    raw = json.loads(config.read_text())
+    raw = read_json(config)
     cfg = ProbeConfig(**raw.get("probe", raw.get("config", {}).get("probe", {})))
     model = SegmentationProbe(cfg)
     state = load_file(str(weights))

@@ -22,13 +22,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 
-from millivid.atomic import write_text_atomic
+from millivid.atomic import read_json, write_text_atomic
 from millivid.evaluate.config import EvalConfig
 from millivid.evaluate.runner import read_array, read_frames
 from millivid.evaluate.splits import revisit_labels
@@ -330,7 +329,7 @@ def build_report(run: Path, out: Path, max_videos: int = 8, max_frames: int = 76
         raise FileNotFoundError(f"run folder {run} does not exist")
     results = {}
     if (run / "eval" / "results.json").is_file():
-        results = json.loads((run / "eval" / "results.json").read_text())
+        results = read_json(run / "eval" / "results.json")
     parts = _eval_parts(run / "eval", results) + _plan_parts(run)
     parts += _video_parts(run, results, max_videos, max_frames)
     if not parts:

@@ -6,7 +6,6 @@ files (``results_from_csv``)."""
 from __future__ import annotations
 
 import csv
-import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from millivid.atomic import read_json
 from millivid.evaluate.config import EvalConfig
 from millivid.evaluate.horizons import (
     FrameTable,
@@ -131,7 +131,7 @@ def _csv_thresholds(paths: Sequence[Path]) -> dict | None:
     for path in paths:
         summary = path.with_name("results.json")
         if summary.is_file():
-            found = json.loads(summary.read_text()).get("splits", {}).get("thresholds")
+            found = read_json(summary).get("splits", {}).get("thresholds")
             if found:
                 return found
     return None

@@ -30,6 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from millivid.atomic import read_json
 from millivid.train.checkpoint import (
     CheckpointError,
     fresh_tmp_folder,
@@ -144,7 +145,7 @@ def read_continuation(folder: Path) -> Continuation:
             break
     else:
         raise CheckpointError(f"{folder}: no continuation state (expected {folder}/state.json)")
-    state = json.loads((folder / "state.json").read_text())
+    state = read_json(folder / "state.json")
     if state.get("format") != FORMAT:
         raise CheckpointError(
             f"{folder / 'state.json'}: format {state.get('format')}, not {FORMAT}"
@@ -159,7 +160,7 @@ def read_continuation(folder: Path) -> Continuation:
     return Continuation(
         folder=folder,
         step=int(state["step"]),
-        config=json.loads((folder / "config.json").read_text()),
+        config=read_json(folder / "config.json"),
         optimizers=state["optimizers"],
         tensors=tensors,
         log_lines=log.read_text().splitlines() if log.exists() else [],

@@ -57,6 +57,16 @@ def test_demo_refuses_a_missing_model_it_was_given_and_zero_frames(tmp_path, cap
     assert not (tmp_path / f"world_seed{SEED}.npz").exists()  # nothing was rendered
 
 
+def test_demo_rollout_refuses_a_preset_other_than_the_models(tmp_path, capsys):
+    video, ae = make_runs(tmp_path)  # tiny models
+    args = ["demo", "--ckpt", str(video), "--ae", str(ae), "--context", "8", "--frames", "4"]
+    for extra, named in ((["--preset", "mini"], "--preset mini"), (["--set", "x.y=1"], "--set")):
+        assert main([*args, *extra, "--out", str(tmp_path / "out")]) == 1
+        err = capsys.readouterr().err
+        assert f"{named}: a rollout uses the config the model was trained with (tiny" in err
+    assert not (tmp_path / "out" / "rollouts").exists()
+
+
 def test_demo_rolls_out_a_held_out_video_and_scores_it(tmp_path, capsys):
     video, ae = make_runs(tmp_path)
     args = ["demo", "--ckpt", str(video), "--ae", str(ae), "--context", "24", "--frames", "12"]

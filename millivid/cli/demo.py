@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Roll out a held-out world video with the shipped mini millivid model "
         "(or, without it, render a world video) and print where the outputs were written.",
     )
-    add_preset_flags(parser, default="mini")
+    add_preset_flags(parser, default=None)  # None: the model's own; mini for rendering only
     parser.add_argument(
         "--ckpt", type=Path, help="video model (default: the shipped checkpoints/mini/millivid)"
     )
@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
         if missing and not args.render_only:
             print(f"no model at {missing[0]}: rendering a world video only")
+        args.preset = args.preset or "mini"
         cfg = dataclasses.replace(config_from_args(args).world, frames=args.context + args.frames)
         render_to_files(seed, cfg, args.out / f"world_seed{seed}", args.device)
         return 0
@@ -110,6 +111,13 @@ def _rollout(args: argparse.Namespace, seed: int) -> int:
 
     pipe = load(args.ckpt, ae=args.ae, device=args.device)  # checks the pair fits together
     model, cfg, method, ae = pipe.model, pipe.cfg, pipe.method, pipe.ae
+    if (args.preset or cfg.preset) != cfg.preset or args.overrides:
+        given = f"--preset {args.preset}" if args.preset else "--set"
+        raise ValueError(
+            f"{given}: a rollout uses the config the model was trained with ({cfg.preset} "
+            f"preset, from {args.ckpt}); --preset and --set choose the world of --render-only "
+            "only. Give --ckpt/--ae of a model trained with that config instead"
+        )
     record = world_video(cfg, seed, args.context, args.frames)
     run, name = args.out, f"seed{seed}"
     (run / "gt").mkdir(parents=True, exist_ok=True)

@@ -41,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from millivid.autoencoder.model import HierarchicalAutoencoder  # noqa: E402
+from millivid.model.ddim_sampler import compile_for_sampling  # noqa: E402
 from millivid.model.dit import VideoDiT, count_parameters  # noqa: E402
 from millivid.model.packing import Tokens, pack  # noqa: E402
-from millivid.model.sampling import compile_for_sampling  # noqa: E402
 from millivid.model.task import InMemoryLatents, VideoTask, build_video_model  # noqa: E402
 from millivid.plan import context_source, make_plan, max_lookback  # noqa: E402
 from millivid.presets import load_preset  # noqa: E402

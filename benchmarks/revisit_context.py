@@ -33,7 +33,7 @@ from millivid.diffusion.schedule import sample_time  # noqa: E402
 from millivid.evaluate.splits import pose_gaps  # noqa: E402
 from millivid.model.packing import Tokens, pack  # noqa: E402
 from millivid.plan import context_source  # noqa: E402
-from millivid.plan.sampler import sample_training_step  # noqa: E402
+from millivid.plan.training_steps import sample_training_step  # noqa: E402
 from millivid.rollout.generate import load_video_model  # noqa: E402
 from millivid.world import TEST_SEED_OFFSET, make_videos  # noqa: E402
 

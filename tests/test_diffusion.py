@@ -84,9 +84,27 @@ def test_ddim_with_exact_x0_predictor_recovers_x0(steps, shift):
         a, s = a.view(-1, 1, 1), s.view(-1, 1, 1)
         return v_from_x0(z, x0, a, s)
 
-    out = ddim_sample(oracle, noise, steps, shift)
+    out = ddim_sample(oracle, noise, ddim_times(steps), shift)
     assert len(calls) == steps
     assert torch.allclose(out, x0, atol=1e-8)
+
+
+def test_ddim_follows_the_time_grid_it_is_given():
+    gen = torch.Generator().manual_seed(1)
+    x0, noise = torch.randn(2, 5, generator=gen), torch.randn(2, 5, generator=gen)
+    calls = []
+
+    def oracle(z, t):
+        calls.append(float(t[0]))
+        a, s = alpha_sigma(logsnr(t.double()))
+        return v_from_x0(z, x0, a.view(-1, 1).float(), s.view(-1, 1).float())
+
+    grid = torch.tensor([1.0, 0.9, 0.4, 0.0], dtype=torch.float64)
+    out = ddim_sample(oracle, noise, grid)
+    assert calls == pytest.approx([1.0, 0.9, 0.4])  # one step per interval, no t = 0 call
+    assert torch.allclose(out, x0, atol=1e-4)
+    with pytest.raises(ValueError, match="time grid"):
+        ddim_sample(oracle, noise, torch.ones(1, dtype=torch.float64))
 
 
 @given(lam_from=st.floats(-15.0, 15.0), lam_to=st.floats(-15.0, 15.0))
@@ -120,7 +138,9 @@ def test_ddim_with_zero_noise_prediction_deterministic_rescale():
         a, s = alpha_sigma(logsnr(t.double()))
         return v_from_x0(z, torch.zeros_like(z), a.view(-1, 1), s.view(-1, 1))
 
-    assert torch.allclose(ddim_sample(predict_eps_is_z, noise, 10), torch.zeros(1, 4).double())
+    assert torch.allclose(
+        ddim_sample(predict_eps_is_z, noise, ddim_times(10)), torch.zeros(1, 4).double()
+    )
 
 
 def test_cfg_scale_one_skips_the_unconditional_branch():

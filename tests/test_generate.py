@@ -103,7 +103,7 @@ def test_compiled_rollout_equals_eager_and_compiles_once_per_model(tmp_path, mon
     """--compile wraps the model's three sampling methods once (not per rollout step or batch)
     and changes only rounding. aot_eager stands in for inductor, whose cold CPU compile of the
     tiny model takes ~30 s."""
-    from millivid.model.sampling import compile_for_sampling
+    from millivid.model.ddim_sampler import compile_for_sampling
     from millivid.rollout.generate import load_video_model
 
     compiled, real = [], torch.compile

@@ -176,28 +176,30 @@ def test_zero_init_model_predicts_zero_and_compiles_without_graph_breaks():
 
 @pytest.mark.parametrize("guidance", [1.0, 1.5])
 def test_sampling_with_context_reuse_equals_recompute(guidance):
-    from millivid.model.sampling import sample_targets
+    from millivid.diffusion import ddim_times
+    from millivid.model.ddim_sampler import sample_targets
 
     model = make_model("millivid")
     tok, _ = packed("millivid", 30)
     tok = tok.with_targets(torch.randn_like(tok.target_values))
-    fast = sample_targets(model, tok, steps=4, guidance=guidance, reuse_context=True)
-    slow = sample_targets(model, tok, steps=4, guidance=guidance, reuse_context=False)
+    fast = sample_targets(model, tok, times=ddim_times(4), guidance=guidance, reuse_context=True)
+    slow = sample_targets(model, tok, times=ddim_times(4), guidance=guidance, reuse_context=False)
     assert fast.shape == tok.target_values.shape and torch.isfinite(fast).all()
     torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-4)
     if guidance != 1.0:
-        plain = sample_targets(model, tok, steps=4, guidance=1.0)
+        plain = sample_targets(model, tok, times=ddim_times(4), guidance=1.0)
         assert not torch.allclose(plain, fast, atol=1e-3)
 
 
 def test_bf16_sampling_matches_fp32_to_bf16_tolerance():
-    from millivid.model.sampling import sample_targets
+    from millivid.diffusion import ddim_times
+    from millivid.model.ddim_sampler import sample_targets
 
     model = make_model("millivid")
     tok, _ = packed("millivid", 30)
     tok = tok.with_targets(torch.randn_like(tok.target_values))
-    ref = sample_targets(model, tok, steps=4, reuse_context=False, bf16=False)
-    half = sample_targets(model, tok, steps=4, reuse_context=True, bf16=True)
+    ref = sample_targets(model, tok, times=ddim_times(4), reuse_context=False, bf16=False)
+    half = sample_targets(model, tok, times=ddim_times(4), reuse_context=True, bf16=True)
     assert half.dtype == torch.float32
     assert not torch.equal(half, ref)  # autocast really ran in bf16
     torch.testing.assert_close(half, ref, rtol=0.05, atol=0.05)

@@ -1,10 +1,11 @@
 """Deterministic DDIM sampling over the shifted cosine schedule, with classifier-free guidance.
 
-``ddim_sample(denoise, noise, steps, shift)`` integrates from t = 1 (pure noise) to t = 0 over
-``steps`` equally spaced times; because the times go through the same ``logsnr(t, shift)`` as
-training, the schedule decides where the steps land in noise level (paper A.2: 50 steps, same
-shifted schedule). Each step predicts v, forms (x0, eps) estimates and moves to the next time:
-``z' = alpha' * x0 + sigma' * eps`` (eta = 0). The last step returns the x0 estimate itself.
+``ddim_sample(denoise, noise, times, shift)`` integrates from t = 1 (pure noise) to t = 0 over
+the time grid ``times``; rollouts use ``ddim_times(steps)``, equally spaced times. Because the
+times go through the same ``logsnr(t, shift)`` as training, the schedule decides where the steps
+land in noise level (paper A.2: 50 steps, same shifted schedule). Each step predicts v, forms
+(x0, eps) estimates and moves to the next time: ``z' = alpha' * x0 + sigma' * eps`` (eta = 0).
+The last step returns the x0 estimate itself.
 """
 
 from __future__ import annotations
@@ -51,17 +52,24 @@ def ddim_step(z: Tensor, v: Tensor, lam_from: Tensor, lam_to: Tensor | None) -> 
 def ddim_sample(
     denoise: Denoise,
     noise: Tensor,
-    steps: int,
+    times: Tensor,
     shift: float = 1.0,
     on_step: Callable[[int], None] | None = None,
 ) -> Tensor:
-    """Sample x0 [B, ...] from standard normal ``noise`` [B, ...] in ``steps`` DDIM steps.
+    """Sample x0 [B, ...] from standard normal ``noise`` [B, ...] over the time grid ``times``.
 
-    ``denoise(z, t)`` returns the v-prediction at times ``t`` [B] (float32). The update
-    coefficients stay CPU scalars: the loop never copies to the device, so on a GPU it never
-    waits for the model (a copy per step cost ~1 ms of idle GPU each, docs/PERFORMANCE.md).
+    ``times``: float64 [steps + 1], from 1 (noise) down to 0 (clean), e.g. ``ddim_times(steps)``;
+    one DDIM step per interval, the last returning the x0 estimate. ``denoise(z, t)`` returns the
+    v-prediction at times ``t`` [B] (float32). The update coefficients stay CPU scalars: the loop
+    never copies to the device, so on a GPU it never waits for the model (a copy per step cost
+    ~1 ms of idle GPU each, docs/PERFORMANCE.md).
     """
-    times = ddim_times(steps)
+    if times.dim() != 1 or len(times) < 2:
+        raise ValueError(
+            f"DDIM time grid of shape {tuple(times.shape)}: need a 1-D grid of at least 2 times "
+            "(1 down to 0), e.g. ddim_times(steps)"
+        )
+    steps = len(times) - 1
     lams = logsnr(times, shift)
     batch = noise.shape[0]
     z = noise

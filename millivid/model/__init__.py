@@ -4,6 +4,7 @@ The training task lives in ``millivid.model.task`` (imported explicitly: it need
 """
 
 from millivid.model.config import PRESETS, DiTConfig
+from millivid.model.ddim_sampler import sample_targets
 from millivid.model.dit import ContextCache, VideoDiT, count_parameters
 from millivid.model.packing import (
     NO_ACTION,
@@ -15,7 +16,6 @@ from millivid.model.packing import (
     unpack_targets,
     unpatchify,
 )
-from millivid.model.sampling import sample_targets
 
 __all__ = [
     "NO_ACTION",

@@ -1,7 +1,7 @@
 """The video model's training task for the shared trainer (paper §3.2, A.2).
 
 One code path for every method: a batch element is a random video from the latent source, a
-random step from the method's plan sampler (``sample_training_step``), packed with ground-truth
+random training step of the method's plan (``sample_training_step``), packed with ground-truth
 context and clean targets; ``loss`` noises the targets at a random continuous time, predicts v and
 takes the MSE over real target channels only. With probability ``diffusion.context_dropout`` all
 context tokens of an element are dropped (masked out) for classifier-free guidance.

@@ -1,8 +1,8 @@
 """Rollout plans for every method (pure Python, no torch).
 
 ``make_plan(method, budget, start, end)`` lists the steps of a rollout; each ``Step`` says which
-(level, frame range) spans are clean context and which are noisy targets. The training sampler
-(``sample_training_step``) draws exactly the steps rollouts take. See docs/PLANS.md.
+(level, frame range) spans are clean context and which are noisy targets. Training draws its
+steps with ``sample_training_step``: exactly the steps rollouts take. See docs/PLANS.md.
 """
 
 from millivid.plan.budget import BudgetError, context_capacity, stacked_lookback, target_frames
@@ -16,14 +16,14 @@ from millivid.plan.methods import (
     make_plan,
     max_lookback,
 )
-from millivid.plan.sampler import (
+from millivid.plan.step import Span, Step
+from millivid.plan.training_steps import (
     MIN_START,
     count_training_steps,
     sample_training_step,
     step_kinds,
     training_steps,
 )
-from millivid.plan.step import Span, Step
 
 __all__ = [
     "METHODS",

@@ -2,8 +2,8 @@
 
 A step says which (level, frame range) tokens are context and which are target, in packing order:
 context spans first (as listed), then ``target``, then ``discarded``. Frame ranges are half-open
-``[start, stop)`` absolute frame indices. The planner knows nothing about tensors: the training
-sampler and the rollout engine both consume these steps.
+``[start, stop)`` absolute frame indices. The planner knows nothing about tensors: training
+(``sample_training_step``) and the rollout engine both consume these steps.
 
 Sequence length of a step = ``context_tokens + missing_tokens + target_tokens``; it is the same for
 every step of one method and budget, so steps of any kind stack into one batch.

@@ -2,9 +2,9 @@
 
 The engine knows plans and the store; it does not know the model. A ``Denoiser`` turns one
 step's clean context latents (+ actions, + the step's starting noise) into the step's target
-latents; ``millivid.rollout.sampler`` builds one from a DiT, the DDIM sampler and CFG. Noise is
-drawn per step from ``(seed, step index)``, so an interrupted rollout resumed from its saved
-store gives the same result as an uninterrupted one.
+latents; ``millivid.rollout.dit_denoiser`` builds one from a DiT, the DDIM sampler and CFG. Noise
+is drawn per step from ``(seed, step index)`` (``millivid.seeds.rollout_step_seed``), so an
+interrupted rollout resumed from its saved store gives the same result as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 
 from millivid.plan.step import Span, Step
 from millivid.rollout.store import LatentStore
+from millivid.seeds import rollout_step_seed
 
 
 class Denoiser(Protocol):
@@ -59,7 +60,7 @@ def host_randn(
 
 def step_noise(seed: int, index: int, shape: Sequence[int], device: torch.device) -> torch.Tensor:
     """Standard normal noise for rollout step ``index``: a function of (seed, index) only."""
-    return host_randn(shape, torch.Generator().manual_seed(seed * 1_000_003 + index), device)
+    return host_randn(shape, torch.Generator().manual_seed(rollout_step_seed(seed, index)), device)
 
 
 def run_plan(

@@ -29,6 +29,7 @@ from millivid.model.task import build_video_model
 from millivid.plan import context_source, generated_levels, make_plan
 from millivid.plan.step import Span, Step
 from millivid.presets import Config
+from millivid.rollout.dit_denoiser import DiTDenoiser
 from millivid.rollout.engine import Progress, first_nonfinite_step, run_plan
 from millivid.rollout.request import (
     GenerateRequest,
@@ -37,7 +38,6 @@ from millivid.rollout.request import (
     request_actions,
     request_poses,
 )
-from millivid.rollout.sampler import DiTDenoiser
 from millivid.rollout.state import load_rollout_state, save_rollout_state
 from millivid.rollout.store import LatentStore
 from millivid.train import StepBoundaryStop, load_checkpoint, load_weights_into

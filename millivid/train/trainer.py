@@ -7,10 +7,11 @@ under torchrun, atomic checkpoints every N steps and at exit, exact resume, a tq
 ``metrics.jsonl``.
 
 Exact resume: the batch of step ``s`` on rank ``r`` comes from a generator seeded with
-``(seed, r, s)`` and the global RNG is reseeded the same way, so a resumed run sees exactly the
-batches and noise of an uninterrupted one. The lr schedule is a function of the step too, so a
-resumed run may ask for more steps (``config.RESUMABLE_KEYS``). A run can also go on in a new
-folder from a small continuation state (``continuation.py``).
+``(seed, r, s)`` (``millivid.seeds.train_step_seed``) and the global RNG is reseeded the same
+way, so a resumed run sees exactly the batches and noise of an uninterrupted one. The lr
+schedule is a function of the step too, so a resumed run may ask for more steps
+(``config.RESUMABLE_KEYS``). A run can also go on in a new folder from a small continuation
+state (``continuation.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tqdm import tqdm
 
 from millivid.atomic import write_text_atomic
 from millivid.device import resolve_device
+from millivid.seeds import train_step_seed
 from millivid.train.checkpoint import (
     CheckpointError,
     check_resumable,
@@ -71,10 +73,6 @@ class TrainTask(Protocol):
         ...
 
 
-def _step_seed(seed: int, rank: int, step: int) -> int:
-    return (seed * 1_000_003 + rank * 10_007 + step) % (2**63 - 1)
-
-
 class StepBatches(torch.utils.data.Dataset):
     """Batch ``step`` of a task as a dataset item: a function of (seed, rank, step) only, so
     DataLoader workers can build batches ahead of the training loop without changing them."""
@@ -86,7 +84,7 @@ class StepBatches(torch.utils.data.Dataset):
         return self.steps
 
     def __getitem__(self, step: int):
-        seed = _step_seed(self.seed, self.rank, step)
+        seed = train_step_seed(self.seed, self.rank, step)
         torch.manual_seed(seed)  # a task may use the global RNG: same in a worker as in-process
         return self.task.batch(step, torch.Generator().manual_seed(seed))
 
@@ -240,7 +238,7 @@ def train(
                 except Exception:  # workers gone (killed with us: RuntimeError, OSError from
                     stop.check()  # a half-received batch), or a real error
                     raise
-                torch.manual_seed(_step_seed(cfg.seed, rank, step))  # model-side randomness
+                torch.manual_seed(train_step_seed(cfg.seed, rank, step))  # model-side randomness
                 with autocast:
                     loss, metrics = task.loss(train_model, batch, dev)
                 for o in optimizers:

@@ -1,4 +1,4 @@
-"""The training-step sampler draws exactly the steps rollouts take (enumerated for small budgets)."""
+"""Training steps are exactly the steps rollouts take (enumerated for small budgets)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def rollout_steps(method: str, budget: PlanConfig, video_length: int, all_ends: 
     return found
 
 
-def test_tiny_sampler_set_is_every_rollout_step_for_any_start_and_end():
+def test_tiny_training_steps_are_every_rollout_step_for_any_start_and_end():
     for method in METHODS:
         expect = rollout_steps(method, TINY, 24, all_ends=True)
         got = list(training_steps(method, TINY, 24))
@@ -46,7 +46,7 @@ def test_tiny_sampler_set_is_every_rollout_step_for_any_start_and_end():
         assert set(got) == expect, method
 
 
-def test_sampler_draws_every_step_and_nothing_else():
+def test_sample_training_step_draws_every_step_and_nothing_else():
     rng = random.Random(0)
     for method in ("millivid", "upscale", "mirrored-framepack"):
         allowed = set(training_steps(method, TINY, 24))
@@ -57,7 +57,7 @@ def test_sampler_draws_every_step_and_nothing_else():
             assert levels.count(0) > 2 * levels.count(1) > 2 * levels.count(2)
 
 
-def test_sampler_includes_cut_context_steps_near_the_start():
+def test_training_steps_include_cut_context_steps_near_the_start():
     steps = list(training_steps("millivid", PRESETS["paper"], 300))
     assert any(s.missing_tokens > 0 for s in steps)
     assert any(s.missing_tokens == 0 for s in steps)
@@ -72,7 +72,7 @@ def test_paper_kinds_match_one_period_of_the_rollout():
     assert [k.step.target.level for k in kinds[:4]] == [3, 2, 1, 0]
 
 
-def test_sampler_is_deterministic_and_rejects_too_short_videos():
+def test_sample_training_step_is_deterministic_and_rejects_too_short_videos():
     a = [sample_training_step("millivid", TINY, 40, random.Random(7)) for _ in range(3)]
     b = [sample_training_step("millivid", TINY, 40, random.Random(7)) for _ in range(3)]
     assert a == b
@@ -100,7 +100,7 @@ def small_budgets(draw) -> PlanConfig:
 
 @settings(max_examples=200, deadline=None)
 @given(b=small_budgets(), video_length=st.integers(2, 30))
-def test_sampler_set_equals_rollout_steps_for_random_small_budgets(b, video_length):
+def test_training_steps_equal_rollout_steps_for_random_small_budgets(b, video_length):
     for method in METHODS:
         try:
             expect = rollout_steps(method, b, video_length)

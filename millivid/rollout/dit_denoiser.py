@@ -1,17 +1,19 @@
-"""The engine's ``Denoiser`` for a video DiT: pack the step, DDIM (+CFG, + context K/V reuse),
-unpack the target latents (DESIGN.md: rollout = plan + sampler + latent store)."""
+"""The engine's ``Denoiser`` for a video DiT: pack the step, run the DDIM sampler (+CFG, + context
+K/V reuse), unpack the target latents (a rollout is plan + denoiser + latent store)."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
+from millivid.diffusion import ddim_times
 from millivid.diffusion.config import DiffusionConfig
+from millivid.model.ddim_sampler import compile_for_sampling, sample_targets
 from millivid.model.dit import VideoDiT
 from millivid.model.packing import pack_spans, unpack_targets
-from millivid.model.sampling import compile_for_sampling, sample_targets
 from millivid.plan.step import Step
 from millivid.rollout.engine import host_randn
+from millivid.seeds import discarded_noise_seed
 
 
 class DiTDenoiser:
@@ -43,7 +45,9 @@ class DiTDenoiser:
     @torch.no_grad()
     def __call__(self, step: Step, context: list[Tensor], actions: Tensor, noise: Tensor) -> Tensor:
         # discarded targets (mirrored FramePack) get their own noise, a function of the step only
-        gen = torch.Generator().manual_seed(step.target.start * 7919 + step.target.level)
+        gen = torch.Generator().manual_seed(
+            discarded_noise_seed(step.target.start, step.target.level)
+        )
         extra = [
             host_randn(
                 (
@@ -69,7 +73,7 @@ class DiTDenoiser:
         values = sample_targets(
             self.model,
             tokens,
-            self.diffusion.sample_steps,
+            ddim_times(self.diffusion.sample_steps),
             self.diffusion.shift,
             self.diffusion.guidance,
             self.reuse_context,

@@ -1,4 +1,4 @@
-"""Training-step sampling: draw exactly the steps the rollout takes, at random positions.
+"""Training steps: exactly the steps rollouts take, drawn at random positions.
 
 Every method's rollout is made of a few step *kinds* (a step's spans relative to its target
 start) repeating with a period: a rollout from any start A takes, in each period, the kinds of a
@@ -6,8 +6,9 @@ rollout from 0 moved to A + k * period. So the steps that occur in some rollout 
 ``A >= MIN_START`` (at least one ground-truth frame) of a video of ``video_length`` frames are
 exactly: each kind placed at every target start ``a`` from its first possible start up to where
 its last span still ends inside the video, with context cut at frame 0 (``missing_tokens``).
-The sampler draws uniformly over these distinct steps, so kinds appear as often as in rollouts,
-steps near the start of a video (cut context) are included, and all context is ground truth.
+``sample_training_step`` draws uniformly over these distinct steps, so kinds appear as often as
+in rollouts, steps near the start of a video (cut context) are included, and all context is
+ground truth.
 """
 
 from __future__ import annotations

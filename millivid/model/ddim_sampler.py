@@ -1,7 +1,8 @@
-"""Sample one plan step's targets with the DiT: DDIM + CFG, with context K/V reuse when valid.
+"""The sampler: one plan step's targets from the DiT by DDIM + CFG, with context K/V reuse.
 
-The rollout engine packs a step with noise as targets (``pack_spans``), calls
-``sample_targets`` and writes ``unpack_targets`` of the result back to its latent store.
+The rollout's denoiser (``millivid.rollout.dit_denoiser``) packs a step with noise as targets
+(``pack_spans``), calls ``sample_targets`` and unpacks the result (``unpack_targets``) for the
+engine to write back to its latent store.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def compile_for_sampling(model: VideoDiT) -> VideoDiT:
 def sample_targets(
     model: VideoDiT,
     tokens: Tokens,
-    steps: int,
+    times: Tensor,
     shift: float = 1.0,
     guidance: float = 1.0,
     reuse_context: bool | None = None,
@@ -37,6 +38,7 @@ def sample_targets(
 ) -> Tensor:
     """Target latents [B, St, Cin] of ``tokens`` (whose target values are the starting noise).
 
+    ``times``: the DDIM time grid, float64 [steps + 1] from 1 to 0 (``ddim_times(steps)``).
     ``reuse_context`` (default: whenever the model is context-causal) computes the context K/V
     once and runs only the targets per DDIM step; otherwise every step recomputes the whole
     sequence. ``guidance`` != 1 adds the unconditional branch: every context token dropped
@@ -52,7 +54,7 @@ def sample_targets(
     def autocast():
         return torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)
 
-    def denoiser(packed: Tokens):
+    def v_prediction(packed: Tokens):
         with autocast():
             cache = model.encode_context(packed) if reuse_context else None
 
@@ -64,11 +66,11 @@ def sample_targets(
 
         return v
 
-    cond = denoiser(tokens)
+    cond = v_prediction(tokens)
     uncond = None
     if guidance != 1.0:
         drop_all = torch.ones(tokens.batch, dtype=torch.bool, device=tokens.valid.device)
-        uncond = denoiser(tokens.drop_context(drop_all))
+        uncond = v_prediction(tokens.drop_context(drop_all))
     noise = tokens.target_values
-    out = ddim_sample(cfg_denoiser(cond, uncond, guidance), noise, steps, shift)
+    out = ddim_sample(cfg_denoiser(cond, uncond, guidance), noise, times, shift)
     return out * tokens.channel_mask()[:, tokens.context_slots :]

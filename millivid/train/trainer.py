@@ -155,6 +155,7 @@ def train(
     check_run_start(
         out_dir, cfg, config, resume=resume, resume_from=resume_from, overwrite=overwrite
     )
+    owns_group = not dist.is_initialized()  # torchrun: this call starts the process group
     rank, world = _distributed()
     dev = resolve_device(device)
     if dev.type == "cuda":
@@ -289,6 +290,8 @@ def train(
                 save(step)  # at exit, also on Ctrl-C or an error: nothing trained is lost
             elif not diverged and continuation is not None:
                 save(step, checkpoint=False)  # nothing trained: the state of the checkpoint
+    if world > 1 and owns_group:
+        dist.destroy_process_group()  # no collective follows (rank 0 alone saves)
     return out_dir / "checkpoint"
 
 

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from millivid.atomic import read_json
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.device import resolve_device
+from millivid.digest import weights_digest
 from millivid.presets import Config
 from millivid.rollout.engine import run_plan
 from millivid.rollout.generate import (
@@ -86,6 +87,19 @@ def read_config(path: Path) -> dict[str, Any]:
     if folder is None:
         raise FileNotFoundError(f"{path}: no checkpoint (model.safetensors + config.json)")
     return read_json(folder / "config.json")
+
+
+def check_autoencoder(path: Path, ae_path: Path, autoencoder: torch.nn.Module) -> None:
+    """Refuse an autoencoder other than the one whose latents trained the video model at
+    ``path``: its config records that autoencoder's weight digest (``autoencoder_digest``, from
+    the latent cache). Models saved without the record are not checked."""
+    expected = read_config(path).get("autoencoder_digest")
+    if expected and (found := weights_digest(autoencoder)) != expected:
+        raise ValueError(
+            f"{ae_path} is not the autoencoder {path} was trained with (its weights {found}, "
+            f"the model's latents came from {expected}): give --ae the autoencoder whose "
+            "latent cache trained the model"
+        )
 
 
 def _batched(name: str, array: Any, per_video: str, batch: int | None) -> np.ndarray:
@@ -236,7 +250,12 @@ class Pipeline:
                 "ae/), saving would delete it: save into a new or empty folder"
             )
         tmp = fresh_tmp_folder(path)
-        video_config = {"stage": "video", "method": self.method, **to_dict(self.cfg)}
+        video_config = {
+            "stage": "video",
+            "method": self.method,
+            "autoencoder_digest": weights_digest(self.ae),
+            **to_dict(self.cfg),
+        }
         _write_weights(tmp, self.model, video_config)
         _write_weights(tmp / AE_FOLDER, self.ae, self.ae_config)
         return swap_in_folder(tmp, path)
@@ -270,4 +289,5 @@ def load(
         check_inputs(cfg, method, autoencoder, context=1, given=1)  # model/autoencoder fit
     except ValueError as err:
         raise ValueError(f"{ae_path} with {path}: {err}") from None
+    check_autoencoder(path, ae_path, autoencoder)
     return Pipeline(model, cfg, method, autoencoder, dev, read_config(ae_path))

@@ -274,7 +274,12 @@ def reproduce(
             if _trained(out, vcfg.video_train.steps):
                 continue
             log(f"video model: {variant}")
-            saved = {"stage": "video", "method": method, **to_dict(vcfg)}
+            saved = {
+                "stage": "video",
+                "method": method,
+                "autoencoder_digest": cache.meta.get("autoencoder_digest"),
+                **to_dict(vcfg),
+            }
             task = VideoTask(vcfg, method, cache)
             with clock.stage(f"video/{variant}"):
                 resume = _has_checkpoint(out)  # else: a fresh start over any partial log
@@ -292,12 +297,14 @@ def reproduce(
         from millivid.plan import make_plan
         from millivid.plan.draw import draw_plan
         from millivid.rollout.folder import rollout_folder
+        from millivid.pipeline import check_autoencoder
         from millivid.rollout.generate import load_ae, load_video_model
 
         end = rcfg.context + rcfg.frames
         for variant in rcfg.variants:
             model, vcfg, method = load_video_model(run / "video" / variant, dev)
             autoenc = load_ae(ae_runs[VARIANTS[variant].ae], dev)
+            check_autoencoder(run / "video" / variant, ae_runs[VARIANTS[variant].ae], autoenc)
             plan_png = run / "plans" / f"{variant}.png"
             if not plan_png.exists():
                 plan_png.parent.mkdir(parents=True, exist_ok=True)

@@ -218,3 +218,27 @@ def test_import_millivid_imports_no_torch():
         "assert callable(millivid.load) and 'torch' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_a_model_refuses_an_autoencoder_other_than_the_one_it_was_trained_with(tmp_path):
+    from millivid.digest import weights_digest
+
+    cfg = load_preset("tiny")
+    for name, seed in (("ae", 0), ("other-ae", 1)):  # same shapes, other weights
+        torch.manual_seed(seed)
+        ae = HierarchicalAutoencoder(cfg.ae)
+        write_checkpoint(tmp_path / name, ae.state_dict(), {"stage": "autoencoder", **to_dict(cfg)})
+    digest = weights_digest(load_ae(tmp_path / "ae", "cpu"))
+    saved = {"stage": "video", "method": "millivid", "autoencoder_digest": digest, **to_dict(cfg)}
+    write_checkpoint(tmp_path / "video", build_video_model(cfg, "millivid").state_dict(), saved)
+    pipe = millivid.load(tmp_path / "video", ae=tmp_path / "ae", device="cpu")
+    with pytest.raises(ValueError, match="is not the autoencoder .* was trained with"):
+        millivid.load(tmp_path / "video", ae=tmp_path / "other-ae", device="cpu")
+    pipe.save(tmp_path / "saved")  # the record travels with a saved pipeline
+    assert json.loads((tmp_path / "saved" / "config.json").read_text())["autoencoder_digest"] == (
+        digest
+    )
+    millivid.load(tmp_path / "saved", device="cpu")
+    args = ["generate", "--ckpt", str(tmp_path / "video"), "--ae", str(tmp_path / "other-ae")]
+    args += ["--seed", "3", "--context", "8", "--frames", "4", "--out", str(tmp_path / "g")]
+    assert main(args) == 1

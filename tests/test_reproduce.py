@@ -40,6 +40,8 @@ def test_every_stage_writes_its_outputs_and_a_rerun_skips_them(tmp_path, capsys)
         assert (out / "plans" / f"{variant}.png").stat().st_size > 0
         state = json.loads((out / "video" / variant / "checkpoint" / "config.json").read_text())
         assert state["stage"] == "video"
+        cache = json.loads((out / "latents" / "cache.json").read_text())
+        assert state["autoencoder_digest"] == cache["autoencoder_digest"] is not None
     table = (out / "eval" / "table.md").read_text()
     assert "millivid-cc" in table and "fullres" in table
     for baseline in ("copy-last", "context-mean", "nearest-pose"):  # every table has them

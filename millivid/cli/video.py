@@ -74,8 +74,14 @@ def run_train(args: argparse.Namespace) -> int:
     from millivid.model.task import VideoTask
     from millivid.train import train
 
-    task = VideoTask(config, args.method, LatentCache(args.latents))
-    saved = {"stage": "video", "method": args.method, **to_dict(config)}
+    cache = LatentCache(args.latents)
+    task = VideoTask(config, args.method, cache)
+    saved = {
+        "stage": "video",
+        "method": args.method,
+        "autoencoder_digest": cache.meta.get("autoencoder_digest"),
+        **to_dict(config),
+    }
     out = train(
         task,
         config.video_train,

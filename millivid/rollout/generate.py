@@ -44,15 +44,17 @@ from millivid.train import StepBoundaryStop, load_checkpoint, load_weights_into
 from millivid.typed_config import from_dict, to_dict
 
 
+# what a video checkpoint's config.json records beside the Config
+RECORD_KEYS = ("stage", "method", "autoencoder_digest")
+
+
 def load_video_model(run: Path, device: str) -> tuple[torch.nn.Module, Config, str]:
     """(model, config, method) of a ``millivid video train`` run or checkpoint folder."""
     weights, saved = load_checkpoint(run, ema=True)
     if saved.get("stage") != "video":
         raise ValueError(f"{run}: not a video-model checkpoint (stage={saved.get('stage')!r})")
     method = saved["method"]
-    cfg = from_dict(
-        Config, {k: v for k, v in saved.items() if k not in ("stage", "method")}, str(run)
-    )
+    cfg = from_dict(Config, {k: v for k, v in saved.items() if k not in RECORD_KEYS}, str(run))
     model = build_video_model(cfg, method)
     load_weights_into(model, weights, str(run))
     return model.to(device).eval(), cfg, method

@@ -294,10 +294,10 @@ def reproduce(
                 )
 
     def rollout() -> None:
+        from millivid.pipeline import check_autoencoder
         from millivid.plan import make_plan
         from millivid.plan.draw import draw_plan
         from millivid.rollout.folder import rollout_folder
-        from millivid.pipeline import check_autoencoder
         from millivid.rollout.generate import load_ae, load_video_model
 
         end = rcfg.context + rcfg.frames

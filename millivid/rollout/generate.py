@@ -43,7 +43,6 @@ from millivid.rollout.store import LatentStore
 from millivid.train import StepBoundaryStop, load_checkpoint, load_weights_into
 from millivid.typed_config import from_dict, to_dict
 
-
 # what a video checkpoint's config.json records beside the Config
 RECORD_KEYS = ("stage", "method", "autoencoder_digest")
 

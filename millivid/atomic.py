@@ -11,6 +11,7 @@ atomically; it imports nothing from millivid, so every package can use it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -66,6 +67,18 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented JSON (and a final newline) to ``path`` atomically."""
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def check_writable(*paths: str | os.PathLike) -> None:
+    """Fail now rather than after a long job when one of ``paths`` cannot be written: a path
+    that is a folder, or a folder that cannot take a new file (the OSError names the path)."""
+    for path in map(Path, paths):
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}")
+        os.close(fd)
+        os.unlink(tmp)
 
 
 def read_json(path: str | os.PathLike) -> Any:

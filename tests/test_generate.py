@@ -217,3 +217,11 @@ def test_without_imageio_ffmpeg_the_rollout_is_kept_and_only_the_mp4_skipped(
     assert json.loads((tmp_path / "out" / "g.json").read_text())["context"] == 24
     assert not (tmp_path / "out" / "g.mp4").exists()
     assert "mp4:" not in capsys.readouterr().out
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_rollout(tmp_path, capsys):
+    video, ae = make_runs(tmp_path)
+    (tmp_path / "g.mp4").mkdir()  # the mp4 would be written last, after the whole rollout
+    assert run(video, ae, tmp_path / "g") == 1
+    assert f"{tmp_path / 'g.mp4'}: is a folder, not a file" in capsys.readouterr().err
+    assert not list(tmp_path.glob("g.*.safetensors")) and not (tmp_path / "g.npz").exists()

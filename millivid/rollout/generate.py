@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from millivid.autoencoder.model import HierarchicalAutoencoder, to_frames
 from millivid.data.videos import VideoRecord
+from millivid.atomic import check_writable
 from millivid.digest import arrays_digest, weights_digest
 from millivid.model.task import build_video_model
 from millivid.plan import context_source, generated_levels, make_plan
@@ -279,6 +280,9 @@ def decode_frames(
     return torch.cat(out).unflatten(0, latents.shape[:2]).cpu().numpy()
 
 
+OUTPUT_SUFFIXES = (".npz", ".json", ".mp4", "_plan.png", ".state.safetensors")
+
+
 def generate(
     req: GenerateRequest,
     model,
@@ -292,7 +296,7 @@ def generate(
     """Generate one video, write the outputs and return their paths (see the module docstring)."""
     if method_check and method_check != method:
         raise ValueError(f"--method {method_check} but the checkpoint was trained for {method!r}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(*(out.with_name(out.name + s) for s in OUTPUT_SUFFIXES))  # before the work
     batched = replace(
         req,
         frames=np.asarray(req.frames)[None],

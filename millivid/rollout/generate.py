@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from millivid.atomic import check_writable
 from millivid.autoencoder.model import HierarchicalAutoencoder, to_frames
 from millivid.data.videos import VideoRecord
-from millivid.atomic import check_writable
 from millivid.digest import arrays_digest, weights_digest
 from millivid.model.task import build_video_model
 from millivid.plan import context_source, generated_levels, make_plan

@@ -26,6 +26,7 @@ from millivid.autoencoder.run import load_autoencoder
 from millivid.autoencoder.task import AutoencoderTask
 from millivid.data.dataset import list_videos
 from millivid.data.videos import load_video
+from millivid.device import resolve_device
 from millivid.evaluate.image_metrics import psnr, ssim
 from millivid.presets import load_preset
 from millivid.train import build_optimizers, parameter_count
@@ -190,7 +191,7 @@ def main() -> None:
     g.add_argument("--videos", type=int, default=12, help="tiny-world training videos")
     g.add_argument("--seed", type=int, default=0)
     for p in (q, s, g):
-        p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+        p.add_argument("--device", default=str(resolve_device()))
     args = parser.parse_args()
     print(
         json.dumps(

@@ -17,31 +17,24 @@ Latents are normalized per level and channel by statistics stored in the weights
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
 from millivid.autoencoder.config import AutoencoderConfig
+from millivid.nn import block_centre, modulate, sincos
 
 
 def sincos_2d(rows: Tensor, cols: Tensor, dim: int) -> Tensor:
     """[N] float rows/cols -> [N, dim] sin/cos embedding (half the channels per axis)."""
-    quarter = dim // 4
-    freqs = torch.exp(-math.log(10_000.0) * torch.arange(quarter, dtype=torch.float32) / quarter)
-    parts = []
-    for pos in (rows, cols):
-        angle = pos.float()[:, None] * freqs[None].to(pos.device)
-        parts += [angle.sin(), angle.cos()]
-    return torch.cat(parts, dim=-1)
+    half = 2 * (dim // 4)
+    return torch.cat([sincos(rows, half), sincos(cols, half)], dim=-1)
 
 
 def level_grid(side: int, level: int) -> tuple[Tensor, Tensor]:
     """Row/col of every token of ``level`` (row-major) in level-0 token units (block centres)."""
-    n = side >> level
-    idx = (torch.arange(n, dtype=torch.float32) + 0.5) * 2**level - 0.5
+    idx = block_centre(torch.arange(side >> level), torch.tensor(level))
     rows, cols = torch.meshgrid(idx, idx, indexing="ij")
     return rows.reshape(-1), cols.reshape(-1)
 
@@ -72,11 +65,11 @@ class Block(nn.Module):
         else:
             shift1 = scale1 = shift2 = scale2 = 0.0
             gate1 = gate2 = 1.0
-        h = self.norm1(x) * (1 + scale1) + shift1
+        h = modulate(self.norm1(x), shift1, scale1)
         q, k, v = rearrange(self.qkv(h), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         attn = rearrange(F.scaled_dot_product_attention(q, k, v), "b h n d -> b n (h d)")
         x = x + gate1 * self.proj(attn)
-        h = self.norm2(x) * (1 + scale2) + shift2
+        h = modulate(self.norm2(x), shift2, scale2)
         return x + gate2 * self.mlp(h)
 
 

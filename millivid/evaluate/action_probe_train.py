@@ -22,6 +22,7 @@ from millivid.evaluate.action_probe_task import (
     blurred,
     render_action_data,
 )
+from millivid.nn import count_parameters
 from millivid.train import TrainConfig, load_checkpoint, train
 
 HELD_OUT_VIDEOS = 48
@@ -82,7 +83,7 @@ def train_action_probe(
         },
         "held_out_blurred": action_scores(model, blurred(held)),
         "seconds": round(time.time() - t0, 1),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": count_parameters(model),
     }
     save_action_probe(model.cpu(), out, {"report": report})
     load_action_probe(out)  # round-trip check

@@ -12,6 +12,7 @@ from pathlib import Path
 from millivid.device import resolve_device
 from millivid.evaluate.probe import ProbeConfig, SegmentationProbe, load_probe, save_probe
 from millivid.evaluate.probe_task import ProbeTask, probe_scores, render_probe_data
+from millivid.nn import count_parameters
 from millivid.train import TrainConfig, load_checkpoint, train
 
 HELD_OUT_VIDEOS = 4
@@ -68,7 +69,7 @@ def train_probe(
         "trainer": trainer,
         "held_out": {"videos": HELD_OUT_VIDEOS, "frames": int(len(held.frames)), **scores},
         "seconds": round(time.time() - t0, 1),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": count_parameters(model),
     }
     save_probe(model.cpu(), out, {"report": report})
     load_probe(out)  # round-trip check

@@ -5,7 +5,7 @@ The training task lives in ``millivid.model.task`` (imported explicitly: it need
 
 from millivid.model.config import PRESETS, DiTConfig
 from millivid.model.ddim_sampler import sample_targets
-from millivid.model.dit import ContextCache, VideoDiT, count_parameters
+from millivid.model.dit import ContextCache, VideoDiT
 from millivid.model.packing import (
     NO_ACTION,
     Tokens,
@@ -16,6 +16,7 @@ from millivid.model.packing import (
     unpack_targets,
     unpatchify,
 )
+from millivid.nn import count_parameters
 
 __all__ = [
     "NO_ACTION",

@@ -3,7 +3,7 @@
 Every token gets: its learned input projection (one per patchify kernel size), a 3D sin/cos
 position of (frame - target start, row, col) with rows/cols in level-0 coordinates — a level-l
 token sits at the centre of the 2^l x 2^l block of level-0 cells it covers
-(``embed.block_centre``) —, a learned level embedding and the frame's condition: a learned action
+(``millivid.nn.block_centre``) —, a learned level embedding and the frame's condition: a learned action
 embedding (forward/left/right + none) and/or an embedding of the frame's camera pose relative to
 the first target frame (``DiTConfig.condition``); with ``DiTConfig.pose_rope`` the pose also
 rotates 32 dims of every query and key (``embed.rotate``). Each block is adaLN-Zero (DiT) with *per-token* modulation from
@@ -39,17 +39,12 @@ from millivid.model.embed import (
     POSE_ROPE_DIMS,
     PoseEmbedder,
     TimestepEmbedder,
-    block_centre,
     pose_angles,
     position_3d,
     rotate,
 )
 from millivid.model.packing import NO_ACTION, Tokens
-
-
-def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    """adaLN: ``x * (1 + scale) + shift`` (all [B, n, D])."""
-    return x * (1 + scale) + shift
+from millivid.nn import block_centre, modulate
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
@@ -322,7 +317,3 @@ class VideoDiT(nn.Module):
             v = torch.cat([cache.values[i].to(v.dtype), v], dim=2)
             x = block.finish(x, attend(q, k, v), mod)
         return self._head(x, cond, cond_id, tokens.kernel[:, sc:])
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

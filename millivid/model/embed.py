@@ -1,4 +1,4 @@
-"""Sin/cos embeddings (positions and diffusion time), as pure functions and one small module."""
+"""Sin/cos embeddings (positions, diffusion time, camera poses) and pose rotary angles."""
 
 from __future__ import annotations
 
@@ -7,15 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-
-def sincos(pos: Tensor, dim: int, base: float = 10_000.0) -> Tensor:
-    """Sin/cos features of real positions ``pos`` [...]: float32 [..., dim] (dim even)."""
-    half = dim // 2
-    freqs = torch.exp(
-        -math.log(base) * torch.arange(half, device=pos.device, dtype=torch.float32) / half
-    )
-    angles = pos.float().unsqueeze(-1) * freqs
-    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+from millivid.nn import sincos
 
 
 def axis_dims(width: int) -> tuple[int, int, int]:
@@ -28,13 +20,6 @@ def position_3d(frame: Tensor, row: Tensor, col: Tensor, width: int) -> Tensor:
     """3D sin/cos embedding [..., width] of (frame, row, col) positions (floats)."""
     df, dr, dc = axis_dims(width)
     return torch.cat([sincos(frame, df), sincos(row, dr), sincos(col, dc)], dim=-1)
-
-
-def block_centre(index: Tensor, level: Tensor) -> Tensor:
-    """Level-0 coordinate of the centre of cell ``index`` of a grid ``2^level`` times coarser:
-    ``(index + 0.5) * 2^level - 0.5`` (equals ``index`` at level 0)."""
-    scale = torch.pow(2.0, level.float())
-    return (index.float() + 0.5) * scale - 0.5
 
 
 class TimestepEmbedder(nn.Module):

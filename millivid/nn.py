@@ -1,0 +1,37 @@
+"""Network pieces shared by the autoencoder and the video DiT: sin/cos features, block centres,
+adaLN modulation and the parameter count. Imports only torch, so every package can use it."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+def sincos(pos: Tensor, dim: int, base: float = 10_000.0) -> Tensor:
+    """Sin/cos features of real positions ``pos`` [...]: float32 [..., dim] (dim even), the
+    sines then the cosines of ``pos * base^(-i / (dim/2))``, i = 0 .. dim/2 - 1."""
+    half = dim // 2
+    freqs = torch.exp(
+        -math.log(base) * torch.arange(half, device=pos.device, dtype=torch.float32) / half
+    )
+    angles = pos.float().unsqueeze(-1) * freqs
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+def block_centre(index: Tensor, level: Tensor) -> Tensor:
+    """Level-0 coordinate of the centre of cell ``index`` of a grid ``2^level`` times coarser:
+    ``(index + 0.5) * 2^level - 0.5`` (equals ``index`` at level 0)."""
+    scale = torch.pow(2.0, level.float())
+    return (index.float() + 0.5) * scale - 0.5
+
+
+def modulate(x: Tensor, shift: Tensor | float, scale: Tensor | float) -> Tensor:
+    """adaLN: ``x * (1 + scale) + shift`` (shift and scale broadcast against x [B, n, D])."""
+    return x * (1 + scale) + shift
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters of ``model``, trainable or not."""
+    return sum(p.numel() for p in model.parameters())

@@ -20,6 +20,9 @@ skip finished files, rollouts resume from their saved latent store. Layout of RU
     report.html
     stages.json                  wall seconds spent in each stage (summed over calls)
 
+Each stage is a function of a ``Run`` (what the stages share), listed in ``STAGE_FUNCTIONS``
+in the order the stages run.
+
 A *variant* is a method plus an attention mode (``Variant``): ``millivid`` (full attention, the
 paper), ``millivid-cc`` (context-causal: context K/V reused across denoising steps),
 ``millivid-balanced`` (training steps drawn with equal weight per target level), ``framepack``,
@@ -42,7 +45,27 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from millivid.atomic import read_json, write_json_atomic
+from millivid.autoencoder.run import encode_dataset, train_autoencoder
+from millivid.data.latent_cache import LatentCache
+from millivid.data.make import make_dataset
+from millivid.data.videos import load_video
+from millivid.device import resolve_device
+from millivid.evaluate.baselines import BASELINES, write_baselines
+from millivid.evaluate.config import PRESETS as EVAL_PRESETS
+from millivid.evaluate.outputs import comparison_grid, write_set_outputs
+from millivid.evaluate.report import build_report
+from millivid.evaluate.runner import evaluate_sets
+from millivid.evaluate.suite import MetricSuite, parse_metrics
+from millivid.model.task import VideoTask
+from millivid.pipeline import check_autoencoder
+from millivid.plan import make_plan
+from millivid.plan.draw import draw_plan
 from millivid.presets import Config
+from millivid.rollout.folder import rollout_folder
+from millivid.rollout.generate import load_ae, load_video_model
+from millivid.train import train
+from millivid.train.checkpoint import load_trainer_state
+from millivid.typed_config import to_dict
 
 
 @dataclass(frozen=True)
@@ -109,8 +132,6 @@ PRESETS = {
     "paper": ReproduceConfig(train_videos=10_000, test_videos=1_000, context=256, frames=768),
 }
 
-STAGES = ("data", "ae", "latents", "video", "rollout", "evaluate", "report")
-
 
 class StageClock:
     """Accumulates wall seconds per stage in RUN/stages.json (written after every stage; the
@@ -153,9 +174,6 @@ def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
 def write_grid(run: Path, context: int, frames: int) -> Path | None:
     """eval/grid.png: the first test video, ground truth and every rolled-out method, at the
     last context frame and 1, 8, 64, then every 128 generated frames."""
-    from millivid.data.videos import load_video
-    from millivid.evaluate.outputs import comparison_grid
-
     gt = sorted((run / "gt").glob("*.npz"))
     if not gt:
         return None
@@ -168,8 +186,6 @@ def write_grid(run: Path, context: int, frames: int) -> Path | None:
 
 
 def _trained(run: Path, steps: int) -> bool:
-    from millivid.train.checkpoint import load_trainer_state
-
     try:
         return int(load_trainer_state(run)["step"]) >= steps
     except (FileNotFoundError, ValueError, KeyError):
@@ -188,6 +204,207 @@ def _has_checkpoint(run: Path) -> bool:
     return (run / "checkpoint" / "model.safetensors").exists()
 
 
+@dataclass(frozen=True)
+class Run:
+    """What the stages of one ``reproduce`` call share."""
+
+    path: Path  # the run folder
+    cfg: Config
+    rcfg: ReproduceConfig
+    device: str  # resolved: "cpu", "cuda", ...
+    ae_runs: dict[str, Path]  # autoencoder kind -> its run folder
+    latent_dirs: dict[str, Path]  # autoencoder kind -> its latent cache of data/train
+    given_ae: Path | None  # --ae: the hierarchical autoencoder, trained elsewhere
+    clock: StageClock
+    log: Callable[[str], None]
+
+    @property
+    def train_dir(self) -> Path:
+        """The training videos (data/train)."""
+        return self.path / "data" / "train"
+
+    @property
+    def test_dir(self) -> Path:
+        """The test videos (data/test)."""
+        return self.path / "data" / "test"
+
+
+def make_run(
+    path: Path,
+    cfg: Config,
+    rcfg: ReproduceConfig,
+    *,
+    ae: Path | None,
+    device: str,
+    log: Callable[[str], None],
+) -> Run:
+    """The ``Run`` of ``reproduce``'s arguments: one autoencoder run and latent cache per
+    autoencoder kind the variants need (the hierarchical one always)."""
+    dev = str(resolve_device(device))
+    kinds = sorted({VARIANTS[v].ae for v in rcfg.variants if v in VARIANTS} | {"hierarchical"})
+    suffix = {"hierarchical": "", "cascaded": "-cascaded"}
+    ae_runs = {k: path / f"ae{suffix[k]}" for k in kinds}
+    if ae is not None:
+        ae_runs["hierarchical"] = ae
+    latent_dirs = {k: path / f"latents{suffix[k]}" for k in kinds}
+    return Run(path, cfg, rcfg, dev, ae_runs, latent_dirs, ae, StageClock(path), log)
+
+
+def stage_data(run: Run) -> None:
+    """World videos for training and test; ``gt`` links to the test videos."""
+    rcfg = run.rcfg
+    for out, n, test in (
+        (run.train_dir, rcfg.train_videos, False),
+        (run.test_dir, rcfg.test_videos, True),
+    ):
+        meta = out / "dataset.json"
+        if meta.exists() and read_json(meta).get("complete"):
+            continue
+        make_dataset(
+            out,
+            run.cfg.world,
+            n,
+            test=test,
+            device=run.device,
+            workers=rcfg.workers,
+            preset=run.cfg.preset,
+            compress=rcfg.compress,
+            shard_size=max(n, 1),
+        )
+    gt = run.path / "gt"
+    if not gt.exists():
+        gt.symlink_to(Path("data") / "test" / "0000", target_is_directory=True)
+
+
+def stage_ae(run: Run) -> None:
+    """Every autoencoder the variants need, each timed on its own (``ae/<kind>``)."""
+    cfg = run.cfg
+    for kind, ae_run in run.ae_runs.items():
+        if kind == "hierarchical" and run.given_ae is not None:
+            run.log(f"autoencoder: using {run.given_ae}")
+            continue
+        if _trained(ae_run, cfg.ae_train.steps):
+            continue
+        kcfg = replace(cfg, ae=replace(cfg.ae, kind=kind))
+        with run.clock.stage(f"ae/{kind}"):
+            resume = _has_checkpoint(ae_run)  # else: a fresh start over any partial log
+            train_autoencoder(kcfg, run.train_dir, ae_run, resume, run.device, overwrite=not resume)
+
+
+def stage_latents(run: Run) -> None:
+    """The latent cache of the training videos under every autoencoder."""
+    for kind, ae_run in run.ae_runs.items():
+        encode_dataset(ae_run, run.train_dir, run.latent_dirs[kind], run.device)
+
+
+def stage_video(run: Run) -> None:
+    """One video model per variant, on its autoencoder's latents, timed per variant."""
+    for variant in run.rcfg.variants:
+        method, vcfg = variant_config(run.cfg, variant)
+        cache = LatentCache(run.latent_dirs[vcfg.ae.kind])
+        out = run.path / "video" / variant
+        if _trained(out, vcfg.video_train.steps):
+            continue
+        run.log(f"video model: {variant}")
+        saved = {
+            "stage": "video",
+            "method": method,
+            "autoencoder_digest": cache.meta.get("autoencoder_digest"),
+            **to_dict(vcfg),
+        }
+        task = VideoTask(vcfg, method, cache)
+        with run.clock.stage(f"video/{variant}"):
+            resume = _has_checkpoint(out)  # else: a fresh start over any partial log
+            train(
+                task,
+                vcfg.video_train,
+                out,
+                config=saved,
+                resume=resume,
+                device=run.device,
+                overwrite=not resume,
+            )
+
+
+def stage_rollout(run: Run) -> None:
+    """Every variant rolled out over the test videos (after its plan is drawn), timed per
+    variant; an autoencoder other than the one the model's latents came from is refused."""
+    rcfg = run.rcfg
+    end = rcfg.context + rcfg.frames
+    for variant in rcfg.variants:
+        video_run, ae_run = run.path / "video" / variant, run.ae_runs[VARIANTS[variant].ae]
+        model, vcfg, method = load_video_model(video_run, run.device)
+        autoenc = load_ae(ae_run, run.device)
+        check_autoencoder(video_run, ae_run, autoenc)
+        plan_png = run.path / "plans" / f"{variant}.png"
+        if not plan_png.exists():
+            plan_png.parent.mkdir(parents=True, exist_ok=True)
+            plan = make_plan(method, vcfg.plan, rcfg.context, end)
+            draw_plan(method, vcfg.plan, rcfg.context, end, plan, plan_png, max_steps=24)
+        with run.clock.stage(f"rollout/{variant}"):
+            rollout_folder(
+                run.path / "gt",
+                run.path / "rollouts" / variant,
+                model,
+                vcfg,
+                method,
+                autoenc,
+                context=rcfg.context,
+                length=rcfg.frames,
+                batch=rcfg.rollout_batch,
+                steps=rcfg.sample_steps,
+                guidance=run.cfg.diffusion.guidance,  # this run's, not the checkpoint's
+                compile=rcfg.compile,
+                device=run.device,
+                max_videos=rcfg.test_videos,
+            )
+
+
+def stage_evaluate(run: Run) -> None:
+    """The trivial baselines' rollouts, then the metrics of every rollout set into eval/
+    (again only when a rollout is newer than eval/results.json)."""
+    rollouts, gt, context = run.path / "rollouts", run.path / "gt", run.rcfg.context
+    ecfg = EVAL_PRESETS[run.cfg.preset]
+    for kind in BASELINES:  # every table carries the trivial baselines
+        if not (rollouts / kind).exists():
+            write_baselines(gt, rollouts / kind, [kind], context, ecfg)
+    if _fresh(run.path / "eval" / "results.json", rollouts):
+        return
+    res = evaluate_sets(
+        rollouts,
+        gt,
+        context,
+        parse_metrics(run.rcfg.metrics),
+        ecfg,
+        suite=MetricSuite(ecfg, run.device),  # on the run's device (the probe is most of the work)
+    )
+    write_set_outputs(res, run.path / "eval", ecfg.horizon_names, start=context)
+
+
+def stage_report(run: Run) -> None:
+    """eval/grid.png and report.html (again only when eval/ is newer than the report)."""
+    report, rcfg = run.path / "report.html", run.rcfg
+    if _fresh(report, run.path / "eval"):
+        return
+    write_grid(run.path, rcfg.context, rcfg.frames)  # before the report: eval/ must stay older
+    build_report(run.path, report, max_frames=rcfg.context + rcfg.frames)
+
+
+STAGE_FUNCTIONS: dict[str, Callable[[Run], None]] = {
+    "data": stage_data,
+    "ae": stage_ae,
+    "latents": stage_latents,
+    "video": stage_video,
+    "rollout": stage_rollout,
+    "evaluate": stage_evaluate,
+    "report": stage_report,
+}
+STAGES = tuple(STAGE_FUNCTIONS)  # in the order they run
+
+# stages that time each variant themselves (video/<variant>, rollout/<variant>)
+TIMED_PER_VARIANT = ("video", "rollout")
+
+
 def reproduce(
     run: Path,
     cfg: Config,
@@ -198,181 +415,17 @@ def reproduce(
     log: Callable[[str], None] = print,
 ) -> Path:
     """Run (or continue) every stage into ``run``; returns the report path."""
-    from millivid.device import resolve_device
-
     run.mkdir(parents=True, exist_ok=True)
-    dev = str(resolve_device(device))
-    clock = StageClock(run)
+    shared = make_run(run, cfg, rcfg, ae=ae, device=device, log=log)
     wanted = rcfg.stages or STAGES
     for name in wanted:
         if name not in STAGES:
             raise ValueError(f"unknown stage {name!r} (known: {', '.join(STAGES)})")
-    kinds = sorted({VARIANTS[v].ae for v in rcfg.variants if v in VARIANTS} | {"hierarchical"})
-    suffix = {"hierarchical": "", "cascaded": "-cascaded"}
-    ae_runs = {k: run / f"ae{suffix[k]}" for k in kinds}
-    if ae is not None:
-        ae_runs["hierarchical"] = ae
-    latent_dirs = {k: run / f"latents{suffix[k]}" for k in kinds}
-    world = cfg.world
-    train_dir, test_dir = run / "data" / "train", run / "data" / "test"
-
-    def data() -> None:
-        from millivid.data.make import make_dataset
-
-        for out, n, test in (
-            (train_dir, rcfg.train_videos, False),
-            (test_dir, rcfg.test_videos, True),
-        ):
-            meta = out / "dataset.json"
-            if meta.exists() and read_json(meta).get("complete"):
-                continue
-            make_dataset(
-                out,
-                world,
-                n,
-                test=test,
-                device=dev,
-                workers=rcfg.workers,
-                preset=cfg.preset,
-                compress=rcfg.compress,
-                shard_size=max(n, 1),
-            )
-        gt = run / "gt"
-        if not gt.exists():
-            gt.symlink_to(Path("data") / "test" / "0000", target_is_directory=True)
-
-    def autoencoder() -> None:
-        from millivid.autoencoder.run import train_autoencoder
-
-        for kind, ae_run in ae_runs.items():
-            if kind == "hierarchical" and ae is not None:
-                log(f"autoencoder: using {ae}")
-                continue
-            if _trained(ae_run, cfg.ae_train.steps):
-                continue
-            kcfg = replace(cfg, ae=replace(cfg.ae, kind=kind))
-            with clock.stage(f"ae/{kind}"):
-                resume = _has_checkpoint(ae_run)  # else: a fresh start over any partial log
-                train_autoencoder(kcfg, train_dir, ae_run, resume, dev, overwrite=not resume)
-
-    def latents() -> None:
-        from millivid.autoencoder.run import encode_dataset
-
-        for kind, ae_run in ae_runs.items():
-            encode_dataset(ae_run, train_dir, latent_dirs[kind], dev)
-
-    def video() -> None:
-        from millivid.data.latent_cache import LatentCache
-        from millivid.model.task import VideoTask
-        from millivid.train import train
-        from millivid.typed_config import to_dict
-
-        for variant in rcfg.variants:
-            method, vcfg = variant_config(cfg, variant)
-            cache = LatentCache(latent_dirs[vcfg.ae.kind])
-            out = run / "video" / variant
-            if _trained(out, vcfg.video_train.steps):
-                continue
-            log(f"video model: {variant}")
-            saved = {
-                "stage": "video",
-                "method": method,
-                "autoencoder_digest": cache.meta.get("autoencoder_digest"),
-                **to_dict(vcfg),
-            }
-            task = VideoTask(vcfg, method, cache)
-            with clock.stage(f"video/{variant}"):
-                resume = _has_checkpoint(out)  # else: a fresh start over any partial log
-                train(
-                    task,
-                    vcfg.video_train,
-                    out,
-                    config=saved,
-                    resume=resume,
-                    device=dev,
-                    overwrite=not resume,
-                )
-
-    def rollout() -> None:
-        from millivid.pipeline import check_autoencoder
-        from millivid.plan import make_plan
-        from millivid.plan.draw import draw_plan
-        from millivid.rollout.folder import rollout_folder
-        from millivid.rollout.generate import load_ae, load_video_model
-
-        end = rcfg.context + rcfg.frames
-        for variant in rcfg.variants:
-            model, vcfg, method = load_video_model(run / "video" / variant, dev)
-            autoenc = load_ae(ae_runs[VARIANTS[variant].ae], dev)
-            check_autoencoder(run / "video" / variant, ae_runs[VARIANTS[variant].ae], autoenc)
-            plan_png = run / "plans" / f"{variant}.png"
-            if not plan_png.exists():
-                plan_png.parent.mkdir(parents=True, exist_ok=True)
-                plan = make_plan(method, vcfg.plan, rcfg.context, end)
-                draw_plan(method, vcfg.plan, rcfg.context, end, plan, plan_png, max_steps=24)
-            with clock.stage(f"rollout/{variant}"):
-                rollout_folder(
-                    run / "gt",
-                    run / "rollouts" / variant,
-                    model,
-                    vcfg,
-                    method,
-                    autoenc,
-                    context=rcfg.context,
-                    length=rcfg.frames,
-                    batch=rcfg.rollout_batch,
-                    steps=rcfg.sample_steps,
-                    guidance=cfg.diffusion.guidance,  # this run's, not the checkpoint's
-                    compile=rcfg.compile,
-                    device=dev,
-                    max_videos=rcfg.test_videos,
-                )
-
-    def evaluate() -> None:
-        from millivid.evaluate.baselines import BASELINES, write_baselines
-        from millivid.evaluate.config import PRESETS as EVAL_PRESETS
-        from millivid.evaluate.outputs import write_set_outputs
-        from millivid.evaluate.runner import evaluate_sets
-        from millivid.evaluate.suite import MetricSuite, parse_metrics
-
-        ecfg = EVAL_PRESETS[cfg.preset]
-        for kind in BASELINES:  # every table carries the trivial baselines
-            if not (run / "rollouts" / kind).exists():
-                write_baselines(run / "gt", run / "rollouts" / kind, [kind], rcfg.context, ecfg)
-        if _fresh(run / "eval" / "results.json", run / "rollouts"):
-            return
-        res = evaluate_sets(
-            run / "rollouts",
-            run / "gt",
-            rcfg.context,
-            parse_metrics(rcfg.metrics),
-            ecfg,
-            suite=MetricSuite(ecfg, dev),  # on the run's device (the probe is most of the work)
-        )
-        write_set_outputs(res, run / "eval", ecfg.horizon_names, start=rcfg.context)
-
-    def report() -> None:
-        from millivid.evaluate.report import build_report
-
-        if _fresh(run / "report.html", run / "eval"):
-            return
-        write_grid(run, rcfg.context, rcfg.frames)  # before the report: eval/ must stay older
-        build_report(run, run / "report.html", max_frames=rcfg.context + rcfg.frames)
-
-    jobs = {
-        "data": data,
-        "ae": autoencoder,
-        "latents": latents,
-        "video": video,
-        "rollout": rollout,
-        "evaluate": evaluate,
-        "report": report,
-    }
     for name in wanted:
         log(f"== stage {name}")
-        if name in ("video", "rollout"):
-            jobs[name]()  # timed per variant
+        if name in TIMED_PER_VARIANT:
+            STAGE_FUNCTIONS[name](shared)
         else:
-            with clock.stage(name):
-                jobs[name]()
+            with shared.clock.stage(name):
+                STAGE_FUNCTIONS[name](shared)
     return run / "report.html"

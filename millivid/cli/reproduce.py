@@ -9,11 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from millivid.cli.common import add_device_flag, add_preset_flags, config_from_args
+from millivid.reproduce import PRESETS, STAGES, VARIANTS, reproduce
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from millivid.reproduce import STAGES, VARIANTS
-
     p = sub.add_parser(
         "reproduce",
         help="world data -> autoencoder -> latents -> video models -> rollouts -> eval -> report",
@@ -71,8 +70,6 @@ def video_stage_command(argv: list[str], gpus: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from millivid.reproduce import PRESETS, STAGES, reproduce
-
     cfg = config_from_args(args)
     rcfg = PRESETS[args.preset]
     updates = {

@@ -309,7 +309,7 @@ def stage_video(run: Run) -> None:
         saved = {
             "stage": "video",
             "method": method,
-            "autoencoder_digest": cache.meta.get("autoencoder_digest"),
+            "autoencoder_digest": cache.autoencoder_digest,
             **to_dict(vcfg),
         }
         task = VideoTask(vcfg, method, cache)

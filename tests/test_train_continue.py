@@ -27,7 +27,7 @@ MiB = 2**20
 def video_train(tmp, out, steps, *extra):
     """``millivid video train`` on the tiny preset, with in-memory latents for the cache."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("millivid.data.latent_cache.LatentCache", lambda path: synthetic_latents())
+        mp.setattr("millivid.cli.video.LatentCache", lambda path: synthetic_latents())
         args = ["video", "train", *TINY, "--latents", str(tmp), "--out", str(out)]
         assert main([*args, "--set", f"video_train.steps={steps}", *extra]) == 0
 
@@ -65,7 +65,7 @@ def test_extending_refuses_any_other_change_and_names_the_key(runs, tmp_path, ca
     run = tmp_path / "six"
     shutil.copytree(runs / "six", run)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("millivid.data.latent_cache.LatentCache", lambda path: synthetic_latents())
+        mp.setattr("millivid.cli.video.LatentCache", lambda path: synthetic_latents())
         args = ["video", "train", *TINY, "--latents", str(runs), "--out", str(run), "--resume"]
         assert main([*args, "--set", "video_train.steps=10", "--set", "model.depth=3"]) == 1
     assert "config differs from this run's (keys: model.depth)" in capsys.readouterr().err

@@ -17,7 +17,7 @@ def video_train_rc(tmp, out, *extra):
     from tests.test_video_task import synthetic_latents
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("millivid.data.latent_cache.LatentCache", lambda path: synthetic_latents())
+        mp.setattr("millivid.cli.video.LatentCache", lambda path: synthetic_latents())
         args = ["video", "train", *TINY, "--latents", str(tmp), "--out", str(out)]
         return main([*args, "--set", "video_train.steps=3", *extra])
 

@@ -19,6 +19,7 @@ from millivid.cli.common import (
     config_from_args,
     output_file,
 )
+from millivid.data.latent_cache import LatentCache
 from millivid.plan import METHODS
 from millivid.typed_config import to_dict
 
@@ -70,7 +71,6 @@ def run_train(args: argparse.Namespace) -> int:
         config = replace(config, model=replace(config.model, attention=args.attention))
     if not args.latents.is_dir():
         raise FileNotFoundError(f"--latents {args.latents}: no such latent cache directory")
-    from millivid.data.latent_cache import LatentCache
     from millivid.model.task import VideoTask
     from millivid.train import train
 
@@ -79,7 +79,7 @@ def run_train(args: argparse.Namespace) -> int:
     saved = {
         "stage": "video",
         "method": args.method,
-        "autoencoder_digest": cache.meta.get("autoencoder_digest"),
+        "autoencoder_digest": cache.autoencoder_digest,
         **to_dict(config),
     }
     out = train(

@@ -39,6 +39,11 @@ class LatentCache:
         return len(self.files)
 
     @property
+    def autoencoder_digest(self) -> str | None:
+        """Weight digest of the autoencoder that wrote the cache (None: not recorded)."""
+        return self.meta.get("autoencoder_digest")
+
+    @property
     def channels(self) -> int:
         return int(self.meta["channels"])
 

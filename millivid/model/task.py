@@ -25,7 +25,10 @@ from millivid.presets import Config
 
 
 class LatentSource(Protocol):
-    """Anything like ``millivid.data.latent_cache.LatentCache``."""
+    """Anything like ``millivid.data.latent_cache.LatentCache``; ``autoencoder_digest``: the
+    weight digest of the autoencoder the latents came from, or None when unknown."""
+
+    autoencoder_digest: str | None
 
     def __len__(self) -> int: ...
 
@@ -42,6 +45,8 @@ class LatentSource(Protocol):
 class InMemoryLatents:
     """A latent source held in memory (tests, small experiments); ``poses``: one float [T, 5]
     per video, or None."""
+
+    autoencoder_digest = None
 
     def __init__(
         self,

@@ -104,7 +104,7 @@ def test_cascaded_variant_trains_and_uses_its_own_autoencoder(tmp_path):
 
 def test_balanced_variant_weights_every_target_level_equally():
     from millivid.presets import load_preset
-    from millivid.reproduce import variant_config
+    from millivid.variants import variant_config
 
     cfg = load_preset("tiny")
     method, bal = variant_config(cfg, "millivid-balanced")

@@ -9,7 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from millivid.cli.common import add_device_flag, add_preset_flags, config_from_args
-from millivid.reproduce import PRESETS, STAGES, VARIANTS, reproduce
+from millivid.reproduce import PRESETS, STAGES, reproduce
+from millivid.variants import VARIANTS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,73 @@
+"""Named method variants: what ``millivid reproduce --variants NAME`` trains and rolls out.
+
+A *variant* is a method plus an attention mode (``Variant``): ``millivid`` (full attention, the
+paper), ``millivid-cc`` (context-causal: context K/V reused across denoising steps),
+``millivid-balanced`` (training steps drawn with equal weight per target level), ``framepack``,
+``fullres``, ``upscale`` (rollout + upscaling) and ``cascaded`` (MILLIVID's plan over the
+mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for);
+``<method>-poses`` variants condition on the camera poses as well as the actions;
+``<method>-poserope`` variants also rotate queries and keys by the pose (``model.pose_rope``);
+``millivid-recent`` uses the plan whose steps see their own level's most recent frames. The
+default set is docs/RESULTS.md's Table 1: ``millivid-poserope``, ``framepack-poserope``,
+``fullres-poserope``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from millivid.presets import Config
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What a variant name trains: a method, an attention mode, an autoencoder kind, whether
+    training steps are drawn with equal weight per target level (``plan.level_weights``) and
+    what steers the frames (``model.condition``: actions, poses or both; ``pose_rope``: the
+    poses also rotate queries and keys)."""
+
+    method: str
+    attention: str = "full"
+    ae: str = "hierarchical"
+    balanced: bool = False
+    condition: str = "actions"
+    pose_rope: bool = False
+
+
+VARIANTS: dict[str, Variant] = {
+    "millivid": Variant("millivid"),
+    "millivid-cc": Variant("millivid", "context-causal"),
+    "millivid-balanced": Variant("millivid", balanced=True),
+    # each step's own level holds the most recent frames (plan method millivid-recent)
+    "millivid-recent": Variant("millivid-recent", balanced=True),
+    "millivid-recent-poses": Variant("millivid-recent", balanced=True, condition="both"),
+    "framepack": Variant("framepack"),
+    "fullres": Variant("fullres"),
+    # conditioned on the camera poses as well as the actions (model.condition = both)
+    "millivid-poses": Variant("millivid", balanced=True, condition="both"),
+    "millivid-cc-poses": Variant("millivid", "context-causal", balanced=True, condition="both"),
+    # attention scores that depend on the pose difference of two frames (model.pose_rope)
+    "millivid-poserope": Variant("millivid", balanced=True, condition="both", pose_rope=True),
+    "framepack-poserope": Variant("framepack", condition="both", pose_rope=True),
+    "fullres-poserope": Variant("fullres", condition="both", pose_rope=True),
+    "framepack-poses": Variant("framepack", condition="both"),
+    "fullres-poses": Variant("fullres", condition="both"),
+    "upscale": Variant("upscale"),
+    "cascaded": Variant("cascaded", ae="cascaded"),
+}
+
+
+def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
+    """(method, config) of a variant name."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
+    v = VARIANTS[variant]
+    weights = (1.0,) * len(cfg.plan.tokens) if v.balanced else cfg.plan.level_weights
+    return v.method, replace(
+        cfg,
+        model=replace(
+            cfg.model, attention=v.attention, condition=v.condition, pose_rope=v.pose_rope
+        ),
+        ae=replace(cfg.ae, kind=v.ae),
+        plan=replace(cfg.plan, level_weights=weights),
+    )

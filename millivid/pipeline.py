@@ -33,6 +33,7 @@ from millivid.rollout.generate import (
     load_ae,
     load_video_model,
     prepare_rollout,
+    video_checkpoint_config,
     write_context,
 )
 from millivid.rollout.request import GenerateRequest, check_inputs
@@ -250,12 +251,7 @@ class Pipeline:
                 "ae/), saving would delete it: save into a new or empty folder"
             )
         tmp = fresh_tmp_folder(path)
-        video_config = {
-            "stage": "video",
-            "method": self.method,
-            "autoencoder_digest": weights_digest(self.ae),
-            **to_dict(self.cfg),
-        }
+        video_config = video_checkpoint_config(self.method, self.cfg, weights_digest(self.ae))
         _write_weights(tmp, self.model, video_config)
         _write_weights(tmp / AE_FOLDER, self.ae, self.ae_config)
         return swap_in_folder(tmp, path)

@@ -54,10 +54,9 @@ from millivid.plan import make_plan
 from millivid.plan.draw import draw_plan
 from millivid.presets import Config
 from millivid.rollout.folder import rollout_folder
-from millivid.rollout.generate import load_ae, load_video_model
+from millivid.rollout.generate import load_ae, load_video_model, video_checkpoint_config
 from millivid.train import train
 from millivid.train.checkpoint import load_trainer_state
-from millivid.typed_config import to_dict
 from millivid.variants import VARIANTS, variant_config
 
 
@@ -245,12 +244,7 @@ def stage_video(run: Run) -> None:
         if _trained(out, vcfg.video_train.steps):
             continue
         run.log(f"video model: {variant}")
-        saved = {
-            "stage": "video",
-            "method": method,
-            "autoencoder_digest": cache.autoencoder_digest,
-            **to_dict(vcfg),
-        }
+        saved = video_checkpoint_config(method, vcfg, cache.autoencoder_digest)
         task = VideoTask(vcfg, method, cache)
         with run.clock.stage(f"video/{variant}"):
             resume = _has_checkpoint(out)  # else: a fresh start over any partial log

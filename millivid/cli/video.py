@@ -21,7 +21,6 @@ from millivid.cli.common import (
 )
 from millivid.data.latent_cache import LatentCache
 from millivid.plan import METHODS
-from millivid.typed_config import to_dict
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,16 +71,12 @@ def run_train(args: argparse.Namespace) -> int:
     if not args.latents.is_dir():
         raise FileNotFoundError(f"--latents {args.latents}: no such latent cache directory")
     from millivid.model.task import VideoTask
+    from millivid.rollout.generate import video_checkpoint_config
     from millivid.train import train
 
     cache = LatentCache(args.latents)
     task = VideoTask(config, args.method, cache)
-    saved = {
-        "stage": "video",
-        "method": args.method,
-        "autoencoder_digest": cache.autoencoder_digest,
-        **to_dict(config),
-    }
+    saved = video_checkpoint_config(args.method, config, cache.autoencoder_digest)
     out = train(
         task,
         config.video_train,

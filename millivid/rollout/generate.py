@@ -48,6 +48,17 @@ from millivid.typed_config import from_dict, to_dict
 RECORD_KEYS = ("stage", "method", "autoencoder_digest")
 
 
+def video_checkpoint_config(method: str, cfg: Config, autoencoder_digest: str | None) -> dict:
+    """The config.json of a video checkpoint: the ``RECORD_KEYS`` (the autoencoder digest names
+    the autoencoder whose latents trained it; None when unknown) and the whole Config."""
+    return {
+        "stage": "video",
+        "method": method,
+        "autoencoder_digest": autoencoder_digest,
+        **to_dict(cfg),
+    }
+
+
 def load_video_model(run: Path, device: str) -> tuple[torch.nn.Module, Config, str]:
     """(model, config, method) of a ``millivid video train`` run or checkpoint folder."""
     weights, saved = load_checkpoint(run, ema=True)

@@ -289,7 +289,14 @@ def bench_generate(args: argparse.Namespace, device: torch.device) -> dict:
     ran = min(args.plan_steps or len(plan), len(plan))
 
     def steps(n: int) -> None:
-        run_plan(plan[:n], store, rollout.denoiser, rollout.actions, source=rollout.denoiser.source)
+        run_plan(
+            plan[:n],
+            store,
+            rollout.denoiser,
+            rollout.actions,
+            source=rollout.denoiser.source,
+            poses=rollout.denoiser.poses,
+        )
 
     def seconds(fn) -> float:
         sync(device)

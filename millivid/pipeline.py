@@ -234,6 +234,7 @@ class Pipeline:
                 rollout.actions,
                 seed=req.seed,
                 source=rollout.denoiser.source,
+                poses=rollout.denoiser.poses,
                 on_step=lambda _: bar.update(1),
             )
         check_finite(rollout.plan, rollout.store, req.context)

@@ -7,7 +7,9 @@ paper), ``millivid-cc`` (context-causal: context K/V reused across denoising ste
 mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for);
 ``<method>-poses`` variants condition on the camera poses as well as the actions;
 ``<method>-poserope`` variants also rotate queries and keys by the pose (``model.pose_rope``);
-``millivid-recent`` uses the plan whose steps see their own level's most recent frames. The
+``<method>-memory`` variants add to every step 4 level-0 frames retrieved by camera pose from
+before everything else it sees (``plan.memory_frames``); ``millivid-recent`` uses the plan whose
+steps see their own level's most recent frames. The
 default set is docs/RESULTS.md's Table 1: ``millivid-poserope``, ``framepack-poserope``,
 ``fullres-poserope``.
 """
@@ -32,6 +34,8 @@ class Variant:
     balanced: bool = False
     condition: str = "actions"
     pose_rope: bool = False
+    memory: int = 0  # frames retrieved by camera pose into every step (plan.memory_frames)
+    memory_pool: str = "unheld"  # where they come from (plan.memory_pool)
 
 
 VARIANTS: dict[str, Variant] = {
@@ -50,6 +54,19 @@ VARIANTS: dict[str, Variant] = {
     "millivid-poserope": Variant("millivid", balanced=True, condition="both", pose_rope=True),
     "framepack-poserope": Variant("framepack", condition="both", pose_rope=True),
     "fullres-poserope": Variant("fullres", condition="both", pose_rope=True),
+    # + 4 level-0 frames retrieved by camera pose into every step (plan.memory_frames)
+    "millivid-memory": Variant(
+        "millivid", balanced=True, condition="both", pose_rope=True, memory=4
+    ),
+    "framepack-memory": Variant("framepack", condition="both", pose_rope=True, memory=4),
+    "fullres-memory": Variant("fullres", condition="both", pose_rope=True, memory=4),
+    # memory frames only from before everything else a step sees (plan.memory_pool = older)
+    "millivid-memory-older": Variant(
+        "millivid", balanced=True, condition="both", pose_rope=True, memory=4, memory_pool="older"
+    ),
+    "framepack-memory-older": Variant(
+        "framepack", condition="both", pose_rope=True, memory=4, memory_pool="older"
+    ),
     "framepack-poses": Variant("framepack", condition="both"),
     "fullres-poses": Variant("fullres", condition="both"),
     "upscale": Variant("upscale"),
@@ -69,5 +86,10 @@ def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
             cfg.model, attention=v.attention, condition=v.condition, pose_rope=v.pose_rope
         ),
         ae=replace(cfg.ae, kind=v.ae),
-        plan=replace(cfg.plan, level_weights=weights),
+        plan=replace(
+            cfg.plan,
+            level_weights=weights,
+            memory_frames=v.memory or cfg.plan.memory_frames,
+            memory_pool=v.memory_pool if v.memory else cfg.plan.memory_pool,
+        ),
     )

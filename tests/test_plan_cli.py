@@ -66,7 +66,20 @@ def test_table_has_totals(capsys):
     assert main(["plan", "--method", "millivid", *FIG10, "--start", "22", "--end", "38"]) == 0
     text = capsys.readouterr().out
     assert "steps: 21 (L0 16, L1 4, L2 1)" in text
-    assert "context 768 + missing 0 + target 256 = sequence 1024" in text
+    assert "context 768 + memory 0 + missing 0 + target 256 = sequence 1024" in text
+
+
+def test_memory_frames_in_the_json_and_the_totals(capsys):
+    argv = ["--method", "millivid", *FIG10, "--start", "22", "--end", "38", "--memory-frames", "2"]
+    out = run_json(capsys, *argv)
+    assert all(
+        s["memory"] == {"level": 0, "frames": 2, "tokens": 512, "pool": "unheld"}
+        for s in out["steps"]
+    )
+    assert main(["plan", *argv, "--memory-level", "2", "--memory-pool", "older"]) == 0
+    assert "memory 32 + missing 0 + target 256 = sequence 1056" in capsys.readouterr().out
+    assert main(["plan", *argv, "--memory-level", "3"]) == 1
+    assert "plan.memory_level = 3" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -143,8 +143,9 @@ def test_latent_cache_keeps_poses_and_names_the_file_without_them(tmp_path):
         cache.load_poses(1)
 
 
-def test_generate_with_a_pose_model_uses_the_videos_poses(tmp_path, capsys):
-    cfg = load_preset("tiny", ["model.condition=both"])
+@pytest.mark.parametrize("memory", ["0", "2"])  # also a model with memory frames by pose
+def test_generate_with_a_pose_model_uses_the_videos_poses(tmp_path, capsys, memory):
+    cfg = load_preset("tiny", ["model.condition=both", f"plan.memory_frames={memory}"])
     write_checkpoint(
         tmp_path / "ae",
         HierarchicalAutoencoder(cfg.ae).state_dict(),

@@ -135,8 +135,8 @@ def test_nan_latents_stop_the_rollout_naming_the_step_and_write_nothing(
     original = engine.run_plan
 
     def poisoned(plan, store, denoiser, actions, **kw):
-        def denoise(step, context, acts, noise):
-            out = denoiser(step, context, acts, noise)
+        def denoise(step, context, acts, noise, memory=None):
+            out = denoiser(step, context, acts, noise, memory)
             return out * float("nan") if step is plan[3] else out
 
         return original(plan, store, denoise, actions, **kw)

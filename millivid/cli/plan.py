@@ -29,6 +29,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--tokens", help="tokens per frame by level, finest first: 256,64,16,4")
     parser.add_argument("--context", help="context frames by level: 3,12,48,192 (fullres: K)")
     parser.add_argument("--target-tokens", type=positive_int, help="target tokens per step, B")
+    parser.add_argument(
+        "--memory-frames",
+        type=int,
+        default=0,
+        help="frames retrieved by camera pose into every step (plan.memory_frames)",
+    )
+    parser.add_argument(
+        "--memory-level", type=int, default=0, help="their level (plan.memory_level)"
+    )
+    parser.add_argument(
+        "--memory-pool",
+        choices=["unheld", "older"],
+        default="unheld",
+        help="where they come from (plan.memory_pool; docs/PLANS.md)",
+    )
     parser.add_argument("--start", type=int, required=True, help="known (ground-truth) frames")
     parser.add_argument("--end", type=int, required=True, help="generate frames [start, end)")
     parser.add_argument("--json", action="store_true", help="print the plan as one JSON object")
@@ -56,7 +71,17 @@ def _ints(flag: str, text: str) -> tuple[int, ...]:
 
 
 def budget_from_args(args: argparse.Namespace) -> PlanConfig:
-    """The budget from ``--preset`` and/or ``--tokens/--context/--target-tokens``."""
+    """The budget from ``--preset`` and/or ``--tokens/--context/--target-tokens``, with the
+    ``--memory-*`` settings."""
+    memory = {
+        "memory_frames": args.memory_frames,
+        "memory_level": args.memory_level,
+        "memory_pool": args.memory_pool,
+    }
+    return replace(_token_budget(args), **memory)
+
+
+def _token_budget(args: argparse.Namespace) -> PlanConfig:
     if args.preset is None and (args.tokens is None or args.context is None):
         raise BudgetError("give --tokens and --context (and --target-tokens), or --preset")
     budget = PRESETS[args.preset] if args.preset else PlanConfig()

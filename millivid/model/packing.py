@@ -3,8 +3,8 @@
 Sequence layout (the same for every step of one method, so steps stack into batches and shapes
 are static for torch.compile)::
 
-    [ context tokens (step.context, in order) | padding (step.missing_tokens) | targets ]
-      <--------------------- context_slots ----------------------->           <- St ->
+    [ context tokens (step.context, in order) | memory | padding (step.missing_tokens) | targets ]
+      <--------------------------- context_slots -------------------------->           <- St ->
 
 Targets are ``step.target`` then ``step.discarded``. Inside a span tokens are frame-major, then
 row, then column. Padding tokens are ``valid = False``: the model gives them its learned null token.
@@ -12,6 +12,10 @@ row, then column. Padding tokens are ``valid = False``: the model gives them its
 Every token carries: its latent ``values`` (Cin channels), ``level``, ``kernel``, absolute
 ``frame``, ``row``/``col`` in its own level's grid, the ``action`` of its frame (``NO_ACTION`` for
 padding) and ``valid``. The model turns (frame - origin, row, col, level) into positions.
+
+Memory (``Step.memory``): M frames per video at the memory level, chosen per video
+(``millivid.model.memory``), so their ``frame`` differs across the batch; a slot without a frame
+(-1) is padding.
 
 Context sources (``millivid.plan.context_source``):
 
@@ -35,6 +39,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from millivid.model.memory import gather_frames, select_memory
 from millivid.plan.step import Span, Step
 
 Source = Literal["levels", "patchify"]
@@ -220,6 +225,36 @@ def _span_tokens(
     }
 
 
+def _memory_tokens(
+    x: Tensor, frames: Tensor, level: int, kernel: int, actions: Tensor, poses: Tensor | None
+) -> dict[str, Tensor]:
+    """Tokens of the memory frames ``frames`` int64 [B, M] (-1: none) from ``x`` [B, M, h, w, c]
+    (already patchified); actions [B, T]; poses: relative poses [B, T, 3] or None."""
+    b, m, h, w, c = x.shape
+    dev = x.device
+    frames = frames.to(dev)
+    frame = frames.repeat_interleave(h * w, dim=1)  # [B, n]
+    valid = frame >= 0
+    index = frame.clamp(0)
+    n = m * h * w
+    pose = (
+        torch.gather(poses, 1, index[..., None].expand(b, n, poses.shape[-1])) * valid[..., None]
+        if poses is not None
+        else torch.zeros(b, n, 3, device=dev)
+    )
+    return {
+        "values": x.reshape(b, n, c),
+        "level": torch.full((b, n), level, device=dev),
+        "kernel": torch.full((b, n), kernel, device=dev),
+        "frame": torch.where(valid, frame, 0),
+        "row": torch.arange(h, device=dev).repeat_interleave(w).repeat(m).expand(b, n),
+        "col": torch.arange(w, device=dev).repeat(m * h).expand(b, n),
+        "action": torch.where(valid, torch.gather(actions, 1, index), NO_ACTION),
+        "pose": pose,
+        "valid": valid,
+    }
+
+
 def _padding(b: int, n: int, origin: int, like: Tensor) -> dict[str, Tensor]:
     dev = like.device
     zeros = torch.zeros(b, n, dtype=torch.long, device=dev)
@@ -275,6 +310,7 @@ def pack_spans(
     dtype: torch.dtype | None = None,
     compact: bool = False,
     poses: Tensor | None = None,
+    memory: tuple[Tensor, Tensor] | None = None,
 ) -> Tokens:
     """Pack one step from its spans' latents.
 
@@ -284,7 +320,9 @@ def pack_spans(
     levels: L, the number of latent levels (sets Cin for patchify sources); dtype: of the
     packed values (default: the latents'); compact: values without padding (see ``Tokens``);
     poses: float [B, T, 5] camera poses of the data format (x, y, z, yaw°, pitch°), packed
-    relative to the target's first frame (``relative_poses``), or None (zeros).
+    relative to the target's first frame (``relative_poses``), or None (zeros); memory: for a
+    step with ``memory``, (latents [B, M, h, w, C] of the memory level, or level 0 for patchify
+    sources; frames int64 [B, M], -1 where none), see ``millivid.model.memory``.
     """
     if len(context) != len(step.context):
         raise ValueError(f"step has {len(step.context)} context spans, got {len(context)} tensors")
@@ -322,6 +360,26 @@ def pack_spans(
                 raise ValueError(
                     f"context latents give {present} tokens, step says {step.context_tokens}"
                 )
+            if (memory is None) != (step.memory is None):
+                raise ValueError(
+                    f"step memory {step.memory}: memory latents "
+                    f"{'missing' if memory is None else 'given to a step without memory'}"
+                )
+            if memory is not None:
+                x, frames = memory
+                if x.dim() != 5 or frames.shape != (x.shape[0], step.memory.frames):
+                    raise ValueError(
+                        f"memory: expected latents [B, {step.memory.frames}, h, w, C] and frames "
+                        f"[B, {step.memory.frames}], got {tuple(x.shape)}, {tuple(frames.shape)}"
+                    )
+                kernel = step.memory.level if source == "patchify" else 0
+                if kernel:
+                    x = patchify(x, 2**kernel)
+                rel = poses.to(x.device) if poses is not None else None
+                parts.append(
+                    _memory_tokens(x, frames, step.memory.level, kernel, actions.to(x.device), rel)
+                )
+                present += step.memory.tokens
             if step.missing_tokens:
                 like = targets[0]
                 parts.append(_padding(like.shape[0], step.missing_tokens, step.target.start, like))
@@ -362,11 +420,18 @@ def pack(
     """Pack ``step`` from whole videos: levels = list over levels of [B, T, h_l, w_l, C]
     (patchify sources read level 0 only), actions int64 [B, T], poses float [B, T, 5] or None.
     Targets get the clean latents. ``num_levels`` defaults to ``len(levels)``; ``compact``: see
-    ``Tokens``."""
+    ``Tokens``. A step with memory retrieves its frames by ``poses`` (required then)."""
     context = [_read(levels, s, source) for s in step.context]
     targets = [_read(levels, s, source) for s in (step.target, *step.discarded)]
     n = num_levels or len(levels)
-    return pack_spans(step, context, targets, actions, source, n, dtype, compact, poses)
+    memory = None
+    if step.memory is not None:
+        if poses is None:
+            raise ValueError("a step with memory frames needs the videos' camera poses")
+        frames = select_memory(poses, step)
+        lat = levels[0] if source == "patchify" else levels[step.memory.level]
+        memory = (gather_frames(lat, frames), frames)
+    return pack_spans(step, context, targets, actions, source, n, dtype, compact, poses, memory)
 
 
 def unpack_targets(

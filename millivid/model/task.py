@@ -73,6 +73,11 @@ class InMemoryLatents:
 def build_video_model(config: Config, method: str) -> VideoDiT:
     """The DiT for ``method`` at ``config``'s sizes (patchify methods get one input/output
     projection per kernel size)."""
+    if config.plan.memory_frames and not config.model.uses_poses:
+        raise ValueError(
+            f"plan.memory_frames = {config.plan.memory_frames}: memory frames are retrieved by "
+            "camera pose; set model.condition=poses or model.condition=both"
+        )
     levels = len(config.plan.tokens)
     kernels = levels if context_source(method) == "patchify" else 1
     return VideoDiT(config.model, config.ae.channels, levels, kernels)

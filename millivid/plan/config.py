@@ -16,6 +16,12 @@ class PlanConfig:
     # training only: relative weight of each target level when drawing training steps (finest
     # first); empty = every step as often as rollouts take it (coarse steps are then rare)
     level_weights: tuple[float, ...] = ()
+    # every step also sees this many frames at ``memory_level`` retrieved by camera pose
+    # (``Step.memory``; needs poses); 0 = the paper's plans. ``memory_pool``: unheld (frames
+    # before the target its spans do not hold at that level) or older (before all its spans)
+    memory_frames: int = 0
+    memory_level: int = 0
+    memory_pool: str = "unheld"
 
 
 PRESETS = {

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from millivid.plan.baselines import fullres_period, fullres_plan, upscale_period, upscale_plan
-from millivid.plan.budget import BudgetError, mirrored_frames
+from millivid.plan.budget import BudgetError, check_memory, mirrored_frames
 from millivid.plan.coarse_to_fine import (
     coarse_to_fine_period,
     coarse_to_fine_plan,
@@ -21,7 +21,7 @@ from millivid.plan.framepack import (
     mirrored_framepack_plan,
     mirrored_period,
 )
-from millivid.plan.step import Step, place
+from millivid.plan.step import Step, place, with_memory
 
 ContextSource = Literal["levels", "patchify"]
 
@@ -148,9 +148,22 @@ def drawn_levels(method: str, budget: PlanConfig) -> int:
     return len(budget.tokens)
 
 
+def raw_steps(method: str, budget: PlanConfig, start: int, end: int) -> list[Step]:
+    """``method``'s steps from ``start`` to ``end`` before cutting at frame 0, each with the
+    budget's retrieved memory frames (``plan.memory_frames``)."""
+    check_memory(budget)
+    return [
+        with_memory(
+            raw, budget.memory_level, budget.memory_frames, budget.tokens, budget.memory_pool
+        )
+        for raw in get_method(method).raw_plan(budget, start, end)
+    ]
+
+
 def max_lookback(method: str, budget: PlanConfig) -> int:
-    """Frames before the target start a step may read; with at least this many known frames
-    before ``start`` no context is cut at frame 0."""
+    """Frames before the target start a step's planned spans may read (memory frames reach
+    further); with at least this many known frames before ``start`` no context is cut at
+    frame 0."""
     kinds = get_method(method).raw_plan(budget, 0, get_method(method).period(budget))
     return max(s.target.start - s.first_frame for s in kinds)
 
@@ -163,7 +176,6 @@ def make_plan(method: str, budget: PlanConfig, start: int, end: int) -> list[Ste
     ``end - start`` is not a multiple of its chunk, and the frames past ``end`` are dropped.
     Context before frame 0 is cut and counted in ``Step.missing_tokens``.
     """
-    spec = get_method(method)
     if not 0 <= start < end:
         raise BudgetError(f"plan start={start}, end={end}: need 0 <= start < end")
     if end - start > MAX_PLAN_FRAMES:
@@ -172,4 +184,4 @@ def make_plan(method: str, budget: PlanConfig, start: int, end: int) -> list[Ste
             f"{MAX_PLAN_FRAMES:,} one plan may hold (its steps are built in memory): generate "
             "fewer frames (plan --end, generate --frames)"
         )
-    return [place(raw, 0, budget.tokens) for raw in spec.raw_plan(budget, start, end)]
+    return [place(raw, 0, budget.tokens) for raw in raw_steps(method, budget, start, end)]

@@ -5,8 +5,12 @@ context spans first (as listed), then ``target``, then ``discarded``. Frame rang
 ``[start, stop)`` absolute frame indices. The planner knows nothing about tensors: training
 (``sample_training_step``) and the rollout engine both consume these steps.
 
-Sequence length of a step = ``context_tokens + missing_tokens + target_tokens``; it is the same for
-every step of one method and budget, so steps of any kind stack into one batch.
+Sequence length of a step = ``context_tokens + memory.tokens + missing_tokens + target_tokens``; it
+is the same for every step of one method and budget, so steps of any kind stack into one batch.
+
+``Step.memory`` (``plan.memory_frames``, an extension of the paper): a fixed number of extra
+context frames at one level, chosen when the step runs rather than by the plan: earlier frames
+whose camera poses are nearest the target frames' (``millivid.model.memory``).
 """
 
 from __future__ import annotations
@@ -38,6 +42,27 @@ class Span:
 
 
 @dataclass(frozen=True)
+class Memory:
+    """``frames`` context frames at ``level`` (``tokens`` tokens in all) retrieved by camera pose
+    from ``pool``: ``unheld`` (frames before the target that the step's spans do not hold at
+    ``level``) or ``older`` (frames before ``Step.first_frame``); fewer candidates than
+    ``frames`` leave padding."""
+
+    level: int
+    frames: int
+    tokens: int
+    pool: str = "unheld"
+
+    def to_json(self) -> dict:
+        return {
+            "level": self.level,
+            "frames": self.frames,
+            "tokens": self.tokens,
+            "pool": self.pool,
+        }
+
+
+@dataclass(frozen=True)
 class Step:
     """One rollout step: clean context spans + noisy target span(s), in packing order.
 
@@ -55,6 +80,7 @@ class Step:
     target_tokens: int
     discarded: tuple[Span, ...] = ()
     missing_tokens: int = 0
+    memory: Memory | None = None
 
     @property
     def spans(self) -> tuple[Span, ...]:
@@ -63,8 +89,13 @@ class Step:
 
     @property
     def sequence_tokens(self) -> int:
-        """Fixed sequence length S of the step (present + missing context, plus targets)."""
-        return self.context_tokens + self.missing_tokens + self.target_tokens
+        """Fixed sequence length S of the step (present + missing context, memory, targets)."""
+        return self.context_tokens + self.memory_tokens + self.missing_tokens + self.target_tokens
+
+    @property
+    def memory_tokens(self) -> int:
+        """Token slots of the retrieved memory frames (0 without memory)."""
+        return self.memory.tokens if self.memory else 0
 
     @property
     def last_frame(self) -> int:
@@ -96,7 +127,19 @@ class Step:
             out["discarded"] = [s.to_json() for s in self.discarded]
         if self.missing_tokens:
             out["missing_tokens"] = self.missing_tokens
+        if self.memory:
+            out["memory"] = self.memory.to_json()
         return out
+
+
+def with_memory(
+    step: Step, level: int, frames: int, tokens: Sequence[int], pool: str = "unheld"
+) -> Step:
+    """``step`` with ``frames`` memory frames at ``level`` from ``pool`` (none when ``frames``
+    is 0)."""
+    if not frames:
+        return step
+    return replace(step, memory=Memory(level, frames, frames * tokens[level], pool))
 
 
 def span_tokens(span: Span, tokens: Sequence[int]) -> int:

@@ -27,6 +27,7 @@ def plan_totals(steps: Sequence[Step], start: int, end: int) -> dict:
         "frames_past_end": dict(sorted(dropped.items())),
         "sequence_tokens": sorted({s.sequence_tokens for s in steps}),
         "context_tokens": sorted({s.context_tokens for s in steps}),
+        "memory_tokens": sorted({s.memory_tokens for s in steps}),
         "missing_tokens": sorted({s.missing_tokens for s in steps}),
         "target_tokens": sorted({s.target_tokens for s in steps}),
     }
@@ -58,6 +59,8 @@ def plan_table(method: str, budget: PlanConfig, start: int, end: int, steps: Seq
         f"frames generated past end (dropped): {per_level(t['frames_past_end'])}",
         "tokens per step: context "
         + "/".join(map(str, t["context_tokens"]))
+        + " + memory "
+        + "/".join(map(str, t["memory_tokens"]))
         + " + missing "
         + "/".join(map(str, t["missing_tokens"]))
         + " + target "

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from millivid.plan.budget import BudgetError
 from millivid.plan.config import PlanConfig
-from millivid.plan.methods import get_method
+from millivid.plan.methods import get_method, raw_steps
 from millivid.plan.step import Step, place
 
 MIN_START = 1  # training rollouts start with at least one ground-truth frame
@@ -45,7 +45,7 @@ def step_kinds(method: str, budget: PlanConfig) -> tuple[StepKind, ...]:
     """The distinct kinds of step ``method`` takes with ``budget``, in rollout order."""
     spec = get_method(method)
     first: dict[Step, int] = {}
-    for raw in spec.raw_plan(budget, 0, spec.period(budget)):
+    for raw in raw_steps(method, budget, 0, spec.period(budget)):
         a = raw.target.start
         kind = raw.shifted(-a)  # not place(): context stays uncut, placing cuts it later
         first[kind] = min(first.get(kind, MIN_START + a), MIN_START + a)

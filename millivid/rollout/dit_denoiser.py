@@ -43,7 +43,14 @@ class DiTDenoiser:
         self.poses = poses
 
     @torch.no_grad()
-    def __call__(self, step: Step, context: list[Tensor], actions: Tensor, noise: Tensor) -> Tensor:
+    def __call__(
+        self,
+        step: Step,
+        context: list[Tensor],
+        actions: Tensor,
+        noise: Tensor,
+        memory: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
         # discarded targets (mirrored FramePack) get their own noise, a function of the step only
         gen = torch.Generator().manual_seed(
             discarded_noise_seed(step.target.start, step.target.level)
@@ -69,6 +76,7 @@ class DiTDenoiser:
             self.source,
             len(self.shapes),
             poses=self.poses,
+            memory=memory,
         )
         values = sample_targets(
             self.model,

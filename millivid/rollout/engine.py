@@ -16,6 +16,7 @@ from typing import Protocol
 
 import torch
 
+from millivid.model.memory import select_memory
 from millivid.plan.step import Span, Step
 from millivid.rollout.store import LatentStore
 from millivid.seeds import rollout_step_seed
@@ -23,10 +24,16 @@ from millivid.seeds import rollout_step_seed
 
 class Denoiser(Protocol):
     def __call__(
-        self, step: Step, context: list[torch.Tensor], actions: torch.Tensor, noise: torch.Tensor
+        self,
+        step: Step,
+        context: list[torch.Tensor],
+        actions: torch.Tensor,
+        noise: torch.Tensor,
+        memory: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """context: per ``step.context`` span ``[B, frames, h, w, C]`` (cut at frame 0);
-        actions: int64 [B, T]; noise: ``[B, frames, h, w, C]`` of the target span.
+        actions: int64 [B, T]; noise: ``[B, frames, h, w, C]`` of the target span; memory: for a
+        step with ``memory``, (latents [B, M, h, w, C], frames int64 [B, M]).
         Returns the target latents, same shape as ``noise``."""
         ...
 
@@ -74,12 +81,14 @@ def run_plan(
     source: str = "levels",
     on_step: Callable[[Progress], None] | None = None,
     after_step: Callable[[int], None] | None = None,
+    poses: torch.Tensor | None = None,
 ) -> None:
     """Run steps ``first_step..`` of ``plan``, writing every target span back into ``store``.
 
     ``after_step(i)`` runs once step ``i`` is written (the CLI saves the store there, so that a
     re-run resumes at ``i + 1``). ``source="patchify"`` (FramePack) reads every context span from
-    level 0, which the packer patchifies to the span's compression level.
+    level 0, which the packer patchifies to the span's compression level. Steps with memory
+    frames retrieve them by ``poses`` (float [B, T, 5], required then).
     """
     levels = len(store.levels)
     generated = [0] * levels
@@ -92,7 +101,14 @@ def run_plan(
         target = store.levels[step.target.level]
         shape = (target.shape[0], step.target.frames, *target.shape[2:])
         noise = step_noise(seed, index, shape, target.device)
-        latents = denoiser(step, context, actions, noise)
+        memory = None
+        if step.memory is not None:
+            if poses is None:
+                raise ValueError("this plan's steps retrieve memory frames: give the poses")
+            frames = select_memory(poses, step)
+            level = 0 if source == "patchify" else step.memory.level
+            memory = (store.gather(level, frames), frames)
+        latents = denoiser(step, context, actions, noise, memory=memory)
         store.write(step.target, latents)
         generated[step.target.level] += step.target.frames
         if after_step:

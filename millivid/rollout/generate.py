@@ -255,6 +255,7 @@ def rollout_latents(
                 seed=req.seed,
                 first_step=first,
                 source=rollout.denoiser.source,
+                poses=rollout.denoiser.poses,
                 on_step=progress,
                 after_step=after_step,
             )

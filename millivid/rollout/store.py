@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
+from millivid.model.memory import gather_frames
 from millivid.plan.step import Span
 
 
@@ -65,6 +66,16 @@ class LatentStore:
             raise PendingLatentError(f"{span} reads latents that are not known yet")
         self.reads.append(span)
         return self.levels[span.level][:, span.start : span.stop]
+
+    def gather(self, level: int, frames: torch.Tensor) -> torch.Tensor:
+        """Latents ``[B, M, h, w, C]``: frame ``frames[b, m]`` (int64 [B, M]) of video b at
+        ``level``, zeros where it is -1; every other frame must be known."""
+        picked = frames[frames >= 0]
+        if len(picked) and (
+            int(picked.max()) >= self.frames or not bool(self.known[level, picked].all())
+        ):
+            raise PendingLatentError(f"memory frames at level {level} are not known yet")
+        return gather_frames(self.levels[level], frames)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         out = {f"level{i}": lat.cpu().contiguous() for i, lat in enumerate(self.levels)}

@@ -4,6 +4,7 @@ token counts, packing, and that a rollout hands the model exactly what training 
 import random
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from millivid.plan import BudgetError, PlanConfig, check_plan, make_plan, sample
 from millivid.plan.step import Memory, Span, Step
 from millivid.presets import load_preset
 from millivid.rollout.engine import run_plan
+from millivid.rollout.request import extrapolate_poses
 from millivid.rollout.store import LatentStore, PendingLatentError
 
 TINY = PlanConfig(tokens=(16, 4, 1), context=(1, 4, 16), target_tokens=16, memory_frames=2)
@@ -224,3 +226,16 @@ def test_memory_needs_a_pose_conditioned_model_and_trains():
     assert torch.isfinite(loss)
     step = sample_training_step("millivid", cfg.plan, 96, random.Random(0))
     assert step.memory is not None
+
+
+def test_poses_past_the_end_keep_the_last_motion():
+    """Steps that run past the last given frame condition on poses there (and pick memory frames
+    by them): the camera keeps its last motion, as the repeated last action would move it."""
+    poses = np.array([[0, 0, 5, 170, -10], [1, 0, 5, 179, -10], [2, 0, 5, -172, -12]], np.float32)
+    out = extrapolate_poses(poses, 5)
+    np.testing.assert_allclose(out[:3], poses)
+    np.testing.assert_allclose(out[3:, :3], [[3, 0, 5], [4, 0, 5]])
+    np.testing.assert_allclose(out[3:, 3], [-163, -154])  # 9° a frame, across ±180
+    np.testing.assert_allclose(out[3:, 4], [-12, -12])
+    assert extrapolate_poses(poses[:1], 3).tolist() == [poses[0].tolist()] * 3  # one frame: stay
+    assert extrapolate_poses(poses, 2).shape == (2, 5)

@@ -68,8 +68,8 @@ def request_actions(req: GenerateRequest, acts: np.ndarray, frames: int) -> torc
 
 
 def request_poses(req: GenerateRequest, poses: np.ndarray, frames: int) -> torch.Tensor:
-    """float32 [1, frames, 5] of one video's camera poses (checked; the last one repeated past
-    the end, as the actions are)."""
+    """float32 [1, frames, 5] of one video's camera poses (checked). Past the end, where the
+    last action is repeated, the camera keeps its last motion (``extrapolate_poses``)."""
     poses = np.asarray(poses, dtype=np.float32)
     if poses.ndim != 2 or poses.shape[1] != 5:
         raise ValueError(f"poses: expected float [T, 5] (x, y, z, yaw, pitch), got {poses.shape}")
@@ -79,8 +79,21 @@ def request_poses(req: GenerateRequest, poses: np.ndarray, frames: int) -> torch
         )
     if not np.isfinite(poses).all():
         raise ValueError("poses: non-finite values")
-    pad = np.repeat(poses[-1:], max(0, frames - len(poses)), axis=0)
-    return torch.from_numpy(np.concatenate([poses, pad])[:frames])[None]
+    return torch.from_numpy(extrapolate_poses(poses, frames))[None]
+
+
+def extrapolate_poses(poses: np.ndarray, frames: int) -> np.ndarray:
+    """float32 [frames, 5]: ``poses`` [T, 5], continued past T by repeating the last frame's motion
+    (position and yaw change; pitch kept), so that the camera does what the repeated last action
+    does: walk on, turn on, or stand where it is blocked. Standing still while the actions say
+    walk is a video no model was trained on (the steps that run past the end condition on these
+    poses, and memory frames are chosen by them)."""
+    extra = max(0, frames - len(poses))
+    step = poses[-1] - poses[-2] if len(poses) > 1 else np.zeros_like(poses[-1])
+    step[3] = (step[3] + 180.0) % 360.0 - 180.0  # yaw across ±180
+    step[4] = 0.0
+    pad = poses[-1] + step * np.arange(1, extra + 1, dtype=np.float32)[:, None]
+    return np.concatenate([poses, pad]).astype(np.float32)[:frames]
 
 
 def check_inputs(

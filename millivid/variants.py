@@ -8,10 +8,10 @@ mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage wh
 ``<method>-poses`` variants condition on the camera poses as well as the actions;
 ``<method>-poserope`` variants also rotate queries and keys by the pose (``model.pose_rope``);
 ``<method>-memory`` variants add to every step 4 level-0 frames retrieved by camera pose from
-before everything else it sees (``plan.memory_frames``); ``millivid-recent`` uses the plan whose
-steps see their own level's most recent frames. The
-default set is docs/RESULTS.md's Table 1: ``millivid-poserope``, ``framepack-poserope``,
-``fullres-poserope``.
+the earlier frames it does not hold in full detail (``plan.memory_frames``; ``-memory-older``:
+only from before everything else it sees); ``millivid-recent`` uses the plan whose steps see
+their own level's most recent frames. The default set is the recipe of the shipped model and its baselines with the same memory
+(docs/RESULTS.md, Table 1): ``millivid-memory``, ``framepack-memory``, ``fullres-memory``.
 """
 
 from __future__ import annotations

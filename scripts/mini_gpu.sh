@@ -39,7 +39,7 @@ ROLLOUT_S=${ROLLOUT_S:-380}
 STEPS=${STEPS:-16}
 AE_STEPS=${AE_STEPS:-2500}
 AE_COOLDOWN=${AE_COOLDOWN:-0}
-VARIANTS=${VARIANTS:-millivid-poserope framepack-poserope fullres-poserope}  # + upscale cascaded (ablations)
+VARIANTS=${VARIANTS:-millivid-memory framepack-memory fullres-memory}  # + upscale cascaded (ablations)
 COMPILE=true
 [ "$DEVICE" = cpu ] && COMPILE=false
 read -ra GPU_LIST <<< "${GPUS:-}"

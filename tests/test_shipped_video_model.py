@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_shipped_millivid_model_uses_its_context():
     model, cfg, method = load_video_model(ROOT / "checkpoints/mini/millivid", "cpu")
     assert (method, cfg.model.attention, cfg.model.condition) == ("millivid", "full", "both")
-    assert cfg.model.pose_rope
+    assert cfg.model.pose_rope and cfg.plan.memory_frames == 4
     ae = load_autoencoder(ROOT / "checkpoints/mini/ae")
     world = replace(cfg.world, frames=320)
     videos = make_videos([TEST_SEED_OFFSET + 3, TEST_SEED_OFFSET + 4], world, test=True)

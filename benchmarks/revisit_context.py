@@ -10,6 +10,11 @@ as many other far context frames removed, at the same levels, that the target do
 (the control). A model that retrieves what it saw loses more when the revisited
 frames go than when the others do; one that ignores its far context loses the same.
 
+``--memory`` (models with ``plan.memory_frames``): the steps whose target revisits one of the
+step's memory frames (retrieved by pose, docs/PLANS.md); removed are those revisited memory
+frames, and as control every memory frame. Target frames at the memory level are scored against
+copying the revisited memory frame nearest in pose.
+
     python benchmarks/revisit_context.py --ckpt checkpoints/mini/millivid --ae checkpoints/mini/ae
 """
 
@@ -67,13 +72,33 @@ def removal_sets(step, poses: np.ndarray, min_gap: int, rng: random.Random):
     return revisited, control
 
 
-def without(tokens: Tokens, entries, source: str) -> Tokens:
-    """``tokens`` with the context tokens of the (level, frame) ``entries`` marked invalid."""
+def memory_sets(step, poses: np.ndarray, tokens: Tokens):
+    """(revisited, every memory frame): lists of (level, frame) of the step's memory frames
+    (``tokens``: the packed step, one video), or None when the target revisits none of them."""
+    at = slice(step.context_tokens, step.context_tokens + step.memory_tokens)
+    valid = tokens.valid[0, at]
+    frames = sorted(set(tokens.frame[0, at][valid].tolist()))
+    if not frames:
+        return None
+    target = poses[step.target.start : step.target.stop]
+    gaps = pose_gaps(target, poses[frames], REVISIT_DISTANCE, REVISIT_YAW).min(0)
+    every = [(step.memory.level, f) for f in frames]
+    revisited = [e for e, g in zip(every, gaps, strict=True) if g <= 1.0]
+    return (revisited, every) if revisited else None
+
+
+def without(tokens: Tokens, entries, source: str, memory_slots: slice | None = None) -> Tokens:
+    """``tokens`` with the context tokens of the (level, frame) ``entries`` marked invalid (with
+    ``memory_slots``: only the tokens in those slots)."""
     level = tokens.level if source == "levels" else tokens.kernel
     drop = torch.zeros_like(tokens.valid)
     for lvl, frame in entries:
         drop |= (level == lvl) & (tokens.frame == frame)
     drop[:, tokens.context_slots :] = False
+    if memory_slots is not None:
+        keep = torch.ones_like(drop)
+        keep[:, memory_slots] = False
+        drop &= ~keep
     return replace(tokens, valid=tokens.valid & ~drop)
 
 
@@ -129,6 +154,11 @@ def main() -> None:
         help="diffusion time of every step (1 = pure noise: the target must "
         "come from the context); default: drawn as in training",
     )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="remove the revisited memory frames (control: every memory frame) instead",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="also write the result here")
@@ -151,9 +181,10 @@ def main() -> None:
         batch, oracles = [], []
         for _ in range(50 * args.steps):  # draw until enough steps revisit far context
             step = sample_training_step(method, plan, args.frames, rng)
-            sets = removal_sets(step, poses.numpy(), args.min_gap, rng)
-            if sets is None:
-                continue
+            if not args.memory:
+                sets = removal_sets(step, poses.numpy(), args.min_gap, rng)
+                if sets is None:
+                    continue
             full = pack(
                 levels,
                 actions,
@@ -162,7 +193,13 @@ def main() -> None:
                 len(cfg.plan.tokens),
                 poses=poses[None] if cfg.model.uses_poses else None,
             )
-            batch.append([full, without(full, sets[0], source), without(full, sets[1], source)])
+            slots = None
+            if args.memory:
+                sets = memory_sets(step, poses.numpy(), full)
+                if sets is None:
+                    continue
+                slots = slice(step.context_tokens, step.context_tokens + step.memory_tokens)
+            batch.append([full, *(without(full, entries, source, slots) for entries in sets)])
             oracles.append(recall_oracle(step, poses.numpy(), levels, sets[0]))
             removed.append(len(sets[0]))
             if len(batch) == args.steps:
@@ -204,15 +241,18 @@ def main() -> None:
         "loss_full": float(loss[:, 0].mean()),
         "loss_without_revisited": float(loss[:, 1].mean()),
         "loss_without_control": float(loss[:, 2].mean()),
+        "memory": args.memory,
     }
+    kind = "memory" if args.memory else "far context"
     print(
         f"{method}, target level {args.level}: {len(loss)} steps, "
-        f"{out['removed_frames_mean']:.1f} far revisited context frames removed on average"
+        f"{out['removed_frames_mean']:.1f} revisited {kind} frames removed on average"
     )
+    control = "every memory frame" if args.memory else "as many other far frames"
     print(
         f"v-loss with the whole context {out['loss_full']:.4f}; without the revisited frames "
         f"{out['loss_without_revisited']:.4f} ({interval(loss[:, 1] - loss[:, 0])}); without "
-        f"as many other far frames {out['loss_without_control']:.4f} "
+        f"{control} {out['loss_without_control']:.4f} "
         f"({interval(loss[:, 2] - loss[:, 0])})"
     )
     print(f"revisited − control removed: {interval(loss[:, 1] - loss[:, 2])}")
@@ -222,7 +262,7 @@ def main() -> None:
         out["recall_model"], out["recall_oracle"], out["recall_zero"] = map(float, r.mean(0))
         what = "x0 MSE" if args.t == 1 else "v-loss (x0 MSE only at --t 1)"
         print(
-            f"{len(r)} target frames revisit a far context frame held at their own level: "
+            f"{len(r)} target frames revisit a {kind} frame held at their own level: "
             f"model {what} {r[:, 0].mean():.4f}; copying that frame's true latent "
             f"{r[:, 1].mean():.4f}; predicting zero {r[:, 2].mean():.4f}; "
             f"model − copy {interval(r[:, 0] - r[:, 1])}"

@@ -225,3 +225,15 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_rollout(tmp_path
     assert run(video, ae, tmp_path / "g") == 1
     assert f"{tmp_path / 'g.mp4'}: is a folder, not a file" in capsys.readouterr().err
     assert not list(tmp_path.glob("g.*.safetensors")) and not (tmp_path / "g.npz").exists()
+
+
+def test_a_method_that_cannot_be_rolled_out_says_why():
+    from millivid.autoencoder.model import HierarchicalAutoencoder
+    from millivid.presets import load_preset
+    from millivid.rollout.request import check_inputs
+
+    cfg = load_preset("tiny")
+    ae = HierarchicalAutoencoder(cfg.ae)
+    check_inputs(cfg, "framepack", ae, 4, 8)
+    with pytest.raises(ValueError, match="hierarchical-framepack cannot be rolled out: its coarse"):
+        check_inputs(cfg, "hierarchical-framepack", ae, 4, 8)

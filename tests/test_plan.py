@@ -3,6 +3,7 @@ of a rollout and the start of a video, and bad budgets."""
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from millivid.plan import (
     METHODS,
     BudgetError,
+    ContextSource,
     PlanConfig,
     Span,
     check_plan,
@@ -167,6 +169,19 @@ def test_context_sources_and_lookbacks():
     assert max_lookback("framepack", PAPER) == 255
     assert max_lookback("fullres", PAPER) == 7
     assert max_lookback("mirrored-framepack", PAPER) == 129
+
+
+def test_a_context_source_says_where_spans_live_and_how_they_are_packed():
+    patchify, levels = ContextSource("patchify"), ContextSource.LEVELS
+    assert patchify is ContextSource.PATCHIFY and json.dumps(patchify) == '"patchify"'
+    assert (patchify.stored_level(2), patchify.kernel(2), patchify.input_kernels(4)) == (0, 2, 4)
+    assert (levels.stored_level(2), levels.kernel(2), levels.input_kernels(4)) == (2, 0, 1)
+    assert (patchify.token_channels(16, 4), levels.token_channels(16, 4)) == (1024, 16)
+    assert (patchify.levels_needed(4), levels.levels_needed(4)) == (1, 4)
+    with pytest.raises(
+        ValueError, match=r"unknown context source 'pixels' \(known: levels, patchify\)"
+    ):
+        ContextSource("pixels")
 
 
 def test_to_json_shape():

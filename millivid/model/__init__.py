@@ -12,7 +12,6 @@ from millivid.model.packing import (
     pack,
     pack_spans,
     patchify,
-    token_channels,
     unpack_targets,
     unpatchify,
 )
@@ -30,7 +29,6 @@ __all__ = [
     "pack_spans",
     "patchify",
     "sample_targets",
-    "token_channels",
     "unpack_targets",
     "unpatchify",
 ]

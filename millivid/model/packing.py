@@ -17,7 +17,7 @@ Memory (``Step.memory``): M frames per video at the memory level, chosen per vid
 (``millivid.model.memory``), so their ``frame`` differs across the batch; a slot without a frame
 (-1) is padding.
 
-Context sources (``millivid.plan.context_source``):
+Context sources (``millivid.plan.ContextSource``; a name such as ``"levels"`` works too):
 
 * ``"levels"``: a span at level l reads hierarchical level l: C channels per token, kernel 0.
 * ``"patchify"`` (FramePack): a span at level l is level-0 latents patchified with a
@@ -33,16 +33,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
 
 import torch
 from einops import rearrange
 from torch import Tensor
 
 from millivid.model.memory import gather_frames, select_memory
+from millivid.plan.sources import ContextSource
 from millivid.plan.step import Span, Step
 
-Source = Literal["levels", "patchify"]
 # the tensors of ``Tokens`` (moved, pinned and stacked together)
 TENSOR_FIELDS = (
     "values",
@@ -57,15 +56,6 @@ TENSOR_FIELDS = (
     "origin",
 )
 NO_ACTION = 3  # action id of padding tokens (actions are 0 forward, 1 left, 2 right)
-
-
-def token_channels(source: Source, channels: int, levels: int) -> int:
-    """Cin, the packed width of a token's values: C, or 4^(L-1) * C for patchify sources."""
-    if source == "patchify":
-        return channels * 4 ** (levels - 1)
-    if source == "levels":
-        return channels
-    raise ValueError(f"unknown context source {source!r} (known: levels, patchify)")
 
 
 def patchify(x: Tensor, kernel: int) -> Tensor:
@@ -305,7 +295,7 @@ def pack_spans(
     context: Sequence[Tensor],
     targets: Sequence[Tensor],
     actions: Tensor,
-    source: Source,
+    source: ContextSource | str,
     levels: int,
     dtype: torch.dtype | None = None,
     compact: bool = False,
@@ -340,8 +330,9 @@ def pack_spans(
                 f"got {tuple(poses.shape)}"
             )
         poses = relative_poses(poses, step.target.start)
+    source = ContextSource(source)
     channels = (context[0] if context else targets[0]).shape[-1]
-    cin = token_channels(source, channels, levels)
+    cin = source.token_channels(channels, levels)
     parts = []
     for what, spans, tensors in (
         ("context", step.context, context),
@@ -349,7 +340,7 @@ def pack_spans(
     ):
         for span, x in zip(spans, tensors, strict=True):
             _check_span(x, span, what)
-            kernel = span.level if source == "patchify" else 0
+            kernel = source.kernel(span.level)
             if kernel:
                 x = patchify(x, 2**kernel)
             rel = poses.to(x.device) if poses is not None else None
@@ -372,7 +363,7 @@ def pack_spans(
                         f"memory: expected latents [B, {step.memory.frames}, h, w, C] and frames "
                         f"[B, {step.memory.frames}], got {tuple(x.shape)}, {tuple(frames.shape)}"
                     )
-                kernel = step.memory.level if source == "patchify" else 0
+                kernel = source.kernel(step.memory.level)
                 if kernel:
                     x = patchify(x, 2**kernel)
                 rel = poses.to(x.device) if poses is not None else None
@@ -400,8 +391,8 @@ def pack_spans(
     )
 
 
-def _read(levels: Sequence[Tensor], span: Span, source: Source) -> Tensor:
-    lat = levels[0] if source == "patchify" else levels[span.level]
+def _read(levels: Sequence[Tensor], span: Span, source: ContextSource) -> Tensor:
+    lat = levels[source.stored_level(span.level)]
     if span.start < 0 or span.stop > lat.shape[1]:
         raise ValueError(f"{span} lies outside the video's {lat.shape[1]} frames")
     return lat[:, span.start : span.stop]
@@ -411,7 +402,7 @@ def pack(
     levels: Sequence[Tensor],
     actions: Tensor,
     step: Step,
-    source: Source,
+    source: ContextSource | str,
     num_levels: int | None = None,
     dtype: torch.dtype | None = None,
     compact: bool = False,
@@ -421,6 +412,7 @@ def pack(
     (patchify sources read level 0 only), actions int64 [B, T], poses float [B, T, 5] or None.
     Targets get the clean latents. ``num_levels`` defaults to ``len(levels)``; ``compact``: see
     ``Tokens``. A step with memory retrieves its frames by ``poses`` (required then)."""
+    source = ContextSource(source)
     context = [_read(levels, s, source) for s in step.context]
     targets = [_read(levels, s, source) for s in (step.target, *step.discarded)]
     n = num_levels or len(levels)
@@ -429,13 +421,17 @@ def pack(
         if poses is None:
             raise ValueError("a step with memory frames needs the videos' camera poses")
         frames = select_memory(poses, step)
-        lat = levels[0] if source == "patchify" else levels[step.memory.level]
+        lat = levels[source.stored_level(step.memory.level)]
         memory = (gather_frames(lat, frames), frames)
     return pack_spans(step, context, targets, actions, source, n, dtype, compact, poses, memory)
 
 
 def unpack_targets(
-    values: Tensor, step: Step, source: Source, shapes: Sequence[tuple[int, int]], channels: int
+    values: Tensor,
+    step: Step,
+    source: ContextSource | str,
+    shapes: Sequence[tuple[int, int]],
+    channels: int,
 ) -> list[Tensor]:
     """Split target token values [B, St, Cin] back into one latent tensor per target span
     ``(step.target, *step.discarded)``: [B, frames, h_l, w_l, C] (level-0 latents for patchify
@@ -444,7 +440,7 @@ def unpack_targets(
     offset = 0
     b = values.shape[0]
     for span in (step.target, *step.discarded):
-        kernel = span.level if source == "patchify" else 0
+        kernel = ContextSource(source).kernel(span.level)
         h, w = shapes[span.level]
         width = channels * 4**kernel
         n = span.frames * h * w

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from millivid.diffusion import alpha_sigma, diffuse, logsnr, sample_time, v_from_x0_eps
 from millivid.model.dit import VideoDiT
-from millivid.model.packing import Tokens, pack, token_channels
+from millivid.model.packing import Tokens, pack
 from millivid.plan import context_source, sample_training_step, step_kinds
 from millivid.presets import Config
 
@@ -79,7 +79,7 @@ def build_video_model(config: Config, method: str) -> VideoDiT:
             "camera pose; set model.condition=poses or model.condition=both"
         )
     levels = len(config.plan.tokens)
-    kernels = levels if context_source(method) == "patchify" else 1
+    kernels = context_source(method).input_kernels(levels)
     return VideoDiT(config.model, config.ae.channels, levels, kernels)
 
 
@@ -135,7 +135,7 @@ class VideoTask:
     def _video(self, i: int) -> tuple[list[Tensor], Tensor, Tensor | None]:
         """(levels, actions, poses or None) of video ``i``, checked against the config."""
         levels, actions = self.source.load(i)
-        need = 1 if self.context_source == "patchify" else self.levels
+        need = self.context_source.levels_needed(self.levels)
         if len(levels) < need:
             raise ValueError(f"latent video {i}: {len(levels)} levels, {self.method} needs {need}")
         channels = levels[0].shape[-1]
@@ -165,7 +165,7 @@ class VideoTask:
                     self.context_source,
                     self.levels,
                     dtype=torch.bfloat16,
-                    compact=self.context_source == "patchify",  # ~3/4 of its values: padding
+                    compact=self.context_source.patchified,  # ~3/4 of its values: padding
                     poses=None if poses is None else poses[None],
                 )
             )
@@ -179,7 +179,7 @@ class VideoTask:
         noise = torch.randn(b, tokens.target_slots, width, generator=generator)
         # paper A.2: drop all context tokens of an element w.p. context_dropout (for CFG)
         dropped = torch.rand(b, generator=generator) < self.config.diffusion.context_dropout
-        cin = token_channels(self.context_source, tokens.channels, self.levels)
+        cin = self.context_source.token_channels(tokens.channels, self.levels)
         return VideoBatch(tokens.drop_context(dropped), t, noise, dropped, cin)
 
     def loss(

@@ -16,6 +16,7 @@ from millivid.plan.methods import (
     make_plan,
     max_lookback,
 )
+from millivid.plan.sources import ContextSource
 from millivid.plan.step import Span, Step
 from millivid.plan.training_steps import (
     MIN_START,
@@ -30,6 +31,7 @@ __all__ = [
     "MIN_START",
     "PRESETS",
     "BudgetError",
+    "ContextSource",
     "Method",
     "PlanConfig",
     "PlanError",

@@ -177,7 +177,7 @@ def draw_plan(
     import matplotlib.pyplot as plt
 
     groups, rows, lo, hi = _layout(method, budget, start, end, steps, max_steps)
-    patchify = context_source(method) == "patchify"
+    patchify = context_source(method).patchified
     cell = min(0.16, 9.0 / (hi - lo))
     height_rows = len(groups) * (rows + 1)
     cell_h = min(0.16, 13.0 / height_rows)
@@ -218,7 +218,7 @@ def animate_plan(
     from PIL import Image
 
     groups, rows, lo, hi = _layout(method, budget, start, end, steps, max_steps)
-    patchify = context_source(method) == "patchify"
+    patchify = context_source(method).patchified
     width = min(10.0, max(5.0, (hi - lo) * 0.2 + 1.5))
     images = []
     for group in groups:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 from millivid.plan.baselines import fullres_period, fullres_plan, upscale_period, upscale_plan
 from millivid.plan.budget import BudgetError, check_memory, mirrored_frames
@@ -21,9 +20,8 @@ from millivid.plan.framepack import (
     mirrored_framepack_plan,
     mirrored_period,
 )
+from millivid.plan.sources import ContextSource
 from millivid.plan.step import Step, place, with_memory
-
-ContextSource = Literal["levels", "patchify"]
 
 # Frames one plan may generate: ~130k steps and a few seconds at most (the paper rolls out 768);
 # the steps are built in memory, so a mistyped --end would otherwise run for hours.
@@ -37,7 +35,8 @@ class Method:
     ``raw_plan(budget, start, end)`` gives the steps before cutting at frame 0;
     ``period(budget)`` is a frame count such that ``raw_plan(budget, 0, period)`` holds every kind
     of step the method ever takes; ``hierarchical`` says whether the method generates every
-    latent level (True) or only level 0 (False: other context levels derive from level 0).
+    latent level (True) or only level 0 (False: other context levels derive from level 0);
+    ``no_rollout`` says why rollouts of the method are refused (empty: they run).
     """
 
     name: str
@@ -46,6 +45,7 @@ class Method:
     hierarchical: bool
     raw_plan: Callable[[PlanConfig, int, int], list[Step]]
     period: Callable[[PlanConfig], int]
+    no_rollout: str = ""
 
 
 METHODS: dict[str, Method] = {
@@ -54,7 +54,7 @@ METHODS: dict[str, Method] = {
         Method(
             "millivid",
             "coarse-to-fine rollout over learned hierarchical levels (paper Fig. 10)",
-            "levels",
+            ContextSource.LEVELS,
             True,
             coarse_to_fine_plan,
             coarse_to_fine_period,
@@ -62,7 +62,7 @@ METHODS: dict[str, Method] = {
         Method(
             "millivid-recent",
             "coarse-to-fine rollout; each step's own level holds the most recent frames",
-            "levels",
+            ContextSource.LEVELS,
             True,
             recent_first_plan,
             coarse_to_fine_period,
@@ -70,7 +70,7 @@ METHODS: dict[str, Method] = {
         Method(
             "framepack",
             "past stacked at 2^l-patchified compression levels, B/N_0 level-0 targets",
-            "patchify",
+            ContextSource.PATCHIFY,
             False,
             framepack_plan,
             framepack_period,
@@ -78,7 +78,7 @@ METHODS: dict[str, Method] = {
         Method(
             "fullres",
             "K level-0 context frames, K level-0 target frames",
-            "levels",
+            ContextSource.LEVELS,
             False,
             fullres_plan,
             fullres_period,
@@ -86,7 +86,7 @@ METHODS: dict[str, Method] = {
         Method(
             "upscale",
             "roll out the coarsest level, then upscale level by level (ablation)",
-            "levels",
+            ContextSource.LEVELS,
             True,
             upscale_plan,
             upscale_period,
@@ -94,7 +94,7 @@ METHODS: dict[str, Method] = {
         Method(
             "mirrored-framepack",
             "FramePack with coarse future targets mirroring the context, discarded at sampling",
-            "patchify",
+            ContextSource.PATCHIFY,
             False,
             mirrored_framepack_plan,
             mirrored_period,
@@ -102,15 +102,16 @@ METHODS: dict[str, Method] = {
         Method(
             "hierarchical-framepack",
             "FramePack reading hierarchical latent levels instead of patchifying",
-            "levels",
+            ContextSource.LEVELS,
             False,
             framepack_plan,
             framepack_period,
+            no_rollout="its coarse context needs generated frames re-encoded, not done yet",
         ),
         Method(
             "cascaded",
             "MILLIVID's plan on mean-pooled level-0 latents (ablation)",
-            "levels",
+            ContextSource.LEVELS,
             True,
             coarse_to_fine_plan,
             coarse_to_fine_period,

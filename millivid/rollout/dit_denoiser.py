@@ -11,6 +11,7 @@ from millivid.diffusion.config import DiffusionConfig
 from millivid.model.ddim_sampler import compile_for_sampling, sample_targets
 from millivid.model.dit import VideoDiT
 from millivid.model.packing import pack_spans, unpack_targets
+from millivid.plan.sources import ContextSource
 from millivid.plan.step import Step
 from millivid.rollout.engine import host_randn
 from millivid.seeds import discarded_noise_seed
@@ -27,7 +28,7 @@ class DiTDenoiser:
     def __init__(
         self,
         model: VideoDiT,
-        source: str,
+        source: ContextSource | str,
         shapes: list[tuple[int, int]],
         diffusion: DiffusionConfig,
         reuse_context: bool | None = None,
@@ -38,7 +39,7 @@ class DiTDenoiser:
             compile = next(model.parameters()).is_cuda
         if compile:
             compile_for_sampling(model)
-        self.model, self.source, self.shapes = model, source, shapes
+        self.model, self.source, self.shapes = model, ContextSource(source), shapes
         self.diffusion, self.reuse_context = diffusion, reuse_context
         self.poses = poses
 
@@ -60,7 +61,7 @@ class DiTDenoiser:
                 (
                     noise.shape[0],
                     s.frames,
-                    *self.shapes[0 if self.source == "patchify" else s.level],
+                    *self.shapes[self.source.stored_level(s.level)],
                     noise.shape[-1],
                 ),
                 gen,

@@ -17,6 +17,7 @@ from typing import Protocol
 import torch
 
 from millivid.model.memory import select_memory
+from millivid.plan.sources import ContextSource
 from millivid.plan.step import Span, Step
 from millivid.rollout.store import LatentStore
 from millivid.seeds import rollout_step_seed
@@ -48,10 +49,10 @@ class Progress:
     seconds: float
 
 
-def context_span(span: Span, source: str) -> Span:
+def context_span(span: Span, source: ContextSource | str) -> Span:
     """Where a context span's latents live in the store: its own level, or level 0 for
     FramePack's patchified context."""
-    return Span(0, span.start, span.stop) if source == "patchify" else span
+    return Span(ContextSource(source).stored_level(span.level), span.start, span.stop)
 
 
 def host_randn(
@@ -78,7 +79,7 @@ def run_plan(
     *,
     seed: int = 0,
     first_step: int = 0,
-    source: str = "levels",
+    source: ContextSource | str = ContextSource.LEVELS,
     on_step: Callable[[Progress], None] | None = None,
     after_step: Callable[[int], None] | None = None,
     poses: torch.Tensor | None = None,
@@ -106,7 +107,7 @@ def run_plan(
             if poses is None:
                 raise ValueError("this plan's steps retrieve memory frames: give the poses")
             frames = select_memory(poses, step)
-            level = 0 if source == "patchify" else step.memory.level
+            level = ContextSource(source).stored_level(step.memory.level)
             memory = (store.gather(level, frames), frames)
         latents = denoiser(step, context, actions, noise, memory=memory)
         store.write(step.target, latents)

@@ -14,6 +14,7 @@ import torch
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.data.videos import VideoRecord
 from millivid.diffusion.config import DiffusionConfig
+from millivid.plan.methods import get_method
 from millivid.presets import Config
 
 
@@ -107,8 +108,8 @@ def check_inputs(
         )
     if not 1 <= context <= given:
         raise ValueError(f"--context {context}: need 1 <= context <= {given} given frames")
-    if method == "hierarchical-framepack":
-        raise ValueError("generate does not support hierarchical-framepack yet (needs re-encoding)")
+    if why := get_method(method).no_rollout:
+        raise ValueError(f"method {method} cannot be rolled out: {why}")
 
 
 def check_sampler(diffusion: DiffusionConfig) -> None:

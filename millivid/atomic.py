@@ -4,8 +4,10 @@
 A reader (or a resumed job) therefore sees either the previous complete file or the new
 complete file under the final name, never a half-written one, even if the writer is killed.
 Temporary names are unique (``mkstemp``), so two processes writing the same output never write
-into one temporary file; the last rename wins. This is the one way millivid writes a file
-atomically; it imports nothing from millivid, so every package can use it.
+into one temporary file; the last rename wins. A job that writes many files of one folder (and
+cleans up stale temporaries there) holds ``folder_lock`` so that a second one refuses to start.
+This is the one way millivid writes a file atomically; it imports nothing from millivid, so
+every package can use it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,37 @@ from pathlib import Path
 from typing import Any
 
 TMP_MARK = ".tmp-"  # temporary names: .<name>.tmp-<random><suffix>; never a dataset file
+LOCK_NAME = ".lock"
+
+
+class FolderBusyError(ValueError):
+    """Another process holds the folder's lock (``folder_lock``)."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, job: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (``folder/.lock``, ``flock``) while the block runs;
+    if another process holds it, raise ``FolderBusyError`` naming the folder and ``job``. The
+    operating system drops the lock when its process ends, also when it is killed, so a lock is
+    never left behind. Where ``fcntl`` does not exist (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path = Path(folder) / LOCK_NAME
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderBusyError(
+                f"{folder}: another {job} is writing this folder; wait for it to finish or use "
+                "another output folder"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _read_umask() -> int:

@@ -160,6 +160,24 @@ def test_a_corrupt_npz_is_named(capsys, tmp_path):
     assert line.endswith("delete or re-create it")
 
 
+def test_pickled_arrays_are_refused_by_name_without_advice_to_load_them(capsys, tmp_path):
+    objects = np.array([{"a": 1}, None], dtype=object)  # loading such arrays can run code
+    good = tmp_path / "good.npz"
+    np.savez(good, video=np.zeros((4, 8, 8, 3), np.uint8))
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, video=objects)
+    assert main(["evaluate", "--pred", str(pickled), "--gt", str(good), "--start", "1"]) == 1
+    line = one_line(capsys)
+    assert f"{pickled} key 'video': holds Python objects (a pickled array)" in line
+    actions = tmp_path / "actions.npy"
+    np.save(actions, objects, allow_pickle=True)
+    argv = ["generate", "--ckpt", "checkpoints/mini/millivid", "--seed", "3", "--context", "4"]
+    assert main([*argv, "--frames", "2", "--actions", str(actions), "--out", str(tmp_path / "g")])
+    line = one_line(capsys)
+    assert f"{actions} key 'actions': holds Python objects (a pickled array)" in line
+    assert "allow_pickle" not in line and "weights_only" not in line
+
+
 def test_invalid_json_names_the_file_where_it_can_and_says_how_to_find_it_elsewhere(
     capsys, tmp_path
 ):

@@ -298,3 +298,22 @@ def test_cli_and_make_dataset_share_the_candidate_count(tmp_path, monkeypatch):
     args = ["data", "make", "--preset", "tiny", "--videos", "5", "--out", str(tmp_path), "--test"]
     assert main(args + ["--keep-fraction", "0.3"]) == 0
     assert seen["candidates"] == 6 and calls[-1] == (5, 0.3)
+
+
+def test_a_second_make_into_a_folder_being_written_is_refused(tmp_path):
+    """Two runs into one folder would delete each other's temporaries (as stale) and could mix
+    two selections; the second one now refuses at once and the first finishes whole."""
+    out, kwargs = tmp_path / "d", dict(batch=2, shard_size=3, preset="tiny", progress=False)
+    refused = []
+
+    def second_run_meanwhile(seeds, *args, **kw):
+        if not refused:
+            with pytest.raises(ValueError, match="another millivid data make is writing") as err:
+                make_dataset(out, TINY, 5, make_videos=fake_make_videos, **kwargs)
+            refused.append(str(err.value))
+        return fake_make_videos(seeds, *args, **kw)
+
+    make_dataset(out, TINY, 5, make_videos=second_run_meanwhile, **kwargs)
+    assert refused and refused[0].startswith(str(out))
+    assert read_dataset_json(out)["complete"] and len(list_videos(out)) == 5
+    make_dataset(out, TINY, 5, make_videos=fake_make_videos, **kwargs)  # the lock is gone

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from millivid.cli.common import add_device_flag, positive_int
+from millivid.data.videos import load_video, read_npy
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,15 +58,13 @@ def run(args: argparse.Namespace) -> int:
     if args.method and args.method != method:
         raise ValueError(f"--method {args.method} but {args.ckpt} was trained for {method!r}")
     if args.video:
-        from millivid.data.videos import load_video
-
         keys = ("video", "actions", "poses") if cfg.model.uses_poses else ("video", "actions")
         record = load_video(args.video, keys=keys)
     else:
         record = world_video(cfg, args.seed, args.context, args.frames)
     frames, actions = record.video, record.actions
     if args.actions:
-        actions = np.load(args.actions)
+        actions = read_npy(args.actions, "actions")
     req = GenerateRequest(
         frames=frames,
         actions=actions,

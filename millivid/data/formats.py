@@ -25,7 +25,7 @@ import numpy as np
 
 from millivid.data.errors import VideoFileError
 from millivid.data.mp4 import read_mp4
-from millivid.data.videos import VideoRecord, load_arrays, validate_arrays
+from millivid.data.videos import VideoRecord, load_arrays, read_npy, validate_arrays
 
 TECO_TO_OURS = np.array([0, 0, 1, 2], dtype=np.int64)  # index = TECO/DFoT id
 ACTION_MODES = ("ours", "raw")
@@ -77,10 +77,7 @@ def read_sidecar_actions(side: Path) -> np.ndarray:
     """Actions from a sidecar ``.npz`` (key ``actions``) or ``.npy``."""
     if side.suffix == ".npz":
         return load_arrays(side, ["actions"])["actions"]
-    try:
-        return np.load(side, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise VideoFileError(side, "actions", f"unreadable .npy: {err}") from None
+    return read_npy(side, "actions")
 
 
 def read_teco_mp4(path: Path, mode: str = "ours") -> VideoRecord:

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from millivid.atomic import remove_stale_temporaries, write_json_atomic
+from millivid.atomic import folder_lock, remove_stale_temporaries, write_json_atomic
 from millivid.data.dataset import DATASET_JSON, read_dataset_json
 from millivid.data.videos import VideoRecord, save_video
 from millivid.typed_config import to_dict
@@ -185,6 +185,44 @@ def make_dataset(
         from millivid.world import make_videos
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "millivid data make"):  # its temporaries are not stale: keep out
+        return _make_locked(
+            out,
+            cfg,
+            videos,
+            test,
+            candidates,
+            first_seed,
+            device,
+            batch,
+            shard_size,
+            side_outputs,
+            compress,
+            workers,
+            preset,
+            progress,
+            make_videos,
+        )
+
+
+def _make_locked(
+    out,
+    cfg,
+    videos,
+    test,
+    candidates,
+    first_seed,
+    device,
+    batch,
+    shard_size,
+    side_outputs,
+    compress,
+    workers,
+    preset,
+    progress,
+    make_videos,
+) -> dict:
+    """``make_dataset`` once ``out`` is locked."""
     remove_stale_temporaries(out)
     batch = batch or auto_batch(cfg, device)
     keys = ("video", "actions", "poses", *(SIDE_KEYS if side_outputs else ()))

@@ -129,6 +129,29 @@ def save_video(path: str | os.PathLike, record: VideoRecord, compress: bool = Tr
 
 
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError)
+PICKLED = (
+    "holds Python objects (a pickled array), which are never loaded because loading them can "
+    "run code: save plain numeric arrays"
+)
+
+
+def read_error(err: Exception) -> str:
+    """What is wrong with an array that numpy could not read (a pickled array named as such)."""
+    if "Object arrays cannot be loaded" in str(err):
+        return PICKLED
+    return f"truncated or corrupt data: {err}"
+
+
+def read_npy(path: str | os.PathLike, key: str) -> np.ndarray:
+    """One ``.npy`` file (pickled arrays refused); errors name the file and what ``key`` it
+    was read as."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return np.load(path, allow_pickle=False)
+    except _READ_ERRORS as err:
+        raise VideoFileError(path, key, read_error(err)) from None
 
 
 def _open_zip(path: Path) -> zipfile.ZipFile:
@@ -138,7 +161,7 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as err:
         raise VideoFileError(
-            path, None, f"not a readable .npz (truncated or corrupt): {err}"
+            path, None, f"not a readable .npz (truncated or corrupt: {err}): delete or re-create it"
         ) from None
 
 
@@ -228,7 +251,7 @@ def load_arrays(path: str | os.PathLike, keys: tuple[str, ...] | list[str] | Non
                 with zf.open(members[key]) as f:
                     out[key] = np.lib.format.read_array(f, allow_pickle=False)
             except _READ_ERRORS as err:
-                raise VideoFileError(path, key, f"truncated or corrupt data: {err}") from None
+                raise VideoFileError(path, key, read_error(err)) from None
     return out
 
 

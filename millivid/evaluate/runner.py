@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from millivid.data.videos import load_arrays, read_header
 from millivid.evaluate.config import EvalConfig
 from millivid.evaluate.frechet import GaussianStats, frechet_from_stats
 from millivid.evaluate.horizons import FrameTable, horizon_means, horizon_ranges
@@ -36,17 +37,9 @@ def read_array(path: Path, key: str, required: bool = True) -> np.ndarray | None
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"video file {path} does not exist")
-    try:
-        with np.load(path) as data:
-            if key not in data.files:
-                if not required:
-                    return None
-                raise ValueError(f"{path}: no array {key!r} (has {', '.join(data.files)})")
-            return data[key]
-    except (OSError, ValueError) as err:
-        if isinstance(err, ValueError) and str(path) in str(err):
-            raise
-        raise ValueError(f"cannot read video file {path}: {err}") from err
+    if not required and key not in read_header(path):
+        return None
+    return load_arrays(path, [key])[key]
 
 
 def read_frames(path: Path) -> torch.Tensor:

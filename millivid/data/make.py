@@ -186,69 +186,43 @@ def make_dataset(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out, "millivid data make"):  # its temporaries are not stale: keep out
-        return _make_locked(
+        remove_stale_temporaries(out)
+        batch = batch or auto_batch(cfg, device)
+        keys = ("video", "actions", "poses", *(SIDE_KEYS if side_outputs else ()))
+        if test and candidates is None:
+            candidates = candidate_count(videos)
+        candidates = candidates if test else None
+        meta = _spec(cfg, videos, test, candidates, first_seed, keys, shard_size, compress, preset)
+        old = _check_resume(out, meta)
+        if old is not None and test and old.get("seeds"):  # the selection is not redone
+            seeds, selection = old["seeds"], old.get("selection")
+        else:
+            seeds, selection = plan_seeds(
+                videos, cfg, test, candidates, first_seed, device, batch, progress
+            )
+            if old is not None and old.get("seeds") != seeds:
+                raise ValueError(f"{out / DATASET_JSON}: key 'seeds' differs from this run")
+        meta.update(seeds=seeds, complete=False, **({"selection": selection} if selection else {}))
+        write_json_atomic(out / DATASET_JSON, meta)
+
+        todo = [i for i, f in enumerate(meta["files"]) if not (out / f).is_file()]
+        _render(
             out,
             cfg,
-            videos,
-            test,
-            candidates,
-            first_seed,
+            meta,
+            todo,
+            keys,
+            make_videos,
             device,
             batch,
-            shard_size,
-            side_outputs,
             compress,
             workers,
-            preset,
             progress,
-            make_videos,
+            test,
         )
-
-
-def _make_locked(
-    out,
-    cfg,
-    videos,
-    test,
-    candidates,
-    first_seed,
-    device,
-    batch,
-    shard_size,
-    side_outputs,
-    compress,
-    workers,
-    preset,
-    progress,
-    make_videos,
-) -> dict:
-    """``make_dataset`` once ``out`` is locked."""
-    remove_stale_temporaries(out)
-    batch = batch or auto_batch(cfg, device)
-    keys = ("video", "actions", "poses", *(SIDE_KEYS if side_outputs else ()))
-    if test and candidates is None:
-        candidates = candidate_count(videos)
-    candidates = candidates if test else None
-    meta = _spec(cfg, videos, test, candidates, first_seed, keys, shard_size, compress, preset)
-    old = _check_resume(out, meta)
-    if old is not None and test and old.get("seeds"):  # the selection is not redone
-        seeds, selection = old["seeds"], old.get("selection")
-    else:
-        seeds, selection = plan_seeds(
-            videos, cfg, test, candidates, first_seed, device, batch, progress
-        )
-        if old is not None and old.get("seeds") != seeds:
-            raise ValueError(f"{out / DATASET_JSON}: key 'seeds' differs from this run")
-    meta.update(seeds=seeds, complete=False, **({"selection": selection} if selection else {}))
-    write_json_atomic(out / DATASET_JSON, meta)
-
-    todo = [i for i, f in enumerate(meta["files"]) if not (out / f).is_file()]
-    _render(
-        out, cfg, meta, todo, keys, make_videos, device, batch, compress, workers, progress, test
-    )
-    meta["complete"] = True
-    write_json_atomic(out / DATASET_JSON, meta)
-    return meta
+        meta["complete"] = True
+        write_json_atomic(out / DATASET_JSON, meta)
+        return meta
 
 
 def _render(

@@ -37,6 +37,12 @@ def rollout_step_seed(seed: int, index: int) -> int:
     return derive_seed(seed, index, scales=(1_000_003, 1))
 
 
+def context_noise_seed(start: int, level: int) -> int:
+    """Seed of the conditioning-augmentation noise on a rollout step's coarse context, from the
+    step's target start frame and level only."""
+    return derive_seed(start, level, scales=(104_729, 7))
+
+
 def discarded_noise_seed(start: int, level: int) -> int:
     """Seed of the noise of a step's discarded targets (mirrored FramePack), from the step's
     target start frame and level only: the same for every rollout seed."""

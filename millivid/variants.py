@@ -36,6 +36,8 @@ class Variant:
     pose_rope: bool = False
     memory: int = 0  # frames retrieved by camera pose into every step (plan.memory_frames)
     memory_pool: str = "unheld"  # where they come from (plan.memory_pool)
+    # conditioning augmentation of the coarse context (diffusion.context_noise / sample_...)
+    context_noise: tuple[float, float] = (0.0, 0.0)
 
 
 VARIANTS: dict[str, Variant] = {
@@ -60,6 +62,16 @@ VARIANTS: dict[str, Variant] = {
     ),
     "framepack-memory": Variant("framepack", condition="both", pose_rope=True, memory=4),
     "fullres-memory": Variant("fullres", condition="both", pose_rope=True, memory=4),
+    # + the coarse context noised in training (time up to 0.5, the model told the time) and
+    # to 0.1 in rollouts, so fine steps learn to doubt generated coarse context
+    "millivid-memory-aug": Variant(
+        "millivid",
+        balanced=True,
+        condition="both",
+        pose_rope=True,
+        memory=4,
+        context_noise=(0.5, 0.1),
+    ),
     # memory frames only from before everything else a step sees (plan.memory_pool = older)
     "millivid-memory-older": Variant(
         "millivid", balanced=True, condition="both", pose_rope=True, memory=4, memory_pool="older"
@@ -86,6 +98,11 @@ def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
             cfg.model, attention=v.attention, condition=v.condition, pose_rope=v.pose_rope
         ),
         ae=replace(cfg.ae, kind=v.ae),
+        diffusion=replace(
+            cfg.diffusion,
+            context_noise=v.context_noise[0] or cfg.diffusion.context_noise,
+            sample_context_noise=v.context_noise[1] or cfg.diffusion.sample_context_noise,
+        ),
         plan=replace(
             cfg.plan,
             level_weights=weights,

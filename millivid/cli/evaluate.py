@@ -87,7 +87,13 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
             f"--{name}-weights",
             default="",
             metavar="PATH",
-            help=f"{published.file} (wins over --weights-dir and {env_var(name)})",
+            help=f"{published.file} (wins over --weights-dir and {env_var(name)})"
+            + (
+                "; a TorchScript file: loading it runs the code it holds, so give only the "
+                "published file"
+                if published.file.endswith(".pt") and name in ("fid", "fvd")
+                else ""
+            ),
         )
     p.add_argument("--probe-weights", default="", metavar="DIR", help="probe folder")
     p.add_argument("--action-probe-weights", default="", metavar="DIR", help="action probe folder")

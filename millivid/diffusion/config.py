@@ -13,6 +13,12 @@ class DiffusionConfig:
     context_dropout: float = 0.1  # paper A.2: drop all context tokens w.p. 0.1 for CFG
     sample_steps: int = 50  # DDIM steps per rollout step
     guidance: float = 1.0  # CFG scale; 1.0 = off (paper tries 1.5)
+    # conditioning augmentation (not in the paper): in training, the context tokens coarser than
+    # the target are noised to a time drawn uniformly in [0, context_noise] per sample, and the
+    # model is told that time; rollouts noise the generated coarse context to
+    # sample_context_noise. 0 = off
+    context_noise: float = 0.0
+    sample_context_noise: float = 0.0
 
 
 PRESETS = {

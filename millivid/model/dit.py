@@ -7,9 +7,11 @@ token sits at the centre of the 2^l x 2^l block of level-0 cells it covers
 embedding (forward/left/right + none) and/or an embedding of the frame's camera pose relative to
 the first target frame (``DiTConfig.condition``); with ``DiTConfig.pose_rope`` the pose also
 rotates 32 dims of every query and key (``embed.rotate``). Each block is adaLN-Zero (DiT) with *per-token* modulation from
-(diffusion time, level): context tokens are clean and use t = 0, targets use their element's t.
-There are only 2L distinct conditions per batch element (level x context/target), so the
-modulation is computed on a [B, 2L, D] table and gathered per token.
+(diffusion time, level): context tokens are clean and use t = 0, targets use their element's t,
+and context tokens coarser than the target use the element's ``Tokens.context_time`` (the noise
+of conditioning augmentation, ``diffusion.context_noise``; 0 by default). There are only 3L
+distinct conditions per batch element, so the modulation is computed on a [B, 3L, D] table and
+gathered per token.
 
 Padding (context cut at frame 0) and context dropped for classifier-free guidance are not
 masked: their input embedding is a learned null token (positions, level and action embeddings are
@@ -43,7 +45,7 @@ from millivid.model.embed import (
     position_3d,
     rotate,
 )
-from millivid.model.packing import NO_ACTION, Tokens
+from millivid.model.packing import NO_ACTION, Tokens, coarse_context
 from millivid.nn import block_centre, modulate
 
 
@@ -227,12 +229,19 @@ class VideoDiT(nn.Module):
         """Pose rotary angles [B, n, A] of the tokens in slot range ``sl``, or None."""
         return pose_angles(tokens.pose[:, sl]) if self.cfg.pose_rope else None
 
-    def _cond_table(self, t: Tensor) -> Tensor:
-        """SiLU'd adaLN conditions [B, 2L, D]: rows l = context at level l (t = 0),
-        rows L + l = target at level l (the element's t)."""
-        times = torch.stack([torch.zeros_like(t), t], dim=1).float()  # [B, 2]
-        table = self.time_embed(times).unsqueeze(2) + self.cond_level.weight  # [B, 2, L, D]
+    def _cond_table(self, t: Tensor, context_time: Tensor) -> Tensor:
+        """SiLU'd adaLN conditions [B, 3L, D]: rows l = context at level l (t = 0),
+        rows L + l = target at level l (the element's t), rows 2L + l = context at level l
+        noised to the element's ``context_time`` (conditioning augmentation; 0: equal to the
+        clean rows)."""
+        times = torch.stack([torch.zeros_like(t), t, context_time.to(t.dtype)], dim=1).float()
+        table = self.time_embed(times).unsqueeze(2) + self.cond_level.weight  # [B, 3, L, D]
         return F.silu(table.flatten(1, 2))
+
+    def _context_cond_id(self, tokens: Tokens) -> Tensor:
+        """int64 [B, S]: each token's row of the condition table as context (the noised rows
+        for ``coarse_context`` tokens); target slots are overwritten by the callers."""
+        return tokens.level + 2 * self.levels * coarse_context(tokens).long()
 
     def _head(self, x: Tensor, cond: Tensor, cond_id: Tensor, kernel: Tensor) -> Tensor:
         """v-prediction [B, n, Cin] of target hidden states x [B, n, D]."""
@@ -257,9 +266,9 @@ class VideoDiT(nn.Module):
         """Final hidden states [B, S, D] of every token (joint path). t: float [B] in [0, 1]."""
         sc = tokens.context_slots
         x = self._embed(tokens, slice(None))
-        cond = self._cond_table(t)
-        is_target = (torch.arange(tokens.length, device=x.device) >= sc).long()
-        cond_id = tokens.level + self.levels * is_target
+        cond = self._cond_table(t, tokens.context_time)
+        is_target = torch.arange(tokens.length, device=x.device) >= sc
+        cond_id = torch.where(is_target, tokens.level + self.levels, self._context_cond_id(tokens))
         causal = self.cfg.attention == "context-causal"
         angles = self._angles(tokens, slice(None))
         for block in self.blocks:
@@ -270,7 +279,7 @@ class VideoDiT(nn.Module):
         """v-prediction [B, St, Cin] for the target tokens. t: float [B] in [0, 1]."""
         sc = tokens.context_slots
         x = self.hidden(tokens, t)[:, sc:]
-        cond = self._cond_table(t)
+        cond = self._cond_table(t, tokens.context_time)
         return self._head(x, cond, tokens.level[:, sc:] + self.levels, tokens.kernel[:, sc:])
 
     def encode_context(self, tokens: Tokens) -> ContextCache:
@@ -282,8 +291,8 @@ class VideoDiT(nn.Module):
             )
         sc = tokens.context_slots
         x = self._embed(tokens, slice(0, sc))
-        cond = self._cond_table(torch.zeros(tokens.batch, device=x.device))
-        cond_id = tokens.level[:, :sc]
+        cond = self._cond_table(torch.zeros(tokens.batch, device=x.device), tokens.context_time)
+        cond_id = self._context_cond_id(tokens)[:, :sc]
         angles = self._angles(tokens, slice(0, sc))
         keys, values = [], []
         for i, block in enumerate(self.blocks):
@@ -305,7 +314,7 @@ class VideoDiT(nn.Module):
                 "context slots: encode_context the same step's tokens"
             )
         x = self._embed(tokens, slice(sc, None))
-        cond = self._cond_table(t)
+        cond = self._cond_table(t, tokens.context_time)
         cond_id = tokens.level[:, sc:] + self.levels
         angles = self._angles(tokens, slice(sc, None))
         for i, block in enumerate(self.blocks):

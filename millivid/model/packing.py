@@ -38,6 +38,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from millivid.diffusion import alpha_sigma, logsnr
 from millivid.model.memory import gather_frames, select_memory
 from millivid.plan.sources import ContextSource
 from millivid.plan.step import Span, Step
@@ -54,6 +55,7 @@ TENSOR_FIELDS = (
     "pose",
     "valid",
     "origin",
+    "context_time",
 )
 NO_ACTION = 3  # action id of padding tokens (actions are 0 forward, 1 left, 2 right)
 
@@ -91,6 +93,8 @@ class Tokens:
     # (forward, left in blocks; yaw in radians, left +; see ``relative_poses``); 0 when unknown
     valid: Tensor  # bool [B, S]: False for padding and dropped context
     origin: Tensor  # int64 [B]: first frame of the target span (positions are relative to it)
+    context_time: Tensor  # float32 [B]: diffusion time of the noise on the context tokens coarser
+    # than the target (``coarse_context``; conditioning augmentation), 0 = clean
     context_slots: int
     channels: int  # C; values carry Cin = channels * 4^max_kernel
 
@@ -174,6 +178,31 @@ class Tokens:
                 )
         stacked = {f: torch.cat([getattr(p, f) for p in parts]) for f in TENSOR_FIELDS}
         return replace(first, **stacked)
+
+
+def coarse_context(tokens: Tokens) -> Tensor:
+    """bool [B, S]: the context tokens at a hierarchical level coarser than the step's target
+    (in a coarse-to-fine rollout, the generated coarse version of the target and the future);
+    the tokens that conditioning augmentation noises (``noise_coarse_context``)."""
+    target_level = tokens.level[:, tokens.context_slots : tokens.context_slots + 1]
+    is_context = torch.arange(tokens.length, device=tokens.level.device) < tokens.context_slots
+    return is_context & (tokens.kernel == 0) & (tokens.level > target_level)
+
+
+def noise_coarse_context(tokens: Tokens, time: Tensor, noise: Tensor, shift: float) -> Tokens:
+    """``tokens`` (dense values) with their ``coarse_context`` values noised to diffusion time
+    ``time`` float [B] — ``alpha x + sigma noise`` on the schedule of ``shift``, ``noise`` a
+    standard normal [B, S, Cin] — and ``context_time`` set to ``time`` (conditioning
+    augmentation; the model is told the time). Time 0 leaves the values as they are (the
+    schedule's sigma at t = 0 is small, not zero)."""
+    if not bool(((time >= 0) & (time <= 1)).all()):
+        raise ValueError(f"context noise times must lie in [0, 1], got {time.tolist()}")
+    a, s = alpha_sigma(logsnr(time.float(), shift))
+    x = tokens.values.float()
+    noisy = a.view(-1, 1, 1) * x + s.view(-1, 1, 1) * noise.to(x) * tokens.channel_mask()
+    noised = coarse_context(tokens) & (time > 0).to(tokens.level.device).unsqueeze(1)
+    values = torch.where(noised.unsqueeze(-1), noisy, x).to(tokens.values.dtype)
+    return replace(tokens, values=values, context_time=time.to(tokens.context_time))
 
 
 def relative_poses(poses: Tensor, origin: int) -> Tensor:
@@ -386,6 +415,7 @@ def pack_spans(
     return Tokens(
         **merged,
         origin=torch.full((b,), step.target.start, device=merged["level"].device),
+        context_time=torch.zeros(b, device=merged["level"].device),
         context_slots=context_slots,
         channels=channels,
     )

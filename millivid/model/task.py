@@ -19,7 +19,7 @@ from torch import Tensor
 
 from millivid.diffusion import alpha_sigma, diffuse, logsnr, sample_time, v_from_x0_eps
 from millivid.model.dit import VideoDiT
-from millivid.model.packing import Tokens, pack
+from millivid.model.packing import Tokens, noise_coarse_context, pack
 from millivid.plan import context_source, sample_training_step, step_kinds
 from millivid.presets import Config
 
@@ -128,6 +128,11 @@ class VideoTask:
         self.items_per_batch = self.batch_size * sequence_length(config, method)
         if len(source) == 0:
             raise ValueError("the latent source holds no videos")
+        if not 0.0 <= config.diffusion.context_noise <= 1.0:
+            raise ValueError(
+                f"diffusion.context_noise = {config.diffusion.context_noise}: the largest "
+                "diffusion time of the coarse context's noise, in [0, 1] (0 = off)"
+            )
 
     def build_model(self) -> VideoDiT:
         return build_video_model(self.config, self.method)
@@ -171,6 +176,11 @@ class VideoTask:
             )
         tokens = Tokens.cat(parts)
         b = tokens.batch
+        limit = self.config.diffusion.context_noise
+        if limit and not self.context_source.patchified:  # conditioning augmentation
+            time = torch.rand(b, generator=generator) * limit
+            noise = torch.randn(*tokens.values.shape, generator=generator)
+            tokens = noise_coarse_context(tokens, time, noise, self.config.diffusion.shift)
         t = sample_time(b, generator)
         # noise only for the channels targets really use (FramePack pads level-0 targets from C
         # to 4^(L-1) C channels: drawing and moving the padding took most of its batch time);

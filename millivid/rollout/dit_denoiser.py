@@ -10,11 +10,11 @@ from millivid.diffusion import ddim_times
 from millivid.diffusion.config import DiffusionConfig
 from millivid.model.ddim_sampler import compile_for_sampling, sample_targets
 from millivid.model.dit import VideoDiT
-from millivid.model.packing import pack_spans, unpack_targets
+from millivid.model.packing import noise_coarse_context, pack_spans, unpack_targets
 from millivid.plan.sources import ContextSource
 from millivid.plan.step import Step
 from millivid.rollout.engine import host_randn
-from millivid.seeds import discarded_noise_seed
+from millivid.seeds import context_noise_seed, discarded_noise_seed
 
 
 class DiTDenoiser:
@@ -79,6 +79,14 @@ class DiTDenoiser:
             poses=self.poses,
             memory=memory,
         )
+        if self.diffusion.sample_context_noise:  # conditioning augmentation, as in training
+            time = torch.full((tokens.batch,), self.diffusion.sample_context_noise)
+            seed = context_noise_seed(step.target.start, step.target.level)
+            shape = tokens.values.shape
+            noise = host_randn(shape, torch.Generator().manual_seed(seed), noise.device)
+            tokens = noise_coarse_context(
+                tokens, time.to(noise.device), noise, self.diffusion.shift
+            )
         values = sample_targets(
             self.model,
             tokens,

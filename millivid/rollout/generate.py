@@ -167,6 +167,7 @@ def request_fingerprint(
         "ddim_steps": diffusion.sample_steps,
         "guidance": diffusion.guidance,
         "shift": diffusion.shift,
+        "sample_context_noise": diffusion.sample_context_noise,
         "plan": to_dict(cfg.plan),
     }
 

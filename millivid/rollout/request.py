@@ -118,6 +118,11 @@ def check_sampler(diffusion: DiffusionConfig) -> None:
         raise ValueError(
             f"--steps {diffusion.sample_steps}: DDIM steps per rollout step must be >= 1"
         )
+    if not 0.0 <= diffusion.sample_context_noise <= 1.0:
+        raise ValueError(
+            f"diffusion.sample_context_noise = {diffusion.sample_context_noise}: a diffusion "
+            "time in [0, 1] (0 = the generated coarse context as it is)"
+        )
     if not math.isfinite(diffusion.guidance):
         raise ValueError(
             f"--cfg {diffusion.guidance}: the guidance scale must be a finite number (1 = off)"

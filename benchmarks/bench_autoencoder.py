@@ -22,12 +22,12 @@ import time
 import torch
 
 from millivid.autoencoder.model import HierarchicalAutoencoder
-from millivid.autoencoder.run import load_autoencoder
 from millivid.autoencoder.task import AutoencoderTask
 from millivid.data.dataset import list_videos
 from millivid.data.videos import load_video
 from millivid.device import resolve_device
 from millivid.evaluate.image_metrics import psnr, ssim
+from millivid.jobs.autoencoder import load_autoencoder
 from millivid.presets import load_preset
 from millivid.train import build_optimizers, parameter_count
 
@@ -117,7 +117,7 @@ def compare(args: argparse.Namespace) -> dict:
     from pathlib import Path
 
     from millivid.autoencoder.config import PRESETS
-    from millivid.autoencoder.run import reconstruction_psnr
+    from millivid.jobs.autoencoder import reconstruction_psnr
     from millivid.train import TrainConfig, load_checkpoint, load_weights_into, train
     from millivid.world import PRESETS as WORLD
     from millivid.world import TEST_SEED_OFFSET, make_videos

@@ -41,10 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from millivid.autoencoder.model import HierarchicalAutoencoder  # noqa: E402
+from millivid.jobs.video_task import InMemoryLatents, VideoTask, build_video_model  # noqa: E402
 from millivid.model.ddim_sampler import compile_for_sampling  # noqa: E402
 from millivid.model.dit import VideoDiT  # noqa: E402
 from millivid.model.packing import Tokens, pack  # noqa: E402
-from millivid.model.task import InMemoryLatents, VideoTask, build_video_model  # noqa: E402
 from millivid.nn import count_parameters  # noqa: E402
 from millivid.plan import context_source, make_plan, max_lookback  # noqa: E402
 from millivid.presets import load_preset  # noqa: E402

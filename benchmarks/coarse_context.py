@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from millivid.autoencoder.run import load_autoencoder  # noqa: E402
+from millivid.jobs.autoencoder import load_autoencoder  # noqa: E402
 from millivid.presets import load_preset  # noqa: E402
 from millivid.world import TEST_SEED_OFFSET, make_videos  # noqa: E402
 

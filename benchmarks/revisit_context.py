@@ -32,10 +32,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from millivid.autoencoder.run import load_autoencoder  # noqa: E402
 from millivid.diffusion import alpha_sigma, diffuse, logsnr, v_from_x0_eps  # noqa: E402
 from millivid.diffusion.schedule import sample_time  # noqa: E402
 from millivid.evaluate.splits import pose_gaps  # noqa: E402
+from millivid.jobs.autoencoder import load_autoencoder  # noqa: E402
 from millivid.model.packing import Tokens, pack  # noqa: E402
 from millivid.plan import context_source  # noqa: E402
 from millivid.plan.training_steps import sample_training_step  # noqa: E402

@@ -25,9 +25,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from millivid.autoencoder.run import load_autoencoder  # noqa: E402
 from millivid.diffusion import alpha_sigma, logsnr  # noqa: E402
-from millivid.model.task import InMemoryLatents, VideoBatch, VideoTask  # noqa: E402
+from millivid.jobs.autoencoder import load_autoencoder  # noqa: E402
+from millivid.jobs.video_task import InMemoryLatents, VideoBatch, VideoTask  # noqa: E402
 from millivid.plan.training_steps import step_kinds  # noqa: E402
 from millivid.rollout.generate import load_video_model  # noqa: E402
 from millivid.world import TEST_SEED_OFFSET, make_videos  # noqa: E402

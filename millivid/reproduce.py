@@ -37,7 +37,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from millivid.atomic import read_json, write_json_atomic
-from millivid.autoencoder.run import encode_dataset, train_autoencoder
 from millivid.data.latent_cache import LatentCache
 from millivid.data.make import make_dataset
 from millivid.data.videos import load_video
@@ -48,7 +47,8 @@ from millivid.evaluate.outputs import comparison_grid, write_set_outputs
 from millivid.evaluate.report import build_report
 from millivid.evaluate.runner import evaluate_sets
 from millivid.evaluate.suite import MetricSuite, parse_metrics
-from millivid.model.task import VideoTask
+from millivid.jobs.autoencoder import encode_dataset, train_autoencoder
+from millivid.jobs.video_task import VideoTask
 from millivid.pipeline import check_autoencoder
 from millivid.plan import make_plan
 from millivid.plan.draw import draw_plan

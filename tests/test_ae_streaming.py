@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import millivid.data.frames as frames_module
-from millivid.autoencoder.run import frame_bank, train_autoencoder
 from millivid.autoencoder.task import AutoencoderTask
 from millivid.data.frames import DatasetFrames
 from millivid.data.videos import VideoRecord, load_video, save_video
+from millivid.jobs.autoencoder import frame_bank, train_autoencoder
 from millivid.presets import load_preset
 
 SIZE = 32

@@ -108,7 +108,7 @@ def test_training_drives_reconstruction_loss_down(tmp_path):
 def test_shipped_mini_checkpoints_reconstruct_world_frames(name, level0):
     """The shipped C = 16 model (of the mini video models) and the C = 32 one (30.3 dB on the
     test set, docs/AUTOENCODER.md) load and reconstruct a test-world video; C = 32 is better."""
-    from millivid.autoencoder.run import load_autoencoder, reconstruction_psnr
+    from millivid.jobs.autoencoder import load_autoencoder, reconstruction_psnr
     from millivid.world import PRESETS as WORLD
     from millivid.world import TEST_SEED_OFFSET, make_videos
 

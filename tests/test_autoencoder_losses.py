@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from millivid.autoencoder.config import PRESETS
 from millivid.autoencoder.losses import PerceptualLoss, gradient_l1, image_gradients
 from millivid.autoencoder.task import AutoencoderTask
-from millivid.evaluate.lpips import LPIPS, TAP_CHANNELS, AlexFeatures
-from millivid.evaluate.weights import MissingWeightsError
+from millivid.weights.files import MissingWeightsError
+from millivid.weights.lpips import LPIPS, TAP_CHANNELS, AlexFeatures
 
 TINY = PRESETS["tiny"]
 

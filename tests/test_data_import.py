@@ -39,9 +39,9 @@ def test_null_action_is_the_video_models_no_action_id():
 
 def test_mp4_folder_trains_the_autoencoder_and_encodes(tmp_path, monkeypatch):
     from millivid.autoencoder.model import HierarchicalAutoencoder
-    from millivid.autoencoder.run import encode_dataset, train_autoencoder
     from millivid.data.latent_cache import LatentCache
-    from millivid.model.task import VideoTask
+    from millivid.jobs.autoencoder import encode_dataset, train_autoencoder
+    from millivid.jobs.video_task import VideoTask
     from millivid.presets import load_preset
 
     src, out = tmp_path / "src", tmp_path / "data"

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from millivid.evaluate.config import EvalConfig
 from millivid.evaluate.dino import DinoViT
 from millivid.evaluate.frechet import GaussianStats, frechet_distance
-from millivid.evaluate.lpips import LPIPS, AlexFeatures
 from millivid.evaluate.suite import MetricSuite
-from millivid.evaluate.weights import MissingWeightsError, env_var, weight_path
+from millivid.weights.files import MissingWeightsError, env_var, weight_path
+from millivid.weights.lpips import LPIPS, AlexFeatures
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import torch
 
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.cli import main
-from millivid.model.task import build_video_model
+from millivid.jobs.video_task import build_video_model
 from millivid.presets import load_preset
 from millivid.train import write_checkpoint
 from millivid.typed_config import to_dict

@@ -10,9 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from millivid.jobs.video_task import InMemoryLatents, VideoTask, build_video_model
 from millivid.model.memory import gather_frames, memory_pool, pose_distance, select_memory
 from millivid.model.packing import pack, pack_spans, relative_poses
-from millivid.model.task import InMemoryLatents, VideoTask, build_video_model
 from millivid.plan import BudgetError, PlanConfig, check_plan, make_plan, sample_training_step
 from millivid.plan.step import Memory, Span, Step
 from millivid.presets import load_preset

@@ -18,7 +18,7 @@ import torch
 import millivid
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.cli import main
-from millivid.model.task import build_video_model
+from millivid.jobs.video_task import build_video_model
 from millivid.pipeline import SHIPPED_AE
 from millivid.presets import load_preset
 from millivid.rollout.generate import decode_frames, load_ae, rollout_latents

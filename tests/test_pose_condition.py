@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.cli import main
 from millivid.data.latent_cache import LatentCache, write_cache_meta, write_latent_video
+from millivid.jobs.video_task import InMemoryLatents, VideoTask, build_video_model
 from millivid.model.packing import pack, relative_poses
-from millivid.model.task import InMemoryLatents, VideoTask, build_video_model
 from millivid.plan import sample_training_step
 from millivid.presets import load_preset
 from millivid.train import write_checkpoint

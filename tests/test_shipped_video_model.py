@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from millivid.autoencoder.run import load_autoencoder
-from millivid.model.task import InMemoryLatents, VideoBatch, VideoTask, build_video_model
+from millivid.jobs.autoencoder import load_autoencoder
+from millivid.jobs.video_task import InMemoryLatents, VideoBatch, VideoTask, build_video_model
 from millivid.rollout.generate import load_video_model
 from millivid.world import TEST_SEED_OFFSET, make_videos
 

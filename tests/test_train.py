@@ -312,7 +312,7 @@ def test_shipped_tasks_hand_back_metrics_without_reading_them():
     _, metrics = ae.loss(ae.build_model(), ae.batch(0, torch.Generator()), "cpu")
     assert metrics and all(isinstance(v, torch.Tensor) for v in metrics.values())
 
-    from millivid.model.task import VideoTask
+    from millivid.jobs.video_task import VideoTask
     from tests.test_video_task import synthetic_latents, tiny_config
 
     video = VideoTask(tiny_config(), "millivid", synthetic_latents())

@@ -129,7 +129,7 @@ def test_mini_model_state_fits_16_mib_files_and_64_mib_in_all(method, tmp_path):
     """The mini preset's model, not trained, with EMA weights and a full optimizer state."""
     import copy
 
-    from millivid.model.task import build_video_model
+    from millivid.jobs.video_task import build_video_model
     from millivid.presets import load_preset
 
     config = load_preset("mini")

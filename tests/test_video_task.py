@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from millivid.model.task import InMemoryLatents, VideoTask, sequence_length
+from millivid.jobs.video_task import InMemoryLatents, VideoTask, sequence_length
 from millivid.plan import METHODS
 from millivid.presets import load_preset
 

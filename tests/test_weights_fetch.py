@@ -21,16 +21,17 @@ import pytest
 import torch
 
 from millivid.cli import main
-from millivid.evaluate import weights, weights_fetch
-from millivid.evaluate.lpips import AlexFeatures
-from millivid.evaluate.weights import (
+from millivid.weights import fetch as weights_fetch
+from millivid.weights import files as weights
+from millivid.weights.fetch import FetchError, fetch_weights, file_digest
+from millivid.weights.files import (
     WEIGHT_FILES,
     MissingWeightsError,
     env_var,
     resolve_weight,
     weight_path,
 )
-from millivid.evaluate.weights_fetch import FetchError, fetch_weights, file_digest
+from millivid.weights.lpips import AlexFeatures
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):

@@ -4,7 +4,7 @@
 - ``gradient_l1``: weight-free L1 between finite-difference image gradients of output and target
   (sharpens edges that plain MSE blurs; measured in docs/AUTOENCODER.md).
 - ``PerceptualLoss``: LPIPS (AlexNet) on the top image, differentiable, from the published weight
-  files. It reuses the AlexNet trunk and file loading of ``millivid.evaluate.lpips`` (written
+  files. It reuses the AlexNet trunk and file loading of ``millivid.weights.lpips`` (written
   without torchvision; the files load unchanged), so training and evaluation measure the same thing.
 
 All images are float [B, 3, H, W] in [-1, 1].
@@ -57,8 +57,8 @@ class PerceptualLoss(nn.Module):
 
         Errors name the missing or unreadable file and the config keys that set it.
         """
-        from millivid.evaluate.lpips import LPIPS
-        from millivid.evaluate.weights import MissingWeightsError, weight_path
+        from millivid.weights.files import MissingWeightsError, weight_path
+        from millivid.weights.lpips import LPIPS
 
         try:
             paths = weight_path("alexnet", str(alexnet)), weight_path("lpips", str(linear))

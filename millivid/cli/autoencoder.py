@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from millivid.autoencoder.run import train_autoencoder
+    from millivid.jobs.autoencoder import train_autoencoder
 
     ckpt = train_autoencoder(
         config_from_args(args),
@@ -65,7 +65,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from millivid.autoencoder.run import encode_dataset
+    from millivid.jobs.autoencoder import encode_dataset
 
     print(f"latent cache: {encode_dataset(args.ckpt, args.data, args.out, args.device)}")
     return 0
@@ -81,8 +81,8 @@ def _export(args: argparse.Namespace) -> int:
 def _recon(args: argparse.Namespace) -> int:
     import torch
 
-    from millivid.autoencoder.run import load_autoencoder, recon_grid, reconstruction_psnr
     from millivid.data.videos import load_video
+    from millivid.jobs.autoencoder import load_autoencoder, recon_grid, reconstruction_psnr
 
     model = load_autoencoder(args.ckpt, args.device)
     print(f"grid: {recon_grid(model, args.video, args.out, args.frames)}")

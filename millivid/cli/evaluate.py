@@ -10,7 +10,7 @@ from pathlib import Path
 
 from millivid.cli.common import add_device_flag, positive_int, positive_int_list
 from millivid.evaluate.config import PRESETS, EvalConfig
-from millivid.evaluate.weights import (
+from millivid.weights.files import (
     DEFAULT_WEIGHTS_DIR,
     WEIGHT_FILES,
     WEIGHTS_DIR_ENV,

@@ -3,7 +3,7 @@
 ``millivid video train --method M --preset mini --latents DIR --out RUN [--set k=v ...]
 [--resume | --resume-from STATE] [--continuation STATE] [--device auto]`` runs the shared
 trainer (Muon/AdamW, warmup, clipping, EMA, bf16, DDP under torchrun, atomic checkpoints, exact
-resume, continuation states) on ``millivid.model.task.VideoTask``.
+resume, continuation states) on ``millivid.jobs.video_task.VideoTask``.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def run_train(args: argparse.Namespace) -> int:
         config = replace(config, model=replace(config.model, attention=args.attention))
     if not args.latents.is_dir():
         raise FileNotFoundError(f"--latents {args.latents}: no such latent cache directory")
-    from millivid.model.task import VideoTask
+    from millivid.jobs.video_task import VideoTask
     from millivid.rollout.generate import video_checkpoint_config
     from millivid.train import train
 

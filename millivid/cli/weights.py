@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from millivid.evaluate.weights import (
+from millivid.weights.files import (
     DEFAULT_WEIGHTS_DIR,
     FETCH_GROUPS,
     WEIGHT_FILES,
@@ -17,7 +17,7 @@ DIR_HELP = f"weights folder (default: ${WEIGHTS_DIR_ENV}, else {DEFAULT_WEIGHTS_
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from millivid.evaluate.weights_fetch import fetch_weights
+    from millivid.weights.fetch import fetch_weights
 
     folder = weights_dir(args.dir)
     print(f"weights folder: {folder}")
@@ -26,7 +26,7 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from millivid.evaluate.weights_fetch import weight_status
+    from millivid.weights.fetch import weight_status
 
     folder = weights_dir(args.dir)
     print(f"weights folder: {folder}")
@@ -35,7 +35,7 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"{name:9s} {path.name:27s} {state}")
     missing = [name for name, _, state in rows if state == "missing"]
     if missing:
-        from millivid.evaluate.weights import fetch_command
+        from millivid.weights.files import fetch_command
 
         print(f"fetch the missing files with: {fetch_command(missing, folder)}")
     return 0

@@ -20,7 +20,7 @@ from torch import nn
 
 from millivid.atomic import atomic_path, write_json_atomic
 from millivid.evaluate.probe import probe_files
-from millivid.evaluate.weights import load_into
+from millivid.weights.files import load_into
 
 ACTION_NAMES = ("forward", "left", "right")  # millivid.world.agent FORWARD, LEFT, RIGHT
 CONFIG_KEY = "action_probe"  # config.json section holding ActionProbeConfig

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from millivid.evaluate.weights import load_into, load_state_dict_file
+from millivid.weights.files import load_into, load_state_dict_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from millivid.evaluate.weights import load_into, load_state_dict_file
+from millivid.weights.files import load_into, load_state_dict_file
 
 MAX_KEYPOINTS = 2048
 

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from millivid.atomic import atomic_path, read_json, write_json_atomic
-from millivid.evaluate.weights import load_into
+from millivid.weights.files import load_into
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from millivid.device import resolve_device
 from millivid.evaluate import frechet
 from millivid.evaluate.config import EvalConfig
 from millivid.evaluate.image_metrics import psnr, ssim
-from millivid.evaluate.weights import load_torchscript, weight_path
+from millivid.weights.files import load_torchscript, weight_path
 
 FRAME_METRICS = (
     "psnr",
@@ -96,7 +96,7 @@ class MetricSuite:
     def _load(self, name: str) -> torch.nn.Module:
         c = self.cfg
         if name == "lpips":
-            from millivid.evaluate.lpips import LPIPS
+            from millivid.weights.lpips import LPIPS
 
             return LPIPS.from_files(
                 weight_path("alexnet", c.alexnet_weights), weight_path("lpips", c.lpips_weights)

@@ -1,6 +1,6 @@
 """The video DiT over packed plan-step tokens, its packing, and sampling with K/V reuse.
 
-The training task lives in ``millivid.model.task`` (imported explicitly: it needs the presets).
+The training task lives in ``millivid.jobs.video_task``, the layer that reads the presets.
 """
 
 from millivid.model.config import PRESETS, DiTConfig

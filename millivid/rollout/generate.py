@@ -26,7 +26,7 @@ from millivid.atomic import check_writable
 from millivid.autoencoder.model import HierarchicalAutoencoder, to_frames
 from millivid.data.videos import VideoRecord
 from millivid.digest import arrays_digest, weights_digest
-from millivid.model.task import build_video_model
+from millivid.jobs.video_task import build_video_model
 from millivid.plan import context_source, generated_levels, make_plan
 from millivid.plan.step import Span, Step
 from millivid.presets import Config
@@ -72,7 +72,7 @@ def load_video_model(run: Path, device: str) -> tuple[torch.nn.Module, Config, s
 
 
 def load_ae(run: Path, device: str) -> HierarchicalAutoencoder:
-    from millivid.autoencoder.run import load_autoencoder
+    from millivid.jobs.autoencoder import load_autoencoder
 
     return load_autoencoder(run, device)
 

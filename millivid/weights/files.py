@@ -5,7 +5,7 @@ Each file is looked up, first that is set: its config field / CLI flag (``--lpip
 its environment variable (``MILLIVID_LPIPS_WEIGHTS``), else its published name in the weights
 folder: ``--weights-dir DIR``, the ``MILLIVID_WEIGHTS`` environment variable, or
 ``~/.cache/millivid/weights``. ``millivid weights fetch`` downloads the files into that folder
-(millivid.evaluate.weights_fetch); nothing is downloaded while evaluating.
+(millivid.weights.fetch); nothing is downloaded while evaluating.
 """
 
 from __future__ import annotations

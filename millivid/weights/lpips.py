@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from millivid.evaluate.weights import load_into, load_state_dict_file
+from millivid.weights.files import load_into, load_state_dict_file
 
 TAP_CHANNELS = (64, 192, 384, 256, 256)  # channels after each ReLU that LPIPS compares
 # LPIPS input scaling for [-1, 1] images (the constants of the reference implementation)

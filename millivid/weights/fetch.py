@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from millivid.atomic import atomic_path
-from millivid.evaluate.weights import FETCH_GROUPS, WEIGHT_FILES, PublishedFile, weights_dir
+from millivid.weights.files import FETCH_GROUPS, WEIGHT_FILES, PublishedFile, weights_dir
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60  # per socket operation, not per file

@@ -28,8 +28,9 @@ from millivid.data.videos import load_video
 from millivid.device import resolve_device
 from millivid.evaluate.image_metrics import psnr, ssim
 from millivid.jobs.autoencoder import load_autoencoder
+from millivid.nn import count_parameters
 from millivid.presets import load_preset
-from millivid.train import build_optimizers, parameter_count
+from millivid.train import build_optimizers
 
 
 def sync(device: str) -> None:
@@ -89,7 +90,7 @@ def step(args: argparse.Namespace) -> dict:
     return {
         "preset": args.preset,
         "overrides": args.set,
-        "params_M": parameter_count(model) / 1e6,
+        "params_M": count_parameters(model, trainable=True) / 1e6,
         "batch": args.batch,
         "step_ms": ms,
         "frames_per_s": args.batch / ms * 1e3,

@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from millivid.diffusion import alpha_sigma, diffuse, logsnr, v_from_x0_eps  # noqa: E402
+from millivid.diffusion import Schedule, diffuse, v_from_x0_eps  # noqa: E402
 from millivid.diffusion.schedule import sample_time  # noqa: E402
 from millivid.evaluate.splits import pose_gaps  # noqa: E402
 from millivid.jobs.autoencoder import load_autoencoder  # noqa: E402
@@ -104,12 +104,12 @@ def without(tokens: Tokens, entries, source: str, memory_slots: slice | None = N
 
 @torch.no_grad()
 def token_errors(
-    model, tokens: Tokens, t, noise, shift: float
+    model, tokens: Tokens, t, noise, schedule: Schedule
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Squared v-prediction error per target token summed over its real channels, float [B, St],
     and the number of real channels per target token, float [B, St]."""
     x0 = tokens.target_values.float()
-    a, s = (x.view(-1, 1, 1) for x in alpha_sigma(logsnr(t, shift)))
+    a, s = (x.view(-1, 1, 1) for x in schedule.alpha_sigma(t))
     mask = tokens.channel_mask()[:, tokens.context_slots :].float()
     noise = noise * mask
     pred = model(tokens.with_targets(diffuse(x0, noise, a, s)), t).float()
@@ -215,7 +215,7 @@ def main() -> None:
                 Tokens.cat([b[k] for b in batch]).to(args.device),
                 t.to(args.device),
                 noise.to(args.device),
-                cfg.diffusion.shift,
+                cfg.diffusion.schedule,
             )
             for k in range(3)
         ]

@@ -25,7 +25,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from millivid.diffusion import alpha_sigma, logsnr  # noqa: E402
 from millivid.jobs.autoencoder import load_autoencoder  # noqa: E402
 from millivid.jobs.video_task import InMemoryLatents, VideoBatch, VideoTask  # noqa: E402
 from millivid.plan.training_steps import step_kinds  # noqa: E402
@@ -97,7 +96,7 @@ def first_frame_error(model, cfg, method, latents, poses, args) -> dict:
         batch = task.batch(0, torch.Generator().manual_seed(args.seed)).to(args.device)
         tokens = batch.tokens
         t = torch.ones_like(batch.t)
-        a, s = alpha_sigma(logsnr(t, cfg.diffusion.shift))
+        a, s = cfg.diffusion.schedule.alpha_sigma(t)
         a, s = a.view(-1, 1, 1).float(), s.view(-1, 1, 1).float()
         x0 = tokens.target_values.float()
         z = a * x0 + s * torch.randn_like(x0)

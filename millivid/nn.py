@@ -32,6 +32,7 @@ def modulate(x: Tensor, shift: Tensor | float, scale: Tensor | float) -> Tensor:
     return x * (1 + scale) + shift
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters of ``model``, trainable or not."""
-    return sum(p.numel() for p in model.parameters())
+def count_parameters(model: nn.Module, trainable: bool = False) -> int:
+    """Number of parameters of ``model`` (only those that require gradients with
+    ``trainable``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)

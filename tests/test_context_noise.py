@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from millivid.diffusion import COSINE
 from millivid.diffusion.config import DiffusionConfig
 from millivid.jobs.video_task import InMemoryLatents, VideoTask, build_video_model
 from millivid.model.packing import coarse_context, noise_coarse_context, pack
@@ -51,13 +52,13 @@ def test_only_context_coarser_than_the_target_is_noised():
     assert (tokens.level[0][:sc][coarse[:sc]] > 0).all()
     assert not coarse[:sc][tokens.level[0][:sc] == 0].any()  # the level-0 context stays clean
     noise = torch.randn(tokens.values.shape)
-    same = noise_coarse_context(tokens, torch.zeros(1), noise, 1.0)
+    same = noise_coarse_context(tokens, torch.zeros(1), noise, COSINE)
     torch.testing.assert_close(same.values, tokens.values)
-    noised = noise_coarse_context(tokens, torch.full((1,), 0.7), noise, 1.0)
+    noised = noise_coarse_context(tokens, torch.full((1,), 0.7), noise, COSINE)
     changed = (noised.values != tokens.values).any(-1)[0]
     assert torch.equal(changed, coarse) and noised.context_time.tolist() == [pytest.approx(0.7)]
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
-        noise_coarse_context(tokens, torch.full((1,), 1.5), noise, 1.0)
+        noise_coarse_context(tokens, torch.full((1,), 1.5), noise, COSINE)
 
 
 @pytest.mark.parametrize("attention", ["full", "context-causal"])

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 from millivid.diffusion import (
     LOGSNR_MAX,
     LOGSNR_MIN,
+    DiffusionConfig,
+    Schedule,
     alpha_sigma,
     cfg_denoiser,
     ddim_sample,
@@ -84,7 +86,7 @@ def test_ddim_with_exact_x0_predictor_recovers_x0(steps, shift):
         a, s = a.view(-1, 1, 1), s.view(-1, 1, 1)
         return v_from_x0(z, x0, a, s)
 
-    out = ddim_sample(oracle, noise, ddim_times(steps), shift)
+    out = ddim_sample(oracle, noise, ddim_times(steps), Schedule(shift))
     assert len(calls) == steps
     assert torch.allclose(out, x0, atol=1e-8)
 
@@ -155,3 +157,13 @@ def test_cfg_scale_one_skips_the_unconditional_branch():
     both = cfg_denoiser(cond, lambda z, t: z - 1, 1.5)
     assert torch.allclose(both(z, torch.zeros(2)), torch.full((2, 3), 2.0))
     assert torch.allclose(guided(torch.ones(1), torch.zeros(1), 1.5), torch.tensor([1.5]))
+
+
+def test_a_schedule_object_is_the_shifted_formulas_and_checks_its_shift():
+    t = torch.linspace(0, 1, 11, dtype=torch.float64)
+    a, s = Schedule(2.0).alpha_sigma(t)
+    ea, es = alpha_sigma(logsnr(t, 2.0))
+    assert torch.equal(a, ea) and torch.equal(s, es)
+    assert DiffusionConfig(shift=3.0).schedule == Schedule(3.0)
+    with pytest.raises(ValueError, match="diffusion.shift = 0"):
+        Schedule(0.0)

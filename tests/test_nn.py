@@ -54,8 +54,9 @@ def test_modulate_is_identity_at_zero_and_scales_then_shifts():
     torch.testing.assert_close(modulate(x, shift, scale), x + x * scale + shift)
 
 
-def test_count_parameters_counts_frozen_parameters_too():
+def test_count_parameters_counts_frozen_parameters_unless_asked_for_trainable_ones():
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2, bias=False))
     assert count_parameters(model) == 3 * 4 + 4 + 4 * 2
     model[0].requires_grad_(False)
     assert count_parameters(model) == 24
+    assert count_parameters(model, trainable=True) == 8

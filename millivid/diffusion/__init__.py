@@ -3,8 +3,10 @@
 from millivid.diffusion.config import PRESETS, DiffusionConfig
 from millivid.diffusion.ddim import cfg_denoiser, ddim_sample, ddim_step, ddim_times, guided
 from millivid.diffusion.schedule import (
+    COSINE,
     LOGSNR_MAX,
     LOGSNR_MIN,
+    Schedule,
     alpha_sigma,
     diffuse,
     eps_from_v,
@@ -16,10 +18,12 @@ from millivid.diffusion.schedule import (
 )
 
 __all__ = [
+    "COSINE",
     "LOGSNR_MAX",
     "LOGSNR_MIN",
     "PRESETS",
     "DiffusionConfig",
+    "Schedule",
     "alpha_sigma",
     "cfg_denoiser",
     "ddim_sample",

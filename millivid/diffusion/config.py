@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from millivid.diffusion.schedule import Schedule
+
 
 @dataclass(frozen=True)
 class DiffusionConfig:
@@ -19,6 +21,11 @@ class DiffusionConfig:
     # sample_context_noise. 0 = off
     context_noise: float = 0.0
     sample_context_noise: float = 0.0
+
+    @property
+    def schedule(self) -> Schedule:
+        """The noise schedule of ``shift``."""
+        return Schedule(self.shift)
 
 
 PRESETS = {

@@ -1,8 +1,8 @@
 """Deterministic DDIM sampling over the shifted cosine schedule, with classifier-free guidance.
 
-``ddim_sample(denoise, noise, times, shift)`` integrates from t = 1 (pure noise) to t = 0 over
+``ddim_sample(denoise, noise, times, schedule)`` integrates from t = 1 (pure noise) to t = 0 over
 the time grid ``times``; rollouts use ``ddim_times(steps)``, equally spaced times. Because the
-times go through the same ``logsnr(t, shift)`` as training, the schedule decides where the steps
+times go through the same ``Schedule.logsnr`` as training, the schedule decides where the steps
 land in noise level (paper A.2: 50 steps, same shifted schedule). Each step predicts v, forms
 (x0, eps) estimates and moves to the next time: ``z' = alpha' * x0 + sigma' * eps`` (eta = 0).
 The last step returns the x0 estimate itself.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from millivid.diffusion.schedule import alpha_sigma, eps_from_v, logsnr, x0_from_v
+from millivid.diffusion.schedule import COSINE, Schedule, alpha_sigma, eps_from_v, x0_from_v
 
 # denoise(z [B, ...], t [B]) -> v [B, ...]
 Denoise = Callable[[Tensor, Tensor], Tensor]
@@ -53,7 +53,7 @@ def ddim_sample(
     denoise: Denoise,
     noise: Tensor,
     times: Tensor,
-    shift: float = 1.0,
+    schedule: Schedule = COSINE,
     on_step: Callable[[int], None] | None = None,
 ) -> Tensor:
     """Sample x0 [B, ...] from standard normal ``noise`` [B, ...] over the time grid ``times``.
@@ -70,7 +70,7 @@ def ddim_sample(
             "(1 down to 0), e.g. ddim_times(steps)"
         )
     steps = len(times) - 1
-    lams = logsnr(times, shift)
+    lams = schedule.logsnr(times)
     batch = noise.shape[0]
     z = noise
     for i in range(steps):

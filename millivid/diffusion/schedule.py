@@ -20,6 +20,7 @@ All functions are pure and broadcast over any shape.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -48,6 +49,29 @@ def logsnr(t: Tensor, shift: float = 1.0) -> Tensor:
 def alpha_sigma(lam: Tensor) -> tuple[Tensor, Tensor]:
     """(alpha, sigma) from log-SNR ``lam``: alpha^2 = sigmoid(lam), sigma^2 = sigmoid(-lam)."""
     return torch.sigmoid(lam).sqrt(), torch.sigmoid(-lam).sqrt()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The shifted cosine schedule of one ``shift`` (``DiffusionConfig.schedule``): the one
+    object training, the DDIM sampler and conditioning augmentation take."""
+
+    shift: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.shift > 0:
+            raise ValueError(f"diffusion.shift = {self.shift}: must be > 0 (1.0 = plain cosine)")
+
+    def logsnr(self, t: Tensor) -> Tensor:
+        """log-SNR at times ``t`` (``logsnr``)."""
+        return logsnr(t, self.shift)
+
+    def alpha_sigma(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        """(alpha, sigma) at times ``t``, shaped like ``t``."""
+        return alpha_sigma(self.logsnr(t))
+
+
+COSINE = Schedule()  # the paper's plain cosine schedule (shift 1)
 
 
 def diffuse(x0: Tensor, eps: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:

@@ -17,7 +17,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from millivid.diffusion import alpha_sigma, diffuse, logsnr, sample_time, v_from_x0_eps
+from millivid.diffusion import diffuse, sample_time, v_from_x0_eps
 from millivid.model.dit import VideoDiT
 from millivid.model.packing import Tokens, noise_coarse_context, pack
 from millivid.plan import context_source, sample_training_step, step_kinds
@@ -180,7 +180,7 @@ class VideoTask:
         if limit and not self.context_source.patchified:  # conditioning augmentation
             time = torch.rand(b, generator=generator) * limit
             noise = torch.randn(*tokens.values.shape, generator=generator)
-            tokens = noise_coarse_context(tokens, time, noise, self.config.diffusion.shift)
+            tokens = noise_coarse_context(tokens, time, noise, self.config.diffusion.schedule)
         t = sample_time(b, generator)
         # noise only for the channels targets really use (FramePack pads level-0 targets from C
         # to 4^(L-1) C channels: drawing and moving the padding took most of its batch time);
@@ -200,7 +200,7 @@ class VideoTask:
         batch = batch.to(device)
         tokens, t, noise = batch.tokens, batch.t, batch.noise
         x0 = tokens.target_values.float()
-        a, s = alpha_sigma(logsnr(t, self.config.diffusion.shift))
+        a, s = self.config.diffusion.schedule.alpha_sigma(t)
         a, s = a.view(-1, 1, 1), s.view(-1, 1, 1)
         mask = tokens.channel_mask()[:, tokens.context_slots :].float()
         noise = torch.nn.functional.pad(noise, (0, x0.shape[-1] - noise.shape[-1])) * mask

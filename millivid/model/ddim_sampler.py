@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from millivid.diffusion import cfg_denoiser, ddim_sample
+from millivid.diffusion import COSINE, Schedule, cfg_denoiser, ddim_sample
 from millivid.model.dit import VideoDiT
 from millivid.model.packing import Tokens
 
@@ -31,7 +31,7 @@ def sample_targets(
     model: VideoDiT,
     tokens: Tokens,
     times: Tensor,
-    shift: float = 1.0,
+    schedule: Schedule = COSINE,
     guidance: float = 1.0,
     reuse_context: bool | None = None,
     bf16: bool | None = None,
@@ -72,5 +72,5 @@ def sample_targets(
         drop_all = torch.ones(tokens.batch, dtype=torch.bool, device=tokens.valid.device)
         uncond = v_prediction(tokens.drop_context(drop_all))
     noise = tokens.target_values
-    out = ddim_sample(cfg_denoiser(cond, uncond, guidance), noise, times, shift)
+    out = ddim_sample(cfg_denoiser(cond, uncond, guidance), noise, times, schedule)
     return out * tokens.channel_mask()[:, tokens.context_slots :]

@@ -38,7 +38,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from millivid.diffusion import alpha_sigma, logsnr
+from millivid.diffusion import Schedule
 from millivid.model.memory import gather_frames, select_memory
 from millivid.plan.sources import ContextSource
 from millivid.plan.step import Span, Step
@@ -189,15 +189,15 @@ def coarse_context(tokens: Tokens) -> Tensor:
     return is_context & (tokens.kernel == 0) & (tokens.level > target_level)
 
 
-def noise_coarse_context(tokens: Tokens, time: Tensor, noise: Tensor, shift: float) -> Tokens:
+def noise_coarse_context(tokens: Tokens, time: Tensor, noise: Tensor, schedule: Schedule) -> Tokens:
     """``tokens`` (dense values) with their ``coarse_context`` values noised to diffusion time
-    ``time`` float [B] — ``alpha x + sigma noise`` on the schedule of ``shift``, ``noise`` a
+    ``time`` float [B] — ``alpha x + sigma noise`` on ``schedule``, ``noise`` a
     standard normal [B, S, Cin] — and ``context_time`` set to ``time`` (conditioning
     augmentation; the model is told the time). Time 0 leaves the values as they are (the
     schedule's sigma at t = 0 is small, not zero)."""
     if not bool(((time >= 0) & (time <= 1)).all()):
         raise ValueError(f"context noise times must lie in [0, 1], got {time.tolist()}")
-    a, s = alpha_sigma(logsnr(time.float(), shift))
+    a, s = schedule.alpha_sigma(time.float())
     x = tokens.values.float()
     noisy = a.view(-1, 1, 1) * x + s.view(-1, 1, 1) * noise.to(x) * tokens.channel_mask()
     noised = coarse_context(tokens) & (time > 0).to(tokens.level.device).unsqueeze(1)

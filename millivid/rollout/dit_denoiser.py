@@ -85,13 +85,13 @@ class DiTDenoiser:
             shape = tokens.values.shape
             noise = host_randn(shape, torch.Generator().manual_seed(seed), noise.device)
             tokens = noise_coarse_context(
-                tokens, time.to(noise.device), noise, self.diffusion.shift
+                tokens, time.to(noise.device), noise, self.diffusion.schedule
             )
         values = sample_targets(
             self.model,
             tokens,
             ddim_times(self.diffusion.sample_steps),
-            self.diffusion.shift,
+            self.diffusion.schedule,
             self.diffusion.guidance,
             self.reuse_context,
         )

@@ -19,7 +19,7 @@ from millivid.train.optim import (
     split_parameters,
 )
 from millivid.train.signals import StepBoundaryStop
-from millivid.train.trainer import TrainTask, bf16_megabytes, parameter_count, train
+from millivid.train.trainer import TrainTask, bf16_megabytes, train
 
 __all__ = [
     "PRESETS",
@@ -36,7 +36,6 @@ __all__ = [
     "load_checkpoint",
     "load_weights_into",
     "optimizer_step",
-    "parameter_count",
     "read_continuation",
     "StepBoundaryStop",
     "split_parameters",

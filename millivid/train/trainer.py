@@ -362,11 +362,6 @@ def _restore(out_dir, model, ema, optimizers, config) -> tuple[int, list[str]]:
     return int(state["step"]), changed
 
 
-def parameter_count(model: nn.Module) -> int:
-    """Trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def bf16_megabytes(model: nn.Module) -> float:
     """Size of the weights saved as bf16 safetensors, in MB (10^6 bytes)."""
     return sum(t.numel() for t in model.state_dict().values()) * 2 / 1e6

@@ -49,8 +49,8 @@ from millivid.nn import count_parameters  # noqa: E402
 from millivid.plan import context_source, make_plan, max_lookback  # noqa: E402
 from millivid.presets import load_preset  # noqa: E402
 from millivid.rollout.engine import run_plan  # noqa: E402
-from millivid.rollout.generate import decode_frames, prepare_rollout, write_context  # noqa: E402
 from millivid.rollout.request import GenerateRequest  # noqa: E402
+from millivid.rollout.session import decode_frames, prepare_rollout, write_context  # noqa: E402
 from millivid.train import build_optimizers, optimizer_step  # noqa: E402
 
 

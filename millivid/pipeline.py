@@ -27,16 +27,9 @@ from millivid.device import resolve_device
 from millivid.digest import weights_digest
 from millivid.presets import Config
 from millivid.rollout.engine import run_plan
-from millivid.rollout.generate import (
-    check_finite,
-    decode_frames,
-    load_ae,
-    load_video_model,
-    prepare_rollout,
-    video_checkpoint_config,
-    write_context,
-)
+from millivid.rollout.generate import load_ae, load_video_model, video_checkpoint_config
 from millivid.rollout.request import GenerateRequest, check_inputs
+from millivid.rollout.session import check_finite, decode_frames, prepare_rollout, write_context
 from millivid.train.checkpoint import fresh_tmp_folder, latest_checkpoint, swap_in_folder
 from millivid.typed_config import to_dict
 

@@ -21,8 +21,9 @@ from millivid.cli import main
 from millivid.jobs.video_task import build_video_model
 from millivid.pipeline import SHIPPED_AE
 from millivid.presets import load_preset
-from millivid.rollout.generate import decode_frames, load_ae, rollout_latents
+from millivid.rollout.generate import load_ae
 from millivid.rollout.request import GenerateRequest, world_video
+from millivid.rollout.session import decode_frames, rollout_latents
 from millivid.train import write_checkpoint
 from millivid.typed_config import to_dict
 from millivid.world import TEST_SEED_OFFSET

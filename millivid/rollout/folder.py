@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from millivid.data.videos import VideoRecord, load_video, save_video
-from millivid.rollout.generate import decode_frames, rollout_latents
 from millivid.rollout.request import GenerateRequest
+from millivid.rollout.session import decode_frames, rollout_latents
 
 
 def rollout_folder(

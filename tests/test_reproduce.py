@@ -130,3 +130,21 @@ def test_gpus_2_trains_the_video_models_with_ddp_on_two_processes(tmp_path):
     assert log[-1]["step"] == 6  # one run, written once (by rank 0)
     assert (out / "video" / "fullres" / "checkpoint" / "model.safetensors").is_file()
     assert "video/fullres" in json.loads((out / "stages.json").read_text())
+
+
+def test_the_default_memory_variants_and_conditioning_augmentation_run_end_to_end(tmp_path):
+    """reproduce's defaults (memory frames retrieved by pose, for every method) and the
+    conditioning-augmentation variant train, roll out and are scored."""
+    out = tmp_path / "run"
+    variants = "millivid-memory,framepack-memory,fullres-memory,millivid-memory-aug"
+    assert run(out, "--variants", variants) == 0
+    for variant in variants.split(","):
+        assert len(list((out / "rollouts" / variant).glob("*.npz"))) == 2, variant
+        saved = json.loads((out / "video" / variant / "checkpoint" / "config.json").read_text())
+        assert saved["plan"]["memory_frames"] == 4
+    saved = json.loads(
+        (out / "video" / "millivid-memory-aug" / "checkpoint" / "config.json").read_text()
+    )
+    assert saved["diffusion"]["context_noise"] == 0.5
+    assert saved["diffusion"]["sample_context_noise"] == 0.1
+    assert "millivid-memory-aug" in (out / "eval" / "table.md").read_text()

@@ -6,7 +6,7 @@ the config it was trained with as JSON beside its weights.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from millivid.autoencoder.config import PRESETS as AE_PRESETS
 from millivid.autoencoder.config import TRAIN_PRESETS as AE_TRAIN_PRESETS
@@ -57,4 +57,22 @@ def load_preset(name: str, overrides: list[str] | None = None) -> Config:
     cfg = apply_overrides(cfg, overrides)
     check_train_config(cfg.ae_train, "ae_train")
     check_train_config(cfg.video_train, "video_train")
+    return derive_plan_tokens(cfg, any(o.startswith("plan.tokens=") for o in overrides or ()))
+
+
+def derive_plan_tokens(cfg: Config, given: bool) -> Config:
+    """``plan.tokens`` (the planner's N_l) is the autoencoder's tokens per frame per level, which
+    ``ae.image_size``, ``ae.patch`` and ``ae.levels`` decide: derived from them, or, when
+    ``given`` with ``--set``, checked against them up front (rather than when the first step is
+    packed)."""
+    derived = cfg.ae.tokens_per_frame()
+    if not given:
+        return replace(cfg, plan=replace(cfg.plan, tokens=derived))
+    if tuple(cfg.plan.tokens) != derived:
+        raise ConfigError(
+            f"plan.tokens = {','.join(map(str, cfg.plan.tokens))} but the autoencoder "
+            f"(ae.image_size={cfg.ae.image_size}, ae.patch={cfg.ae.patch}, "
+            f"ae.levels={cfg.ae.levels}) has {','.join(map(str, derived))} tokens per frame per "
+            f"level: set plan.tokens={','.join(map(str, derived))} or leave it out"
+        )
     return cfg

@@ -59,3 +59,14 @@ def test_token_counts_match_design_table():
         cfg = load_preset(name)
         assert cfg.plan.tokens == cfg.ae.tokens_per_frame()
         assert to_dict(cfg)["preset"] == name
+
+
+def test_plan_tokens_are_derived_from_the_autoencoder_and_a_given_mismatch_is_refused():
+    cfg = load_preset("mini", ["ae.levels=3", "plan.context=3,12,48"])
+    assert cfg.plan.tokens == (64, 16, 4) == cfg.ae.tokens_per_frame()
+    assert load_preset("tiny", ["ae.image_size=64"]).plan.tokens == (64, 16, 4)
+    with pytest.raises(
+        ConfigError,
+        match=r"plan.tokens = 64,16,4,1 but the autoencoder .*ae.levels=3\) has 64,16,4 tokens",
+    ):
+        load_preset("mini", ["ae.levels=3", "plan.tokens=64,16,4,1"])

@@ -1,5 +1,6 @@
 import argparse
 import importlib.metadata
+import json
 import re
 import subprocess
 import sys
@@ -156,3 +157,23 @@ def test_commands_named_in_help_exist():
         assert command in top, f"{where}: no command {command!r}"
         actions = _subcommands(top[command])
         assert not actions or action in actions, f"{where}: {command} has no action {action!r}"
+
+
+def test_config_prints_what_a_preset_and_a_variant_mean(capsys):
+    from millivid.presets import PRESET_NAMES, Config, load_preset
+    from millivid.typed_config import from_dict
+
+    for name in PRESET_NAMES:
+        assert main(["config", "--preset", name, "--set", "model.depth=3"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        settings = {k: out.pop(k) for k in ("evaluate", "reproduce")}
+        assert from_dict(Config, out) == load_preset(name, ["model.depth=3"])
+        assert settings["evaluate"]["horizon_ends"] and settings["reproduce"]["variants"]
+    assert main(["config", "--preset", "tiny", "--variant", "millivid-memory-aug"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["variant"], out["method"], out["plan"]["memory_frames"]) == (
+        "millivid-memory-aug",
+        "millivid",
+        4,
+    )
+    assert out["diffusion"]["context_noise"] == 0.5

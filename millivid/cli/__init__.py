@@ -22,6 +22,7 @@ from millivid.cli.common import CommandParser
 
 # One module per stage of the data flow; a module that fails to import is a bug, not optional.
 SUBCOMMAND_MODULES = (
+    "config",
     "world",
     "data",
     "plan",

@@ -11,13 +11,13 @@ from millivid.diffusion import (
     DiffusionConfig,
     Schedule,
     alpha_sigma,
-    cfg_denoiser,
     ddim_sample,
     ddim_step,
     ddim_times,
     diffuse,
     eps_from_v,
     guided,
+    guided_velocity,
     logsnr,
     v_from_x0,
     v_from_x0_eps,
@@ -153,8 +153,8 @@ def test_cfg_scale_one_skips_the_unconditional_branch():
         raise AssertionError("unconditional branch evaluated at scale 1")
 
     z = torch.zeros(2, 3)
-    assert torch.equal(cfg_denoiser(cond, uncond, 1.0)(z, torch.zeros(2)), z + 1)
-    both = cfg_denoiser(cond, lambda z, t: z - 1, 1.5)
+    assert torch.equal(guided_velocity(cond, uncond, 1.0)(z, torch.zeros(2)), z + 1)
+    both = guided_velocity(cond, lambda z, t: z - 1, 1.5)
     assert torch.allclose(both(z, torch.zeros(2)), torch.full((2, 3), 2.0))
     assert torch.allclose(guided(torch.ones(1), torch.zeros(1), 1.5), torch.tensor([1.5]))
 

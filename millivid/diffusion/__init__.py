@@ -1,7 +1,7 @@
 """Noise schedule (shifted cosine, log-SNR), v-prediction conversions, DDIM sampler, CFG."""
 
 from millivid.diffusion.config import PRESETS, DiffusionConfig
-from millivid.diffusion.ddim import cfg_denoiser, ddim_sample, ddim_step, ddim_times, guided
+from millivid.diffusion.ddim import ddim_sample, ddim_step, ddim_times, guided, guided_velocity
 from millivid.diffusion.schedule import (
     COSINE,
     LOGSNR_MAX,
@@ -25,7 +25,7 @@ __all__ = [
     "DiffusionConfig",
     "Schedule",
     "alpha_sigma",
-    "cfg_denoiser",
+    "guided_velocity",
     "ddim_sample",
     "ddim_step",
     "ddim_times",

@@ -1,6 +1,6 @@
 """Deterministic DDIM sampling over the shifted cosine schedule, with classifier-free guidance.
 
-``ddim_sample(denoise, noise, times, schedule)`` integrates from t = 1 (pure noise) to t = 0 over
+``ddim_sample(velocity, noise, times, schedule)`` integrates from t = 1 (pure noise) to t = 0 over
 the time grid ``times``; rollouts use ``ddim_times(steps)``, equally spaced times. Because the
 times go through the same ``Schedule.logsnr`` as training, the schedule decides where the steps
 land in noise level (paper A.2: 50 steps, same shifted schedule). Each step predicts v, forms
@@ -17,8 +17,8 @@ from torch import Tensor
 
 from millivid.diffusion.schedule import COSINE, Schedule, alpha_sigma, eps_from_v, x0_from_v
 
-# denoise(z [B, ...], t [B]) -> v [B, ...]
-Denoise = Callable[[Tensor, Tensor], Tensor]
+# velocity(z [B, ...], t [B]) -> the model's v-prediction [B, ...]
+Velocity = Callable[[Tensor, Tensor], Tensor]
 
 
 def ddim_times(steps: int) -> Tensor:
@@ -50,7 +50,7 @@ def ddim_step(z: Tensor, v: Tensor, lam_from: Tensor, lam_to: Tensor | None) -> 
 
 
 def ddim_sample(
-    denoise: Denoise,
+    velocity: Velocity,
     noise: Tensor,
     times: Tensor,
     schedule: Schedule = COSINE,
@@ -59,7 +59,7 @@ def ddim_sample(
     """Sample x0 [B, ...] from standard normal ``noise`` [B, ...] over the time grid ``times``.
 
     ``times``: float64 [steps + 1], from 1 (noise) down to 0 (clean), e.g. ``ddim_times(steps)``;
-    one DDIM step per interval, the last returning the x0 estimate. ``denoise(z, t)`` returns the
+    one DDIM step per interval, the last returning the x0 estimate. ``velocity(z, t)`` returns the
     v-prediction at times ``t`` [B] (float32). The update coefficients stay CPU scalars: the loop
     never copies to the device, so on a GPU it never waits for the model (a copy per step cost
     ~1 ms of idle GPU each, docs/PERFORMANCE.md).
@@ -75,7 +75,7 @@ def ddim_sample(
     z = noise
     for i in range(steps):
         t = torch.full((batch,), float(times[i]), device=noise.device)
-        v = denoise(z, t)
+        v = velocity(z, t)
         z = ddim_step(z, v, lams[i], None if i == steps - 1 else lams[i + 1])
         if on_step:
             on_step(i)
@@ -87,13 +87,13 @@ def guided(v_cond: Tensor, v_uncond: Tensor, scale: float) -> Tensor:
     return v_uncond + scale * (v_cond - v_uncond)
 
 
-def cfg_denoiser(cond: Denoise, uncond: Denoise | None, scale: float) -> Denoise:
-    """A denoiser applying CFG on the context; with ``scale == 1`` the unconditional branch is
+def guided_velocity(cond: Velocity, uncond: Velocity | None, scale: float) -> Velocity:
+    """The v-prediction with CFG on the context; with ``scale == 1`` the unconditional branch is
     never evaluated."""
     if scale == 1.0:
         return cond
 
-    def denoise(z: Tensor, t: Tensor) -> Tensor:
+    def velocity(z: Tensor, t: Tensor) -> Tensor:
         return guided(cond(z, t), uncond(z, t), scale)
 
-    return denoise
+    return velocity

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from millivid.diffusion import COSINE, Schedule, cfg_denoiser, ddim_sample
+from millivid.diffusion import COSINE, Schedule, ddim_sample, guided_velocity
 from millivid.model.dit import VideoDiT
 from millivid.model.packing import Tokens
 
@@ -72,5 +72,5 @@ def sample_targets(
         drop_all = torch.ones(tokens.batch, dtype=torch.bool, device=tokens.valid.device)
         uncond = v_prediction(tokens.drop_context(drop_all))
     noise = tokens.target_values
-    out = ddim_sample(cfg_denoiser(cond, uncond, guidance), noise, times, schedule)
+    out = ddim_sample(guided_velocity(cond, uncond, guidance), noise, times, schedule)
     return out * tokens.channel_mask()[:, tokens.context_slots :]

@@ -44,13 +44,14 @@ from millivid.autoencoder.model import HierarchicalAutoencoder  # noqa: E402
 from millivid.jobs.video_task import InMemoryLatents, VideoTask, build_video_model  # noqa: E402
 from millivid.model.ddim_sampler import compile_for_sampling  # noqa: E402
 from millivid.model.dit import VideoDiT  # noqa: E402
-from millivid.model.packing import Tokens, pack  # noqa: E402
+from millivid.model.packing import pack  # noqa: E402
+from millivid.model.tokens import Tokens  # noqa: E402
 from millivid.nn import count_parameters  # noqa: E402
 from millivid.plan import context_source, make_plan, max_lookback  # noqa: E402
 from millivid.presets import load_preset  # noqa: E402
 from millivid.rollout.engine import run_plan  # noqa: E402
 from millivid.rollout.request import GenerateRequest  # noqa: E402
-from millivid.rollout.session import decode_frames, prepare_rollout, write_context  # noqa: E402
+from millivid.rollout.resumable import decode_frames, prepare_rollout, write_context  # noqa: E402
 from millivid.train import build_optimizers, optimizer_step  # noqa: E402
 
 

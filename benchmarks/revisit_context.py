@@ -36,7 +36,8 @@ from millivid.diffusion import Schedule, diffuse, v_from_x0_eps  # noqa: E402
 from millivid.diffusion.schedule import sample_time  # noqa: E402
 from millivid.evaluate.splits import pose_gaps  # noqa: E402
 from millivid.jobs.autoencoder import load_autoencoder  # noqa: E402
-from millivid.model.packing import Tokens, pack  # noqa: E402
+from millivid.model.packing import pack  # noqa: E402
+from millivid.model.tokens import Tokens  # noqa: E402
 from millivid.plan import context_source  # noqa: E402
 from millivid.plan.training_steps import sample_training_step  # noqa: E402
 from millivid.rollout.generate import load_video_model  # noqa: E402

@@ -5,7 +5,7 @@
     pipe.save("my-model")  # model.safetensors + config.json, ae/ beside them
 
 A call rolls out in memory what ``millivid generate`` rolls out to files: the same request
-checks (``millivid.rollout.request``), the same rollout (``prepare_rollout``, ``run_plan``) and
+checks (``millivid.rollout.request``), the same rollout (``rollout_latents``, without the saved state) and
 the same decoding (``decode_frames``), so for the same seed the frames are the same.
 """
 
@@ -19,17 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from tqdm import tqdm
 
 from millivid.atomic import read_json
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.device import resolve_device
 from millivid.digest import weights_digest
 from millivid.presets import Config
-from millivid.rollout.engine import run_plan
 from millivid.rollout.generate import load_ae, load_video_model, video_checkpoint_config
 from millivid.rollout.request import GenerateRequest, check_inputs
-from millivid.rollout.session import check_finite, decode_frames, prepare_rollout, write_context
+from millivid.rollout.resumable import decode_frames, rollout_latents
 from millivid.train.checkpoint import fresh_tmp_folder, latest_checkpoint, swap_in_folder
 from millivid.typed_config import to_dict
 
@@ -211,27 +209,10 @@ class Pipeline:
 
     def rollout(self, req: GenerateRequest, progress: bool = False) -> torch.Tensor:
         """Level-0 latents [B, length, h, w, C] of a batch request (``rollout_latents`` without
-        the saved state: nothing is written to disk)."""
-        rollout = prepare_rollout(req, self.model, self.cfg, self.method, self.ae, self.device)
-        write_context(rollout.store, self.ae, np.asarray(req.frames)[:, : req.context])
-        with tqdm(
-            total=len(rollout.plan),
-            desc=f"generate {self.method}",
-            unit="step",
-            disable=not progress,
-        ) as bar:
-            run_plan(
-                rollout.plan,
-                rollout.store,
-                rollout.denoiser,
-                rollout.actions,
-                seed=req.seed,
-                source=rollout.denoiser.source,
-                poses=rollout.denoiser.poses,
-                on_step=lambda _: bar.update(1),
-            )
-        check_finite(rollout.plan, rollout.store, req.context)
-        return rollout.store.levels[0][:, req.context : req.context + req.length]
+        a saved state: nothing is written to disk)."""
+        return rollout_latents(
+            req, self.model, self.cfg, self.method, self.ae, device=self.device, progress=progress
+        )
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the video model (model.safetensors + config.json) and its autoencoder (``ae/``,

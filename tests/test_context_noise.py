@@ -10,7 +10,8 @@ import torch
 from millivid.diffusion import COSINE
 from millivid.diffusion.config import DiffusionConfig
 from millivid.jobs.video_task import InMemoryLatents, VideoTask, build_video_model
-from millivid.model.packing import coarse_context, noise_coarse_context, pack
+from millivid.model.packing import pack
+from millivid.model.tokens import coarse_context, noise_coarse_context
 from millivid.plan import make_plan, sample_training_step
 from millivid.presets import load_preset
 from millivid.rollout.dit_denoiser import DiTDenoiser

@@ -31,7 +31,7 @@ def mp4_folder(root, shapes):
 
 
 def test_null_action_is_the_video_models_no_action_id():
-    from millivid.model.packing import NO_ACTION
+    from millivid.model.tokens import NO_ACTION
     from millivid.world.agent import FORWARD, LEFT, RIGHT
 
     assert NULL_ACTION == NO_ACTION and NULL_ACTION not in (FORWARD, LEFT, RIGHT)

@@ -77,14 +77,14 @@ def test_resume_after_interruption_gives_the_same_video(tmp_path, monkeypatch):
 
         return original(plan, store, denoiser, actions, **{**kw, "after_step": stop})
 
-    monkeypatch.setattr("millivid.rollout.session.run_plan", interrupted)
+    monkeypatch.setattr("millivid.rollout.resumable.run_plan", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(video, ae, tmp_path / "part")
     from safetensors.torch import load_file
 
     state = load_file(str(tmp_path / "part.state.safetensors"))  # saved on the interruption
     assert int(state["next_step"]) == 5
-    monkeypatch.setattr("millivid.rollout.session.run_plan", original)
+    monkeypatch.setattr("millivid.rollout.resumable.run_plan", original)
     assert run(video, ae, tmp_path / "part") == 0
     with np.load(tmp_path / "full.npz") as a, np.load(tmp_path / "part.npz") as b:
         assert np.array_equal(a["video"], b["video"])
@@ -193,7 +193,7 @@ def test_sigterm_lets_the_running_step_finish_then_stops(tmp_path, monkeypatch):
 
         return original(plan, store, denoiser, actions, **{**kw, "on_step": on_step})
 
-    monkeypatch.setattr("millivid.rollout.session.run_plan", signalled)
+    monkeypatch.setattr("millivid.rollout.resumable.run_plan", signalled)
     with pytest.raises(KeyboardInterrupt, match="between steps on signal 15"):
         run(video, ae, tmp_path / "part")
     from safetensors.torch import load_file

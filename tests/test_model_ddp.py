@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
 from millivid.jobs.video_task import InMemoryLatents, VideoBatch, VideoTask
-from millivid.model.packing import Tokens
+from millivid.model.tokens import Tokens
 from millivid.presets import load_preset
 
 SHAPES = [(4, 4), (2, 2), (1, 1)]

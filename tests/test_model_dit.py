@@ -6,7 +6,8 @@ import torch
 
 from millivid.model.config import DiTConfig
 from millivid.model.dit import ContextCache, VideoDiT
-from millivid.model.packing import Tokens, pack
+from millivid.model.packing import pack
+from millivid.model.tokens import Tokens
 from millivid.plan import PRESETS, context_source, make_plan, sample_training_step
 
 BUDGET = PRESETS["tiny"]

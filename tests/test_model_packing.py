@@ -5,15 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from millivid.model.packing import (
-    NO_ACTION,
-    Tokens,
-    pack,
-    pack_spans,
-    patchify,
-    unpack_targets,
-    unpatchify,
-)
+from millivid.model.packing import pack, pack_spans, patchify, unpack_targets, unpatchify
+from millivid.model.tokens import NO_ACTION, Tokens
 from millivid.plan import METHODS, PRESETS, context_source, make_plan, sample_training_step
 
 BUDGET = PRESETS["tiny"]  # tokens 16, 4, 1

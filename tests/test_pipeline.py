@@ -23,7 +23,7 @@ from millivid.pipeline import SHIPPED_AE
 from millivid.presets import load_preset
 from millivid.rollout.generate import load_ae
 from millivid.rollout.request import GenerateRequest, world_video
-from millivid.rollout.session import decode_frames, rollout_latents
+from millivid.rollout.resumable import decode_frames, rollout_latents
 from millivid.train import write_checkpoint
 from millivid.typed_config import to_dict
 from millivid.world import TEST_SEED_OFFSET

@@ -43,7 +43,7 @@ def stop_after(monkeypatch, step, call=0):
 
         return original(plan, store, denoiser, actions, **{**kw, "after_step": stop})
 
-    monkeypatch.setattr("millivid.rollout.session.run_plan", interrupted)
+    monkeypatch.setattr("millivid.rollout.resumable.run_plan", interrupted)
     return original
 
 
@@ -79,7 +79,7 @@ def test_the_same_request_resumes_and_a_finished_run_removes_its_state(tmp_path,
     original = stop_after(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         generate(ckpt, ae, npz, tmp_path / "part")
-    monkeypatch.setattr("millivid.rollout.session.run_plan", original)
+    monkeypatch.setattr("millivid.rollout.resumable.run_plan", original)
     assert generate(ckpt, ae, npz, tmp_path / "part", "--no-kv-reuse") == 0  # rounding only
     assert not (tmp_path / "part.state.safetensors").exists()
     with np.load(tmp_path / "full.npz") as a, np.load(tmp_path / "part.npz") as b:
@@ -108,7 +108,7 @@ def test_a_folder_rollout_resumes_only_its_own_batch_state(tmp_path, monkeypatch
     original = stop_after(monkeypatch, 2, call=1)
     with pytest.raises(KeyboardInterrupt):
         roll(tmp_path / "part")
-    monkeypatch.setattr("millivid.rollout.session.run_plan", original)
+    monkeypatch.setattr("millivid.rollout.resumable.run_plan", original)
     state = tmp_path / "part" / ".batch-v1.state.safetensors"
     with pytest.raises(ValueError, match="differs in: ddim_steps.*delete it"):
         roll(tmp_path / "part", steps=2)
@@ -141,7 +141,7 @@ def test_nan_latents_stop_the_rollout_naming_the_step_and_write_nothing(
 
         return original(plan, store, denoise, actions, **kw)
 
-    monkeypatch.setattr("millivid.rollout.session.run_plan", poisoned)
+    monkeypatch.setattr("millivid.rollout.resumable.run_plan", poisoned)
     ckpt, ae = make_runs(tmp_path)
     npz = small_video(tmp_path / "in.npz")
     assert generate(ckpt, ae, npz, tmp_path / "g") == 1
@@ -153,7 +153,7 @@ def test_nan_latents_stop_the_rollout_naming_the_step_and_write_nothing(
 def test_an_autoencoder_decoding_to_nan_is_an_error_not_black_frames():
     from millivid.autoencoder.model import HierarchicalAutoencoder
     from millivid.presets import load_preset
-    from millivid.rollout.session import decode_frames
+    from millivid.rollout.resumable import decode_frames
 
     ae = HierarchicalAutoencoder(load_preset("tiny").ae).eval()
     with torch.no_grad():

@@ -24,7 +24,7 @@ Actions: ``actions_file`` (JSON: ``{"<path relative to src>": [a_0, ..., a_{T-1}
 one entry per video) replaces every video's actions; otherwise a source's own actions are used
 and videos without any get ``NULL_ACTION`` on every frame. Ids: 0 forward, 1 left, 2 right
 (``millivid.world.agent``), 3 = ``NULL_ACTION``, which the video model embeds as "no action"
-(its id of padding tokens, ``millivid.model.packing.NO_ACTION``).
+(its id of padding tokens, ``millivid.model.tokens.NO_ACTION``).
 
 Resume: files are written atomically and a finished output is never redone, so rerunning the
 same command after an interruption converts only what is missing (also new source files);
@@ -63,7 +63,7 @@ from millivid.data.videos import (
 
 IMPORT_FORMATS = ("auto", "mp4", "npz", "teco", "dfot")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
-NULL_ACTION = 3  # = millivid.model.packing.NO_ACTION (0..2: millivid.world.agent's actions)
+NULL_ACTION = 3  # = millivid.model.tokens.NO_ACTION (0..2: millivid.world.agent's actions)
 _CHUNK = 64  # frames resized at once (bounds the float copy of a large video)
 
 

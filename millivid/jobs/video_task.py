@@ -19,7 +19,8 @@ from torch import Tensor
 
 from millivid.diffusion import diffuse, sample_time, v_from_x0_eps
 from millivid.model.dit import VideoDiT
-from millivid.model.packing import Tokens, noise_coarse_context, pack
+from millivid.model.packing import pack
+from millivid.model.tokens import Tokens, noise_coarse_context
 from millivid.plan import context_source, sample_training_step, step_kinds
 from millivid.presets import Config
 

@@ -6,15 +6,8 @@ The training task lives in ``millivid.jobs.video_task``, the layer that reads th
 from millivid.model.config import PRESETS, DiTConfig
 from millivid.model.ddim_sampler import sample_targets
 from millivid.model.dit import ContextCache, VideoDiT
-from millivid.model.packing import (
-    NO_ACTION,
-    Tokens,
-    pack,
-    pack_spans,
-    patchify,
-    unpack_targets,
-    unpatchify,
-)
+from millivid.model.packing import pack, pack_spans, patchify, unpack_targets, unpatchify
+from millivid.model.tokens import NO_ACTION, Tokens
 from millivid.nn import count_parameters
 
 __all__ = [

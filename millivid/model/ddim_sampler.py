@@ -12,7 +12,7 @@ from torch import Tensor
 
 from millivid.diffusion import COSINE, Schedule, ddim_sample, guided_velocity
 from millivid.model.dit import VideoDiT
-from millivid.model.packing import Tokens
+from millivid.model.tokens import Tokens
 
 
 def compile_for_sampling(model: VideoDiT) -> VideoDiT:

@@ -45,7 +45,7 @@ from millivid.model.embed import (
     position_3d,
     rotate,
 )
-from millivid.model.packing import NO_ACTION, Tokens, coarse_context
+from millivid.model.tokens import NO_ACTION, Tokens, coarse_context
 from millivid.nn import block_centre, modulate
 
 

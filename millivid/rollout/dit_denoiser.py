@@ -10,7 +10,8 @@ from millivid.diffusion import ddim_times
 from millivid.diffusion.config import DiffusionConfig
 from millivid.model.ddim_sampler import compile_for_sampling, sample_targets
 from millivid.model.dit import VideoDiT
-from millivid.model.packing import noise_coarse_context, pack_spans, unpack_targets
+from millivid.model.packing import pack_spans, unpack_targets
+from millivid.model.tokens import noise_coarse_context
 from millivid.plan.sources import ContextSource
 from millivid.plan.step import Step
 from millivid.rollout.engine import host_randn

@@ -16,7 +16,7 @@ import numpy as np
 
 from millivid.data.videos import VideoRecord, load_video, save_video
 from millivid.rollout.request import GenerateRequest
-from millivid.rollout.session import decode_frames, rollout_latents
+from millivid.rollout.resumable import decode_frames, rollout_latents
 
 
 def rollout_folder(

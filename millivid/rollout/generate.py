@@ -4,7 +4,7 @@ Steps: encode the ground-truth context at every level with the autoencoder, walk
 plan with the DiT (``run_plan`` + ``DiTDenoiser``), decode the level-0 latents of the generated
 frames, write OUT.npz (context + generated frames, actions), OUT.mp4 (ground truth beside the
 generation when there is one) and OUT_plan.png. While it runs, the latent store is saved
-(OUT.state.safetensors, atomically; ``millivid.rollout.session``), so re-running the same request with
+(OUT.state.safetensors, atomically; ``millivid.rollout.resumable``), so re-running the same request with
 the same OUT resumes an interrupted rollout; another request is refused until that file is
 deleted, and the file is removed once the outputs are written.
 
@@ -27,8 +27,8 @@ from millivid.jobs.video_task import build_video_model
 from millivid.plan import generated_levels
 from millivid.presets import Config
 from millivid.rollout.request import GenerateRequest
-from millivid.rollout.session import (
-    RolloutSession,
+from millivid.rollout.resumable import (
+    ResumableRollout,
     decode_frames,
     prepare_rollout,
     request_fingerprint,
@@ -95,8 +95,8 @@ def generate(
     state_path = out.with_name(out.name + ".state.safetensors")
     rollout = prepare_rollout(batched, model, cfg, method, ae, device)
     fingerprint = request_fingerprint(batched, rollout, model, ae, method, cfg)
-    session = RolloutSession(rollout, batched, fingerprint, ae, state_path)
-    generated = decode_frames(ae, session.run(f"generate {method}"))[0]
+    resumable = ResumableRollout(rollout, batched, fingerprint, ae, state_path)
+    generated = decode_frames(ae, resumable.run(f"generate {method}"))[0]
     paths = _write_outputs(
         req, generated, method, cfg, out, rollout.plan, generated_levels(method, cfg.plan)
     )

@@ -2,7 +2,7 @@
 rollouts and the Python API run it).
 
 ``prepare_rollout`` checks a request and sets up the plan, an empty latent store and the DiT
-denoiser; ``write_context`` encodes the ground-truth context; a ``RolloutSession`` walks the plan
+denoiser; ``write_context`` encodes the ground-truth context; a ``ResumableRollout`` walks the plan
 (``run_plan``), saving the store as it goes and resuming a store saved by the same request;
 ``decode_frames`` turns the generated level-0 latents into frames.
 """
@@ -149,7 +149,7 @@ def check_finite(plan: list[Step], store: LatentStore, context: int) -> None:
         )
 
 
-class RolloutSession:
+class ResumableRollout:
     """One batch rollout that keeps its work: the latent store is saved atomically to
     ``state_path`` every ``save_every_s`` seconds and when the rollout stops (Ctrl-C, SIGTERM,
     an error), and a saved store made by the same request (``request_fingerprint``) is resumed;
@@ -188,10 +188,11 @@ class RolloutSession:
             self.saved_at = time.monotonic()
         stop.check()  # `timeout`, Ctrl-C: stop after a whole step (the store stays consistent)
 
-    def _progress_bar(self, desc: str):
-        """A tqdm bar and the engine callback that updates it (frames done, level now running)."""
+    def _progress_bar(self, desc: str, show: bool):
+        """A tqdm bar (hidden unless ``show``) and the engine callback that updates it (frames
+        done, level now running)."""
         plan, req, batch = self.rollout.plan, self.req, len(self.req.frames)
-        bar = tqdm(total=len(plan), initial=self.first, desc=desc, unit="step")
+        bar = tqdm(total=len(plan), initial=self.first, desc=desc, unit="step", disable=not show)
 
         def progress(p: Progress) -> None:
             bar.update(1)
@@ -204,12 +205,12 @@ class RolloutSession:
 
         return bar, progress
 
-    def run(self, desc: str) -> torch.Tensor:
+    def run(self, desc: str, progress: bool = True) -> torch.Tensor:
         """Run the remaining steps; level-0 latents [B, length, h, w, C] of the generated
-        frames. Non-finite latents are an error (``check_finite``); the state is then removed,
+        frames (``progress``: show a progress bar). Non-finite latents are an error (``check_finite``); the state is then removed,
         as resuming it cannot give a video."""
         rollout, req = self.rollout, self.req
-        bar, progress = self._progress_bar(desc)
+        bar, on_step = self._progress_bar(desc, progress)
         try:
             with StepBoundaryStop() as stop:
                 run_plan(
@@ -221,7 +222,7 @@ class RolloutSession:
                     first_step=self.first,
                     source=rollout.denoiser.source,
                     poses=rollout.denoiser.poses,
-                    on_step=progress,
+                    on_step=on_step,
                     after_step=lambda step: self._after_step(step, stop),
                 )
         except BaseException:
@@ -248,14 +249,16 @@ def rollout_latents(
     device: str = "cpu",
     desc: str = "",
     save_every_s: float = 60.0,
+    progress: bool = True,
 ) -> torch.Tensor:
     """Level-0 latents [B, length, h, w, C] of the generated frames of a batch of videos:
     ``req.frames`` uint8 [B, T, H, W, 3] and ``req.actions`` int [B, T'] (one noise draw per
-    rollout step for the whole batch), run as a ``RolloutSession`` saving to ``state_path``."""
+    rollout step for the whole batch), run as a ``ResumableRollout`` saving to ``state_path``
+    (None: nothing is written to disk)."""
     rollout = prepare_rollout(req, model, cfg, method, ae, device)
     fingerprint = request_fingerprint(req, rollout, model, ae, method, cfg) if state_path else {}
-    session = RolloutSession(rollout, req, fingerprint, ae, state_path, save_every_s)
-    return session.run(desc or f"generate {method}")
+    resumable = ResumableRollout(rollout, req, fingerprint, ae, state_path, save_every_s)
+    return resumable.run(desc or f"generate {method}", progress)
 
 
 @torch.no_grad()

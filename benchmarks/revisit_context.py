@@ -15,6 +15,11 @@ step's memory frames (retrieved by pose, docs/PLANS.md); removed are those revis
 frames, and as control every memory frame. Target frames at the memory level are scored against
 copying the revisited memory frame nearest in pose.
 
+``--context-noise T``: the context levels coarser than the target are noised to time T (the
+same noise in all three ways), as a model trained with conditioning augmentation
+(``diffusion.context_noise``) sees them: does a fine step take its detail from the memory
+frames when its coarse context is unsure?
+
     python benchmarks/revisit_context.py --ckpt checkpoints/mini/millivid --ae checkpoints/mini/ae
 """
 
@@ -37,7 +42,7 @@ from millivid.diffusion.schedule import sample_time  # noqa: E402
 from millivid.evaluate.splits import pose_gaps  # noqa: E402
 from millivid.jobs.autoencoder import load_autoencoder  # noqa: E402
 from millivid.model.packing import pack  # noqa: E402
-from millivid.model.tokens import Tokens  # noqa: E402
+from millivid.model.tokens import Tokens, noise_coarse_context  # noqa: E402
 from millivid.plan import context_source  # noqa: E402
 from millivid.plan.training_steps import sample_training_step  # noqa: E402
 from millivid.rollout.generate import load_video_model  # noqa: E402
@@ -160,6 +165,12 @@ def main() -> None:
         action="store_true",
         help="remove the revisited memory frames (control: every memory frame) instead",
     )
+    parser.add_argument(
+        "--context-noise",
+        type=float,
+        default=0.0,
+        help="noise the context levels coarser than the target to this diffusion time",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="also write the result here")
@@ -210,16 +221,18 @@ def main() -> None:
         t = sample_time(len(batch), gen) if args.t is None else torch.full((len(batch),), args.t)
         width = batch[0][0].target_values.shape[-1]
         noise = torch.randn(len(batch), batch[0][0].target_slots, width, generator=gen)
+        ways = [Tokens.cat([b[k] for b in batch]) for k in range(3)]
+        if args.context_noise:  # one draw of context noise, shared by the three ways
+            time = torch.full((len(batch),), args.context_noise)
+            eps = torch.randn(ways[0].values.shape, generator=gen)
+            ways = [noise_coarse_context(w, time, eps, cfg.diffusion.schedule) for w in ways]
         errors = [
             token_errors(
-                model,
-                Tokens.cat([b[k] for b in batch]).to(args.device),
-                t.to(args.device),
-                noise.to(args.device),
+                model, w.to(args.device), t.to(args.device), noise.to(args.device),
                 cfg.diffusion.schedule,
             )
-            for k in range(3)
-        ]
+            for w in ways
+        ]  # fmt: skip
         rows = [(err.sum(1) / count.sum(1)).cpu() for err, count in errors]
         err, count = (x.cpu() for x in errors[0])
         for b, per_frame in enumerate(oracles):
@@ -243,6 +256,7 @@ def main() -> None:
         "loss_without_revisited": float(loss[:, 1].mean()),
         "loss_without_control": float(loss[:, 2].mean()),
         "memory": args.memory,
+        "context_noise": args.context_noise,
     }
     kind = "memory" if args.memory else "far context"
     print(

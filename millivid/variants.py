@@ -10,8 +10,10 @@ mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage wh
 ``<method>-memory`` variants add to every step 4 level-0 frames retrieved by camera pose from
 the earlier frames it does not hold in full detail (``plan.memory_frames``; ``-memory-older``:
 only from before everything else it sees); ``millivid-recent`` uses the plan whose steps see
-their own level's most recent frames. The default set is the recipe of the shipped model and its baselines with the same memory
-(docs/RESULTS.md, Table 1): ``millivid-memory``, ``framepack-memory``, ``fullres-memory``.
+their own level's most recent frames; ``millivid-memory-aug`` also trains on noised coarse
+context (``diffusion.context_noise``). The default set is the recipe of the shipped model and
+its baselines with the same memory (docs/RESULTS.md, Table 1): ``millivid-memory-aug``,
+``framepack-memory``, ``fullres-memory``.
 """
 
 from __future__ import annotations

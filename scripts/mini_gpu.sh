@@ -18,6 +18,8 @@
 # its step (SIGTERM -> checkpoint) and the next `train` call resumes it.
 # GPUS="0 1": spread the variants of `train` (PARALLEL=1) and `rollout` round-robin over these
 # GPUs of the machine (default: the one CUDA picks).
+# DDP_GPUS=N: `train` trains each variant on N GPUs at once (torchrun + DDP; BATCH is per GPU,
+# so BATCH=64 DDP_GPUS=2 keeps the global batch of 128).
 # Dry run on a CPU: PRESET=tiny DEVICE=cpu AE= TRAIN_VIDEOS=4 TEST_VIDEOS=2 TRAIN_STEPS=6 ...
 set -uo pipefail
 RUN=${RUN:-/tmp/mini}
@@ -39,7 +41,7 @@ ROLLOUT_S=${ROLLOUT_S:-380}
 STEPS=${STEPS:-16}
 AE_STEPS=${AE_STEPS:-2500}
 AE_COOLDOWN=${AE_COOLDOWN:-0}
-VARIANTS=${VARIANTS:-millivid-memory framepack-memory fullres-memory}  # + upscale cascaded (ablations)
+VARIANTS=${VARIANTS:-millivid-memory-aug framepack-memory fullres-memory}  # + upscale cascaded (ablations)
 COMPILE=true
 [ "$DEVICE" = cpu ] && COMPILE=false
 read -ra GPU_LIST <<< "${GPUS:-}"
@@ -82,7 +84,8 @@ train)  # PARALLEL=1: the variants train side by side on the GPU (WORKERS loader
     [ "$stop" = 1 ] && break
     gpu=$(gpu_of $i); i=$((i + 1))
     (trap : TERM; [ -n "$gpu" ] && export CUDA_VISIBLE_DEVICES=$gpu
-    repro --variants "$v" --stages video --set video_train.compile="$COMPILE" \
+    repro --variants "$v" --stages video ${DDP_GPUS:+--gpus "$DDP_GPUS"} \
+      --set video_train.compile="$COMPILE" \
       --set video_train.batch_size="$BATCH" --set video_train.num_workers="$WORKERS" \
       --set video_train.steps="$TRAIN_STEPS" --set video_train.checkpoint_every=1000 \
       >> "$RUN/train_$v.log" 2>&1) &

@@ -464,3 +464,18 @@ def test_from_csv_round_trips_the_split_columns(run_dir, tmp_path):
     plain = results_from_csv(old, cfg)
     assert plain.metrics == ("psnr", "ssim") and plain.horizons == again.horizons
     assert set(plain.splits["shifted"]) == {"all"} and plain.revisit_curve is None
+
+
+def test_curves_give_every_method_its_own_line_beyond_ten(tmp_path, monkeypatch):
+    """Eleven methods (ten baselines and variants plus one): no two lines look alike."""
+    import matplotlib.pyplot as plt
+
+    from millivid.evaluate.outputs import plot_curves
+
+    curves = {f"m{i}": {"psnr": [float(i), float(i) + 1]} for i in range(11)}
+    kept = []
+    monkeypatch.setattr(plt, "close", kept.append)  # keep the figure to inspect its lines
+    plot_curves(curves, ["psnr"], tmp_path / "curves")
+    lines = kept[0].axes[0].get_lines()
+    looks = {(line.get_color(), line.get_linestyle()) for line in lines}
+    assert len(lines) == 11 and len(looks) == 11

@@ -82,6 +82,21 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         assert saved["ae"]["channels"] == 8, stage
 
 
+def test_ddp_gpus_trains_each_variant_on_that_many_processes(tmp_path):
+    """DDP_GPUS=2: `train` runs each variant under torchrun (gloo on the CPU), batch per GPU."""
+    env = dry_run_env(tmp_path, TRAIN_STEPS="4", DDP_GPUS="2", BATCH="2", VARIANTS="fullres")
+    for phase in ("data", "train"):
+        done = subprocess.run(["bash", SCRIPT, phase], cwd=ROOT, env=env, capture_output=True)
+        assert done.returncode == 0, (phase, done.stderr[-2000:])
+    run = tmp_path / "run" / "video" / "fullres"
+    log = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    assert log[-1]["step"] == 4 and {r["processes"] for r in log} == {2}
+    assert (
+        json.loads((run / "checkpoint" / "config.json").read_text())["video_train"]["batch_size"]
+        == 2
+    )
+
+
 def test_a_stopped_train_call_keeps_the_step_it_reached(tmp_path):
     """`timeout` stops a `train` call: the script waits for its trainers to save the step they
     reached (SIGTERM), so the next call resumes there and not at the last periodic checkpoint."""

@@ -47,6 +47,15 @@ def revisit_spans(share: Sequence[float]) -> list[tuple[float, float, float]]:
     return spans
 
 
+LINE_STYLES = ("-", "--", ":")
+
+
+def line_style(i: int) -> dict[str, str]:
+    """The i-th method's line: the ten default colours, then the same with dashes, dots, ...
+    so that every method of a figure keeps its own look."""
+    return {"color": f"C{i % 10}", "linestyle": LINE_STYLES[i // 10 % len(LINE_STYLES)]}
+
+
 def plot_curves(
     curves: dict[str, dict[str, list[float]]],
     metrics: Sequence[str],
@@ -73,9 +82,10 @@ def plot_curves(
     for ax, m in zip(axes.flat, shown):
         for x0, x1, share in spans:
             ax.axvspan(x0, x1, color="tab:green", alpha=0.3 * share, linewidth=0, zorder=0)
-        for method, c in curves.items():
+        for i, (method, c) in enumerate(curves.items()):
             if m in c:
-                ax.plot(range(1, len(c[m]) + 1), c[m], label=method, linewidth=1.3)
+                x = range(1, len(c[m]) + 1)
+                ax.plot(x, c[m], label=method, linewidth=1.3, **line_style(i))
         ax.set_title(f"{display_name(m)} {direction_arrow(m)}")
         ax.set_xlabel("frames since context")
         ax.grid(alpha=0.3)

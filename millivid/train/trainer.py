@@ -273,6 +273,7 @@ def train(
                         "lr": float(schedulers[0].get_last_lr()[0]),
                         "steps_per_s": rate,
                         f"{task.items_name}_per_s": rate * task.items_per_batch * world,
+                        "processes": world,  # DDP processes (GPUs) training together
                         **{k: float(v) for k, v in metrics.items()},
                     }
                     bar.set_postfix(

@@ -117,18 +117,16 @@ def compare(args: argparse.Namespace) -> dict:
     from dataclasses import replace
     from pathlib import Path
 
-    from millivid.autoencoder.config import PRESETS
     from millivid.jobs.autoencoder import reconstruction_psnr
     from millivid.train import TrainConfig, load_checkpoint, load_weights_into, train
-    from millivid.world import PRESETS as WORLD
     from millivid.world import TEST_SEED_OFFSET, make_videos
 
-    world = WORLD["tiny"]
+    world = load_preset("tiny").world
     size = world.size
     bank = make_videos(range(args.videos), world).video.reshape(-1, size, size, 3).contiguous()
     test = make_videos([TEST_SEED_OFFSET, TEST_SEED_OFFSET + 1], world, test=True).video
     test = test.reshape(-1, size, size, 3)[::2]
-    base = replace(PRESETS["tiny"], image_size=size, channels=8, width=96, depth=3, heads=3)
+    base = replace(load_preset("tiny").ae, image_size=size, channels=8, width=96, depth=3, heads=3)
     rows = []
     for text in args.variants:
         overrides = _variant(text)

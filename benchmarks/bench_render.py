@@ -15,7 +15,8 @@ from dataclasses import replace
 
 import torch
 
-from millivid.world import PRESETS, make_videos
+from millivid.presets import PRESETS
+from millivid.world import make_videos
 from millivid.world.agent import simulate
 from millivid.world.render import Renderer
 from millivid.world.terrain import generate_worlds
@@ -38,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     cfg = replace(
-        PRESETS["mini"], size=args.size, frames=args.frames, render_chunk_rays=args.chunk_rays
+        PRESETS["mini"].world, size=args.size, frames=args.frames, render_chunk_rays=args.chunk_rays
     )
     n = args.batch * args.frames
     print(

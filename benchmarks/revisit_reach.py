@@ -22,9 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from millivid.data.make import candidate_count, plan_seeds  # noqa: E402
-from millivid.evaluate.config import PRESETS as EVAL_PRESETS  # noqa: E402
 from millivid.evaluate.splits import GAP_TOLERANCE, pose_gaps  # noqa: E402
-from millivid.presets import load_preset  # noqa: E402
+from millivid.presets import EVAL_PRESETS, load_preset  # noqa: E402
 from millivid.world.agent import simulate  # noqa: E402
 from millivid.world.terrain import generate_worlds  # noqa: E402
 from millivid.world.videos import video_actions  # noqa: E402

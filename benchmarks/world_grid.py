@@ -16,7 +16,8 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from millivid.world import PRESETS, make_videos
+from millivid.presets import PRESETS
+from millivid.world import make_videos
 
 
 def main() -> None:
@@ -29,7 +30,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="/tmp/world_grid.png")
     args = parser.parse_args()
-    cfg = replace(PRESETS["mini"], size=args.size, frames=args.frames)
+    cfg = replace(PRESETS["mini"].world, size=args.size, frames=args.frames)
     v = make_videos([args.seed], cfg, args.device)
     video, actions = v.video[0].cpu().numpy(), v.actions[0].cpu()
     turn_starts = ((actions[1:] != 0) & (actions[:-1] == 0)).nonzero().squeeze(1) + 1

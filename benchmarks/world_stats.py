@@ -17,7 +17,8 @@ from dataclasses import replace
 
 import torch
 
-from millivid.world import PRESETS, TEST_SEED_OFFSET, distance_covered
+from millivid.presets import PRESETS
+from millivid.world import TEST_SEED_OFFSET, distance_covered
 from millivid.world.agent import flat_trajectory, simulate
 from millivid.world.terrain import generate_worlds
 from millivid.world.testset import context_chamfer
@@ -55,7 +56,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=16, help="worlds simulated at once")
     args = parser.parse_args()
-    cfg = PRESETS[args.preset]
+    cfg = PRESETS[args.preset].world
     if args.frames is not None:
         cfg = replace(cfg, frames=args.frames)
     print(f"preset={args.preset} frames={cfg.frames} seeds per split={args.seeds}")

@@ -33,7 +33,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from millivid.atomic import read_json, write_json_atomic
@@ -42,7 +42,6 @@ from millivid.data.make import make_dataset
 from millivid.data.videos import load_video
 from millivid.device import resolve_device
 from millivid.evaluate.baselines import BASELINES, write_baselines
-from millivid.evaluate.config import PRESETS as EVAL_PRESETS
 from millivid.evaluate.outputs import comparison_grid, write_set_outputs
 from millivid.evaluate.report import build_report
 from millivid.evaluate.runner import evaluate_sets
@@ -52,39 +51,12 @@ from millivid.jobs.video_task import VideoTask
 from millivid.pipeline import check_autoencoder
 from millivid.plan import make_plan
 from millivid.plan.draw import draw_plan
-from millivid.presets import Config
+from millivid.presets import EVAL_PRESETS, Config, ReproduceConfig
 from millivid.rollout.folder import rollout_folder
 from millivid.rollout.generate import load_ae, load_video_model, video_checkpoint_config
 from millivid.train import train
 from millivid.train.checkpoint import load_trainer_state
 from millivid.variants import VARIANTS, variant_config
-
-
-@dataclass(frozen=True)
-class ReproduceConfig:
-    """What the pipeline runs beyond the preset's model configs."""
-
-    train_videos: int
-    test_videos: int
-    context: int  # ground-truth frames before the first generated one
-    frames: int  # generated frames per test video
-    variants: tuple[str, ...] = ("millivid-memory-aug", "framepack-memory", "fullres-memory")
-    rollout_batch: int = 16
-    sample_steps: int | None = None  # DDIM steps (None: the preset's diffusion.sample_steps)
-    compile: bool | None = None  # rollouts under torch.compile (None: on CUDA)
-    metrics: str = "psnr,ssim,probe,action"
-    workers: int | None = None  # world-rendering threads
-    compress: bool = (
-        True  # False: uncompressed .npz (faster to write and read, 25 MB per mini video)
-    )
-    stages: tuple[str, ...] = field(default=())  # empty: all
-
-
-PRESETS = {
-    "tiny": ReproduceConfig(train_videos=6, test_videos=2, context=32, frames=64, rollout_batch=2),
-    "mini": ReproduceConfig(train_videos=1024, test_videos=64, context=256, frames=768),
-    "paper": ReproduceConfig(train_videos=10_000, test_videos=1_000, context=256, frames=768),
-}
 
 
 class StageClock:

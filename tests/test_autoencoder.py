@@ -3,12 +3,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from millivid.autoencoder.config import PRESETS
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.autoencoder.task import AutoencoderTask
+from millivid.presets import PRESETS
 from millivid.train import TrainConfig, train
 
-TINY = PRESETS["tiny"]
+TINY = PRESETS["tiny"].ae
 
 
 def frames(n=4, size=32, seed=0):
@@ -19,7 +19,7 @@ def frames(n=4, size=32, seed=0):
 
 @pytest.mark.parametrize("name", ["tiny", "mini", "paper"])
 def test_token_counts_per_level(name):
-    cfg = PRESETS[name]
+    cfg = PRESETS[name].ae
     model = HierarchicalAutoencoder(replace(cfg, depth=1, width=32, heads=1))
     assert tuple(model.tokens_per_level()) == cfg.tokens_per_frame()
     assert (
@@ -109,11 +109,11 @@ def test_shipped_mini_checkpoints_reconstruct_world_frames(name, level0):
     """The shipped C = 16 model (of the mini video models) and the C = 32 one (30.3 dB on the
     test set, docs/AUTOENCODER.md) load and reconstruct a test-world video; C = 32 is better."""
     from millivid.jobs.autoencoder import load_autoencoder, reconstruction_psnr
-    from millivid.world import PRESETS as WORLD
     from millivid.world import TEST_SEED_OFFSET, make_videos
 
     ae = load_autoencoder(f"checkpoints/mini/{name}")
-    frames = make_videos([TEST_SEED_OFFSET + 7], replace(WORLD["mini"], frames=48)).video[0, ::6]
+    world = replace(PRESETS["mini"].world, frames=48)
+    frames = make_videos([TEST_SEED_OFFSET + 7], world).video[0, ::6]
     psnr = reconstruction_psnr(ae, frames)
     assert psnr[0] > level0 and psnr[3] > 25, psnr
     assert psnr == sorted(psnr, reverse=True)  # finer levels reconstruct better

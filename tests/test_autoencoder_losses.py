@@ -5,13 +5,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from millivid.autoencoder.config import PRESETS
 from millivid.autoencoder.losses import PerceptualLoss, gradient_l1, image_gradients
 from millivid.autoencoder.task import AutoencoderTask
+from millivid.presets import PRESETS
 from millivid.weights.files import MissingWeightsError
 from millivid.weights.lpips import LPIPS, TAP_CHANNELS, AlexFeatures
 
-TINY = PRESETS["tiny"]
+TINY = PRESETS["tiny"].ae
 
 
 @pytest.fixture(scope="module")

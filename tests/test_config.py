@@ -1,8 +1,16 @@
+import importlib
 import json
 
 import pytest
 
-from millivid.presets import PRESET_NAMES, Config, load_preset
+from millivid.presets import (
+    EVAL_PRESETS,
+    PRESET_NAMES,
+    PRESETS,
+    REPRODUCE_PRESETS,
+    Config,
+    load_preset,
+)
 from millivid.typed_config import ConfigError, from_dict, load_json, save_json, to_dict
 
 
@@ -70,3 +78,28 @@ def test_plan_tokens_are_derived_from_the_autoencoder_and_a_given_mismatch_is_re
         match=r"plan.tokens = 64,16,4,1 but the autoencoder .*ae.levels=3\) has 64,16,4 tokens",
     ):
         load_preset("mini", ["ae.levels=3", "plan.tokens=64,16,4,1"])
+
+
+@pytest.mark.parametrize(
+    "package", ["model", "diffusion", "world", "plan", "train", "autoencoder", "evaluate"]
+)
+def test_no_package_below_the_presets_keeps_a_preset_table(package):
+    """Every preset value is in millivid/presets.py; the stage packages define only the config
+    dataclasses, so a value cannot be changed in one table and read stale from another."""
+    for module in (f"millivid.{package}", f"millivid.{package}.config"):
+        tables = {"PRESETS", "TRAIN_PRESETS"} & set(vars(importlib.import_module(module)))
+        assert not tables, f"{module} defines {sorted(tables)}"
+    assert not hasattr(importlib.import_module("millivid.reproduce"), "PRESETS")
+
+
+def test_every_preset_table_names_exactly_the_presets():
+    for table in (PRESETS, EVAL_PRESETS, REPRODUCE_PRESETS):
+        assert tuple(table) == PRESET_NAMES
+    assert [PRESETS[name].preset for name in PRESET_NAMES] == list(PRESET_NAMES)
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_load_preset_is_the_table_entry_with_the_plan_tokens_derived(name):
+    cfg = load_preset(name)
+    assert cfg.plan.tokens == cfg.ae.tokens_per_frame() == PRESETS[name].plan.tokens
+    assert cfg == PRESETS[name]

@@ -41,9 +41,10 @@ def suite(path, batch_frames: int = 64) -> MetricSuite:
 @pytest.fixture(scope="module")
 def held():
     """Two held-out test-seed `mini` videos (64²) of 96 frames, each with turns."""
-    from millivid.world import PRESETS, TEST_SEED_OFFSET
+    from millivid.presets import PRESETS
+    from millivid.world import TEST_SEED_OFFSET
 
-    data = render_action_data(PRESETS["mini"], [TEST_SEED_OFFSET, TEST_SEED_OFFSET + 1], 96)
+    data = render_action_data(PRESETS["mini"].world, [TEST_SEED_OFFSET, TEST_SEED_OFFSET + 1], 96)
     assert (data.actions[:, 1:] != FORWARD).sum() >= 12  # enough turn frames to mean something
     return data
 
@@ -204,10 +205,12 @@ def test_mixed_shift_sequence_known_answer_across_batches(held):
 def test_train_action_probe_tiny_writes_a_loadable_probe(tmp_path):
     """The shared trainer over the task, end to end on two tiny (32²) videos: files + report."""
     from millivid.evaluate.action_probe_train import train_action_probe
+    from millivid.presets import PRESETS
 
     cfg = ActionProbeConfig(size=32, width=8, hidden=16)
     report = train_action_probe(
         tmp_path / "ap",
+        PRESETS["tiny"].world,
         "tiny",
         steps=4,
         videos=2,
@@ -218,7 +221,7 @@ def test_train_action_probe_tiny_writes_a_loadable_probe(tmp_path):
         held_out_videos=1,
     )
     assert report["held_out"]["videos"] == 1 and report["steps"] == 4
-    assert sum(report["held_out"]["pairs"].values()) == 95
+    assert report["world_preset"] == "tiny" and sum(report["held_out"]["pairs"].values()) == 95
     assert 0 < report["held_out"]["majority"] < 1 and "turn" in report["held_out_blurred"]
     saved = json.loads((tmp_path / "ap" / "config.json").read_text())
     assert saved["action_probe"]["width"] == 8 and saved["report"] == report
@@ -228,6 +231,7 @@ def test_train_action_probe_tiny_writes_a_loadable_probe(tmp_path):
 def test_cli_action_probe_train_passes_its_flags(monkeypatch, tmp_path):
     from millivid.cli import main
     from millivid.evaluate import action_probe_train
+    from millivid.presets import PRESETS
 
     seen = {}
     monkeypatch.setattr(
@@ -235,8 +239,8 @@ def test_cli_action_probe_train_passes_its_flags(monkeypatch, tmp_path):
     )
     argv = ["evaluate", "action-probe-train", "--world-preset", "tiny", "--steps", "7"]
     assert main([*argv, "--videos", "3", "--out", str(tmp_path)]) == 0
-    got = (seen["out"], seen["world_preset"], seen["steps"], seen["videos"])
-    assert got == (tmp_path, "tiny", 7, 3)
+    got = (seen["out"], seen["world"], seen["world_preset"], seen["steps"], seen["videos"])
+    assert got == (tmp_path, PRESETS["tiny"].world, "tiny", 7, 3)
     assert main(argv) == 1  # --out is required
 
 

@@ -19,9 +19,10 @@ CONTEXT = 16
 def world():
     """Two tiny world videos (40 frames, 16x16: rendering is most of the time) with actions and
     poses."""
-    from millivid.world import PRESETS, make_videos
+    from millivid.presets import PRESETS
+    from millivid.world import make_videos
 
-    return make_videos([3, 4], replace(PRESETS["tiny"], frames=40, size=16))
+    return make_videos([3, 4], replace(PRESETS["tiny"].world, frames=40, size=16))
 
 
 @pytest.fixture(scope="module")

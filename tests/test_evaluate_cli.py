@@ -25,10 +25,11 @@ SKIP_BROWSER = os.environ.get("MILLIVID_SKIP_BROWSER") == "1"
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """RUN/gt + RUN/rollouts/{shifted,random} from the tiny world; 40 frames, context 8."""
-    from millivid.world import PRESETS, make_videos
+    from millivid.presets import PRESETS
+    from millivid.world import make_videos
 
     run = tmp_path_factory.mktemp("run")
-    v = make_videos([1, 2], replace(PRESETS["tiny"], frames=40))
+    v = make_videos([1, 2], replace(PRESETS["tiny"].world, frames=40))
     rng = np.random.default_rng(0)
     for d in ("gt", "rollouts/shifted", "rollouts/random", "plans"):
         (run / d).mkdir(parents=True)
@@ -248,10 +249,10 @@ class ActionSuite:
     that records what the runner passes for the action metric."""
 
     def __init__(self):
-        from millivid.evaluate.config import PRESETS
         from millivid.evaluate.suite import MetricSuite
+        from millivid.presets import EVAL_PRESETS
 
-        self.real, self.calls = MetricSuite(PRESETS["tiny"], "cpu"), []
+        self.real, self.calls = MetricSuite(EVAL_PRESETS["tiny"], "cpu"), []
 
     def load_all(self, metrics):
         pass
@@ -268,15 +269,15 @@ def action_run(run_dir, tmp_path_factory):
     """The run of ``run_dir`` plus the nearest-pose baseline, evaluated with psnr and the
     stand-in action_acc into RUN/eval."""
     from millivid.evaluate.baselines import write_baselines
-    from millivid.evaluate.config import PRESETS
     from millivid.evaluate.outputs import write_set_outputs
     from millivid.evaluate.runner import evaluate_sets
+    from millivid.presets import EVAL_PRESETS
 
     run = tmp_path_factory.mktemp("action_run")
     for d in ("gt", "plans", "rollouts/shifted", "rollouts/random"):
         (run / d).parent.mkdir(exist_ok=True)
         (run / d).symlink_to(run_dir / d, target_is_directory=True)
-    cfg = PRESETS["tiny"]
+    cfg = EVAL_PRESETS["tiny"]
     write_baselines(run / "gt", run / "rollouts" / "nearest-pose", ["nearest-pose"], 8, cfg)
     suite = ActionSuite()
     res = evaluate_sets(run / "rollouts", run / "gt", 8, ("psnr", "action_acc"), cfg, suite, False)
@@ -384,13 +385,13 @@ def test_from_csv_retabulates_the_same_results(run_dir, tmp_path):
 def test_methods_are_compared_on_shared_videos_only(run_dir, tmp_path):
     """A method that lacks a video (an interrupted rollout) must not shift the others' averages:
     by default every method is scored on the videos all of them have."""
-    from millivid.evaluate.config import PRESETS
     from millivid.evaluate.runner import evaluate_sets
+    from millivid.presets import EVAL_PRESETS
 
     pred = tmp_path / "rollouts"
     shutil.copytree(run_dir / "rollouts", pred)
     (pred / "random" / "v1.npz").unlink()
-    cfg = PRESETS["tiny"]
+    cfg = EVAL_PRESETS["tiny"]
     with pytest.warns(UserWarning, match="not every method"):
         res = evaluate_sets(pred, run_dir / "gt", 8, ["psnr"], cfg, progress=False)
     assert res.videos == {"shifted": ["v0"], "random": ["v0"]}
@@ -432,9 +433,9 @@ def test_from_csv_merges_files_and_refuses_duplicates(run_dir, tmp_path):
 def test_from_csv_round_trips_the_split_columns(run_dir, tmp_path):
     """per_frame.csv holds the revisit / turn labels of the ground truth, so re-tabulating it
     without the npz files gives the same split results; a CSV without them still reads."""
-    from millivid.evaluate.config import PRESETS
     from millivid.evaluate.results import results_from_csv
     from millivid.evaluate.splits import revisit_labels
+    from millivid.presets import EVAL_PRESETS
 
     _ensure_eval(run_dir)
     rows = list(csv.DictReader((run_dir / "eval" / "per_frame.csv").open()))
@@ -447,7 +448,7 @@ def test_from_csv_round_trips_the_split_columns(run_dir, tmp_path):
             assert [int(r["revisit"]) for r in mine] == expected
             assert [int(r["turn"]) for r in mine] == turns
     before = json.loads((run_dir / "eval" / "results.json").read_text())
-    cfg = replace(PRESETS["tiny"], horizon_ends=(8, 16, 64))  # the fixture's --horizons
+    cfg = replace(EVAL_PRESETS["tiny"], horizon_ends=(8, 16, 64))  # the fixture's --horizons
     again = results_from_csv(run_dir / "eval" / "per_frame.csv", cfg)
     assert again.shares == before["splits"]["share"]
     assert again.thresholds == before["splits"]["thresholds"]

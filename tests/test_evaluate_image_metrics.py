@@ -79,9 +79,10 @@ def test_shape_errors_are_clear():
 
 
 def test_shifted_between_original_and_random():
-    from millivid.world import PRESETS, make_videos
+    from millivid.presets import PRESETS
+    from millivid.world import make_videos
 
-    gt = make_videos([3], PRESETS["tiny"]).video[0, :16]
+    gt = make_videos([3], PRESETS["tiny"].world).video[0, :16]
     shifted = torch.roll(gt, 3, dims=2)
     noise = torch.randint(
         0, 256, gt.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0)

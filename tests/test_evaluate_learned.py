@@ -22,9 +22,10 @@ from millivid.weights.lpips import LPIPS, AlexFeatures
 
 @pytest.fixture(scope="module")
 def frames():
-    from millivid.world import PRESETS, make_videos
+    from millivid.presets import PRESETS
+    from millivid.world import make_videos
 
-    gt = make_videos([5], PRESETS["tiny"]).video[0, :16]
+    gt = make_videos([5], PRESETS["tiny"].world).video[0, :16]
     shifted = torch.roll(gt, 3, dims=2)
     noise = torch.randint(
         0, 256, gt.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0)

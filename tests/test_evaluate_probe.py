@@ -31,9 +31,10 @@ def test_accuracy_and_miou_closed_form():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from millivid.world import PRESETS, TEST_SEED_OFFSET
+    from millivid.presets import PRESETS
+    from millivid.world import TEST_SEED_OFFSET
 
-    world = replace(PRESETS["tiny"], size=32)
+    world = replace(PRESETS["tiny"].world, size=32)
     data = render_probe_data(world, list(range(8)), 24, stride=2)  # many seeds: all block kinds
     held = render_probe_data(world, [TEST_SEED_OFFSET], 24, stride=2)
     task = ProbeTask(data, ProbeConfig(width=16), batch_size=16)
@@ -102,10 +103,11 @@ def test_probe_metrics_through_suite(trained, tmp_path):
 
 def test_shipped_probe_labels_a_tiny_world_frame():
     """checkpoints/probe (trained on `mini`, 64²) through load_probe on held-out tiny (32²) frames."""
-    from millivid.world import PRESETS, TEST_SEED_OFFSET
+    from millivid.presets import PRESETS
+    from millivid.world import TEST_SEED_OFFSET
 
     model = load_probe("checkpoints/probe")  # relative: found from the repository root
-    held = render_probe_data(PRESETS["tiny"], [TEST_SEED_OFFSET], 8, stride=4)
+    held = render_probe_data(PRESETS["tiny"].world, [TEST_SEED_OFFSET], 8, stride=4)
     labels = held.labels.long()
     acc = pixel_accuracy(model.predict(held.frames), labels).mean().item()
     # chance = always the most frequent block kind of these frames (~0.53, mostly sky)

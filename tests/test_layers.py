@@ -50,3 +50,14 @@ def test_the_plan_is_pure_python():
         if p.name != "draw.py" and "torch" in {m.split(".")[0] for m in imported_modules(p)}
     }
     assert not bad, sorted(bad)
+
+
+def test_the_evaluation_takes_configs_from_its_caller_not_the_presets():
+    """evaluate/ sits below millivid.presets: the CLI and reproduce resolve a preset name and
+    hand the evaluation its EvalConfig / WorldConfig."""
+    bad = {
+        str(p.relative_to(ROOT.parent))
+        for p in sorted((ROOT / "evaluate").rglob("*.py"))
+        if any(m.startswith("millivid.presets") for m in imported_modules(p))
+    }
+    assert not bad, sorted(bad)

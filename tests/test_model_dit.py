@@ -8,9 +8,10 @@ from millivid.model.config import DiTConfig
 from millivid.model.dit import ContextCache, VideoDiT
 from millivid.model.packing import pack
 from millivid.model.tokens import Tokens
-from millivid.plan import PRESETS, context_source, make_plan, sample_training_step
+from millivid.plan import context_source, make_plan, sample_training_step
+from millivid.presets import load_preset
 
-BUDGET = PRESETS["tiny"]
+BUDGET = load_preset("tiny").plan
 SHAPES = [(4, 4), (2, 2), (1, 1)]
 C = 3
 

@@ -7,9 +7,10 @@ from hypothesis import strategies as st
 
 from millivid.model.packing import pack, pack_spans, patchify, unpack_targets, unpatchify
 from millivid.model.tokens import NO_ACTION, Tokens
-from millivid.plan import METHODS, PRESETS, context_source, make_plan, sample_training_step
+from millivid.plan import METHODS, context_source, make_plan, sample_training_step
+from millivid.presets import load_preset
 
-BUDGET = PRESETS["tiny"]  # tokens 16, 4, 1
+BUDGET = load_preset("tiny").plan  # tokens 16, 4, 1
 SHAPES = [(4, 4), (2, 2), (1, 1)]
 C = 3
 

@@ -158,7 +158,8 @@ def test_end_line_visible_when_end_is_the_last_drawn_column():
 def test_a_plan_past_the_frame_limit_is_refused_at_once(capsys):
     """``--end 100000000`` would build ~130 million steps (hours); one frame over the limit is
     refused as clearly, and the limit itself is still planned."""
-    from millivid.plan import PRESETS, make_plan
+    from millivid.plan import make_plan
+    from millivid.presets import load_preset
 
     for end in (256 + 100_001, 100_000_000):  # the first fails fast without the limit
         argv = ["plan", "--method", "millivid", "--preset", "tiny", "--start", "256"]
@@ -166,4 +167,4 @@ def test_a_plan_past_the_frame_limit_is_refused_at_once(capsys):
         err = capsys.readouterr().err
         assert f"plan start=256, end={end}: {end - 256:,} frames to generate" in err
         assert "more than the 100,000 one plan may hold" in err and "--frames" in err
-    assert len(make_plan("fullres", PRESETS["paper"], 0, 100_000)) == 14_286  # the limit
+    assert len(make_plan("fullres", load_preset("paper").plan, 0, 100_000)) == 14_286  # the limit

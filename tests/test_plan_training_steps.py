@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from millivid.plan import (
     METHODS,
     MIN_START,
-    PRESETS,
     BudgetError,
     PlanConfig,
     count_training_steps,
@@ -22,8 +21,9 @@ from millivid.plan import (
     step_kinds,
     training_steps,
 )
+from millivid.presets import load_preset
 
-TINY = PRESETS["tiny"]
+TINY = load_preset("tiny").plan
 
 
 def rollout_steps(method: str, budget: PlanConfig, video_length: int, all_ends: bool = False):
@@ -58,7 +58,7 @@ def test_sample_training_step_draws_every_step_and_nothing_else():
 
 
 def test_training_steps_include_cut_context_steps_near_the_start():
-    steps = list(training_steps("millivid", PRESETS["paper"], 300))
+    steps = list(training_steps("millivid", load_preset("paper").plan, 300))
     assert any(s.missing_tokens > 0 for s in steps)
     assert any(s.missing_tokens == 0 for s in steps)
     assert {s.sequence_tokens for s in steps} == {3840}
@@ -67,7 +67,7 @@ def test_training_steps_include_cut_context_steps_near_the_start():
 
 
 def test_paper_kinds_match_one_period_of_the_rollout():
-    kinds = step_kinds("millivid", PRESETS["paper"])
+    kinds = step_kinds("millivid", load_preset("paper").plan)
     assert len(kinds) == 64 + 16 + 4 + 1  # 192 frames: 64 fine, 16, 4 and 1 coarse steps
     assert [k.step.target.level for k in kinds[:4]] == [3, 2, 1, 0]
 
@@ -113,7 +113,7 @@ def test_training_steps_equal_rollout_steps_for_random_small_budgets(b, video_le
 
 
 def test_level_weights_set_how_often_each_target_level_is_drawn():
-    budget = replace(PRESETS["mini"], level_weights=(1.0, 1.0, 1.0, 1.0))
+    budget = replace(load_preset("mini").plan, level_weights=(1.0, 1.0, 1.0, 1.0))
     rng = random.Random(0)
     levels = Counter(
         sample_training_step("millivid", budget, 1024, rng).target.level for _ in range(4000)
@@ -123,20 +123,20 @@ def test_level_weights_set_how_often_each_target_level_is_drawn():
     # by default the levels come as often as rollouts take them: level 3 is 1 step in 85
     rng = random.Random(0)
     default = Counter(
-        sample_training_step("millivid", PRESETS["mini"], 1024, rng).target.level
+        sample_training_step("millivid", load_preset("mini").plan, 1024, rng).target.level
         for _ in range(4000)
     )
     assert default[3] < 0.03 * 4000 and default[0] > 0.6 * 4000, default
 
 
 def test_level_weights_zero_levels_and_methods_without_them():
-    never_l0 = replace(PRESETS["mini"], level_weights=(0.0, 1.0, 1.0, 1.0))
+    never_l0 = replace(load_preset("mini").plan, level_weights=(0.0, 1.0, 1.0, 1.0))
     rng = random.Random(1)
     assert all(
         sample_training_step("millivid", never_l0, 1024, rng).target.level > 0 for _ in range(200)
     )
     # framepack targets level 0 only: the weights of the other levels have nothing to draw
-    even = replace(PRESETS["mini"], level_weights=(1.0, 1.0, 1.0, 1.0))
+    even = replace(load_preset("mini").plan, level_weights=(1.0, 1.0, 1.0, 1.0))
     assert all(
         sample_training_step("framepack", even, 1024, rng).target.level == 0 for _ in range(50)
     )

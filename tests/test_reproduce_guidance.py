@@ -3,8 +3,8 @@ holds the guidance the model was trained with, not the one a run asks for)."""
 
 from dataclasses import replace
 
-from millivid.presets import load_preset
-from millivid.reproduce import PRESETS, reproduce
+from millivid.presets import REPRODUCE_PRESETS, load_preset
+from millivid.reproduce import reproduce
 
 
 def test_the_run_configs_guidance_reaches_the_rollouts(tmp_path, monkeypatch):
@@ -24,7 +24,7 @@ def test_the_run_configs_guidance_reaches_the_rollouts(tmp_path, monkeypatch):
     (tmp_path / "plans").mkdir()
     (tmp_path / "plans" / "millivid.png").write_bytes(b"")  # drawn already
     cfg = load_preset("tiny", ["diffusion.guidance=2.5"])
-    rcfg = replace(PRESETS["tiny"], variants=("millivid",), stages=("rollout",))
+    rcfg = replace(REPRODUCE_PRESETS["tiny"], variants=("millivid",), stages=("rollout",))
     reproduce(tmp_path, cfg, rcfg, device="cpu", log=lambda _: None)
     assert trained.diffusion.guidance == 1.0
     # the autoencoder is checked against the model's before its rollouts

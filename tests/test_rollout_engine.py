@@ -1,11 +1,12 @@
 import pytest
 import torch
 
-from millivid.plan import PRESETS, Span, generated_levels, make_plan
+from millivid.plan import Span, generated_levels, make_plan
+from millivid.presets import load_preset
 from millivid.rollout.engine import run_plan
 from millivid.rollout.store import LatentStore, PendingLatentError
 
-BUDGET = PRESETS["tiny"]  # tokens 16,4,1; context 1,4,16; target 16 tokens
+BUDGET = load_preset("tiny").plan  # tokens 16,4,1; context 1,4,16; target 16 tokens
 SHAPES = [(4, 4), (2, 2), (1, 1)]
 
 

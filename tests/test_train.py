@@ -305,10 +305,10 @@ def test_tensor_metrics_are_logged_as_numbers(tmp_path):
 def test_shipped_tasks_hand_back_metrics_without_reading_them():
     """No task turns a metric into a Python number in ``loss`` (on a GPU that waits for the
     step to finish, every step): the AE and video tasks return tensors."""
-    from millivid.autoencoder.config import PRESETS as AE_PRESETS
     from millivid.autoencoder.task import AutoencoderTask
+    from millivid.presets import PRESETS
 
-    ae = AutoencoderTask(AE_PRESETS["tiny"], torch.zeros(16, 32, 32, 3, dtype=torch.uint8), 4)
+    ae = AutoencoderTask(PRESETS["tiny"].ae, torch.zeros(16, 32, 32, 3, dtype=torch.uint8), 4)
     _, metrics = ae.loss(ae.build_model(), ae.batch(0, torch.Generator()), "cpu")
     assert metrics and all(isinstance(v, torch.Tensor) for v in metrics.values())
 

@@ -7,10 +7,11 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from millivid.world import BLOCK_KINDS, PRESETS, TEST_SEED_OFFSET, make_videos, split_seeds
+from millivid.presets import PRESETS
+from millivid.world import BLOCK_KINDS, TEST_SEED_OFFSET, make_videos, split_seeds
 from millivid.world.blocks import KIND, block_textures
 
-CFG = replace(PRESETS["tiny"], frames=24)
+CFG = replace(PRESETS["tiny"].world, frames=24)
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from millivid.world import PRESETS, distance_covered
+from millivid.presets import PRESETS
+from millivid.world import distance_covered
 from millivid.world.agent import FORWARD, LEFT, RIGHT, sample_actions, simulate
 from millivid.world.terrain import generate_worlds, unpack
 from millivid.world.testset import action_rng
 from millivid.world.videos import video_actions
 
-CFG = replace(PRESETS["tiny"], frames=400, tree_prob=0.9)
+CFG = replace(PRESETS["tiny"].world, frames=400, tree_prob=0.9)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def test_actions_are_deterministic_per_seed():
 
 
 def test_turns_are_biased_to_pairs_and_quartets():
-    cfg = replace(PRESETS["mini"], frames=1024)
+    cfg = replace(PRESETS["mini"].world, frames=1024)
     same = total = 0
     streaks = {1: 0, 2: 0, 3: 0, 4: 0}
     for seed in range(150):
@@ -123,7 +124,7 @@ def test_turns_are_biased_to_pairs_and_quartets():
 @settings(max_examples=20, deadline=None)
 @given(st.integers(0, 2**31), st.integers(1, 3), st.integers(2, 8))
 def test_law_respects_its_parameters(seed, gap, turn_frames):
-    cfg = replace(PRESETS["tiny"], group_gap_min=gap, turn_frames=turn_frames, frames=300)
+    cfg = replace(PRESETS["tiny"].world, group_gap_min=gap, turn_frames=turn_frames, frames=300)
     seq = sample_actions(random.Random(seed), cfg)
     runs = _runs(seq)
     for value, start, length in runs:

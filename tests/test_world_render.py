@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from millivid.world import PRESETS
+from millivid.presets import PRESETS
 from millivid.world.blocks import KIND
 from millivid.world.render import FACE_BOTTOM, FACE_TOP, FACE_X, FAR, Renderer, march
 from millivid.world.terrain import World, generate_worlds, pack, unpack
@@ -26,7 +26,7 @@ def _world(**edits) -> World:
 
 
 def _render_one(world, x, y, z, yaw, pitch):
-    cfg = replace(PRESETS["tiny"], size=1, world_size=W)
+    cfg = replace(PRESETS["tiny"].world, size=1, world_size=W)
     pose = torch.tensor([[x, y, z, yaw, pitch]])
     rgb, label, depth = Renderer(cfg).render(world, torch.zeros(1, dtype=torch.long), pose)
     return rgb[0, 0, 0], int(label[0, 0, 0]), float(depth[0, 0, 0])
@@ -61,7 +61,7 @@ def test_ray_under_a_canopy_hits_the_leaves_from_below():
 
 def test_looking_up_into_empty_sky_hits_nothing():
     rgb, label, depth = _render_one(_world(), 20.5, 20.5, 11.62, 0.0, 30.0)
-    assert label == 0 and depth == pytest.approx(PRESETS["tiny"].view_distance)
+    assert label == 0 and depth == pytest.approx(PRESETS["tiny"].world.view_distance)
     assert rgb[2] > rgb[0]
 
 
@@ -80,7 +80,7 @@ def _brute_force(world: World, o, d, max_t, step=0.004):
 
 
 def test_march_agrees_with_brute_force_sampling():
-    cfg = replace(PRESETS["tiny"], world_size=64, tree_prob=0.9, landmark_cell=16)
+    cfg = replace(PRESETS["tiny"].world, world_size=64, tree_prob=0.9, landmark_cell=16)
     world = generate_worlds([5], cfg)
     world.columns = world.columns[:1]
     gen = torch.Generator().manual_seed(0)

@@ -7,12 +7,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from millivid.world import PRESETS, TEST_SEED_OFFSET, select_test_actions
+from millivid.presets import PRESETS
+from millivid.world import TEST_SEED_OFFSET, select_test_actions
 from millivid.world.agent import FORWARD, flat_trajectory
 from millivid.world.testset import chamfer_distance, context_chamfer
 from millivid.world.videos import video_actions
 
-CFG = replace(PRESETS["tiny"], frames=128, test_context_frames=32, test_action_candidates=40)
+CFG = replace(PRESETS["tiny"].world, frames=128, test_context_frames=32, test_action_candidates=40)
 
 
 def test_chamfer_closed_forms():

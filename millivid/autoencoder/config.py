@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from millivid.train.config import TrainConfig
-
 
 @dataclass(frozen=True)
 class AutoencoderConfig:
@@ -33,25 +31,3 @@ class AutoencoderConfig:
         """N_l for every level l (finest first)."""
         side = self.image_size // self.patch
         return tuple((side >> lvl) ** 2 for lvl in range(self.levels))
-
-
-PRESETS = {
-    "tiny": AutoencoderConfig(
-        image_size=32, patch=8, levels=3, channels=4, width=64, depth=2, heads=2
-    ),
-    # ~6.7M parameters: 13.4 MB as bf16 safetensors (the repository keeps it, <= 16 MB)
-    "mini": AutoencoderConfig(
-        image_size=64, patch=8, levels=4, channels=16, width=192, depth=6, heads=3
-    ),
-    # ViT-B encoder and decoder (paper A.2)
-    "paper": AutoencoderConfig(
-        image_size=256, patch=16, levels=4, channels=32, width=768, depth=12, heads=12
-    ),
-}
-
-# paper A.2: 128k steps at batch 224 per device (x8 GPUs); mini: one H100 for a few minutes
-TRAIN_PRESETS = {
-    "tiny": TrainConfig(steps=200, batch_size=8, warmup_steps=20, checkpoint_every=100),
-    "mini": TrainConfig(steps=6_000, batch_size=256, warmup_steps=200, checkpoint_every=1_000),
-    "paper": TrainConfig(steps=128_000, batch_size=224, warmup_steps=2_000, checkpoint_every=2_000),
-}

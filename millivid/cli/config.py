@@ -30,8 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from millivid.evaluate.config import PRESETS as EVAL_PRESETS
-    from millivid.reproduce import PRESETS as REPRODUCE_PRESETS
+    from millivid.presets import EVAL_PRESETS, REPRODUCE_PRESETS
     from millivid.variants import variant_config
 
     cfg = config_from_args(args)

@@ -100,12 +100,12 @@ def _rollout(args: argparse.Namespace, seed: int) -> int:
 
     from millivid.data.videos import save_video
     from millivid.evaluate.baselines import BASELINES, write_baselines
-    from millivid.evaluate.config import PRESETS as EVAL_PRESETS
     from millivid.evaluate.outputs import write_set_outputs
     from millivid.evaluate.report import build_report
     from millivid.evaluate.runner import evaluate_sets
     from millivid.evaluate.suite import MetricSuite
     from millivid.pipeline import load
+    from millivid.presets import EVAL_PRESETS
     from millivid.rollout.generate import generate
     from millivid.rollout.request import GenerateRequest, world_video
 

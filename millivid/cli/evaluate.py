@@ -9,7 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from millivid.cli.common import add_device_flag, positive_int, positive_int_list
-from millivid.evaluate.config import PRESETS, EvalConfig
+from millivid.evaluate.config import EvalConfig
+from millivid.presets import EVAL_PRESETS, load_preset
 from millivid.weights.files import (
     DEFAULT_WEIGHTS_DIR,
     WEIGHT_FILES,
@@ -66,7 +67,7 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     add_revisit_flags(p)
     p.add_argument("--json", action="store_true", help="print the JSON result")
     p.add_argument("--out", type=Path, help="output folder (sets: CSV/table/curves; probe-train)")
-    p.add_argument("--preset", default="mini", choices=sorted(PRESETS), help="horizon preset")
+    p.add_argument("--preset", default="mini", choices=sorted(EVAL_PRESETS), help="horizon preset")
     p.add_argument(
         "--horizons",
         type=positive_int_list,
@@ -131,7 +132,7 @@ def revisit_updates(args: argparse.Namespace) -> dict:
 
 
 def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
-    cfg = PRESETS[args.preset]
+    cfg = EVAL_PRESETS[args.preset]
     updates: dict = {}
     if args.horizons:
         ends = args.horizons
@@ -271,6 +272,7 @@ def run_probe_train(args: argparse.Namespace) -> int:
     trainer = train_probe if args.action == "probe-train" else train_action_probe
     report = trainer(
         args.out,
+        world=load_preset(args.world_preset).world,
         world_preset=args.world_preset,
         steps=args.steps,
         videos=args.videos,

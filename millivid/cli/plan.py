@@ -12,7 +12,8 @@ import json
 from dataclasses import replace
 
 from millivid.cli.common import output_file, positive_int
-from millivid.plan import METHODS, PRESETS, BudgetError, PlanConfig, make_plan
+from millivid.plan import METHODS, BudgetError, PlanConfig, make_plan
+from millivid.presets import PRESET_NAMES, load_preset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--method", required=True, choices=list(METHODS))
     parser.add_argument(
-        "--preset", choices=list(PRESETS), help="take budgets from a preset (flags override)"
+        "--preset", choices=PRESET_NAMES, help="take budgets from a preset (flags override)"
     )
     parser.add_argument("--tokens", help="tokens per frame by level, finest first: 256,64,16,4")
     parser.add_argument("--context", help="context frames by level: 3,12,48,192 (fullres: K)")
@@ -84,7 +85,7 @@ def budget_from_args(args: argparse.Namespace) -> PlanConfig:
 def _token_budget(args: argparse.Namespace) -> PlanConfig:
     if args.preset is None and (args.tokens is None or args.context is None):
         raise BudgetError("give --tokens and --context (and --target-tokens), or --preset")
-    budget = PRESETS[args.preset] if args.preset else PlanConfig()
+    budget = load_preset(args.preset).plan if args.preset else PlanConfig()
     if args.tokens is not None:
         budget = replace(budget, tokens=_ints("--tokens", args.tokens))
     if args.method == "fullres":

@@ -9,7 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from millivid.cli.common import add_device_flag, add_preset_flags, config_from_args
-from millivid.reproduce import PRESETS, STAGES, reproduce
+from millivid.presets import REPRODUCE_PRESETS
+from millivid.reproduce import STAGES, reproduce
 from millivid.variants import VARIANTS
 
 
@@ -72,7 +73,7 @@ def video_stage_command(argv: list[str], gpus: int) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    rcfg = PRESETS[args.preset]
+    rcfg = REPRODUCE_PRESETS[args.preset]
     updates = {
         "train_videos": args.train_videos,
         "test_videos": args.test_videos,

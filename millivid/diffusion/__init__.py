@@ -1,6 +1,6 @@
 """Noise schedule (shifted cosine, log-SNR), v-prediction conversions, DDIM sampler, CFG."""
 
-from millivid.diffusion.config import PRESETS, DiffusionConfig
+from millivid.diffusion.config import DiffusionConfig
 from millivid.diffusion.ddim import ddim_sample, ddim_step, ddim_times, guided, guided_velocity
 from millivid.diffusion.schedule import (
     COSINE,
@@ -21,7 +21,6 @@ __all__ = [
     "COSINE",
     "LOGSNR_MAX",
     "LOGSNR_MIN",
-    "PRESETS",
     "DiffusionConfig",
     "Schedule",
     "alpha_sigma",

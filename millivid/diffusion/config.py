@@ -26,10 +26,3 @@ class DiffusionConfig:
     def schedule(self) -> Schedule:
         """The noise schedule of ``shift``."""
         return Schedule(self.shift)
-
-
-PRESETS = {
-    "tiny": DiffusionConfig(sample_steps=4),
-    "mini": DiffusionConfig(),
-    "paper": DiffusionConfig(),
-}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from millivid.device import resolve_device
 from millivid.evaluate.action_probe import (
@@ -25,12 +26,16 @@ from millivid.evaluate.action_probe_task import (
 from millivid.nn import count_parameters
 from millivid.train import TrainConfig, load_checkpoint, train
 
+if TYPE_CHECKING:
+    from millivid.world.config import WorldConfig
+
 HELD_OUT_VIDEOS = 48
 
 
 def train_action_probe(
     out: Path,
-    world_preset: str = "mini",
+    world: WorldConfig,
+    world_preset: str,
     steps: int = 1000,
     videos: int = 96,
     frames: int = 256,
@@ -43,13 +48,13 @@ def train_action_probe(
     probe_cfg: ActionProbeConfig | None = None,
     held_out_videos: int = HELD_OUT_VIDEOS,
 ) -> dict:
-    """Render training videos, train, save ``out``/model.safetensors + config.json, and score the
-    probe on held-out ground-truth test-seed videos. Returns the recorded report."""
-    from millivid.world import PRESETS, TEST_SEED_OFFSET
+    """Render training videos of ``world``, train, save ``out``/model.safetensors + config.json,
+    and score the probe on held-out ground-truth test-seed videos. Returns the recorded report,
+    which names the world by ``world_preset`` (e.g. ``load_preset("mini").world`` and "mini")."""
+    from millivid.world import TEST_SEED_OFFSET
 
     out = Path(out)
     dev = resolve_device(device)
-    world = PRESETS[world_preset]
     t0 = time.time()
     data = render_action_data(world, list(range(videos)), frames)
     held = render_action_data(world, [TEST_SEED_OFFSET + i for i in range(held_out_videos)], frames)

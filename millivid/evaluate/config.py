@@ -42,10 +42,3 @@ class EvalConfig:
     fvd_weights: str = ""  # i3d_torchscript.pt
     probe_weights: str = "checkpoints/probe"  # folder with model.safetensors + config.json
     action_probe_weights: str = "checkpoints/action_probe"  # inverse-dynamics probe (action_acc)
-
-
-PRESETS = {
-    "tiny": EvalConfig(horizon_ends=(8, 32, 96), batch_frames=16),
-    "mini": EvalConfig(),
-    "paper": EvalConfig(),
-}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from millivid.device import resolve_device
 from millivid.evaluate.probe import ProbeConfig, SegmentationProbe, load_probe, save_probe
@@ -15,12 +16,16 @@ from millivid.evaluate.probe_task import ProbeTask, probe_scores, render_probe_d
 from millivid.nn import count_parameters
 from millivid.train import TrainConfig, load_checkpoint, train
 
+if TYPE_CHECKING:
+    from millivid.world.config import WorldConfig
+
 HELD_OUT_VIDEOS = 4
 
 
 def train_probe(
     out: Path,
-    world_preset: str = "mini",
+    world: WorldConfig,
+    world_preset: str,
     steps: int = 1500,
     videos: int = 24,
     frames: int = 256,
@@ -32,13 +37,13 @@ def train_probe(
     seed: int = 0,
     probe_cfg: ProbeConfig | None = None,
 ) -> dict:
-    """Render training frames, train, save ``out``/model.safetensors + config.json, and score the
-    probe on held-out ground-truth test videos. Returns the recorded scores."""
-    from millivid.world import PRESETS, TEST_SEED_OFFSET
+    """Render training frames of ``world``, train, save ``out``/model.safetensors + config.json,
+    and score the probe on held-out ground-truth test videos. Returns the recorded scores, which
+    name the world by ``world_preset`` (e.g. ``load_preset("mini").world`` and "mini")."""
+    from millivid.world import TEST_SEED_OFFSET
 
     out = Path(out)
     dev = resolve_device(device)
-    world = PRESETS[world_preset]
     t0 = time.time()
     data = render_probe_data(world, list(range(videos)), frames, stride=2)
     held = render_probe_data(

@@ -3,7 +3,7 @@
 The training task lives in ``millivid.jobs.video_task``, the layer that reads the presets.
 """
 
-from millivid.model.config import PRESETS, DiTConfig
+from millivid.model.config import DiTConfig
 from millivid.model.ddim_sampler import sample_targets
 from millivid.model.dit import ContextCache, VideoDiT
 from millivid.model.packing import pack, pack_spans, patchify, unpack_targets, unpatchify
@@ -12,7 +12,6 @@ from millivid.nn import count_parameters
 
 __all__ = [
     "NO_ACTION",
-    "PRESETS",
     "ContextCache",
     "DiTConfig",
     "Tokens",

@@ -37,11 +37,3 @@ class DiTConfig:
     @property
     def uses_actions(self) -> bool:
         return self.condition in ("actions", "both")
-
-
-PRESETS = {
-    "tiny": DiTConfig(width=64, depth=2, heads=2),
-    # mini: ~6.7M parameters (~13 MB in bf16), under the 16 MB budget of DESIGN.md
-    "mini": DiTConfig(width=256, depth=6, heads=4),
-    "paper": DiTConfig(width=768, depth=12, heads=12),  # DiT-B
-}

@@ -7,7 +7,7 @@ steps with ``sample_training_step``: exactly the steps rollouts take. See docs/P
 
 from millivid.plan.budget import BudgetError, context_capacity, stacked_lookback, target_frames
 from millivid.plan.check import PlanError, check_plan
-from millivid.plan.config import PRESETS, PlanConfig
+from millivid.plan.config import PlanConfig
 from millivid.plan.methods import (
     METHODS,
     Method,
@@ -29,7 +29,6 @@ from millivid.plan.training_steps import (
 __all__ = [
     "METHODS",
     "MIN_START",
-    "PRESETS",
     "BudgetError",
     "ContextSource",
     "Method",

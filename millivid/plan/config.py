@@ -22,10 +22,3 @@ class PlanConfig:
     memory_frames: int = 0
     memory_level: int = 0
     memory_pool: str = "unheld"
-
-
-PRESETS = {
-    "tiny": PlanConfig(tokens=(16, 4, 1), context=(1, 4, 16), target_tokens=16, fullres_context=2),
-    "mini": PlanConfig(tokens=(64, 16, 4, 1), context=(3, 12, 48, 192), target_tokens=192),
-    "paper": PlanConfig(tokens=(256, 64, 16, 4), context=(3, 12, 48, 192), target_tokens=768),
-}

@@ -9,7 +9,7 @@ from millivid.train.checkpoint import (
     load_weights_into,
     write_checkpoint,
 )
-from millivid.train.config import PRESETS, RESUMABLE_KEYS, TrainConfig
+from millivid.train.config import RESUMABLE_KEYS, TrainConfig
 from millivid.train.continuation import read_continuation, write_continuation
 from millivid.train.optim import (
     build_optimizers,
@@ -22,7 +22,6 @@ from millivid.train.signals import StepBoundaryStop
 from millivid.train.trainer import TrainTask, bf16_megabytes, train
 
 __all__ = [
-    "PRESETS",
     "RESUMABLE_KEYS",
     "CheckpointError",
     "TrainConfig",

@@ -56,12 +56,3 @@ def check_train_config(cfg: TrainConfig, section: str = "train") -> None:
 # on (seed, rank, step), so ``num_workers`` does not change them; ``compile`` changes results by
 # float rounding only.
 RESUMABLE_KEYS = ("steps", "cooldown", "checkpoint_every", "log_every", "num_workers", "compile")
-
-
-PRESETS = {
-    "tiny": TrainConfig(
-        steps=200, batch_size=8, warmup_steps=20, checkpoint_every=100, log_every=10
-    ),
-    "mini": TrainConfig(steps=20_000, batch_size=64, warmup_steps=500, ema_decay=0.999),
-    "paper": TrainConfig(steps=192_000, batch_size=48, warmup_steps=2_000),
-}

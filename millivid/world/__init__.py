@@ -4,7 +4,7 @@
 """
 
 from millivid.world.blocks import BLOCK_KINDS
-from millivid.world.config import PRESETS, WorldConfig
+from millivid.world.config import WorldConfig
 from millivid.world.testset import (
     TEST_SEED_OFFSET,
     distance_covered,
@@ -15,7 +15,6 @@ from millivid.world.videos import WorldVideos, make_videos
 
 __all__ = [
     "BLOCK_KINDS",
-    "PRESETS",
     "TEST_SEED_OFFSET",
     "WorldConfig",
     "WorldVideos",

@@ -70,12 +70,3 @@ class WorldConfig:
     test_action_candidates: int = 100  # action sequences sampled per test video
     test_keep_lowest: int = 10  # choose uniformly among this many lowest Chamfer distances
     test_context_frames: int = 256  # context XY (first frames) vs the rest
-
-
-PRESETS = {
-    "tiny": WorldConfig(
-        size=32, frames=96, test_context_frames=32, view_distance=32.0, world_size=128
-    ),
-    "mini": WorldConfig(size=64, frames=1024),
-    "paper": WorldConfig(size=256, frames=1024, view_distance=56.0, fog_start=24.0),
-}

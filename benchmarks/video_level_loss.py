@@ -50,7 +50,8 @@ def level_losses(args: argparse.Namespace) -> dict:
     cfg = replace(
         cfg,
         video_train=replace(cfg.video_train, batch_size=args.batch),
-        diffusion=replace(cfg.diffusion, context_dropout=0.0),  # every element keeps its context
+        # every element keeps its context, clean (also for models trained on noised context)
+        diffusion=replace(cfg.diffusion, context_dropout=0.0, context_noise=0.0),
     )
     out = {"ckpt": args.ckpt, "method": method, "attention": cfg.model.attention, "levels": {}}
     targeted = sorted({k.step.target.level for k in step_kinds(method, cfg.plan)})

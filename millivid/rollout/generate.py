@@ -20,11 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from millivid.atomic import check_writable
+from millivid.atomic import check_writable, write_json_atomic
 from millivid.autoencoder.model import HierarchicalAutoencoder
-from millivid.data.videos import VideoRecord
+from millivid.data.mp4 import comparison_frames
+from millivid.data.videos import VideoRecord, save_video, write_mp4
+from millivid.jobs.autoencoder import load_autoencoder
 from millivid.jobs.video_task import build_video_model
 from millivid.plan import generated_levels
+from millivid.plan.draw import draw_plan
 from millivid.presets import Config
 from millivid.rollout.request import GenerateRequest
 from millivid.rollout.resumable import (
@@ -64,8 +67,6 @@ def load_video_model(run: Path, device: str) -> tuple[torch.nn.Module, Config, s
 
 
 def load_ae(run: Path, device: str) -> HierarchicalAutoencoder:
-    from millivid.jobs.autoencoder import load_autoencoder
-
     return load_autoencoder(run, device)
 
 
@@ -108,11 +109,6 @@ def generate(
 def _write_outputs(req, generated, method, cfg, out, plan, levels) -> dict[str, Path]:
     """npz and its JSON first (the result), then the mp4 and the plan picture; without
     imageio-ffmpeg the mp4 is skipped with a warning rather than losing the rollout."""
-    from millivid.atomic import write_json_atomic
-    from millivid.data.mp4 import comparison_frames
-    from millivid.data.videos import save_video, write_mp4
-    from millivid.plan.draw import draw_plan
-
     end = req.context + req.length
     video = np.concatenate([req.frames[: req.context], generated])
     paths = {

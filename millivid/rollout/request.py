@@ -16,6 +16,7 @@ from millivid.data.videos import VideoRecord
 from millivid.diffusion.config import DiffusionConfig
 from millivid.plan.methods import get_method
 from millivid.presets import Config
+from millivid.world import make_videos
 
 
 @dataclass
@@ -40,8 +41,6 @@ class GenerateRequest:
 def world_video(cfg: Config, seed: int, context: int, frames: int) -> VideoRecord:
     """World ``seed`` rendered on CPU as ground truth (video, actions, poses, labels, depth;
     T = context + frames) with the test set's action law (paper A.1)."""
-    from millivid.world import make_videos
-
     world = replace(cfg.world, frames=context + frames, test_context_frames=context)
     v = make_videos([seed], world, "cpu", test=True)
     return VideoRecord(

@@ -129,6 +129,9 @@ class ReproduceConfig:
     variants: tuple[str, ...] = ("millivid-memory-aug", "framepack-memory", "fullres-memory")
     rollout_batch: int = 16
     sample_steps: int | None = None  # DDIM steps (None: the preset's diffusion.sample_steps)
+    # noise level of the generated coarse context in rollouts (None: each checkpoint's
+    # diffusion.sample_context_noise, the level its variant was trained for)
+    sample_context_noise: float | None = None
     compile: bool | None = None  # rollouts under torch.compile (None: on CUDA)
     metrics: str = "psnr,ssim,probe,action"
     workers: int | None = None  # world-rendering threads

@@ -239,6 +239,9 @@ def stage_rollout(run: Run) -> None:
     for variant in rcfg.variants:
         video_run, ae_run = run.path / "video" / variant, run.ae_runs[VARIANTS[variant].ae]
         model, vcfg, method = load_video_model(video_run, run.device)
+        if rcfg.sample_context_noise is not None:  # this run's, else the checkpoint's
+            noise = rcfg.sample_context_noise
+            vcfg = replace(vcfg, diffusion=replace(vcfg.diffusion, sample_context_noise=noise))
         autoenc = load_ae(ae_run, run.device)
         check_autoencoder(video_run, ae_run, autoenc)
         plan_png = run.path / "plans" / f"{variant}.png"

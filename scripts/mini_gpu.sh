@@ -8,6 +8,11 @@
 #   bash scripts/mini_gpu.sh rollout  # test-set rollouts of VARIANTS (models from runs/mini_gpu/<v>
 #                                     # on a fresh machine; makes the data when it is missing)
 #   bash scripts/mini_gpu.sh eval     # evaluation of every rolled-out variant, report
+#   bash scripts/mini_gpu.sh sweep    # VARIANTS' models rolled out and evaluated again at other
+#                                     # sampler settings, SWEEP="name:args;name:args", e.g.
+#                                     # SWEEP="noise0:--sample-context-noise 0;cfg15:--set
+#                                     # diffusion.guidance=1.5;ddim50:--sample-steps 50", each
+#                                     # into RUN-<name> (test set and models linked from RUN)
 #   bash scripts/mini_gpu.sh ae       # autoencoders side by side, AE_STEPS each: hierarchical,
 #                                     # cascaded, all-levels, c32 (C = 32), c32-lr2 (and lr
 #                                     # 2e-3), c32-30db (the 30 dB recipe) (AE_VARIANTS);
@@ -129,6 +134,37 @@ eval)  # every variant under RUN/rollouts
   repro --variants "${VARIANTS// /,}" --stages evaluate,report > "$OUT/eval.log" 2>&1
   (cd "$RUN" && tar czf "$OUT/eval.tar.gz" stages.json eval plans)
   ;;
+sweep)  # one rollout setting per entry, spread over GPUS like `rollout`; tables into OUT
+  for v in $VARIANTS; do  # a fresh machine: bring the models back from runs/mini_gpu/<v>/
+    [ -d "$RUN/video/$v" ] || { mkdir -p "$RUN/video" && cp -r "runs/mini_gpu/$v" "$RUN/video/$v"; }
+  done
+  [ -d "$RUN/gt" ] || repro --stages data --workers 16 --store >> "$OUT/data.log" 2>&1
+  IFS=';' read -ra entries <<< "${SWEEP:?SWEEP=\"name:args;...\" is needed}"
+  pids=()
+  i=0
+  for entry in "${entries[@]}"; do
+    name=${entry%%:*}
+    read -ra args <<< "${entry#*:}"
+    sweep_run="$RUN-$name"
+    mkdir -p "$sweep_run/video"
+    ln -sfn "$(cd "$RUN" && pwd)/gt" "$sweep_run/gt"
+    for v in $VARIANTS; do ln -sfn "$(cd "$RUN/video/$v" && pwd)" "$sweep_run/video/$v"; done
+    for a in "$RUN"/ae*/; do  # autoencoders trained in RUN (without AE)
+      [ -d "$a" ] && ln -sfn "$(cd "$a" && pwd)" "$sweep_run/$(basename "$a")"
+    done
+    gpu=$(gpu_of $i); i=$((i + 1))
+    ([ -n "$gpu" ] && export CUDA_VISIBLE_DEVICES=$gpu
+    timeout "$ROLLOUT_S" python -m millivid reproduce --preset "$PRESET" --out "$sweep_run" \
+      ${AE:+--ae "$AE"} --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" \
+      --device "$DEVICE" "${SET_ARGS[@]}" --variants "${VARIANTS// /,}" \
+      --stages rollout,evaluate --rollout-batch 64 --sample-steps "$STEPS" "${args[@]}" \
+      >> "$OUT/sweep_$name.log" 2>&1 &&
+      (cd "$sweep_run" && tar czf "$OUT/sweep_$name.tar.gz" eval/table.md eval/paired.md \
+        eval/per_frame.csv)) &
+    pids+=($!)
+  done
+  finish "${pids[@]}"
+  ;;
 ae)  # like-for-like: same data, steps and batch; the trainings share the GPU. A call stopped by
   # `timeout` waits for the trainers to save; the next call resumes them, and the quality check
   # and grids come with the call that finishes
@@ -165,7 +201,7 @@ ae)  # like-for-like: same data, steps and batch; the trainings share the GPU. A
   done
   ;;
 *)
-  echo "usage: $0 data|train|export|rollout|eval|ae|bench" >&2
+  echo "usage: $0 data|train|export|rollout|eval|sweep|ae|bench" >&2
   exit 2
   ;;
 esac

@@ -41,9 +41,10 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         AE_VARIANTS="hierarchical cascaded all-levels c32-lr2",
         AE_COOLDOWN="0.5",
         SETS="ae.channels=8",  # every stage: the tiny autoencoder at C = 8 (preset: 4)
+        SWEEP="noise0:--sample-context-noise 0.25 --sample-steps 1",
     )
     back = {}
-    for phase in ("data", "train", "export", "rollout", "eval", "ae"):
+    for phase in ("data", "train", "export", "rollout", "eval", "sweep", "ae"):
         out = tmp_path / "out" / phase  # the device tool empties OUT before every call
         env["OUT"] = str(out)
         done = subprocess.run(
@@ -69,6 +70,12 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         assert back[name].stat().st_size > 0, name
     table = (tmp_path / "run" / "eval" / "table.md").read_text()
     assert "millivid-cc" in table and "fullres" in table
+    # the sweep: the same models rolled out again at the setting asked for, into RUN-<name>
+    assert back["sweep_noise0.tar.gz"].stat().st_size > 0
+    swept = tmp_path / "run-noise0"
+    assert "millivid-cc" in (swept / "eval" / "table.md").read_text()
+    state = json.loads((swept / "stages.json").read_text())
+    assert {"rollout/millivid-cc", "rollout/fullres"} <= set(state)
     quality = back["ae_quality.txt"].read_text()
     assert quality.count("psnr") >= 4, quality[
         -2000:

@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rollout-batch", type=int, help="test videos rolled out together")
     p.add_argument("--sample-steps", type=int, help="DDIM steps (default: diffusion.sample_steps)")
     p.add_argument(
+        "--sample-context-noise",
+        type=float,
+        help="noise the generated coarse context to this time in rollouts (default: each "
+        "model's diffusion.sample_context_noise)",
+    )
+    p.add_argument(
         "--compile",
         action=argparse.BooleanOptionalAction,
         help="roll out under torch.compile (default: on CUDA)",
@@ -81,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         "frames": args.frames,
         "rollout_batch": args.rollout_batch,
         "sample_steps": args.sample_steps,
+        "sample_context_noise": args.sample_context_noise,
         "compile": args.compile,
         "metrics": args.metrics,
         "workers": args.workers,

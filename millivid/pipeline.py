@@ -156,6 +156,7 @@ class Pipeline:
         poses: np.ndarray | None = None,
         steps: int | None = None,
         guidance: float | None = None,
+        context_noise: float | None = None,
         seed: int = 0,
         progress: bool = False,
     ) -> np.ndarray:
@@ -166,7 +167,9 @@ class Pipeline:
         repeats where the plan runs past them); ``frames`` defaults to T' - T; ``poses``: float
         [T', 5] (x, y, z, yaw, pitch), needed by pose-conditioned models
         (``cfg.model.uses_poses``), ignored by the others; ``steps``: DDIM steps per rollout
-        step and ``guidance``: CFG scale (default: the config's); ``seed``: the noise seed;
+        step, ``guidance``: CFG scale and ``context_noise``: the noise level of the generated
+        coarse context (``diffusion.sample_context_noise``; default: the config's); ``seed``: the
+        noise seed;
         ``progress``: a progress bar over rollout steps.
         A batch of videos, context_frames [B, T, H, W, 3], actions [B, T'], poses [B, T', 5],
         gives [B, frames, H, W, 3], rolled out together (one noise draw per rollout step).
@@ -203,6 +206,7 @@ class Pipeline:
             poses=pos,
             steps=steps,
             guidance=guidance,
+            context_noise=context_noise,
         )
         generated = decode_frames(self.ae, self.rollout(req, progress))
         return generated if batch is not None else generated[0]

@@ -239,9 +239,6 @@ def stage_rollout(run: Run) -> None:
     for variant in rcfg.variants:
         video_run, ae_run = run.path / "video" / variant, run.ae_runs[VARIANTS[variant].ae]
         model, vcfg, method = load_video_model(video_run, run.device)
-        if rcfg.sample_context_noise is not None:  # this run's, else the checkpoint's
-            noise = rcfg.sample_context_noise
-            vcfg = replace(vcfg, diffusion=replace(vcfg.diffusion, sample_context_noise=noise))
         autoenc = load_ae(ae_run, run.device)
         check_autoencoder(video_run, ae_run, autoenc)
         plan_png = run.path / "plans" / f"{variant}.png"
@@ -262,6 +259,7 @@ def stage_rollout(run: Run) -> None:
                 batch=rcfg.rollout_batch,
                 steps=rcfg.sample_steps,
                 guidance=run.cfg.diffusion.guidance,  # this run's, not the checkpoint's
+                context_noise=rcfg.sample_context_noise,  # None: the checkpoint's
                 compile=rcfg.compile,
                 device=run.device,
                 max_videos=rcfg.test_videos,

@@ -243,3 +243,15 @@ def test_a_model_refuses_an_autoencoder_other_than_the_one_it_was_trained_with(t
     args = ["generate", "--ckpt", str(tmp_path / "video"), "--ae", str(tmp_path / "other-ae")]
     args += ["--seed", "3", "--context", "8", "--frames", "4", "--out", str(tmp_path / "g")]
     assert main(args) == 1
+
+
+def test_context_noise_overrides_the_configs_for_one_call(tiny):
+    """``context_noise`` (``generate --context-noise``) replaces ``diffusion.sample_context_noise``
+    (0 in the tiny config) for one rollout: 0 gives the default video, 0.5 another one."""
+    pipe, record = tiny
+    args = (record.video[:24], record.actions)
+    default = pipe(*args, steps=2, seed=7)
+    assert np.array_equal(pipe(*args, steps=2, seed=7, context_noise=0.0), default)
+    assert not np.array_equal(pipe(*args, steps=2, seed=7, context_noise=0.5), default)
+    with pytest.raises(ValueError, match=r"sample_context_noise = 1.5: a diffusion time in"):
+        pipe(*args, steps=2, seed=7, context_noise=1.5)

@@ -55,5 +55,4 @@ def test_sample_context_noise_is_the_checkpoints_unless_the_run_asks(tmp_path, m
         sample_context_noise=asked,
     )
     reproduce(tmp_path, load_preset("tiny"), rcfg, device="cpu", log=lambda _: None)
-    used = calls[1]["cfg"].diffusion.sample_context_noise
-    assert used == (0.1 if asked is None else asked)
+    assert calls[1]["context_noise"] == asked  # None: the checkpoint's (rollout_latents)

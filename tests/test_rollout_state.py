@@ -61,6 +61,7 @@ def test_a_rerun_with_other_settings_refuses_the_saved_state(tmp_path, monkeypat
         "ddim_steps": (ckpt, "--steps", "2"),
         "seed": (ckpt, "--sample-seed", "1"),
         "guidance": (ckpt, "--cfg", "1.5"),
+        "sample_context_noise": (ckpt, "--context-noise", "0.3"),
         "context": (ckpt, "--context", "20"),
         "model": (other,),
     }

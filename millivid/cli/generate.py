@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--steps", type=positive_int, help="DDIM steps per rollout step (default: config, 50)"
     )
     p.add_argument("--cfg", type=float, help="classifier-free guidance scale (1 = off)")
+    p.add_argument(
+        "--context-noise",
+        type=float,
+        help="noise the generated coarse context to this diffusion time in [0, 1] (default: the "
+        "model's diffusion.sample_context_noise)",
+    )
     p.add_argument("--actions", type=Path, help=".npy of int actions replacing the video's")
     p.add_argument("--no-kv-reuse", action="store_true", help="recompute the context every step")
     p.add_argument(
@@ -74,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.sample_seed,
         steps=args.steps,
         guidance=args.cfg,
+        context_noise=args.context_noise,
         reuse_context=False if args.no_kv_reuse else None,
         compile=args.compile,
     )

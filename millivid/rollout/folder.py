@@ -32,6 +32,7 @@ def rollout_folder(
     batch: int = 16,
     steps: int | None = None,
     guidance: float | None = None,
+    context_noise: float | None = None,
     reuse_context: bool | None = None,
     compile: bool | None = None,
     seed: int = 0,
@@ -66,6 +67,7 @@ def rollout_folder(
             seed=seed + first,
             steps=steps,
             guidance=guidance,
+            context_noise=context_noise,
             reuse_context=reuse_context,
             compile=compile,
         )

@@ -34,6 +34,8 @@ class GenerateRequest:
     poses: np.ndarray | None = None
     steps: int | None = None  # DDIM steps (default: the config's)
     guidance: float | None = None
+    # noise level of the generated coarse context (default: the config's sample_context_noise)
+    context_noise: float | None = None
     reuse_context: bool | None = None
     compile: bool | None = None  # torch.compile the model (default: on CUDA)
 

@@ -82,6 +82,8 @@ def prepare_rollout(
         diffusion = replace(diffusion, sample_steps=req.steps)
     if req.guidance is not None:
         diffusion = replace(diffusion, guidance=req.guidance)
+    if req.context_noise is not None:
+        diffusion = replace(diffusion, sample_context_noise=req.context_noise)
     check_sampler(diffusion)
     source = context_source(method)
     denoiser = DiTDenoiser(

@@ -11,6 +11,10 @@ target frame, against the truth, next to the error of simply repeating the previ
 latent at that level (MSE per channel; a model that continues the context is at or below it).
 
     python benchmarks/video_level_loss.py --ckpt checkpoints/mini/millivid --ae checkpoints/mini/ae
+
+``--set KEY=VALUE`` changes the checkpoint's config for the scoring only (settings that leave the
+weights' shapes alone, e.g. ``plan.memory_frames=8``: would the trained model use more memory
+frames than it was trained with?).
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ from millivid.jobs.autoencoder import load_autoencoder  # noqa: E402
 from millivid.jobs.video_task import InMemoryLatents, VideoBatch, VideoTask  # noqa: E402
 from millivid.plan.training_steps import step_kinds  # noqa: E402
 from millivid.rollout.generate import load_video_model  # noqa: E402
+from millivid.typed_config import apply_overrides  # noqa: E402
 from millivid.world import TEST_SEED_OFFSET, make_videos  # noqa: E402
 
 
 def level_losses(args: argparse.Namespace) -> dict:
     model, cfg, method = load_video_model(Path(args.ckpt), args.device)
+    cfg = apply_overrides(cfg, args.set)
     ae = load_autoencoder(Path(args.ae), args.device)
     world = replace(cfg.world, frames=args.frames)
     seeds = [TEST_SEED_OFFSET + 1000 + i for i in range(args.videos)]
@@ -120,6 +126,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32, help="steps per target level")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--set", action="append", default=[], help="KEY=VALUE override of the model's config"
+    )
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
     result = level_losses(args)

@@ -78,3 +78,43 @@ def test_ddp_scaling_smoke_run(tmp_path):
     runs = json.loads(out.read_text())["runs"]
     assert [r["gpus"] for r in runs] == [1, 2] and all(r["samples_per_s"] > 0 for r in runs)
     assert runs[0]["speedup"] == 1.0
+
+
+def test_video_level_loss_scores_the_shipped_model_under_a_config_change(tmp_path):
+    """The teacher-forced level losses of docs/RESULTS.md, on one short held-out video, with a
+    --set that the weights allow (more memory frames than the model was trained with)."""
+    out = tmp_path / "levels.json"
+    args = ["--ckpt", "checkpoints/mini/millivid", "--videos", "1", "--frames", "400"]
+    args += ["--batch", "2", "--set", "plan.memory_frames=8", "--json", str(out)]
+    done = subprocess.run(
+        [sys.executable, "benchmarks/video_level_loss.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert sorted(result["levels"]) == ["0", "1", "2", "3"]
+    for level in result["levels"].values():
+        assert 0 < level["loss"] < 2 and 0 < level["context_dropped"] < 2
+
+
+def test_revisit_context_with_noised_coarse_context(tmp_path):
+    """The memory-removal check of docs/RESULTS.md with the coarse context noised, on one video:
+    noising it makes the fine step's loss higher than with the coarse context clean."""
+    losses = {}
+    for noise in ("0", "0.3"):
+        out = tmp_path / f"noise{noise}.json"
+        args = ["--ckpt", "checkpoints/mini/millivid", "--videos", "1", "--steps", "2", "--t", "1"]
+        args += ["--level", "1", "--memory", "--context-noise", noise, "--json", str(out)]
+        done = subprocess.run(
+            [sys.executable, "benchmarks/revisit_context.py", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        result = json.loads(out.read_text())
+        assert result["context_noise"] == float(noise) and result["steps"] == 2
+        losses[noise] = result["loss_full"]
+    assert losses["0.3"] > losses["0"]

@@ -16,19 +16,23 @@ SMOKE = {
 }
 
 
+def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess:
+    """``benchmarks/<script>`` with ``args`` from the checkout root; fails the test (with its
+    stderr) unless it exits 0."""
+    done = subprocess.run(
+        [sys.executable, f"benchmarks/{script}", *args], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
 @pytest.mark.parametrize("mode", sorted(SMOKE))
 def test_bench_video_model_smoke_run(mode, tmp_path):
     out = tmp_path / "result.json"
     args = ["--device", "cpu", "--preset", "tiny", "--no-compile", "--mode", mode, *SMOKE[mode]]
     if mode != "generate":
         args += ["--profile", str(tmp_path / "kernels.txt")]
-    done = subprocess.run(
-        [sys.executable, "benchmarks/bench_video_model.py", *args, "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    run_benchmark("bench_video_model.py", *args, "--json", str(out))
     result = json.loads(out.read_text())
     assert result["mode"] == mode
     timed = {"train": "samples_per_s", "rollout": "speedup", "generate": "total_s"}[mode]
@@ -47,13 +51,7 @@ def test_bench_video_model_smoke_run(mode, tmp_path):
     ids=["step", "compare"],
 )
 def test_bench_autoencoder_smoke_run(args):
-    done = subprocess.run(
-        [sys.executable, "benchmarks/bench_autoencoder.py", *args, "--device", "cpu"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_benchmark("bench_autoencoder.py", *args, "--device", "cpu")
     result = json.loads(done.stdout[done.stdout.index("{\n") :])  # the final indented JSON
     if args[0] == "step":
         assert result["frames_per_s"] > 0
@@ -68,13 +66,7 @@ def test_ddp_scaling_smoke_run(tmp_path):
     args = ["--preset", "tiny", "--gpus", "1,2", "--steps", "8", "--videos", "2", "--frames"]
     args += ["64", "--device", "cpu", "--out", str(tmp_path / "work"), "--json", str(out)]
     args += ["--set", "video_train.log_every=2", "--set", "video_train.num_workers=0"]
-    done = subprocess.run(
-        [sys.executable, "benchmarks/ddp_scaling.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    run_benchmark("ddp_scaling.py", *args)
     runs = json.loads(out.read_text())["runs"]
     assert [r["gpus"] for r in runs] == [1, 2] and all(r["samples_per_s"] > 0 for r in runs)
     assert runs[0]["speedup"] == 1.0
@@ -86,13 +78,7 @@ def test_video_level_loss_scores_the_shipped_model_under_a_config_change(tmp_pat
     out = tmp_path / "levels.json"
     args = ["--ckpt", "checkpoints/mini/millivid", "--videos", "1", "--frames", "400"]
     args += ["--batch", "2", "--set", "plan.memory_frames=8", "--json", str(out)]
-    done = subprocess.run(
-        [sys.executable, "benchmarks/video_level_loss.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    run_benchmark("video_level_loss.py", *args)
     result = json.loads(out.read_text())
     assert sorted(result["levels"]) == ["0", "1", "2", "3"]
     for level in result["levels"].values():
@@ -107,13 +93,7 @@ def test_revisit_context_with_noised_coarse_context(tmp_path):
         out = tmp_path / f"noise{noise}.json"
         args = ["--ckpt", "checkpoints/mini/millivid", "--videos", "1", "--steps", "2", "--t", "1"]
         args += ["--level", "1", "--memory", "--context-noise", noise, "--json", str(out)]
-        done = subprocess.run(
-            [sys.executable, "benchmarks/revisit_context.py", *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
+        run_benchmark("revisit_context.py", *args)
         result = json.loads(out.read_text())
         assert result["context_noise"] == float(noise) and result["steps"] == 2
         losses[noise] = result["loss_full"]

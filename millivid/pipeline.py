@@ -24,8 +24,9 @@ from millivid.atomic import read_json
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.device import resolve_device
 from millivid.digest import weights_digest
+from millivid.jobs.autoencoder import load_autoencoder
 from millivid.presets import Config
-from millivid.rollout.generate import load_ae, load_video_model, video_checkpoint_config
+from millivid.rollout.generate import load_video_model, video_checkpoint_config
 from millivid.rollout.request import GenerateRequest, check_inputs
 from millivid.rollout.resumable import decode_frames, rollout_latents
 from millivid.train.checkpoint import fresh_tmp_folder, latest_checkpoint, swap_in_folder
@@ -259,7 +260,7 @@ def load(
     dev = str(resolve_device(device))
     model, cfg, method = load_video_model(path, dev)
     ae_path = Path(ae) if ae is not None else find_autoencoder(path, cfg)
-    autoencoder = load_ae(ae_path, dev)
+    autoencoder = load_autoencoder(ae_path, dev)
     try:
         check_inputs(cfg, method, autoencoder, context=1, given=1)  # model/autoencoder fit
     except ValueError as err:

@@ -46,14 +46,14 @@ from millivid.evaluate.outputs import comparison_grid, write_set_outputs
 from millivid.evaluate.report import build_report
 from millivid.evaluate.runner import evaluate_sets
 from millivid.evaluate.suite import MetricSuite, parse_metrics
-from millivid.jobs.autoencoder import encode_dataset, train_autoencoder
+from millivid.jobs.autoencoder import encode_dataset, load_autoencoder, train_autoencoder
 from millivid.jobs.video_task import VideoTask
 from millivid.pipeline import check_autoencoder
 from millivid.plan import make_plan
 from millivid.plan.draw import draw_plan
 from millivid.presets import EVAL_PRESETS, Config, ReproduceConfig
 from millivid.rollout.folder import rollout_folder
-from millivid.rollout.generate import load_ae, load_video_model, video_checkpoint_config
+from millivid.rollout.generate import load_video_model, video_checkpoint_config
 from millivid.train import train
 from millivid.train.checkpoint import load_trainer_state
 from millivid.variants import VARIANTS, variant_config
@@ -239,7 +239,7 @@ def stage_rollout(run: Run) -> None:
     for variant in rcfg.variants:
         video_run, ae_run = run.path / "video" / variant, run.ae_runs[VARIANTS[variant].ae]
         model, vcfg, method = load_video_model(video_run, run.device)
-        autoenc = load_ae(ae_run, run.device)
+        autoenc = load_autoencoder(ae_run, run.device)
         check_autoencoder(video_run, ae_run, autoenc)
         plan_png = run.path / "plans" / f"{variant}.png"
         if not plan_png.exists():

@@ -64,6 +64,12 @@ finish() {  # wait for these processes to end, also when a SIGTERM interrupts `w
   done
   return $rc
 }
+models_and_test_set() {  # on a fresh machine: VARIANTS' models from runs/mini_gpu/<v>/, the data
+  for v in $VARIANTS; do
+    [ -d "$RUN/video/$v" ] || { mkdir -p "$RUN/video" && cp -r "runs/mini_gpu/$v" "$RUN/video/$v"; }
+  done
+  [ -d "$RUN/gt" ] || repro --stages data --workers 16 --store >> "$OUT/data.log" 2>&1
+}
 bench() { [ "$DEVICE" = cpu ] || python benchmarks/bench_video_model.py --device "$DEVICE" "$@"; }
 
 case "${1:-}" in
@@ -108,10 +114,7 @@ export)
     video/*/metrics.jsonl train_*.log)
   ;;
 rollout)
-  for v in $VARIANTS; do  # a fresh machine: bring the models back from runs/mini_gpu/<v>/
-    [ -d "$RUN/video/$v" ] || { mkdir -p "$RUN/video" && cp -r "runs/mini_gpu/$v" "$RUN/video/$v"; }
-  done
-  [ -d "$RUN/gt" ] || repro --stages data --workers 16 --store >> "$OUT/data.log" 2>&1
+  models_and_test_set
   declare -A group=()  # variants per GPU (one group without GPUS)
   i=0
   for v in $VARIANTS; do
@@ -135,10 +138,7 @@ eval)  # every variant under RUN/rollouts
   (cd "$RUN" && tar czf "$OUT/eval.tar.gz" stages.json eval plans)
   ;;
 sweep)  # one rollout setting per entry, spread over GPUS like `rollout`; tables into OUT
-  for v in $VARIANTS; do  # a fresh machine: bring the models back from runs/mini_gpu/<v>/
-    [ -d "$RUN/video/$v" ] || { mkdir -p "$RUN/video" && cp -r "runs/mini_gpu/$v" "$RUN/video/$v"; }
-  done
-  [ -d "$RUN/gt" ] || repro --stages data --workers 16 --store >> "$OUT/data.log" 2>&1
+  models_and_test_set
   IFS=';' read -ra entries <<< "${SWEEP:?SWEEP=\"name:args;...\" is needed}"
   pids=()
   i=0

@@ -18,10 +18,10 @@ import torch
 import millivid
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.cli import main
+from millivid.jobs.autoencoder import load_autoencoder
 from millivid.jobs.video_task import build_video_model
 from millivid.pipeline import SHIPPED_AE
 from millivid.presets import load_preset
-from millivid.rollout.generate import load_ae
 from millivid.rollout.request import GenerateRequest, world_video
 from millivid.rollout.resumable import decode_frames, rollout_latents
 from millivid.train import write_checkpoint
@@ -46,7 +46,7 @@ def shipped():
 
 def test_shipped_model_continues_a_world_video(shipped):
     pipe, record = shipped
-    shipped_ae = load_ae(SHIPPED_AE, "cpu").state_dict()
+    shipped_ae = load_autoencoder(SHIPPED_AE, "cpu").state_dict()
     assert all(torch.equal(v, shipped_ae[k]) for k, v in pipe.ae.state_dict().items())
     out = pipe(record.video[:CONTEXT], record.actions, poses=record.poses, steps=1, seed=5)
     assert out.shape == (FRAMES, 64, 64, 3) and out.dtype == np.uint8
@@ -104,7 +104,7 @@ def test_a_copied_mini_model_falls_back_to_the_shipped_autoencoder(tmp_path):
     for name in ("model.safetensors", "config.json"):
         shutil.copy(SHIPPED / name, tmp_path / name)
     pipe = millivid.load(tmp_path, device="cpu")
-    shipped_ae = load_ae(SHIPPED_AE, "cpu").state_dict()
+    shipped_ae = load_autoencoder(SHIPPED_AE, "cpu").state_dict()
     assert all(torch.equal(v, shipped_ae[k]) for k, v in pipe.ae.state_dict().items())
 
 
@@ -229,7 +229,7 @@ def test_a_model_refuses_an_autoencoder_other_than_the_one_it_was_trained_with(t
         torch.manual_seed(seed)
         ae = HierarchicalAutoencoder(cfg.ae)
         write_checkpoint(tmp_path / name, ae.state_dict(), {"stage": "autoencoder", **to_dict(cfg)})
-    digest = weights_digest(load_ae(tmp_path / "ae", "cpu"))
+    digest = weights_digest(load_autoencoder(tmp_path / "ae", "cpu"))
     saved = {"stage": "video", "method": "millivid", "autoencoder_digest": digest, **to_dict(cfg)}
     write_checkpoint(tmp_path / "video", build_video_model(cfg, "millivid").state_dict(), saved)
     pipe = millivid.load(tmp_path / "video", ae=tmp_path / "ae", device="cpu")

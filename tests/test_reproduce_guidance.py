@@ -16,7 +16,7 @@ def fake_rollouts(monkeypatch, trained) -> list:
     monkeypatch.setattr(
         "millivid.reproduce.load_video_model", lambda run, device: (None, trained, "millivid")
     )
-    monkeypatch.setattr("millivid.reproduce.load_ae", lambda run, device: None)
+    monkeypatch.setattr("millivid.reproduce.load_autoencoder", lambda run, device: None)
     monkeypatch.setattr(
         "millivid.reproduce.check_autoencoder",
         lambda path, ae_path, ae: calls.append(("check", path, ae_path)),

@@ -90,12 +90,13 @@ def test_the_same_request_resumes_and_a_finished_run_removes_its_state(tmp_path,
 def test_a_folder_rollout_resumes_only_its_own_batch_state(tmp_path, monkeypatch):
     """The second batch of a folder, interrupted: another request is refused, the same one
     resumes with the batch's own noise seed (not the seed of its place among the files left)."""
+    from millivid.jobs.autoencoder import load_autoencoder
     from millivid.rollout.folder import rollout_folder
-    from millivid.rollout.generate import load_ae, load_video_model
+    from millivid.rollout.generate import load_video_model
 
     ckpt, ae_run = make_runs(tmp_path)
     model, cfg, method = load_video_model(ckpt, "cpu")
-    ae = load_ae(ae_run, "cpu")
+    ae = load_autoencoder(ae_run, "cpu")
     gt = tmp_path / "gt"
     gt.mkdir()
     for i in range(2):

@@ -24,7 +24,6 @@ from millivid.atomic import check_writable, write_json_atomic
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.data.mp4 import comparison_frames
 from millivid.data.videos import VideoRecord, save_video, write_mp4
-from millivid.jobs.autoencoder import load_autoencoder
 from millivid.jobs.video_task import build_video_model
 from millivid.plan import generated_levels
 from millivid.plan.draw import draw_plan
@@ -64,10 +63,6 @@ def load_video_model(run: Path, device: str) -> tuple[torch.nn.Module, Config, s
     model = build_video_model(cfg, method)
     load_weights_into(model, weights, str(run))
     return model.to(device).eval(), cfg, method
-
-
-def load_ae(run: Path, device: str) -> HierarchicalAutoencoder:
-    return load_autoencoder(run, device)
 
 
 OUTPUT_SUFFIXES = (".npz", ".json", ".mp4", "_plan.png", ".state.safetensors")

@@ -1,11 +1,13 @@
 """The GPU benchmarks run on the CPU with the tiny preset (their documented smoke runs), so a
 broken benchmark is caught here and not in scarce device time."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,3 +100,29 @@ def test_revisit_context_with_noised_coarse_context(tmp_path):
         assert result["context_noise"] == float(noise) and result["steps"] == 2
         losses[noise] = result["loss_full"]
     assert losses["0.3"] > losses["0"]
+
+
+def test_world_stats_counts_returns_of_each_training_trajectory_kind():
+    """The trajectory table of docs/WORLD.md: three splits, each with a share of returns."""
+    done = run_benchmark("world_stats.py", "--preset", "tiny", "--seeds", "3", "--gap", "8")
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "%" in line]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| training (law)",
+        "| training (revisit)",
+        "| test (A.1)",
+    ]
+    shares = [float(r.split(" | ")[4].rstrip(" %|")) for r in rows]
+    assert all(0.0 <= s <= 100.0 for s in shares)
+
+
+def test_returns_counts_a_way_back_and_not_a_straight_line():
+    spec = importlib.util.spec_from_file_location("world_stats", ROOT / "benchmarks/world_stats.py")
+    world_stats = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(world_stats)
+    out = np.zeros((40, 5))
+    out[:, 0] = np.arange(40)  # 40 frames straight along x, one block per frame, yaw 0
+    assert world_stats.returns(out, gap=8) == 0.0
+    back = np.concatenate([out, out[::-1]])
+    # back along the same line (same yaw): frame t >= 43 (at x = 79 - t) is within 2 blocks of
+    # frame 79 - t +- 2 <= t - 8; 37 of the 72 frames from frame 8 on
+    assert world_stats.returns(back, gap=8) == pytest.approx(37 / 72)

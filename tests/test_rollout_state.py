@@ -129,9 +129,12 @@ def test_non_finite_guidance_is_refused_before_any_work(tmp_path, scale, capsys)
     assert not list(tmp_path.glob("g*"))
 
 
+@pytest.mark.parametrize("poison", [float("nan"), 1e6], ids=["nan", "exploded"])
 def test_nan_latents_stop_the_rollout_naming_the_step_and_write_nothing(
-    tmp_path, monkeypatch, capsys
+    poison, tmp_path, monkeypatch, capsys
 ):
+    """NaN latents, and finite ones that blew up (seen from a bf16 rollout on a GPU), stop the
+    rollout before anything is decoded."""
     import millivid.rollout.engine as engine
 
     original = engine.run_plan
@@ -139,7 +142,7 @@ def test_nan_latents_stop_the_rollout_naming_the_step_and_write_nothing(
     def poisoned(plan, store, denoiser, actions, **kw):
         def denoise(step, context, acts, noise, memory=None):
             out = denoiser(step, context, acts, noise, memory)
-            return out * float("nan") if step is plan[3] else out
+            return out * poison if step is plan[3] else out
 
         return original(plan, store, denoise, actions, **kw)
 
@@ -148,7 +151,7 @@ def test_nan_latents_stop_the_rollout_naming_the_step_and_write_nothing(
     npz = small_video(tmp_path / "in.npz")
     assert generate(ckpt, ae, npz, tmp_path / "g") == 1
     err = capsys.readouterr().err
-    assert "rollout step 3 of 6 (level 0, frames 25-25) produced non-finite latents" in err
+    assert "rollout step 3 of 6 (level 0, frames 25-25) produced non-finite or exploded" in err
     assert not list(tmp_path.glob("g*"))
 
 

@@ -77,6 +77,20 @@ def test_selected_test_trajectories_overlap_more_than_training_ones():
     assert test.mean() < train
 
 
+def test_revisit_training_videos_take_the_a1_choice_of_their_own_seeds():
+    seeds = [3, 4]
+    law = video_actions(seeds, CFG)
+    revisit = video_actions(seeds, replace(CFG, train_actions="revisit"))
+    for row, seed in zip(revisit, seeds):
+        assert torch.equal(row, select_test_actions(seed, CFG).actions)
+    assert not torch.equal(law, revisit)
+    # the law's first draw is the first candidate: "law" is the A.1 pool's candidate 0
+    assert torch.equal(
+        law[0],
+        video_actions([3], replace(CFG, test_action_candidates=1, train_actions="revisit"))[0],
+    )
+
+
 def test_bad_context_length_is_a_clear_error():
     with pytest.raises(ValueError, match="test_context_frames"):
         context_chamfer(torch.zeros(2, 10, dtype=torch.long), replace(CFG, test_context_frames=10))

@@ -118,11 +118,18 @@ def run_plan(
             on_step(Progress(index + 1, len(plan), list(generated), time.perf_counter() - start))
 
 
-def first_nonfinite_step(plan: Sequence[Step], store: LatentStore) -> int | None:
-    """Index of the first step of ``plan`` whose target latents in ``store`` hold NaN or inf
-    (where a broken model or guidance first showed); None when every target is finite."""
+# Latents of a calibrated autoencoder have about unit variance (|value| < 10 on real frames); a
+# sampled latent beyond this has blown up (decoded, it is noise or a black frame), also when finite
+LATENT_LIMIT = 1e3
+
+
+def first_diverged_step(plan: Sequence[Step], store: LatentStore) -> int | None:
+    """Index of the first step of ``plan`` whose target latents in ``store`` hold NaN, inf or a
+    value beyond ``LATENT_LIMIT`` (where a broken model or guidance first showed); None when
+    every target is within bounds."""
     for index, step in enumerate(plan):
         t = step.target
-        if not bool(torch.isfinite(store.levels[t.level][:, t.start : t.stop]).all()):
+        values = store.levels[t.level][:, t.start : t.stop]
+        if not bool((values.abs() <= LATENT_LIMIT).all()):  # NaN compares False
             return index
     return None

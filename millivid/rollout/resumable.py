@@ -23,7 +23,7 @@ from millivid.plan import context_source, make_plan
 from millivid.plan.step import Span, Step
 from millivid.presets import Config
 from millivid.rollout.dit_denoiser import DiTDenoiser
-from millivid.rollout.engine import Progress, first_nonfinite_step, run_plan
+from millivid.rollout.engine import LATENT_LIMIT, Progress, first_diverged_step, run_plan
 from millivid.rollout.request import (
     GenerateRequest,
     check_inputs,
@@ -135,19 +135,20 @@ def request_fingerprint(
 
 
 def check_finite(plan: list[Step], store: LatentStore, context: int) -> None:
-    """A ``ValueError`` naming the context or the first rollout step whose latents hold NaN or
-    inf (decoded, they would be a black video)."""
+    """A ``ValueError`` naming the context or the first rollout step whose latents hold NaN, inf
+    or values beyond ``LATENT_LIMIT`` (decoded, they would be a black or noise video)."""
     if not bool(torch.isfinite(store.levels[0][:, :context]).all()):
         raise ValueError(
             f"the autoencoder encoded the {context} context frames to non-finite latents "
             "(NaN/inf): check the autoencoder checkpoint (--ae)"
         )
-    bad = first_nonfinite_step(plan, store)
+    bad = first_diverged_step(plan, store)
     if bad is not None:
         t = plan[bad].target
         raise ValueError(
             f"rollout step {bad} of {len(plan)} (level {t.level}, frames {t.start}-{t.stop - 1}) "
-            "produced non-finite latents (NaN/inf): check the video model (--ckpt) and --cfg"
+            f"produced non-finite or exploded latents (NaN, inf or |value| > {LATENT_LIMIT:g}): "
+            "check the video model (--ckpt) and --cfg"
         )
 
 

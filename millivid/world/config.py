@@ -19,6 +19,7 @@ The agent law (paper §4, LOOPCRAFT; implemented in ``millivid.world.agent``):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,10 @@ class WorldConfig:
     agent_radius: float = 0.3  # look-ahead for collisions beyond the step
     body_height: float = 1.8
     climb_speed: float = 0.5  # camera z change per frame when jumping/falling
+    # training videos' actions: "law" (each seed's first draw from the law) or "revisit" (the
+    # test set's A.1 choice, lowest context-vs-rest Chamfer, applied to the training seeds:
+    # trajectories that come back to where they started, as the test videos do)
+    train_actions: Literal["law", "revisit"] = "law"
     # --- test set (paper A.1) ---
     test_action_candidates: int = 100  # action sequences sampled per test video
     test_keep_lowest: int = 10  # choose uniformly among this many lowest Chamfer distances

@@ -32,8 +32,9 @@ class WorldVideos:
 
 
 def video_actions(seeds: Sequence[int], cfg: WorldConfig, test: bool = False) -> torch.Tensor:
-    """Action sequences int64 [B, T] of ``seeds``: the law's first draw, or the A.1 choice."""
-    if test:
+    """Action sequences int64 [B, T] of ``seeds``: the law's first draw, or the A.1 choice (test
+    videos, and training videos with ``world.train_actions = "revisit"``)."""
+    if test or cfg.train_actions == "revisit":
         rows = [select_test_actions(int(s), cfg).actions for s in seeds]
         return torch.stack(rows)
     rows = [sample_actions(action_rng(int(s)), cfg) for s in seeds]

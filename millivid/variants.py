@@ -11,9 +11,9 @@ mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage wh
 the earlier frames it does not hold in full detail (``plan.memory_frames``; ``-memory-older``:
 only from before everything else it sees); ``millivid-recent`` uses the plan whose steps see
 their own level's most recent frames; ``millivid-memory-aug`` also trains on noised coarse
-context (``diffusion.context_noise``). The default set is the recipe of the shipped model and
-its baselines with the same memory (docs/RESULTS.md, Table 1): ``millivid-memory-aug``,
-``framepack-memory``, ``fullres-memory``.
+context (``diffusion.context_noise``). The default set is the recipe of the shipped model (which
+also trained on ``world.train_actions = revisit``) and its baselines with the same memory
+(docs/RESULTS.md, Table 1): ``millivid-memory-aug``, ``framepack-memory``, ``fullres-memory``.
 """
 
 from __future__ import annotations

@@ -126,3 +126,17 @@ def test_returns_counts_a_way_back_and_not_a_straight_line():
     # back along the same line (same yaw): frame t >= 43 (at x = 79 - t) is within 2 blocks of
     # frame 79 - t +- 2 <= t - 8; 37 of the 72 frames from frame 8 on
     assert world_stats.returns(back, gap=8) == pytest.approx(37 / 72)
+
+
+def test_rollout_backends_compares_attention_kernels(tmp_path):
+    """The kernel check of docs/RESULTS.md on one short held-out video: the math backend's first
+    rollout step, and flash's (the CPU has both) within float error of it, twice each."""
+    out = tmp_path / "backends.json"
+    args = ["--ckpt", "checkpoints/mini/millivid", "--videos", "1", "--context", "32"]
+    args += ["--frames", "3", "--steps", "1", "--batch", "1", "--device", "cpu", "--json", str(out)]
+    run_benchmark("rollout_backends.py", *args)
+    backends = json.loads(out.read_text())["backends"]
+    assert {"MATH", "FLASH_ATTENTION"} <= set(backends)
+    for row in backends.values():
+        assert row["exploded"] == 0 and row["batches"] == 2 and 0 < row["largest"] < 100
+        assert row["repeat_diff"] == 0.0 and row["max_diff_vs_math"] < 1e-3

@@ -15,6 +15,10 @@ latent at that level (MSE per channel; a model that continues the context is at 
 ``--set KEY=VALUE`` changes the checkpoint's config for the scoring only (settings that leave the
 weights' shapes alone, e.g. ``plan.memory_frames=8``: would the trained model use more memory
 frames than it was trained with?).
+
+``--split train`` scores the first training seeds instead, as the checkpoint's world config
+renders them (its own training videos); the difference to the held-out loss is the
+generalisation gap, which says whether more training videos could help.
 """
 
 from __future__ import annotations
@@ -42,8 +46,11 @@ def level_losses(args: argparse.Namespace) -> dict:
     cfg = apply_overrides(cfg, args.set)
     ae = load_autoencoder(Path(args.ae), args.device)
     world = replace(cfg.world, frames=args.frames)
-    seeds = [TEST_SEED_OFFSET + 1000 + i for i in range(args.videos)]
-    videos = make_videos(seeds, world, test=True)
+    if args.split == "train":  # the model's own training videos (seeds 0.., its world config)
+        seeds, test = list(range(args.videos)), False
+    else:
+        seeds, test = [TEST_SEED_OFFSET + 1000 + i for i in range(args.videos)], True
+    videos = make_videos(seeds, world, test=test)
     with torch.no_grad():
         latents = [
             (
@@ -59,7 +66,13 @@ def level_losses(args: argparse.Namespace) -> dict:
         # every element keeps its context, clean (also for models trained on noised context)
         diffusion=replace(cfg.diffusion, context_dropout=0.0, context_noise=0.0),
     )
-    out = {"ckpt": args.ckpt, "method": method, "attention": cfg.model.attention, "levels": {}}
+    out = {
+        "ckpt": args.ckpt,
+        "split": args.split,
+        "method": method,
+        "attention": cfg.model.attention,
+        "levels": {},
+    }
     targeted = sorted({k.step.target.level for k in step_kinds(method, cfg.plan)})
     for level in targeted:
         # plan.level_weights, one-hot: every step of the batch has its target at ``level``
@@ -122,6 +135,12 @@ def main() -> None:
     parser.add_argument("--ckpt", required=True, help="video-model run or checkpoint folder")
     parser.add_argument("--ae", default="checkpoints/mini/ae")
     parser.add_argument("--videos", type=int, default=4, help="held-out world videos")
+    parser.add_argument(
+        "--split",
+        choices=("test", "train"),
+        default="test",
+        help="held-out test-seed videos, or the first training seeds (the generalisation gap)",
+    )
     parser.add_argument("--frames", type=int, default=1024, help="frames per video")
     parser.add_argument("--batch", type=int, default=32, help="steps per target level")
     parser.add_argument("--seed", type=int, default=0)

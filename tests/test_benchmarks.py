@@ -74,14 +74,16 @@ def test_ddp_scaling_smoke_run(tmp_path):
     assert runs[0]["speedup"] == 1.0
 
 
-def test_video_level_loss_scores_the_shipped_model_under_a_config_change(tmp_path):
-    """The teacher-forced level losses of docs/RESULTS.md, on one short held-out video, with a
-    --set that the weights allow (more memory frames than the model was trained with)."""
+@pytest.mark.parametrize("split", ["test", "train"])
+def test_video_level_loss_scores_the_shipped_model_under_a_config_change(split, tmp_path):
+    """The teacher-forced level losses of docs/RESULTS.md, on one short held-out (or training)
+    video, with a --set that the weights allow (more memory frames than it was trained with)."""
     out = tmp_path / "levels.json"
     args = ["--ckpt", "checkpoints/mini/millivid", "--videos", "1", "--frames", "400"]
     args += ["--batch", "2", "--set", "plan.memory_frames=8", "--json", str(out)]
-    run_benchmark("video_level_loss.py", *args)
+    run_benchmark("video_level_loss.py", *args, "--split", split)
     result = json.loads(out.read_text())
+    assert result["split"] == split
     assert sorted(result["levels"]) == ["0", "1", "2", "3"]
     for level in result["levels"].values():
         assert 0 < level["loss"] < 2 and 0 < level["context_dropped"] < 2

@@ -3,7 +3,8 @@
 A *variant* is a method plus an attention mode (``Variant``): ``millivid`` (full attention, the
 paper), ``millivid-cc`` (context-causal: context K/V reused across denoising steps),
 ``millivid-balanced`` (training steps drawn with equal weight per target level), ``framepack``,
-``fullres``, ``upscale`` (rollout + upscaling) and ``cascaded`` (MILLIVID's plan over the
+``fullres``, ``hierarchical-framepack`` (FramePack's plan reading hierarchical levels, the
+coarse levels of generated frames re-encoded), ``upscale`` (rollout + upscaling) and ``cascaded`` (MILLIVID's plan over the
 mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for);
 ``<method>-poses`` variants condition on the camera poses as well as the actions;
 ``<method>-poserope`` variants also rotate queries and keys by the pose (``model.pose_rope``);
@@ -83,6 +84,11 @@ VARIANTS: dict[str, Variant] = {
     ),
     "framepack-poses": Variant("framepack", condition="both"),
     "fullres-poses": Variant("fullres", condition="both"),
+    # FramePack's plan over hierarchical levels (coarse levels of generated frames re-encoded)
+    "hierarchical-framepack": Variant("hierarchical-framepack"),
+    "hierarchical-framepack-memory": Variant(
+        "hierarchical-framepack", condition="both", pose_rope=True, memory=4
+    ),
     "upscale": Variant("upscale"),
     "cascaded": Variant("cascaded", ae="cascaded"),
 }

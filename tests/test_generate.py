@@ -24,6 +24,10 @@ def make_runs(tmp_path, method="millivid", attention="context-causal"):
     return tmp_path / "video", tmp_path / "ae"
 
 
+def model_for(cfg, method):
+    return build_video_model(cfg, method).eval()
+
+
 def run(video, ae, out, *extra):
     return main(
         [
@@ -227,13 +231,38 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_rollout(tmp_path
     assert not list(tmp_path.glob("g.*.safetensors")) and not (tmp_path / "g.npz").exists()
 
 
-def test_a_method_that_cannot_be_rolled_out_says_why():
-    from millivid.autoencoder.model import HierarchicalAutoencoder
-    from millivid.presets import load_preset
-    from millivid.rollout.request import check_inputs
+def test_hierarchical_framepack_rolls_out_reading_re_encoded_coarse_levels():
+    """FramePack's plan over hierarchical levels generates level 0 only; the coarse levels of
+    each generated frame are its frame re-encoded, which later steps read as context."""
+    from millivid.rollout.request import GenerateRequest
+    from millivid.rollout.resumable import ResumableRollout, prepare_rollout
 
     cfg = load_preset("tiny")
-    ae = HierarchicalAutoencoder(cfg.ae)
-    check_inputs(cfg, "framepack", ae, 4, 8)
-    with pytest.raises(ValueError, match="hierarchical-framepack cannot be rolled out: its coarse"):
-        check_inputs(cfg, "hierarchical-framepack", ae, 4, 8)
+    ae = HierarchicalAutoencoder(cfg.ae).eval()
+    model = build_video_model(cfg, "hierarchical-framepack").eval()
+    with torch.no_grad():  # off adaLN-Zero's zero init, so that the frames depend on the model
+        for p in model.parameters():
+            if not p.any():
+                p.normal_(0, 0.02)
+    rng = np.random.default_rng(0)
+    req = GenerateRequest(
+        frames=rng.integers(0, 256, (2, 24, 32, 32, 3), dtype=np.uint8),
+        actions=rng.integers(0, 3, (2, 30)),
+        context=24,
+        length=6,
+        steps=1,
+    )
+    rollout = prepare_rollout(req, model, cfg, "hierarchical-framepack", ae)
+    assert rollout.derive is not None
+    generated = ResumableRollout(rollout, req, {}, ae).run("test", progress=False)
+    assert generated.shape[:2] == (2, 6)
+    store, new = rollout.store, slice(24, 30)
+    with torch.no_grad():
+        frames = ae.decode(store.levels[0][:, new].flatten(0, 1), 0)
+        again = ae.encode(frames)
+    for level in range(1, len(store.levels)):
+        held = store.levels[level][:, new].flatten(0, 1)
+        assert held.abs().sum() > 0
+        torch.testing.assert_close(held, again[level].to(held.dtype))
+    # the other methods derive nothing
+    assert prepare_rollout(req, model_for(cfg, "framepack"), cfg, "framepack", ae).derive is None

@@ -36,7 +36,8 @@ class Method:
     ``period(budget)`` is a frame count such that ``raw_plan(budget, 0, period)`` holds every kind
     of step the method ever takes; ``hierarchical`` says whether the method generates every
     latent level (True) or only level 0 (False: other context levels derive from level 0);
-    ``no_rollout`` says why rollouts of the method are refused (empty: they run).
+    ``reencode``: a rollout re-encodes the coarse levels of every generated level-0 frame (its
+    context reads hierarchical levels of frames it generates only at level 0).
     """
 
     name: str
@@ -45,7 +46,7 @@ class Method:
     hierarchical: bool
     raw_plan: Callable[[PlanConfig, int, int], list[Step]]
     period: Callable[[PlanConfig], int]
-    no_rollout: str = ""
+    reencode: bool = False
 
 
 METHODS: dict[str, Method] = {
@@ -106,7 +107,7 @@ METHODS: dict[str, Method] = {
             False,
             framepack_plan,
             framepack_period,
-            no_rollout="its coarse context needs generated frames re-encoded, not done yet",
+            reencode=True,
         ),
         Method(
             "cascaded",

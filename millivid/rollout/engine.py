@@ -83,9 +83,12 @@ def run_plan(
     on_step: Callable[[Progress], None] | None = None,
     after_step: Callable[[int], None] | None = None,
     poses: torch.Tensor | None = None,
+    derive: Callable[[Span], None] | None = None,
 ) -> None:
     """Run steps ``first_step..`` of ``plan``, writing every target span back into ``store``.
 
+    ``derive(span)`` runs once a target span is written, before ``after_step`` (hierarchical
+    FramePack re-encodes the coarse levels of the level-0 frames it generated there).
     ``after_step(i)`` runs once step ``i`` is written (the CLI saves the store there, so that a
     re-run resumes at ``i + 1``). ``source="patchify"`` (FramePack) reads every context span from
     level 0, which the packer patchifies to the span's compression level. Steps with memory
@@ -111,6 +114,8 @@ def run_plan(
             memory = (store.gather(level, frames), frames)
         latents = denoiser(step, context, actions, noise, memory=memory)
         store.write(step.target, latents)
+        if derive:
+            derive(step.target)
         generated[step.target.level] += step.target.frames
         if after_step:
             after_step(index)

@@ -14,7 +14,6 @@ import torch
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.data.videos import VideoRecord
 from millivid.diffusion.config import DiffusionConfig
-from millivid.plan.methods import get_method
 from millivid.presets import Config
 from millivid.world import make_videos
 
@@ -109,8 +108,6 @@ def check_inputs(
         )
     if not 1 <= context <= given:
         raise ValueError(f"--context {context}: need 1 <= context <= {given} given frames")
-    if why := get_method(method).no_rollout:
-        raise ValueError(f"method {method} cannot be rolled out: {why}")
 
 
 def check_sampler(diffusion: DiffusionConfig) -> None:

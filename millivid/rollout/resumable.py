@@ -10,7 +10,9 @@ denoiser; ``write_context`` encodes the ground-truth context; a ``ResumableRollo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from tqdm import tqdm
 from millivid.autoencoder.model import HierarchicalAutoencoder, to_frames
 from millivid.digest import arrays_digest, weights_digest
 from millivid.plan import context_source, make_plan
+from millivid.plan.methods import get_method
 from millivid.plan.step import Span, Step
 from millivid.presets import Config
 from millivid.rollout.dit_denoiser import DiTDenoiser
@@ -40,12 +43,14 @@ from millivid.typed_config import to_dict
 @dataclass
 class Rollout:
     """A batch's rollout ready to run: its plan, an empty latent store (every level, every frame
-    the plan touches), the actions int64 [B, T] and the denoiser."""
+    the plan touches), the actions int64 [B, T], the denoiser and what each written target
+    span implies for other levels (``run_plan``'s ``derive``; None: nothing)."""
 
     plan: list[Step]
     store: LatentStore
     actions: torch.Tensor
     denoiser: DiTDenoiser
+    derive: Callable[[Span], None] | None = None
 
 
 def prepare_rollout(
@@ -89,7 +94,22 @@ def prepare_rollout(
     denoiser = DiTDenoiser(
         model, source, shapes, diffusion, req.reuse_context, req.compile, poses=poses
     )
-    return Rollout(plan, store, actions, denoiser)
+    derive = partial(reencode_levels, store, ae) if get_method(method).reencode else None
+    return Rollout(plan, store, actions, denoiser, derive)
+
+
+@torch.no_grad()
+def reencode_levels(store: LatentStore, ae: HierarchicalAutoencoder, span: Span) -> None:
+    """The coarser levels of the level-0 frames of ``span`` (a method that generates only level
+    0 but reads hierarchical context): decoded to frames and encoded again, as a generated video
+    would be; other spans are left alone."""
+    if span.level != 0:
+        return
+    latents = store.read(span)  # [B, F, h, w, C]
+    frames = ae.decode(latents.flatten(0, 1), 0)
+    for level, z in enumerate(ae.encode(frames)):
+        if level:
+            store.write(Span(level, span.start, span.stop), z.unflatten(0, latents.shape[:2]))
 
 
 @torch.no_grad()
@@ -225,6 +245,7 @@ class ResumableRollout:
                     first_step=self.first,
                     source=rollout.denoiser.source,
                     poses=rollout.denoiser.poses,
+                    derive=rollout.derive,
                     on_step=on_step,
                     after_step=lambda step: self._after_step(step, stop),
                 )

@@ -4,7 +4,8 @@ A *variant* is a method plus an attention mode (``Variant``): ``millivid`` (full
 paper), ``millivid-cc`` (context-causal: context K/V reused across denoising steps),
 ``millivid-balanced`` (training steps drawn with equal weight per target level), ``framepack``,
 ``fullres``, ``hierarchical-framepack`` (FramePack's plan reading hierarchical levels, the
-coarse levels of generated frames re-encoded), ``upscale`` (rollout + upscaling) and ``cascaded`` (MILLIVID's plan over the
+coarse levels of generated frames re-encoded; ``cascaded-framepack``: over the cascaded
+autoencoder's levels), ``mirrored-framepack``, ``upscale`` (rollout + upscaling) and ``cascaded`` (MILLIVID's plan over the
 mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for);
 ``<method>-poses`` variants condition on the camera poses as well as the actions;
 ``<method>-poserope`` variants also rotate queries and keys by the pose (``model.pose_rope``);
@@ -89,6 +90,10 @@ VARIANTS: dict[str, Variant] = {
     "hierarchical-framepack-memory": Variant(
         "hierarchical-framepack", condition="both", pose_rope=True, memory=4
     ),
+    # the same plan over the cascaded autoencoder's mean-pooled levels (paper Fig. 7)
+    "cascaded-framepack": Variant("hierarchical-framepack", ae="cascaded"),
+    # half the sequence mirrored coarse targets, discarded at sampling (paper Fig. 7)
+    "mirrored-framepack": Variant("mirrored-framepack"),
     "upscale": Variant("upscale"),
     "cascaded": Variant("cascaded", ae="cascaded"),
 }

@@ -90,16 +90,21 @@ def test_video_export_is_bf16_and_loads(tmp_path):
     assert method == "fullres" and cfg.preset == "tiny"
 
 
-def test_cascaded_variant_trains_and_uses_its_own_autoencoder(tmp_path):
+def test_cascaded_variants_train_and_use_their_own_autoencoder(tmp_path):
     out = tmp_path / "run"
-    assert run(out, "--variants", "cascaded", "--stages", "data,ae,latents,video,rollout") == 0
+    variants = "cascaded,cascaded-framepack"  # MILLIVID's and FramePack's plan (paper Fig. 6, 7)
+    assert run(out, "--variants", variants, "--stages", "data,ae,latents,video,rollout") == 0
     for folder, kind in (("ae", "hierarchical"), ("ae-cascaded", "cascaded")):
         saved = json.loads((out / folder / "checkpoint" / "config.json").read_text())
         assert saved["ae"]["kind"] == kind
     assert any((out / "latents-cascaded").iterdir())
-    video = json.loads((out / "video" / "cascaded" / "checkpoint" / "config.json").read_text())
-    assert (video["method"], video["ae"]["kind"]) == ("cascaded", "cascaded")
-    assert len(list((out / "rollouts" / "cascaded").glob("*.npz"))) == 2
+    for variant, method in (
+        ("cascaded", "cascaded"),
+        ("cascaded-framepack", "hierarchical-framepack"),
+    ):
+        video = json.loads((out / "video" / variant / "checkpoint" / "config.json").read_text())
+        assert (video["method"], video["ae"]["kind"]) == (method, "cascaded")
+        assert len(list((out / "rollouts" / variant).glob("*.npz"))) == 2
 
 
 def test_balanced_variant_weights_every_target_level_equally():

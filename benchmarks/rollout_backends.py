@@ -8,7 +8,7 @@ a reproduce run's ``gt``) in batches of ``--batch``, ``--repeats`` times under e
 product-attention backend the device has (cuDNN, flash, memory-efficient, math; bf16 autocast on
 CUDA as in every rollout), and prints per backend how many batches exploded (the rollout's own
 check: NaN, inf or a latent beyond ``LATENT_LIMIT``), the largest latent, the largest
-difference from the math backend's latents and between repeats of the same batch (a
+difference from the first backend's latents (math by default) and between repeats of the same batch (a
 deterministic kernel: 0). ``--compile`` runs each backend's model under
 torch.compile, as ``reproduce`` and ``generate`` do on a GPU.
 
@@ -128,6 +128,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help="SDPA backends to run, comma list (differences are taken from the first)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
@@ -139,7 +144,11 @@ def main() -> None:
         flush=True,
     )
     results, reference = {}, None
-    for name in BACKENDS:
+    names = args.backends.split(",")
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise SystemExit(f"--backends: unknown {', '.join(unknown)} (known: {', '.join(BACKENDS)})")
+    for name in names:
         try:
             out = run_backend(name, args, data)
         except RuntimeError as err:  # the device has no such kernel for these inputs
@@ -153,12 +162,12 @@ def main() -> None:
             if a is not None and b is not None
         ]
         row = {k: out[k] for k in ("exploded", "batches", "largest", "repeat_diff", "seconds")}
-        row["max_diff_vs_math"] = max(diffs) if diffs else None
+        row["max_diff_vs_first"] = max(diffs) if diffs else None
         results[name] = row
-        diff = "-" if row["max_diff_vs_math"] is None else f"{row['max_diff_vs_math']:.3g}"
+        diff = "-" if row["max_diff_vs_first"] is None else f"{row['max_diff_vs_first']:.3g}"
         print(
             f"{name}: {row['exploded']}/{row['batches']} batches exploded, largest |latent| "
-            f"{row['largest']:.3g}, max |difference| from math {diff}, between repeats "
+            f"{row['largest']:.3g}, max |difference| from {names[0]} {diff}, between repeats "
             f"{row['repeat_diff']:.3g} ({row['seconds']:.1f} s)",
             flush=True,
         )

@@ -274,6 +274,12 @@ def stage_evaluate(run: Run) -> None:
     for kind in BASELINES:  # every table carries the trivial baselines
         if not (rollouts / kind).exists():
             write_baselines(gt, rollouts / kind, [kind], context, ecfg)
+    missing = [v for v in run.rcfg.variants if not any((rollouts / v).glob("*.npz"))]
+    if missing:  # a variant whose rollout stage failed (its error said why) is not in the table
+        run.log(
+            f"warning: no rollouts of {', '.join(missing)} in {rollouts}: the table leaves "
+            "them out (run the rollout stage for them again)"
+        )
     if _fresh(run.path / "eval" / "results.json", rollouts):
         return
     res = evaluate_sets(
@@ -285,6 +291,9 @@ def stage_evaluate(run: Run) -> None:
         suite=MetricSuite(ecfg, run.device),  # on the run's device (the probe is most of the work)
     )
     write_set_outputs(res, run.path / "eval", ecfg.horizon_names, start=context)
+    if missing:
+        with (run.path / "eval" / "table.md").open("a") as table:
+            table.write(f"\nNot in this table (no rollouts): {', '.join(missing)}.\n")
 
 
 def stage_report(run: Run) -> None:

@@ -153,3 +153,18 @@ def test_the_default_memory_variants_and_conditioning_augmentation_run_end_to_en
     assert saved["diffusion"]["context_noise"] == 0.5
     assert saved["diffusion"]["sample_context_noise"] == 0.1
     assert "millivid-memory-aug" in (out / "eval" / "table.md").read_text()
+
+
+def test_a_variant_without_rollouts_is_named_not_silently_left_out(tmp_path, capsys):
+    """A variant whose rollout stage failed (e.g. its latents exploded) has no rollouts: the
+    evaluation says so and the table names it, the other variants are evaluated."""
+    out = tmp_path / "run"
+    variants = ["--variants", "fullres,framepack"]
+    assert run(out, *variants, "--stages", "data,ae,latents,video,rollout") == 0
+    for f in (out / "rollouts" / "framepack").glob("*.npz"):
+        f.unlink()
+    assert run(out, *variants, "--stages", "evaluate") == 0
+    assert "warning: no rollouts of framepack" in capsys.readouterr().out
+    table = (out / "eval" / "table.md").read_text()
+    assert "| fullres |" in table and "| framepack |" not in table
+    assert "Not in this table (no rollouts): framepack." in table

@@ -46,7 +46,7 @@ from millivid.model.ddim_sampler import compile_for_sampling  # noqa: E402
 from millivid.model.dit import VideoDiT  # noqa: E402
 from millivid.model.packing import pack  # noqa: E402
 from millivid.model.tokens import Tokens  # noqa: E402
-from millivid.nn import count_parameters  # noqa: E402
+from millivid.nn import SDPA_BACKENDS, attention_kernel, count_parameters  # noqa: E402
 from millivid.plan import context_source, make_plan, max_lookback  # noqa: E402
 from millivid.presets import load_preset  # noqa: E402
 from millivid.rollout.engine import run_plan  # noqa: E402
@@ -360,9 +360,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--sdpa",
-        default="default",
-        choices=("default", "flash", "cudnn", "efficient"),
-        help="the only SDPA backend allowed (default: PyTorch's choice)",
+        default="auto",
+        choices=tuple(SDPA_BACKENDS),
+        help="the only SDPA backend allowed (auto: PyTorch's choice)",
     )
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -376,18 +376,8 @@ def main() -> None:
         "generate": bench_generate,
     }
     result["sdpa"] = args.sdpa
-    if args.sdpa == "default":
+    with attention_kernel(args.sdpa):
         result.update(modes[args.mode](args, device))
-    else:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        backend = {
-            "flash": SDPBackend.FLASH_ATTENTION,
-            "cudnn": SDPBackend.CUDNN_ATTENTION,
-            "efficient": SDPBackend.EFFICIENT_ATTENTION,
-        }[args.sdpa]
-        with sdpa_kernel([backend]):
-            result.update(modes[args.mode](args, device))
     if device.type == "cuda":
         from matmul_peak import matmul_peak_tflops
 

@@ -3,14 +3,15 @@ backend.
 
 A rollout whose latents blow up in some batches and not in others, with the same inputs, points
 at a kernel rather than at the model. This rolls out the first ``--frames`` frames of
-``--videos`` held-out videos (rendered from test seeds, or the npz files of ``--videos-dir``, e.g.
-a reproduce run's ``gt``) in batches of ``--batch``, ``--repeats`` times under each scaled-dot-
-product-attention backend the device has (cuDNN, flash, memory-efficient, math; bf16 autocast on
-CUDA as in every rollout), and prints per backend how many batches exploded (the rollout's own
-check: NaN, inf or a latent beyond ``LATENT_LIMIT``), the largest latent, the largest
-difference from the first backend's latents (math by default) and between repeats of the same batch (a
-deterministic kernel: 0). ``--compile`` runs each backend's model under
-torch.compile, as ``reproduce`` and ``generate`` do on a GPU.
+``--videos`` held-out videos (rendered from test seeds, or the npz files of ``--videos-dir``,
+e.g. a reproduce run's ``gt``) in batches of ``--batch``, ``--repeats`` times under each
+scaled-dot-product-attention backend the device has (``math``, ``cudnn``, ``flash``,
+``efficient``: the names of ``millivid --sdpa``; bf16 autocast on CUDA as in every rollout),
+and prints per backend how many batches exploded (the rollout's own check: NaN, inf or a
+latent beyond ``LATENT_LIMIT``), the largest latent, the largest difference from the first
+backend's latents (math by default) and between repeats of the same batch (a deterministic
+kernel: 0). ``--compile`` runs each backend's model under torch.compile, as ``reproduce`` and
+``generate`` do on a GPU.
 
     python benchmarks/rollout_backends.py --ckpt CKPT --videos-dir RUN/gt --videos 64 \\
         --batch 8 --repeats 3 --device cuda --compile
@@ -27,17 +28,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import millivid  # noqa: E402
 from millivid.data.videos import load_video  # noqa: E402
+from millivid.nn import attention_kernel  # noqa: E402
 from millivid.rollout.request import GenerateRequest  # noqa: E402
 from millivid.rollout.resumable import rollout_latents  # noqa: E402
 from millivid.world import TEST_SEED_OFFSET, make_videos  # noqa: E402
 
-BACKENDS = ("MATH", "CUDNN_ATTENTION", "FLASH_ATTENTION", "EFFICIENT_ATTENTION")  # math first
+BACKENDS = ("math", "cudnn", "flash", "efficient")  # names of millivid.nn.SDPA_BACKENDS
 
 
 def held_out_videos(args: argparse.Namespace, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,7 +71,7 @@ def run_backend(name: str, args: argparse.Namespace, data) -> dict:
     frames, actions, poses = data
     exploded, largest, first, spread = 0, 0.0, [], 0.0
     start = time.perf_counter()
-    with sdpa_kernel(getattr(SDPBackend, name)):
+    with attention_kernel(name):
         for repeat in range(args.repeats):
             for i in range(0, len(frames), args.batch):
                 req = GenerateRequest(

@@ -1,12 +1,33 @@
 """Network pieces shared by the autoencoder and the video DiT: sin/cos features, block centres,
-adaLN modulation and the parameter count. Imports only torch, so every package can use it."""
+adaLN modulation, the parameter count and the choice of attention kernel. Imports only torch, so
+every package can use it."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+# scaled-dot-product-attention kernels by name; "auto": PyTorch's choice (cuDNN's on Hopper GPUs
+# with torch 2.11). cudnn and efficient exist on CUDA only.
+SDPA_BACKENDS = {
+    "auto": None,
+    "cudnn": SDPBackend.CUDNN_ATTENTION,
+    "flash": SDPBackend.FLASH_ATTENTION,
+    "efficient": SDPBackend.EFFICIENT_ATTENTION,
+    "math": SDPBackend.MATH,
+}
+
+
+def attention_kernel(name: str) -> contextlib.AbstractContextManager:
+    """A context in which every SDPA call runs the kernel ``name`` (``SDPA_BACKENDS``)."""
+    if name not in SDPA_BACKENDS:
+        raise ValueError(f"attention kernel {name!r}: expected one of {', '.join(SDPA_BACKENDS)}")
+    backend = SDPA_BACKENDS[name]
+    return contextlib.nullcontext() if backend is None else sdpa_kernel(backend)
 
 
 def sincos(pos: Tensor, dim: int, base: float = 10_000.0) -> Tensor:

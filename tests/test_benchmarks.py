@@ -138,7 +138,7 @@ def test_rollout_backends_compares_attention_kernels(tmp_path):
     args += ["--frames", "3", "--steps", "1", "--batch", "1", "--device", "cpu", "--json", str(out)]
     run_benchmark("rollout_backends.py", *args)
     backends = json.loads(out.read_text())["backends"]
-    assert {"MATH", "FLASH_ATTENTION"} <= set(backends)
+    assert {"math", "flash"} <= set(backends)
     for row in backends.values():
         assert row["exploded"] == 0 and row["batches"] == 2 and 0 < row["largest"] < 100
         assert row["repeat_diff"] == 0.0 and row["max_diff_vs_first"] < 1e-3

@@ -4,6 +4,7 @@ import torch
 
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.cli import main
+from millivid.data.videos import VideoRecord, save_video
 from millivid.jobs.video_task import build_video_model
 from millivid.presets import load_preset
 from millivid.train import write_checkpoint
@@ -266,3 +267,30 @@ def test_hierarchical_framepack_rolls_out_reading_re_encoded_coarse_levels():
         torch.testing.assert_close(held, again[level].to(held.dtype))
     # the other methods derive nothing
     assert prepare_rollout(req, model_for(cfg, "framepack"), cfg, "framepack", ae).derive is None
+
+
+def test_the_attention_kernel_can_be_chosen_and_a_missing_one_is_a_clear_error(
+    tmp_path, monkeypatch, capsys
+):
+    """``millivid --sdpa NAME`` (or MILLIVID_SDPA) runs every model with that SDPA kernel: the
+    math kernel generates the same video as PyTorch's choice within float error; a kernel the
+    device lacks (cuDNN on a CPU) and an unknown name are one-line errors."""
+    video, ae = make_runs(tmp_path)
+    src = tmp_path / "in.npz"
+    save_video(
+        src, VideoRecord(video=np.zeros((30, 32, 32, 3), np.uint8), actions=np.zeros(30, np.int64))
+    )
+    base = ["generate", "--ckpt", str(video), "--ae", str(ae), "--video", str(src)]
+    base += ["--context", "24", "--frames", "4", "--steps", "1"]
+    assert main([*base, "--out", str(tmp_path / "auto")]) == 0
+    assert main(["--sdpa", "math", *base, "--out", str(tmp_path / "math")]) == 0
+    with np.load(tmp_path / "auto.npz") as a, np.load(tmp_path / "math.npz") as m:
+        assert np.abs(a["video"].astype(int) - m["video"].astype(int)).max() <= 1
+    capsys.readouterr()
+    assert main(["--sdpa", "cudnn", *base, "--out", str(tmp_path / "cudnn")]) == 1
+    err = capsys.readouterr().err
+    assert "attention kernel chosen with --sdpa or MILLIVID_SDPA cannot run" in err
+    assert "Traceback" not in err
+    monkeypatch.setenv("MILLIVID_SDPA", "fastest")
+    assert main([*base, "--out", str(tmp_path / "env")]) == 1
+    assert "MILLIVID_SDPA='fastest': expected one of auto, cudnn" in capsys.readouterr().err

@@ -19,6 +19,7 @@ import sys
 import zipfile
 
 from millivid.cli.common import CommandParser
+from millivid.nn import SDPA_BACKENDS, attention_kernel
 
 # One module per stage of the data flow; a module that fails to import is a bug, not optional.
 SUBCOMMAND_MODULES = (
@@ -37,6 +38,7 @@ SUBCOMMAND_MODULES = (
 )
 
 DEBUG_ENV = "MILLIVID_DEBUG"
+SDPA_ENV = "MILLIVID_SDPA"
 
 # what to do after an interruption, for the commands that keep their work (the others start over)
 RESUME_HINTS = {
@@ -89,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="on an error, show the full Python traceback instead of one line (also "
         f"{DEBUG_ENV}=1); give it before the command: millivid --debug generate ...",
     )
+    parser.add_argument(
+        "--sdpa",
+        choices=tuple(SDPA_BACKENDS),
+        default=None,
+        help="the attention kernel every model uses (default: auto, PyTorch's choice; also "
+        f"{SDPA_ENV}=NAME; cudnn and efficient need a CUDA GPU); give it before the command",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         try:
@@ -118,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     command = command_words(args)
     try:
-        return int(args.func(args) or 0)
+        with attention_kernel(sdpa_choice(args)):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt as err:
         if debug or argv is not None:
             raise
@@ -130,6 +140,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{command}: error: {line}", file=sys.stderr)
         return 1
+
+
+def sdpa_choice(args: argparse.Namespace) -> str:
+    """The attention kernel of this command: ``--sdpa``, else ``MILLIVID_SDPA``, else auto."""
+    name = args.sdpa or os.environ.get(SDPA_ENV) or "auto"
+    if name not in SDPA_BACKENDS:
+        raise ValueError(f"{SDPA_ENV}={name!r}: expected one of {', '.join(SDPA_BACKENDS)}")
+    return name
 
 
 def command_words(args: argparse.Namespace) -> str:
@@ -174,6 +192,11 @@ def user_error_line(err: Exception) -> str | None:
         return f"{where}: not a readable .npz (truncated or corrupt: {err}): delete or re-create it"
     if isinstance(err, ValueError):
         return str(err)
+    if isinstance(err, RuntimeError) and "No viable backend for scaled_dot_product" in str(err):
+        return (
+            f"the attention kernel chosen with --sdpa or {SDPA_ENV} cannot run these inputs on "
+            "this device (cudnn and efficient need a CUDA GPU): choose another, or auto"
+        )
     torch = sys.modules.get("torch")  # not imported: the error cannot be torch's
     if torch is not None and isinstance(err, torch.cuda.OutOfMemoryError):
         said = ". ".join(str(err).split(". ")[:2])  # "CUDA out of memory. Tried to allocate X"

@@ -142,3 +142,23 @@ def test_rollout_backends_compares_attention_kernels(tmp_path):
     for row in backends.values():
         assert row["exploded"] == 0 and row["batches"] == 2 and 0 < row["largest"] < 100
         assert row["repeat_diff"] == 0.0 and row["max_diff_vs_first"] < 1e-3
+
+
+def test_gain_by_revisits_groups_the_lead_by_each_videos_revisit_share(tmp_path):
+    """Two videos, the long horizon (frames 257-768): A leads B by 2 dB on the video without
+    revisits and by 0 dB on the one that revisits on every frame."""
+    path = tmp_path / "per_frame.csv"
+    lines = ["method,video,frame,revisit,turn,psnr"]
+    for frame in (300, 301):
+        lines += [f"A,v0,{frame},0,0,20", f"B,v0,{frame},0,0,18"]
+        lines += [f"A,v1,{frame},1,0,15", f"B,v1,{frame},1,0,15"]
+        lines += [f"A,v1,{frame - 100},0,0,99"]  # medium horizon: not counted
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "lead.json"
+    args = ["--csv", str(path), "--method", "A", "--baseline", "B", "--json", str(out)]
+    run_benchmark("gain_by_revisits.py", *args)
+    result = json.loads(out.read_text())
+    assert result["videos"] == 2 and result["lead"] == pytest.approx(1.0)
+    assert result["correlation"] == pytest.approx(-1.0)
+    leads = {g["revisit_share"]: (g["videos"], g["lead"]) for g in result["groups"]}
+    assert leads["none"] == (1, pytest.approx(2.0)) and leads[">= 30 %"] == (1, 0.0)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The mini reproduction on one GPU in <10-minute calls (docs/RESULTS.md). Every phase resumes
 # where the last call stopped (wrap each call in `timeout`); run them in order:
-#   bash scripts/mini_gpu.sh data     # world data and latent cache
+#   bash scripts/mini_gpu.sh data     # world data and latent cache (TEST_FROM=RUN: that run's
+#                                     # test set, for runs that differ in training data only)
 #   bash scripts/mini_gpu.sh train    # the video models one after another (PARALLEL=1: side by
 #                                     # side), TRAIN_STEPS each
 #   bash scripts/mini_gpu.sh export   # bf16 models + logs into OUT
@@ -74,6 +75,11 @@ bench() { [ "$DEVICE" = cpu ] || python benchmarks/bench_video_model.py --device
 
 case "${1:-}" in
 data)  # + the cascaded autoencoder and its latents when VARIANTS has cascaded
+  # TEST_FROM=OTHER_RUN: use that run's test set (same world, e.g. only world.train_actions
+  # differs) instead of rendering it again; render the runs' data one after another, not at once
+  if [ -n "${TEST_FROM:-}" ] && [ ! -e "$RUN/data/test" ]; then
+    mkdir -p "$RUN/data" && ln -s "$(cd "$TEST_FROM/data/test" && pwd)" "$RUN/data/test"
+  fi
   repro --variants "${VARIANTS// /,}" --stages data,ae,latents --workers 16 --store \
     --set ae_train.compile="$COMPILE" > "$OUT/data.log" 2>&1 || exit 1
   ;;

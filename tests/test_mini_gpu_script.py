@@ -163,3 +163,27 @@ def test_a_stopped_ae_call_is_resumed_by_the_next(tmp_path):
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(10, steps[-1] + 1, 10))  # one run, continued
     assert not (tmp_path / "out" / "ae_quality.txt").exists()  # left to the finishing call
+
+
+def test_test_from_shares_another_runs_test_set(tmp_path):
+    """TEST_FROM=RUN: a second run on other training trajectories renders only its training
+    videos and reads the first run's test set."""
+    first = dry_run_env(tmp_path, VARIANTS="fullres")
+    second = dry_run_env(
+        tmp_path,
+        VARIANTS="fullres",
+        RUN=str(tmp_path / "revisit"),
+        TEST_FROM=str(tmp_path / "run"),
+        SETS="world.train_actions=revisit",
+    )
+    for env in (first, second):
+        done = subprocess.run(["bash", SCRIPT, "data"], cwd=ROOT, env=env, capture_output=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+    test = tmp_path / "revisit" / "data" / "test"
+    assert test.is_symlink() and test.resolve() == (tmp_path / "run" / "data" / "test").resolve()
+    assert sorted(p.name for p in (tmp_path / "revisit" / "gt").glob("*.npz")) == [
+        "000000.npz",
+        "000001.npz",
+    ]
+    meta = json.loads((tmp_path / "revisit" / "data" / "train" / "dataset.json").read_text())
+    assert json.dumps(meta).count('"train_actions": "revisit"') == 1

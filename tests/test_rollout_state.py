@@ -73,15 +73,23 @@ def test_a_rerun_with_other_settings_refuses_the_saved_state(tmp_path, monkeypat
     assert state.exists() and not (tmp_path / "g.npz").exists()
 
 
-def test_the_same_request_resumes_and_a_finished_run_removes_its_state(tmp_path, monkeypatch):
-    ckpt, ae = make_runs(tmp_path)
-    npz = small_video(tmp_path / "in.npz")
-    assert generate(ckpt, ae, npz, tmp_path / "full") == 0
+@pytest.mark.parametrize(
+    "method,attention", [("millivid", "context-causal"), ("hierarchical-framepack", "full")]
+)
+def test_the_same_request_resumes_and_a_finished_run_removes_its_state(
+    method, attention, tmp_path, monkeypatch
+):
+    """Also hierarchical FramePack, whose saved state must hold the re-encoded coarse levels of
+    the frames generated before the stop."""
+    ckpt, ae = make_runs(tmp_path, method, attention)
+    npz = small_video(tmp_path / "in.npz", frames=32)
+    longer = ("--frames", "8")  # later steps read the coarse levels of frames made before the stop
+    assert generate(ckpt, ae, npz, tmp_path / "full", *longer) == 0
     original = stop_after(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
-        generate(ckpt, ae, npz, tmp_path / "part")
+        generate(ckpt, ae, npz, tmp_path / "part", *longer)
     monkeypatch.setattr("millivid.rollout.resumable.run_plan", original)
-    assert generate(ckpt, ae, npz, tmp_path / "part", "--no-kv-reuse") == 0  # rounding only
+    assert generate(ckpt, ae, npz, tmp_path / "part", *longer, "--no-kv-reuse") == 0  # rounding
     assert not (tmp_path / "part.state.safetensors").exists()
     with np.load(tmp_path / "full.npz") as a, np.load(tmp_path / "part.npz") as b:
         assert np.abs(a["video"].astype(int) - b["video"].astype(int)).max() <= 2

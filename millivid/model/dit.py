@@ -15,7 +15,8 @@ gathered per token.
 
 Padding (context cut at frame 0) and context dropped for classifier-free guidance are not
 masked: their input embedding is a learned null token (positions, level and action embeddings are
-still added). No attention mask ever exists, so SDPA always runs its flash kernel on GPU and
+still added). No attention mask ever exists, so SDPA always runs a fused flash-style kernel on GPU (cuDNN's
+on Hopper with torch 2.11; ``millivid --sdpa`` pins another) and
 every batch has the same static graph.
 
 Attention (``DiTConfig.attention``):
@@ -50,7 +51,7 @@ from millivid.nn import block_centre, modulate
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """SDPA of q [B, H, n, d] over k, v [B, H, m, d] (never masked: flash on GPU)."""
+    """SDPA of q [B, H, n, d] over k, v [B, H, m, d] (never masked: a fused kernel on GPU)."""
     return F.scaled_dot_product_attention(q, k, v)
 
 

@@ -15,9 +15,9 @@ gathered per token.
 
 Padding (context cut at frame 0) and context dropped for classifier-free guidance are not
 masked: their input embedding is a learned null token (positions, level and action embeddings are
-still added). No attention mask ever exists, so SDPA always runs a fused flash-style kernel on GPU (cuDNN's
-on Hopper with torch 2.11; ``millivid --sdpa`` pins another) and
-every batch has the same static graph.
+still added). No attention mask ever exists, so SDPA always runs a fused flash-style kernel on
+GPU (cuDNN's on Hopper with torch 2.11; ``millivid --sdpa`` pins another) and every batch has
+the same static graph.
 
 Attention (``DiTConfig.attention``):
 * ``full``: one SDPA over the sequence.

@@ -124,6 +124,12 @@ def test_video_stage_command_relaunches_the_same_run_under_torchrun():
     cmd = video_stage_command(["reproduce", "--out", "R", "--gpus", "2", "--stages=data,video"], 2)
     assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     assert cmd[5:] == ["-m", "millivid", "reproduce", "--out", "R", "--stages", "video"]
+    # options before the command (the attention kernel) reach the relaunched processes
+    cmd = video_stage_command(["--sdpa", "flash", "reproduce", "--out", "R", "--gpus", "2"], 2)
+    assert cmd[5:] == ["-m", "millivid", "--sdpa", "flash", "reproduce", "--out", "R"] + [
+        "--stages",
+        "video",
+    ]
 
 
 def test_gpus_2_trains_the_video_models_with_ddp_on_two_processes(tmp_path):

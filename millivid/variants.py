@@ -13,7 +13,8 @@ mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage wh
 the earlier frames it does not hold in full detail (``plan.memory_frames``; ``-memory-older``:
 only from before everything else it sees); ``millivid-recent`` uses the plan whose steps see
 their own level's most recent frames; ``millivid-memory-aug`` also trains on noised coarse
-context (``diffusion.context_noise``). The default set is the recipe of the shipped model (which
+context (``diffusion.context_noise``); ``millivid-coarse-memory`` spends the same memory tokens on
+16 level-1 frames (``plan.memory_level``). The default set is the recipe of the shipped model (which
 also trained on ``world.train_actions = revisit``) and its baselines with the same memory
 (docs/RESULTS.md, Table 1): ``millivid-memory-aug``, ``framepack-memory``, ``fullres-memory``.
 """
@@ -40,6 +41,7 @@ class Variant:
     pose_rope: bool = False
     memory: int = 0  # frames retrieved by camera pose into every step (plan.memory_frames)
     memory_pool: str = "unheld"  # where they come from (plan.memory_pool)
+    memory_level: int = 0  # the level they are seen at (plan.memory_level)
     # conditioning augmentation of the coarse context (diffusion.context_noise / sample_...)
     context_noise: tuple[float, float] = (0.0, 0.0)
 
@@ -74,6 +76,17 @@ VARIANTS: dict[str, Variant] = {
         condition="both",
         pose_rope=True,
         memory=4,
+        context_noise=(0.5, 0.1),
+    ),
+    # the same token budget spent on 16 memory frames at level 1 instead of 4 at level 0:
+    # more places recalled, each in less detail
+    "millivid-coarse-memory": Variant(
+        "millivid",
+        balanced=True,
+        condition="both",
+        pose_rope=True,
+        memory=16,
+        memory_level=1,
         context_noise=(0.5, 0.1),
     ),
     # memory frames only from before everything else a step sees (plan.memory_pool = older)
@@ -121,5 +134,6 @@ def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
             level_weights=weights,
             memory_frames=v.memory or cfg.plan.memory_frames,
             memory_pool=v.memory_pool if v.memory else cfg.plan.memory_pool,
+            memory_level=v.memory_level if v.memory else cfg.plan.memory_level,
         ),
     )

@@ -19,6 +19,7 @@ from millivid.presets import load_preset
 from millivid.rollout.engine import run_plan
 from millivid.rollout.request import extrapolate_poses
 from millivid.rollout.store import LatentStore, PendingLatentError
+from millivid.variants import variant_config
 
 TINY = PlanConfig(tokens=(16, 4, 1), context=(1, 4, 16), target_tokens=16, memory_frames=2)
 SHAPES = [(4, 4), (2, 2), (1, 1)]
@@ -163,20 +164,21 @@ def test_gather_frames_zeroes_missing_slots():
 
 
 @pytest.mark.parametrize(
-    "method,source,pool",
+    "method,source,pool,level",
     [
-        ("millivid", "levels", "unheld"),
-        ("millivid", "levels", "older"),
-        ("framepack", "patchify", "unheld"),
-        ("fullres", "levels", "unheld"),
+        ("millivid", "levels", "unheld", 0),
+        ("millivid", "levels", "unheld", 1),
+        ("millivid", "levels", "older", 0),
+        ("framepack", "patchify", "unheld", 0),
+        ("fullres", "levels", "unheld", 0),
     ],
 )
-def test_rollout_hands_the_model_what_training_packs(method, source, pool):
+def test_rollout_hands_the_model_what_training_packs(method, source, pool, level):
     """A rollout whose denoiser returns the true latents sees, at every step, exactly the tokens
     that training packs for that step from the whole video: same memory frames included (and the
     store, which refuses pending latents, holds every frame the pool offers)."""
     levels, actions, poses = video(frames=128)  # the last chunks run past frame 90
-    plan = make_plan(method, replace(TINY, memory_pool=pool), 40, 90)
+    plan = make_plan(method, replace(TINY, memory_pool=pool, memory_level=level), 40, 90)
     store = LatentStore(SHAPES, batch=1, frames=max(s.last_frame for s in plan), channels=4)
     for lvl, lat in enumerate(levels):
         store.write(Span(lvl, 0, 40), lat[:, :40])
@@ -239,3 +241,18 @@ def test_poses_past_the_end_keep_the_last_motion():
     np.testing.assert_allclose(out[3:, 4], [-12, -12])
     assert extrapolate_poses(poses[:1], 3).tolist() == [poses[0].tolist()] * 3  # one frame: stay
     assert extrapolate_poses(poses, 2).shape == (2, 5)
+
+
+def test_coarse_memory_variant_spends_the_same_tokens_at_level_1():
+    """``millivid-coarse-memory``: 16 level-1 frames where ``millivid-memory-aug`` has 4 level-0
+    frames; the same sequence length at the mini preset."""
+    cfg = load_preset("mini")
+    steps = {}
+    for name in ("millivid-memory-aug", "millivid-coarse-memory"):
+        method, vcfg = variant_config(cfg, name)
+        steps[name] = make_plan(method, vcfg.plan, 256, 1024)
+    coarse = steps["millivid-coarse-memory"]
+    assert {s.memory.level for s in coarse} == {1} and {s.memory.frames for s in coarse} == {16}
+    assert [s.sequence_tokens for s in coarse] == [
+        s.sequence_tokens for s in steps["millivid-memory-aug"]
+    ]

@@ -362,7 +362,7 @@ def main() -> None:
         "--sdpa",
         default="auto",
         choices=tuple(SDPA_BACKENDS),
-        help="the only SDPA backend allowed (auto: PyTorch's choice)",
+        help="the SDPA backend (the math kernel where it cannot run; auto: PyTorch's choice)",
     )
     args = parser.parse_args()
     device = torch.device(args.device)

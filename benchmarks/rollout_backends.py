@@ -6,7 +6,8 @@ at a kernel rather than at the model. This rolls out the first ``--frames`` fram
 ``--videos`` held-out videos (rendered from test seeds, or the npz files of ``--videos-dir``,
 e.g. a reproduce run's ``gt``) in batches of ``--batch``, ``--repeats`` times under each
 scaled-dot-product-attention backend the device has (``math``, ``cudnn``, ``flash``,
-``efficient``: the names of ``millivid --sdpa``; bf16 autocast on CUDA as in every rollout),
+``efficient``: the names of ``millivid --sdpa``; bf16 autocast on CUDA as in every rollout;
+the float32 autoencoder falls back to math under ``flash`` and ``cudnn``),
 and prints per backend how many batches exploded (the rollout's own check: NaN, inf or a
 latent beyond ``LATENT_LIMIT``), the largest latent, the largest difference from the first
 backend's latents (math by default) and between repeats of the same batch (a deterministic

@@ -23,11 +23,15 @@ SDPA_BACKENDS = {
 
 
 def attention_kernel(name: str) -> contextlib.AbstractContextManager:
-    """A context in which every SDPA call runs the kernel ``name`` (``SDPA_BACKENDS``)."""
+    """A context in which every SDPA call runs the kernel ``name`` (``SDPA_BACKENDS``) and,
+    where that kernel cannot take the inputs (the float32 autoencoder under ``flash`` or
+    ``cudnn``, which need half precision; any of the GPU kernels on a CPU), the math kernel."""
     if name not in SDPA_BACKENDS:
         raise ValueError(f"attention kernel {name!r}: expected one of {', '.join(SDPA_BACKENDS)}")
     backend = SDPA_BACKENDS[name]
-    return contextlib.nullcontext() if backend is None else sdpa_kernel(backend)
+    if backend is None:
+        return contextlib.nullcontext()
+    return sdpa_kernel([backend, SDPBackend.MATH], set_priority=True)
 
 
 def sincos(pos: Tensor, dim: int, base: float = 10_000.0) -> Tensor:

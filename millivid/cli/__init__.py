@@ -96,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=tuple(SDPA_BACKENDS),
         default=None,
         help="the attention kernel every model uses (default: auto, PyTorch's choice; also "
-        f"{SDPA_ENV}=NAME; cudnn and efficient need a CUDA GPU); give it before the command",
+        f"{SDPA_ENV}=NAME); where it cannot take the inputs (flash and cudnn need half "
+        "precision and a CUDA GPU, efficient a CUDA GPU) the math kernel runs; give it before "
+        "the command",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
@@ -192,11 +194,6 @@ def user_error_line(err: Exception) -> str | None:
         return f"{where}: not a readable .npz (truncated or corrupt: {err}): delete or re-create it"
     if isinstance(err, ValueError):
         return str(err)
-    if isinstance(err, RuntimeError) and "No viable backend for scaled_dot_product" in str(err):
-        return (
-            f"the attention kernel chosen with --sdpa or {SDPA_ENV} cannot run these inputs on "
-            "this device (cudnn and efficient need a CUDA GPU): choose another, or auto"
-        )
     torch = sys.modules.get("torch")  # not imported: the error cannot be torch's
     if torch is not None and isinstance(err, torch.cuda.OutOfMemoryError):
         said = ". ".join(str(err).split(". ")[:2])  # "CUDA out of memory. Tried to allocate X"

@@ -14,7 +14,9 @@ the earlier frames it does not hold in full detail (``plan.memory_frames``; ``-m
 only from before everything else it sees); ``millivid-recent`` uses the plan whose steps see
 their own level's most recent frames; ``millivid-memory-aug`` also trains on noised coarse
 context (``diffusion.context_noise``); ``millivid-coarse-memory`` spends the same memory tokens on
-16 level-1 frames (``plan.memory_level``). The default set is the recipe of the shipped model (which
+16 level-1 frames (``plan.memory_level``), ``millivid-own-level-memory`` at each step's own
+target level and ``millivid-split-memory`` at level 0 for fine and level 1 for coarse steps
+(``plan.memory_levels``). The default set is the recipe of the shipped model (which
 also trained on ``world.train_actions = revisit``) and its baselines with the same memory
 (docs/RESULTS.md, Table 1): ``millivid-memory-aug``, ``framepack-memory``, ``fullres-memory``.
 """
@@ -42,6 +44,7 @@ class Variant:
     memory: int = 0  # frames retrieved by camera pose into every step (plan.memory_frames)
     memory_pool: str = "unheld"  # where they come from (plan.memory_pool)
     memory_level: int = 0  # the level they are seen at (plan.memory_level)
+    memory_levels: tuple[int, ...] = ()  # ... per target level, same tokens (plan.memory_levels)
     # conditioning augmentation of the coarse context (diffusion.context_noise / sample_...)
     context_noise: tuple[float, float] = (0.0, 0.0)
 
@@ -87,6 +90,27 @@ VARIANTS: dict[str, Variant] = {
         pose_rope=True,
         memory=16,
         memory_level=1,
+        context_noise=(0.5, 0.1),
+    ),
+    # the same memory tokens at each step's own target level: 4 level-0 frames for level-0
+    # steps, 16 level-1, 64 level-2 and 256 level-3 frames for the coarser ones
+    "millivid-own-level-memory": Variant(
+        "millivid",
+        balanced=True,
+        condition="both",
+        pose_rope=True,
+        memory=4,
+        memory_levels=(0, 1, 2, 3),
+        context_noise=(0.5, 0.1),
+    ),
+    # 4 level-0 frames for the level-0 and level-1 steps, 16 level-1 frames for the coarser ones
+    "millivid-split-memory": Variant(
+        "millivid",
+        balanced=True,
+        condition="both",
+        pose_rope=True,
+        memory=4,
+        memory_levels=(0, 0, 1, 1),
         context_noise=(0.5, 0.1),
     ),
     # memory frames only from before everything else a step sees (plan.memory_pool = older)
@@ -135,5 +159,6 @@ def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
             memory_frames=v.memory or cfg.plan.memory_frames,
             memory_pool=v.memory_pool if v.memory else cfg.plan.memory_pool,
             memory_level=v.memory_level if v.memory else cfg.plan.memory_level,
+            memory_levels=v.memory_levels if v.memory else cfg.plan.memory_levels,
         ),
     )

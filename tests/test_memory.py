@@ -126,6 +126,27 @@ def test_memory_adds_the_same_tokens_to_every_step_of_every_method():
         make_plan("millivid", replace(TINY, memory_pool="all"), 30, 40)
 
 
+def test_memory_levels_give_each_target_level_its_own_memory_in_the_same_tokens():
+    """``plan.memory_levels``: a step whose target is at level l sees its memory at
+    ``memory_levels[l]``, as many frames as fill memory_frames x tokens[memory_level]."""
+    budget = replace(TINY, memory_levels=(0, 1, 2))  # 2 level-0 frames = 32 tokens
+    plan = make_plan("millivid", budget, 30, 130)
+    seen = {(s.target.level, s.memory.level, s.memory.frames) for s in plan}
+    assert seen == {(0, 0, 2), (1, 1, 8), (2, 2, 32)}
+    assert {s.memory_tokens for s in plan} == {32}
+    assert {s.sequence_tokens for s in plan} == {
+        make_plan("millivid", TINY, 30, 130)[0].sequence_tokens
+    }
+    check_plan("millivid", budget, 30, 130, plan)
+    with pytest.raises(BudgetError, match="one memory level per target level, 3 values"):
+        make_plan("millivid", replace(TINY, memory_levels=(0, 1)), 30, 40)
+    with pytest.raises(BudgetError, match="level 3 must be in 0..2"):
+        make_plan("millivid", replace(TINY, memory_levels=(0, 1, 3)), 30, 40)
+    odd = replace(TINY, memory_frames=1, memory_level=2, memory_levels=(0, 1, 2))
+    with pytest.raises(BudgetError, match="fill the 1 memory tokens exactly"):
+        make_plan("millivid", odd, 30, 40)
+
+
 def video(frames=96, channels=4, seed=0):
     gen = torch.Generator().manual_seed(seed)
     levels = [torch.randn(1, frames, h, w, channels, generator=gen) for h, w in SHAPES]
@@ -164,21 +185,24 @@ def test_gather_frames_zeroes_missing_slots():
 
 
 @pytest.mark.parametrize(
-    "method,source,pool,level",
+    "method,source,pool,level,by_target",
     [
-        ("millivid", "levels", "unheld", 0),
-        ("millivid", "levels", "unheld", 1),
-        ("millivid", "levels", "older", 0),
-        ("framepack", "patchify", "unheld", 0),
-        ("fullres", "levels", "unheld", 0),
+        ("millivid", "levels", "unheld", 0, ()),
+        ("millivid", "levels", "unheld", 1, ()),
+        ("millivid", "levels", "unheld", 0, (0, 1, 2)),
+        ("millivid", "levels", "unheld", 0, (0, 0, 1)),
+        ("millivid", "levels", "older", 0, ()),
+        ("framepack", "patchify", "unheld", 0, ()),
+        ("fullres", "levels", "unheld", 0, ()),
     ],
 )
-def test_rollout_hands_the_model_what_training_packs(method, source, pool, level):
+def test_rollout_hands_the_model_what_training_packs(method, source, pool, level, by_target):
     """A rollout whose denoiser returns the true latents sees, at every step, exactly the tokens
     that training packs for that step from the whole video: same memory frames included (and the
     store, which refuses pending latents, holds every frame the pool offers)."""
     levels, actions, poses = video(frames=128)  # the last chunks run past frame 90
-    plan = make_plan(method, replace(TINY, memory_pool=pool, memory_level=level), 40, 90)
+    budget = replace(TINY, memory_pool=pool, memory_level=level, memory_levels=by_target)
+    plan = make_plan(method, budget, 40, 90)
     store = LatentStore(SHAPES, batch=1, frames=max(s.last_frame for s in plan), channels=4)
     for lvl, lat in enumerate(levels):
         store.write(Span(lvl, 0, 40), lat[:, :40])
@@ -243,16 +267,23 @@ def test_poses_past_the_end_keep_the_last_motion():
     assert extrapolate_poses(poses, 2).shape == (2, 5)
 
 
-def test_coarse_memory_variant_spends_the_same_tokens_at_level_1():
+def test_memory_variants_spend_the_same_tokens_at_other_levels():
     """``millivid-coarse-memory``: 16 level-1 frames where ``millivid-memory-aug`` has 4 level-0
-    frames; the same sequence length at the mini preset."""
+    frames; ``-own-level-`` and ``-split-memory``: per target level; the same sequence length at
+    the mini preset."""
     cfg = load_preset("mini")
     steps = {}
-    for name in ("millivid-memory-aug", "millivid-coarse-memory"):
+    names = ("millivid-coarse-memory", "millivid-own-level-memory", "millivid-split-memory")
+    for name in ("millivid-memory-aug", *names):
         method, vcfg = variant_config(cfg, name)
         steps[name] = make_plan(method, vcfg.plan, 256, 1024)
     coarse = steps["millivid-coarse-memory"]
     assert {s.memory.level for s in coarse} == {1} and {s.memory.frames for s in coarse} == {16}
-    assert [s.sequence_tokens for s in coarse] == [
-        s.sequence_tokens for s in steps["millivid-memory-aug"]
-    ]
+    for name in names:
+        assert [s.sequence_tokens for s in steps[name]] == [
+            s.sequence_tokens for s in steps["millivid-memory-aug"]
+        ], name
+    own = {(s.target.level, s.memory.level, s.memory.frames) for s in steps[names[1]]}
+    assert own == {(0, 0, 4), (1, 1, 16), (2, 2, 64), (3, 3, 256)}
+    split = {(s.target.level, s.memory.level, s.memory.frames) for s in steps[names[2]]}
+    assert split == {(0, 0, 4), (1, 0, 4), (2, 1, 16), (3, 1, 16)}

@@ -43,7 +43,8 @@ def check_context(budget: PlanConfig) -> None:
 
 
 def check_memory(budget: PlanConfig) -> None:
-    """``plan.memory_frames`` >= 0 at an existing ``plan.memory_level``."""
+    """``plan.memory_frames`` >= 0 at an existing ``plan.memory_level``; ``plan.memory_levels``
+    one existing level per target level whose frames fill the same memory tokens."""
     if budget.memory_frames < 0:
         raise BudgetError(f"plan.memory_frames = {budget.memory_frames}: must be >= 0")
     if budget.memory_frames and not 0 <= budget.memory_level < len(budget.tokens):
@@ -53,6 +54,31 @@ def check_memory(budget: PlanConfig) -> None:
         )
     if budget.memory_pool not in ("unheld", "older"):
         raise BudgetError(f"plan.memory_pool = {budget.memory_pool!r}: use unheld or older")
+    if not budget.memory_levels:
+        return
+    levels = len(budget.tokens)
+    if len(budget.memory_levels) != levels:
+        raise BudgetError(
+            f"plan.memory_levels = {list(budget.memory_levels)}: one memory level per target "
+            f"level, {levels} values"
+        )
+    tokens = budget.memory_frames * budget.tokens[budget.memory_level]
+    for level in budget.memory_levels:
+        if not 0 <= level < levels or tokens % budget.tokens[level]:
+            raise BudgetError(
+                f"plan.memory_levels = {list(budget.memory_levels)}: level {level} must be in "
+                f"0..{levels - 1} and its frames must fill the {tokens} memory tokens exactly"
+            )
+
+
+def memory_at(budget: PlanConfig, target_level: int) -> tuple[int, int]:
+    """(level, frames) of the memory of a step whose target is at ``target_level``: the same
+    tokens at every step, at ``plan.memory_levels[target_level]`` when given."""
+    if not budget.memory_levels:
+        return budget.memory_level, budget.memory_frames
+    level = budget.memory_levels[target_level]
+    tokens = budget.memory_frames * budget.tokens[budget.memory_level]
+    return level, tokens // budget.tokens[level]
 
 
 def target_frames(budget: PlanConfig, levels: int | None = None) -> tuple[int, ...]:

@@ -22,3 +22,7 @@ class PlanConfig:
     memory_frames: int = 0
     memory_level: int = 0
     memory_pool: str = "unheld"
+    # per target level (finest first), the level a step's memory frames are seen at instead of
+    # ``memory_level``, as many frames as fill the same tokens (memory_frames x tokens[memory_
+    # level]); empty = ``memory_level`` for every step
+    memory_levels: tuple[int, ...] = ()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from millivid.plan.baselines import fullres_period, fullres_plan, upscale_period, upscale_plan
-from millivid.plan.budget import BudgetError, check_memory, mirrored_frames
+from millivid.plan.budget import BudgetError, check_memory, memory_at, mirrored_frames
 from millivid.plan.coarse_to_fine import (
     coarse_to_fine_period,
     coarse_to_fine_plan,
@@ -155,9 +155,7 @@ def raw_steps(method: str, budget: PlanConfig, start: int, end: int) -> list[Ste
     budget's retrieved memory frames (``plan.memory_frames``)."""
     check_memory(budget)
     return [
-        with_memory(
-            raw, budget.memory_level, budget.memory_frames, budget.tokens, budget.memory_pool
-        )
+        with_memory(raw, *memory_at(budget, raw.target.level), budget.tokens, budget.memory_pool)
         for raw in get_method(method).raw_plan(budget, start, end)
     ]
 

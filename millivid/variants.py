@@ -49,6 +49,17 @@ class Variant:
     context_noise: tuple[float, float] = (0.0, 0.0)
 
 
+# the shipped model's recipe (docs/RESULTS.md): pose-conditioned, pose rotary attention, 4 memory
+# frames retrieved by pose, noised coarse context; the memory variants below change its memory
+MEMORY_AUG = Variant(
+    "millivid",
+    balanced=True,
+    condition="both",
+    pose_rope=True,
+    memory=4,
+    context_noise=(0.5, 0.1),
+)
+
 VARIANTS: dict[str, Variant] = {
     "millivid": Variant("millivid"),
     "millivid-cc": Variant("millivid", "context-causal"),
@@ -73,46 +84,15 @@ VARIANTS: dict[str, Variant] = {
     "fullres-memory": Variant("fullres", condition="both", pose_rope=True, memory=4),
     # + the coarse context noised in training (time up to 0.5, the model told the time) and
     # to 0.1 in rollouts, so fine steps learn to doubt generated coarse context
-    "millivid-memory-aug": Variant(
-        "millivid",
-        balanced=True,
-        condition="both",
-        pose_rope=True,
-        memory=4,
-        context_noise=(0.5, 0.1),
-    ),
-    # the same token budget spent on 16 memory frames at level 1 instead of 4 at level 0:
-    # more places recalled, each in less detail
-    "millivid-coarse-memory": Variant(
-        "millivid",
-        balanced=True,
-        condition="both",
-        pose_rope=True,
-        memory=16,
-        memory_level=1,
-        context_noise=(0.5, 0.1),
-    ),
+    "millivid-memory-aug": MEMORY_AUG,
+    # the same memory tokens spent on 16 frames at level 1 instead of 4 at level 0: more places
+    # recalled, each in less detail
+    "millivid-coarse-memory": replace(MEMORY_AUG, memory=16, memory_level=1),
     # the same memory tokens at each step's own target level: 4 level-0 frames for level-0
     # steps, 16 level-1, 64 level-2 and 256 level-3 frames for the coarser ones
-    "millivid-own-level-memory": Variant(
-        "millivid",
-        balanced=True,
-        condition="both",
-        pose_rope=True,
-        memory=4,
-        memory_levels=(0, 1, 2, 3),
-        context_noise=(0.5, 0.1),
-    ),
+    "millivid-own-level-memory": replace(MEMORY_AUG, memory_levels=(0, 1, 2, 3)),
     # 4 level-0 frames for the level-0 and level-1 steps, 16 level-1 frames for the coarser ones
-    "millivid-split-memory": Variant(
-        "millivid",
-        balanced=True,
-        condition="both",
-        pose_rope=True,
-        memory=4,
-        memory_levels=(0, 0, 1, 1),
-        context_noise=(0.5, 0.1),
-    ),
+    "millivid-split-memory": replace(MEMORY_AUG, memory_levels=(0, 0, 1, 1)),
     # memory frames only from before everything else a step sees (plan.memory_pool = older)
     "millivid-memory-older": Variant(
         "millivid", balanced=True, condition="both", pose_rope=True, memory=4, memory_pool="older"

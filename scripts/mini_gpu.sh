@@ -2,7 +2,9 @@
 # The mini reproduction on one GPU in <10-minute calls (docs/RESULTS.md). Every phase resumes
 # where the last call stopped (wrap each call in `timeout`); run them in order:
 #   bash scripts/mini_gpu.sh data     # world data and latent cache (TEST_FROM=RUN: that run's
-#                                     # test set, for runs that differ in training data only)
+#                                     # test set, for runs that differ in training data only;
+#                                     # DATA_FROM=RUN: that run's data and latents, for runs
+#                                     # that differ in the models only)
 #   bash scripts/mini_gpu.sh train    # the video models one after another (PARALLEL=1: side by
 #                                     # side), TRAIN_STEPS each
 #   bash scripts/mini_gpu.sh export   # bf16 models + logs into OUT
@@ -77,8 +79,16 @@ case "${1:-}" in
 data)  # + the cascaded autoencoder and its latents when VARIANTS has cascaded
   # TEST_FROM=OTHER_RUN: use that run's test set (same world, e.g. only world.train_actions
   # differs) instead of rendering it again; render the runs' data one after another, not at once
+  # DATA_FROM=OTHER_RUN: use that run's data and latent cache (same world and data settings,
+  # e.g. other variants or model settings on the same videos) instead of rendering them again
   if [ -n "${TEST_FROM:-}" ] && [ ! -e "$RUN/data/test" ]; then
     mkdir -p "$RUN/data" && ln -s "$(cd "$TEST_FROM/data/test" && pwd)" "$RUN/data/test"
+  fi
+  if [ -n "${DATA_FROM:-}" ]; then
+    mkdir -p "$RUN"
+    for d in data latents; do
+      [ -e "$RUN/$d" ] || ln -s "$(cd "$DATA_FROM/$d" && pwd)" "$RUN/$d" || exit 1
+    done
   fi
   repro --variants "${VARIANTS// /,}" --stages data,ae,latents --workers 16 --store \
     --set ae_train.compile="$COMPILE" > "$OUT/data.log" 2>&1 || exit 1

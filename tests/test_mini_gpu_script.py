@@ -187,3 +187,28 @@ def test_test_from_shares_another_runs_test_set(tmp_path):
     ]
     meta = json.loads((tmp_path / "revisit" / "data" / "train" / "dataset.json").read_text())
     assert json.dumps(meta).count('"train_actions": "revisit"') == 1
+
+
+def test_data_from_shares_another_runs_data_and_latents(tmp_path):
+    """DATA_FROM=RUN: a run of other variants on the same videos renders and encodes nothing,
+    reads the first run's data and latents, and trains on them."""
+    first = dry_run_env(tmp_path, VARIANTS="fullres")
+    second = dry_run_env(
+        tmp_path,
+        VARIANTS="millivid-cc",
+        RUN=str(tmp_path / "other"),
+        DATA_FROM=str(tmp_path / "run"),
+        TRAIN_STEPS="2",
+    )
+    done = subprocess.run(["bash", SCRIPT, "data"], cwd=ROOT, env=first, capture_output=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    made = (tmp_path / "run" / "data" / "train" / "dataset.json").stat().st_mtime_ns
+    for phase in ("data", "train"):
+        done = subprocess.run(["bash", SCRIPT, phase], cwd=ROOT, env=second, capture_output=True)
+        assert done.returncode == 0, (phase, done.stderr[-2000:])
+    other = tmp_path / "other"
+    for d in ("data", "latents"):
+        assert (other / d).is_symlink() and (other / d).resolve() == (tmp_path / "run" / d)
+    assert (tmp_path / "run" / "data" / "train" / "dataset.json").stat().st_mtime_ns == made
+    assert sorted(p.name for p in (other / "gt").glob("*.npz")) == ["000000.npz", "000001.npz"]
+    assert (other / "video" / "millivid-cc" / "checkpoint" / "model.safetensors").is_file()

@@ -44,7 +44,9 @@ class Variant:
     memory: int = 0  # frames retrieved by camera pose into every step (plan.memory_frames)
     memory_pool: str = "unheld"  # where they come from (plan.memory_pool)
     memory_level: int = 0  # the level they are seen at (plan.memory_level)
-    memory_levels: tuple[int, ...] = ()  # ... per target level, same tokens (plan.memory_levels)
+    # ... per target level, in the same tokens (plan.memory_levels): "own" = each step's target
+    # level, "split" = level 0 for the finer half of the target levels and 1 for the coarser
+    memory_by_level: str = ""
     # conditioning augmentation of the coarse context (diffusion.context_noise / sample_...)
     context_noise: tuple[float, float] = (0.0, 0.0)
 
@@ -88,11 +90,12 @@ VARIANTS: dict[str, Variant] = {
     # the same memory tokens spent on 16 frames at level 1 instead of 4 at level 0: more places
     # recalled, each in less detail
     "millivid-coarse-memory": replace(MEMORY_AUG, memory=16, memory_level=1),
-    # the same memory tokens at each step's own target level: 4 level-0 frames for level-0
-    # steps, 16 level-1, 64 level-2 and 256 level-3 frames for the coarser ones
-    "millivid-own-level-memory": replace(MEMORY_AUG, memory_levels=(0, 1, 2, 3)),
-    # 4 level-0 frames for the level-0 and level-1 steps, 16 level-1 frames for the coarser ones
-    "millivid-split-memory": replace(MEMORY_AUG, memory_levels=(0, 0, 1, 1)),
+    # the same memory tokens at each step's own target level (mini: 4 level-0 frames for the
+    # level-0 steps, 16 level-1, 64 level-2 and 256 level-3 frames for the coarser ones)
+    "millivid-own-level-memory": replace(MEMORY_AUG, memory_by_level="own"),
+    # level 0 for the finer half of the steps' levels, level 1 for the coarser half (mini: 4
+    # level-0 frames for the level-0 and level-1 steps, 16 level-1 frames for levels 2 and 3)
+    "millivid-split-memory": replace(MEMORY_AUG, memory_by_level="split"),
     # memory frames only from before everything else a step sees (plan.memory_pool = older)
     "millivid-memory-older": Variant(
         "millivid", balanced=True, condition="both", pose_rope=True, memory=4, memory_pool="older"
@@ -139,6 +142,17 @@ def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
             memory_frames=v.memory or cfg.plan.memory_frames,
             memory_pool=v.memory_pool if v.memory else cfg.plan.memory_pool,
             memory_level=v.memory_level if v.memory else cfg.plan.memory_level,
-            memory_levels=v.memory_levels if v.memory else cfg.plan.memory_levels,
+            memory_levels=memory_levels(v, len(cfg.plan.tokens)) or cfg.plan.memory_levels,
         ),
     )
+
+
+def memory_levels(v: Variant, levels: int) -> tuple[int, ...]:
+    """``plan.memory_levels`` of a variant for a budget of ``levels`` levels (empty: none set)."""
+    if not v.memory or not v.memory_by_level:
+        return ()
+    if v.memory_by_level == "own":
+        return tuple(range(levels))
+    if v.memory_by_level == "split":
+        return tuple(0 if level < levels // 2 else 1 for level in range(levels))
+    raise ValueError(f"memory_by_level = {v.memory_by_level!r}: use own or split")

@@ -287,3 +287,9 @@ def test_memory_variants_spend_the_same_tokens_at_other_levels():
     assert own == {(0, 0, 4), (1, 1, 16), (2, 2, 64), (3, 3, 256)}
     split = {(s.target.level, s.memory.level, s.memory.frames) for s in steps[names[2]]}
     assert split == {(0, 0, 4), (1, 0, 4), (2, 1, 16), (3, 1, 16)}
+    tiny = load_preset("tiny")  # 3 levels: the per-level variants follow the budget
+    for name, want in (
+        ("millivid-own-level-memory", (0, 1, 2)),
+        ("millivid-split-memory", (0, 1, 1)),
+    ):
+        assert variant_config(tiny, name)[1].plan.memory_levels == want

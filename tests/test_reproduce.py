@@ -148,11 +148,16 @@ def test_the_default_memory_variants_and_conditioning_augmentation_run_end_to_en
     conditioning-augmentation variant train, roll out and are scored."""
     out = tmp_path / "run"
     variants = "millivid-memory,framepack-memory,fullres-memory,millivid-memory-aug"
+    variants += ",millivid-split-memory"  # memory at a level per target level
     assert run(out, "--variants", variants) == 0
     for variant in variants.split(","):
         assert len(list((out / "rollouts" / variant).glob("*.npz"))) == 2, variant
         saved = json.loads((out / "video" / variant / "checkpoint" / "config.json").read_text())
         assert saved["plan"]["memory_frames"] == 4
+    saved = json.loads(
+        (out / "video" / "millivid-split-memory" / "checkpoint" / "config.json").read_text()
+    )
+    assert saved["plan"]["memory_levels"] == [0, 1, 1]
     saved = json.loads(
         (out / "video" / "millivid-memory-aug" / "checkpoint" / "config.json").read_text()
     )

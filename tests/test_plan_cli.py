@@ -80,6 +80,15 @@ def test_memory_frames_in_the_json_and_the_totals(capsys):
     assert "memory 32 + missing 0 + target 256 = sequence 1056" in capsys.readouterr().out
     assert main(["plan", *argv, "--memory-level", "3"]) == 1
     assert "plan.memory_level = 3" in capsys.readouterr().err
+    # a memory level per target level, in the same 512 tokens: 8 level-1, 32 level-2 frames
+    out = run_json(capsys, *argv, "--memory-levels", "0,1,2")
+    seen = {
+        (s["target"]["level"], s["memory"]["level"], s["memory"]["frames"]) for s in out["steps"]
+    }
+    assert seen == {(0, 0, 2), (1, 1, 8), (2, 2, 32)}
+    assert {s["memory"]["tokens"] for s in out["steps"]} == {512}
+    assert main(["plan", *argv, "--memory-levels", "0,1"]) == 1
+    assert "one memory level per target level, 3 values" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--memory-level", type=int, default=0, help="their level (plan.memory_level)"
     )
     parser.add_argument(
+        "--memory-levels",
+        help="their level per target level, finest first, in the same tokens: 0,1,2 "
+        "(plan.memory_levels; default: --memory-level for every step)",
+    )
+    parser.add_argument(
         "--memory-pool",
         choices=["unheld", "older"],
         default="unheld",
@@ -78,6 +83,7 @@ def budget_from_args(args: argparse.Namespace) -> PlanConfig:
         "memory_frames": args.memory_frames,
         "memory_level": args.memory_level,
         "memory_pool": args.memory_pool,
+        "memory_levels": _ints("--memory-levels", args.memory_levels) if args.memory_levels else (),
     }
     return replace(_token_budget(args), **memory)
 

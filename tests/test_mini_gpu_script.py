@@ -32,6 +32,12 @@ def dry_run_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     }
 
 
+def run_phase(env: dict[str, str], phase: str) -> None:
+    """One phase of the script, which must succeed (its stderr's end in the failure)."""
+    done = subprocess.run(["bash", SCRIPT, phase], cwd=ROOT, env=env, capture_output=True)
+    assert done.returncode == 0, (phase, done.stderr[-2000:])
+
+
 def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
     env = dry_run_env(
         tmp_path,
@@ -93,8 +99,7 @@ def test_ddp_gpus_trains_each_variant_on_that_many_processes(tmp_path):
     """DDP_GPUS=2: `train` runs each variant under torchrun (gloo on the CPU), batch per GPU."""
     env = dry_run_env(tmp_path, TRAIN_STEPS="4", DDP_GPUS="2", BATCH="2", VARIANTS="fullres")
     for phase in ("data", "train"):
-        done = subprocess.run(["bash", SCRIPT, phase], cwd=ROOT, env=env, capture_output=True)
-        assert done.returncode == 0, (phase, done.stderr[-2000:])
+        run_phase(env, phase)
     run = tmp_path / "run" / "video" / "fullres"
     log = [json.loads(line) for line in (run / "metrics.jsonl").open()]
     assert log[-1]["step"] == 4 and {r["processes"] for r in log} == {2}
@@ -114,8 +119,7 @@ def test_a_stopped_train_call_keeps_the_step_it_reached(tmp_path):
 
     # TRAIN_STEPS never reached, nor the periodic checkpoint (every 1,000 steps)
     env = dry_run_env(tmp_path, TRAIN_STEPS="100000", PARALLEL="1")
-    data = subprocess.run(["bash", SCRIPT, "data"], cwd=ROOT, env=env, capture_output=True)
-    assert data.returncode == 0, data.stderr[-2000:]
+    run_phase(env, "data")
     # like GNU timeout: its own process group, SIGTERM to the whole group
     train = subprocess.Popen(["bash", SCRIPT, "train"], cwd=ROOT, env=env, start_new_session=True)
     logs = [tmp_path / "run" / f"train_{v}.log" for v in ("millivid-cc", "fullres")]
@@ -139,8 +143,7 @@ def test_a_stopped_ae_call_is_resumed_by_the_next(tmp_path):
     from millivid.train.checkpoint import load_trainer_state
 
     env = dry_run_env(tmp_path, AE_STEPS="100000", AE_VARIANTS="c32-lr2")
-    data = subprocess.run(["bash", SCRIPT, "data"], cwd=ROOT, env=env, capture_output=True)
-    assert data.returncode == 0, data.stderr[-2000:]
+    run_phase(env, "data")
     run = tmp_path / "run" / "ae-c32-lr2"
 
     def stopped_call() -> int:
@@ -177,8 +180,7 @@ def test_test_from_shares_another_runs_test_set(tmp_path):
         SETS="world.train_actions=revisit",
     )
     for env in (first, second):
-        done = subprocess.run(["bash", SCRIPT, "data"], cwd=ROOT, env=env, capture_output=True)
-        assert done.returncode == 0, done.stderr[-2000:]
+        run_phase(env, "data")
     test = tmp_path / "revisit" / "data" / "test"
     assert test.is_symlink() and test.resolve() == (tmp_path / "run" / "data" / "test").resolve()
     assert sorted(p.name for p in (tmp_path / "revisit" / "gt").glob("*.npz")) == [
@@ -200,12 +202,10 @@ def test_data_from_shares_another_runs_data_and_latents(tmp_path):
         DATA_FROM=str(tmp_path / "run"),
         TRAIN_STEPS="2",
     )
-    done = subprocess.run(["bash", SCRIPT, "data"], cwd=ROOT, env=first, capture_output=True)
-    assert done.returncode == 0, done.stderr[-2000:]
+    run_phase(first, "data")
     made = (tmp_path / "run" / "data" / "train" / "dataset.json").stat().st_mtime_ns
     for phase in ("data", "train"):
-        done = subprocess.run(["bash", SCRIPT, phase], cwd=ROOT, env=second, capture_output=True)
-        assert done.returncode == 0, (phase, done.stderr[-2000:])
+        run_phase(second, phase)
     other = tmp_path / "other"
     for d in ("data", "latents"):
         assert (other / d).is_symlink() and (other / d).resolve() == (tmp_path / "run" / d)

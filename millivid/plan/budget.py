@@ -54,7 +54,7 @@ def check_memory(budget: PlanConfig) -> None:
         )
     if budget.memory_pool not in ("unheld", "older"):
         raise BudgetError(f"plan.memory_pool = {budget.memory_pool!r}: use unheld or older")
-    if not budget.memory_levels:
+    if not budget.memory_levels or not budget.memory_frames:
         return
     levels = len(budget.tokens)
     if len(budget.memory_levels) != levels:
@@ -62,7 +62,7 @@ def check_memory(budget: PlanConfig) -> None:
             f"plan.memory_levels = {list(budget.memory_levels)}: one memory level per target "
             f"level, {levels} values"
         )
-    tokens = budget.memory_frames * budget.tokens[budget.memory_level]
+    tokens = memory_tokens(budget)
     for level in budget.memory_levels:
         if not 0 <= level < levels or tokens % budget.tokens[level]:
             raise BudgetError(
@@ -71,14 +71,18 @@ def check_memory(budget: PlanConfig) -> None:
             )
 
 
+def memory_tokens(budget: PlanConfig) -> int:
+    """Memory token slots of every step: ``memory_frames`` frames at ``memory_level``."""
+    return budget.memory_frames * budget.tokens[budget.memory_level]
+
+
 def memory_at(budget: PlanConfig, target_level: int) -> tuple[int, int]:
     """(level, frames) of the memory of a step whose target is at ``target_level``: the same
     tokens at every step, at ``plan.memory_levels[target_level]`` when given."""
     if not budget.memory_levels:
         return budget.memory_level, budget.memory_frames
     level = budget.memory_levels[target_level]
-    tokens = budget.memory_frames * budget.tokens[budget.memory_level]
-    return level, tokens // budget.tokens[level]
+    return level, memory_tokens(budget) // budget.tokens[level]
 
 
 def target_frames(budget: PlanConfig, levels: int | None = None) -> tuple[int, ...]:

@@ -162,3 +162,73 @@ def test_baselines_are_scored_as_methods(gt_dir, tmp_path):
     paired = (ev / "paired.md").read_text()
     assert "### copy-last − model (2 videos)" in paired
     assert "### model − nearest-pose (2 videos)" in paired and "| PSNR · revisit |" in paired
+
+
+def test_autoencoder_baselines_decode_what_they_copy():
+    """`autoencoder` is the ground truth's generated frames through the decoder, `<kind>-ae` the
+    kind's frames through it; without an autoencoder they are refused."""
+    from millivid.evaluate.baselines import baseline_video
+    from millivid.evaluate.config import EvalConfig
+
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 256, (12, 4, 4, 3), dtype=np.uint8)
+    poses = np.zeros((12, 5))
+    poses[:, 0] = np.arange(12) % 6  # frames 6-11 come back to the poses of 0-5
+    invert = lambda frames: 255 - frames  # noqa: E731 (a stand-in decoder, easy to check)
+    cfg = EvalConfig()
+    ae = baseline_video("autoencoder", video, poses, 6, cfg, invert)
+    assert (ae[:6] == video[:6]).all() and (ae[6:] == 255 - video[6:]).all()
+    near = baseline_video("nearest-pose", video, poses, 6, cfg)
+    assert (near[6:] == video[:6]).all()
+    near_ae = baseline_video("nearest-pose-ae", video, poses, 6, cfg, invert)
+    assert (near_ae[6:] == 255 - video[:6]).all()
+    last_ae = baseline_video("copy-last-ae", video, poses, 6, cfg, invert)
+    assert (last_ae[6:] == 255 - video[5]).all()
+    with pytest.raises(ValueError, match="nearest-pose-ae needs an autoencoder"):
+        baseline_video("nearest-pose-ae", video, poses, 6, cfg)
+
+
+def test_parse_kinds_with_an_autoencoder():
+    assert len(parse_kinds("all", autoencoder=True)) == 7
+    assert parse_kinds("autoencoder,nearest-pose-ae", autoencoder=True) == (
+        "autoencoder",
+        "nearest-pose-ae",
+    )
+    with pytest.raises(ValueError, match=r"autoencoder needs an autoencoder \(--ae DIR\)"):
+        parse_kinds("autoencoder")
+
+
+def test_baseline_command_through_the_shipped_autoencoder(tmp_path, capsys):
+    """`millivid baseline --ae`: the `autoencoder` kind is each generated frame encoded and
+    decoded at level 0 by that autoencoder (bit for bit), the context is kept."""
+    import torch
+
+    from millivid.jobs.autoencoder import load_autoencoder, reconstruct_frames
+
+    ae_dir = "checkpoints/mini/ae"
+    rng = np.random.default_rng(1)
+    video = rng.integers(0, 256, (10, 64, 64, 3), dtype=np.uint8)
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    np.savez(
+        gt / "v.npz",
+        video=video,
+        poses=np.zeros((10, 5), np.float32),
+        actions=np.zeros(10, np.int64),
+    )
+    out = tmp_path / "rollouts"
+    args = ["--gt-dir", str(gt), "--out", str(out), "--context", "4", "--device", "cpu"]
+    assert main(["baseline", "--kind", "autoencoder", *args]) == 1
+    assert "needs an autoencoder (--ae DIR)" in capsys.readouterr().err
+    assert main(["baseline", "--kind", "autoencoder,nearest-pose-ae", *args, "--ae", ae_dir]) == 0
+    model = load_autoencoder(ae_dir)
+    got = np.load(out / "autoencoder" / "v.npz")["video"]
+    assert (got[:4] == video[:4]).all()
+    with torch.no_grad():
+        want = model.decode(model.encode(torch.from_numpy(video[4:]))[0], 0).numpy()
+    assert (got[4:] == want).all()
+    chunked = reconstruct_frames(model, video[4:], batch=4).astype(int)  # batches of 4 and 2
+    assert np.abs(chunked - want).max() <= 1  # float rounding may differ with the batch size
+    assert not (want == video[4:]).all()  # the decoder is not the identity
+    near = np.load(out / "nearest-pose-ae" / "v.npz")["video"]
+    assert (near[4:] == reconstruct_frames(model, video[[0] * 6])).all()  # all poses equal: 1st

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from millivid.cli.common import positive_int
 from millivid.cli.evaluate import add_revisit_flags, revisit_updates
-from millivid.evaluate.baselines import BASELINES
+from millivid.evaluate.baselines import AE_BASELINES, BASELINES
 
 
 def run_baseline(args: argparse.Namespace) -> int:
@@ -16,8 +16,17 @@ def run_baseline(args: argparse.Namespace) -> int:
     from millivid.evaluate.config import EvalConfig
 
     cfg = replace(EvalConfig(), **revisit_updates(args))
-    kinds = parse_kinds(args.kind)
-    written = write_baselines(args.gt_dir, args.out, kinds, args.context, cfg)
+    kinds = parse_kinds(args.kind, autoencoder=args.ae is not None)
+    reconstruct = None
+    if args.ae is not None and any(k in AE_BASELINES for k in kinds):
+        from functools import partial
+
+        from millivid.device import resolve_device
+        from millivid.jobs.autoencoder import load_autoencoder, reconstruct_frames
+
+        model = load_autoencoder(args.ae, resolve_device(args.device))
+        reconstruct = partial(reconstruct_frames, model)
+    written = write_baselines(args.gt_dir, args.out, kinds, args.context, cfg, reconstruct)
     for kind, paths in written.items():
         print(f"{kind}: {len(paths)} videos in {paths[0].parent}")
     return 0
@@ -29,11 +38,20 @@ def register(subparsers) -> None:
         help="trivial baselines (copy-last, context-mean, nearest-pose) of a test set",
         description="Write each ground-truth video as a trivial baseline: the context frames, "
         "then generated frames that copy the last context frame, the mean context frame, or the "
-        "context frame of nearest ground-truth pose. Score them with millivid evaluate.",
+        "context frame of nearest ground-truth pose. With --ae, also through that autoencoder "
+        "(encoded and decoded at level 0): <kind>-ae, and autoencoder (the ground truth itself, "
+        "the ceiling of any model decoding through it). Score them with millivid evaluate.",
     )
     p.add_argument(
-        "--kind", required=True, help=f"{', '.join(BASELINES)}, a comma list of them, or all"
+        "--kind",
+        required=True,
+        help=f"{', '.join(BASELINES + AE_BASELINES)} (the last four need --ae), a comma list of "
+        "them, or all (with --ae: all seven)",
     )
+    p.add_argument(
+        "--ae", type=Path, default=None, help="autoencoder folder for the -ae kinds and autoencoder"
+    )
+    p.add_argument("--device", default="auto", help="device of the autoencoder (default: auto)")
     p.add_argument("--gt-dir", type=Path, required=True, help="ground-truth .npz videos")
     p.add_argument(
         "--out",

@@ -7,13 +7,22 @@
   (``splits.nearest_context``, the gap that defines revisits): pure recall, no generation. An
   oracle: it reads the ground-truth poses of the generated frames.
 
+Through an autoencoder (``millivid baseline --ae DIR``; ``reproduce`` writes the last two):
+
+* ``<kind>-ae``: a baseline's generated frames encoded and decoded at level 0, what a latent
+  model that produced exactly those frames would show after its decoder.
+* ``autoencoder``: the ground truth's generated frames encoded and decoded at level 0, the
+  ceiling of any model that decodes through that autoencoder.
+* ``nearest-pose-ae`` is then the fair recall oracle for latent models: recalling the nearest
+  context frame perfectly, through the same decoder.
+
 Each baseline writes the context frames followed by its generated frames, the same layout as a
 rollout, so ``millivid evaluate --pred-dir`` scores it as a method named after its folder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +31,11 @@ from millivid.evaluate.config import EvalConfig
 from millivid.evaluate.splits import nearest_context
 
 BASELINES = ("copy-last", "context-mean", "nearest-pose")
+AE_BASELINES = ("autoencoder", *(f"{k}-ae" for k in BASELINES))  # need an autoencoder
+KNOWN = BASELINES + AE_BASELINES
+ORACLES = ("nearest-pose", "nearest-pose-ae", "autoencoder")  # read ground truth past the context
+
+Reconstruct = Callable[[np.ndarray], np.ndarray]  # uint8 [N, H, W, 3] -> the same, decoded
 
 
 def copy_last(context: np.ndarray, n: int) -> np.ndarray:
@@ -50,39 +64,63 @@ def nearest_pose(
 
 
 def baseline_video(
-    kind: str, video: np.ndarray, poses: np.ndarray | None, context: int, cfg: EvalConfig
+    kind: str,
+    video: np.ndarray,
+    poses: np.ndarray | None,
+    context: int,
+    cfg: EvalConfig,
+    reconstruct: Reconstruct | None = None,
 ) -> np.ndarray:
     """uint8 [T, H, W, 3]: the first ``context`` frames of the ground truth video uint8
     [T, H, W, 3], then the ``kind`` baseline's T - context generated frames (poses float [T, 5]
-    of the ground truth: nearest-pose only)."""
+    of the ground truth: nearest-pose only; ``reconstruct``: the autoencoder kinds only)."""
     if not 0 < context < len(video):
         raise ValueError(f"--context {context} must be in (0, {len(video)}) (frames of the video)")
     ctx, n = video[:context], len(video) - context
-    if kind == "copy-last":
+    base = kind.removesuffix("-ae") if kind in AE_BASELINES else kind
+    if kind in AE_BASELINES and reconstruct is None:
+        raise ValueError(f"baseline {kind} needs an autoencoder (--ae DIR)")
+    if base == "autoencoder":
+        generated = video[context:]
+    elif base == "copy-last":
         generated = copy_last(ctx, n)
-    elif kind == "context-mean":
+    elif base == "context-mean":
         generated = context_mean(ctx, n)
-    elif kind == "nearest-pose":
+    elif base == "nearest-pose":
         if poses is None:
-            raise ValueError("nearest-pose needs the ground-truth 'poses' array")
+            raise ValueError(f"{kind} needs the ground-truth 'poses' array")
         d, y = cfg.revisit_distance, cfg.revisit_yaw
         generated = nearest_pose(ctx, poses[:context], poses[context:], d, y)
     else:
-        raise ValueError(f"unknown baseline {kind!r} (known: {', '.join(BASELINES)}, all)")
+        raise ValueError(f"unknown baseline {kind!r} (known: {', '.join(KNOWN)}, all)")
+    if kind in AE_BASELINES:
+        generated = reconstruct(generated)
     return np.concatenate([ctx, generated])
 
 
-def parse_kinds(kind: str) -> tuple[str, ...]:
-    """'all' -> every baseline; 'copy-last,nearest-pose' -> those two; unknown names error."""
-    kinds = BASELINES if kind == "all" else tuple(k.strip() for k in kind.split(",") if k.strip())
-    unknown = [k for k in kinds if k not in BASELINES]
+def parse_kinds(kind: str, autoencoder: bool = False) -> tuple[str, ...]:
+    """'all' -> every baseline (with ``autoencoder``: also the autoencoder ones);
+    'copy-last,nearest-pose' -> those two; unknown names, or autoencoder kinds without one,
+    error."""
+    if kind == "all":
+        return KNOWN if autoencoder else BASELINES
+    kinds = tuple(k.strip() for k in kind.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in KNOWN]
     if unknown or not kinds:
-        raise ValueError(f"unknown baseline {kind!r} (known: {', '.join(BASELINES)}, all)")
+        raise ValueError(f"unknown baseline {kind!r} (known: {', '.join(KNOWN)}, all)")
+    need = [k for k in kinds if k in AE_BASELINES]
+    if need and not autoencoder:
+        raise ValueError(f"baseline {', '.join(need)} needs an autoencoder (--ae DIR)")
     return kinds
 
 
 def write_baselines(
-    gt_dir: Path, out: Path, kinds: Sequence[str], context: int, cfg: EvalConfig
+    gt_dir: Path,
+    out: Path,
+    kinds: Sequence[str],
+    context: int,
+    cfg: EvalConfig,
+    reconstruct: Reconstruct | None = None,
 ) -> dict[str, list[Path]]:
     """Write every ground-truth video of ``gt_dir`` as each baseline in ``kinds``.
 
@@ -101,7 +139,7 @@ def write_baselines(
         rec = load_video(gt, keys=[k for k in ("actions", "poses") if k in read_header(gt)])
         for k in kinds:
             try:
-                video = baseline_video(k, rec.video, rec.poses, context, cfg)
+                video = baseline_video(k, rec.video, rec.poses, context, cfg, reconstruct)
             except ValueError as err:
                 raise ValueError(f"{gt}: {err}") from None
             folders[k].mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from millivid.atomic import atomic_path, write_json_atomic, write_text_atomic
-from millivid.evaluate.baselines import BASELINES
+from millivid.evaluate.baselines import AE_BASELINES, KNOWN
 from millivid.evaluate.markdown import (
     direction_arrow,
     display_name,
@@ -143,9 +143,14 @@ def write_set_outputs(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(results, out_dir / "per_frame.csv")
     table = table_markdown(results.horizons, results.metrics, horizon_names)
-    baselines = [m for m in results.horizons if m in BASELINES]
+    baselines = [m for m in results.horizons if m in KNOWN]
     if baselines:
         table += f"\nTrivial baselines (no generation): {', '.join(baselines)}.\n"
+    if any(m in AE_BASELINES for m in baselines):
+        table += (
+            "\n`-ae` baselines and `autoencoder`: decoded through the autoencoder at level 0; "
+            "`autoencoder` is the ground truth so decoded, the ceiling of any latent model.\n"
+        )
     splits = splits_markdown(results, horizon_names)
     write_text_atomic(out_dir / "table.md", table + ("\n" + splits if splits else ""))
     curves = plot_curves(results.curves, results.metrics, out_dir / "curves", results.revisit_curve)

@@ -167,6 +167,20 @@ def reconstruction_psnr(
 
 
 @torch.no_grad()
+def reconstruct_frames(
+    model: HierarchicalAutoencoder, frames: np.ndarray, level: int = 0, batch: int = 256
+) -> np.ndarray:
+    """Frames uint8 [N,H,W,3] encoded and decoded from ``level``: uint8 [N,H,W,3] (what a
+    latent model that predicted exactly their latents would show)."""
+    dev = model.latent_mean.device
+    out = [
+        model.decode(model.encode(torch.from_numpy(frames[s : s + batch]).to(dev))[level], level)
+        for s in range(0, len(frames), batch)
+    ]
+    return torch.cat(out).cpu().numpy() if out else frames.copy()
+
+
+@torch.no_grad()
 def recon_grid(model: HierarchicalAutoencoder, video: Path, out: Path, frames: int = 4) -> Path:
     """Paper Fig. 5: rows = frames; columns = original, then each level's reconstruction."""
     import imageio.v3 as iio
@@ -188,6 +202,7 @@ __all__ = [
     "frame_bank",
     "load_autoencoder",
     "recon_grid",
+    "reconstruct_frames",
     "reconstruction_psnr",
     "train_autoencoder",
 ]

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from millivid.cli.common import positive_int
+from millivid.cli.common import add_device_flag, positive_int
 from millivid.cli.evaluate import add_revisit_flags, revisit_updates
 from millivid.evaluate.baselines import AE_BASELINES, BASELINES
 
@@ -21,10 +21,9 @@ def run_baseline(args: argparse.Namespace) -> int:
     if args.ae is not None and any(k in AE_BASELINES for k in kinds):
         from functools import partial
 
-        from millivid.device import resolve_device
         from millivid.jobs.autoencoder import load_autoencoder, reconstruct_frames
 
-        model = load_autoencoder(args.ae, resolve_device(args.device))
+        model = load_autoencoder(args.ae, args.device)
         reconstruct = partial(reconstruct_frames, model)
     written = write_baselines(args.gt_dir, args.out, kinds, args.context, cfg, reconstruct)
     for kind, paths in written.items():
@@ -51,7 +50,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--ae", type=Path, default=None, help="autoencoder folder for the -ae kinds and autoencoder"
     )
-    p.add_argument("--device", default="auto", help="device of the autoencoder (default: auto)")
+    add_device_flag(p)
     p.add_argument("--gt-dir", type=Path, required=True, help="ground-truth .npz videos")
     p.add_argument(
         "--out",

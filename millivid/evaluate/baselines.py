@@ -33,7 +33,6 @@ from millivid.evaluate.splits import nearest_context
 BASELINES = ("copy-last", "context-mean", "nearest-pose")
 AE_BASELINES = ("autoencoder", *(f"{k}-ae" for k in BASELINES))  # need an autoencoder
 KNOWN = BASELINES + AE_BASELINES
-ORACLES = ("nearest-pose", "nearest-pose-ae", "autoencoder")  # read ground truth past the context
 
 Reconstruct = Callable[[np.ndarray], np.ndarray]  # uint8 [N, H, W, 3] -> the same, decoded
 

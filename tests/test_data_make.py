@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from millivid.cli import main
 from millivid.data import make as make_mod
 from millivid.data.dataset import list_videos, read_dataset_json
-from millivid.data.make import candidate_count, make_dataset, plan_seeds
+from millivid.data.make import candidate_count, keep_farthest, make_dataset, plan_seeds
 from millivid.data.videos import load_video
 from millivid.presets import load_preset
 from millivid.world import TEST_SEED_OFFSET, WorldVideos, distance_covered
@@ -317,3 +317,23 @@ def test_a_second_make_into_a_folder_being_written_is_refused(tmp_path):
     assert refused and refused[0].startswith(str(out))
     assert read_dataset_json(out)["complete"] and len(list_videos(out)) == 5
     make_dataset(out, TINY, 5, make_videos=fake_make_videos, **kwargs)  # the lock is gone
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    quarters=st.lists(st.integers(700, 900), min_size=1, max_size=60),
+    noise=st.lists(st.floats(-1e-3, 1e-3), min_size=60, max_size=60),
+    keep=st.integers(1, 60),
+)
+def test_selection_ignores_float_noise_and_breaks_ties_by_seed(quarters, noise, keep):
+    # distances are sums of quarter-block moves; many candidates tie exactly, and the
+    # simulation's float noise (which differs between CPU and GPU) must not pick among them
+    exact = [q / 4 for q in quarters]
+    noisy = [d + e for d, e in zip(exact, noise, strict=False)]
+    kept = keep_farthest(exact, keep)
+    assert keep_farthest(noisy, keep) == kept
+    assert len(kept) == min(keep, len(exact))
+    ranked = [(-exact[j], j) for j in kept]
+    assert ranked == sorted(ranked)  # largest first, ties to the lower index
+    rest = set(range(len(exact))) - set(kept)
+    assert all(exact[j] <= min(exact[k] for k in kept) for j in rest)

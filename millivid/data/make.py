@@ -83,6 +83,19 @@ def selection_distances(
     return out
 
 
+SELECTION_DECIMALS = 2  # distances are sums of 0.25-block moves: their float noise is ~1e-4
+
+
+def keep_farthest(distances: Sequence[float], keep: int) -> list[int]:
+    """Indices of the ``keep`` largest distances (ties to the lower index), in rank order.
+
+    Distances are rounded to ``SELECTION_DECIMALS`` first: many candidates cover exactly the
+    same distance, and without rounding the float noise of the simulation (which differs between
+    devices) would pick among them, so a CPU and a GPU would select different test sets."""
+    rounded = [round(float(d), SELECTION_DECIMALS) for d in distances]
+    return sorted(range(len(rounded)), key=lambda j: (-rounded[j], j))[:keep]
+
+
 def plan_seeds(
     videos: int,
     cfg: WorldConfig,
@@ -102,10 +115,10 @@ def plan_seeds(
         raise ValueError(f"--candidates {candidates} must be >= --videos {videos}")
     pool = split_seeds(first_seed, candidates, test=True)
     dist = selection_distances(pool, cfg, device, batch, progress)
-    order = sorted(range(candidates), key=lambda j: (-dist[j], j))  # largest distance first
-    kept = sorted(pool[j] for j in order[:videos])
+    kept = sorted(pool[j] for j in keep_farthest(dist, videos))
     selection = {
-        "rule": "paper A.1: keep the candidates with the largest distance_covered",
+        "rule": "paper A.1: keep the candidates with the largest distance_covered "
+        f"(rounded to {SELECTION_DECIMALS} decimals; ties to the earlier seed)",
         "candidates": candidates,
         "kept": videos,
         "candidate_seeds": pool,

@@ -44,9 +44,16 @@ def test_every_stage_writes_its_outputs_and_a_rerun_skips_them(tmp_path, capsys)
         assert state["autoencoder_digest"] == cache["autoencoder_digest"] is not None
     table = (out / "eval" / "table.md").read_text()
     assert "millivid-cc" in table and "fullres" in table
-    for baseline in ("copy-last", "context-mean", "nearest-pose"):  # every table has them
-        assert baseline in table
+    baselines = ("copy-last", "context-mean", "nearest-pose", "autoencoder", "nearest-pose-ae")
+    for baseline in baselines:  # every table has them, and the two through the run's autoencoder
+        assert f"| {baseline} |" in table
         assert len(list((out / "rollouts" / baseline).glob("*.npz"))) == 2
+    with (
+        np.load(out / "rollouts" / "autoencoder" / "000000.npz") as f,
+        np.load(out / "gt" / "000000.npz") as g,
+    ):  # the ground truth, decoded: the context kept, the rest close but not equal
+        assert np.array_equal(f["video"][:32], g["video"][:32])
+        assert not np.array_equal(f["video"][32:], g["video"][32:])
     assert (out / "report.html").stat().st_size > 0
     assert (out / "eval" / "grid.png").stat().st_size > 0  # GT + one row per method
     stages = json.loads((out / "stages.json").read_text())

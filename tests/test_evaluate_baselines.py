@@ -159,6 +159,7 @@ def test_baselines_are_scored_as_methods(gt_dir, tmp_path):
     table = (ev / "table.md").read_text()
     assert "Trivial baselines (no generation): context-mean, copy-last, nearest-pose." in table
     assert "## Revisit and novel frames" in table and "## Memory gain" in table
+    assert "at the cap" not in table  # no generated frame equals the ground truth here
     paired = (ev / "paired.md").read_text()
     assert "### copy-last − model (2 videos)" in paired
     assert "### model − nearest-pose (2 videos)" in paired and "| PSNR · revisit |" in paired
@@ -232,3 +233,16 @@ def test_baseline_command_through_the_shipped_autoencoder(tmp_path, capsys):
     assert not (want == video[4:]).all()  # the decoder is not the identity
     near = np.load(out / "nearest-pose-ae" / "v.npz")["video"]
     assert (near[4:] == reconstruct_frames(model, video[[0] * 6])).all()  # all poses equal: 1st
+
+
+def test_frames_at_the_psnr_cap_are_named_per_method():
+    from millivid.evaluate.outputs import capped_psnr_note
+
+    rows = [
+        *({"method": "nearest-pose", "psnr": p} for p in (100.0, 100.0, 21.0, 18.0)),
+        *({"method": "model", "psnr": p} for p in (24.0, 99.9)),
+    ]
+    note = capped_psnr_note(rows)
+    assert "capped at 100 dB; at the cap: nearest-pose 2 of 4 frames." in note
+    assert "model" not in note
+    assert capped_psnr_note(rows[2:]) == ""

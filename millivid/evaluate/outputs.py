@@ -11,6 +11,7 @@ import numpy as np
 
 from millivid.atomic import atomic_path, write_json_atomic, write_text_atomic
 from millivid.evaluate.baselines import AE_BASELINES, KNOWN
+from millivid.evaluate.image_metrics import PSNR_CAP_DB
 from millivid.evaluate.markdown import (
     direction_arrow,
     display_name,
@@ -113,6 +114,25 @@ def plot_curves(
     return written
 
 
+def capped_psnr_note(rows: Sequence[dict]) -> str:
+    """A table note naming the methods with frames at the PSNR cap (pixel-exact copies of the
+    ground truth, e.g. nearest-pose on the very pose of a context frame): their means are lifted
+    by frames no generated or decoded frame can approach. Empty when there are none."""
+    counts: dict[str, list[int]] = {}
+    for r in rows:
+        if r.get("psnr") is not None:
+            c = counts.setdefault(r["method"], [0, 0])
+            c[0] += r["psnr"] >= PSNR_CAP_DB
+            c[1] += 1
+    capped = [f"{m} {k} of {n} frames" for m, (k, n) in counts.items() if k]
+    if not capped:
+        return ""
+    return (
+        f"\nPSNR of frames identical to the ground truth is capped at {PSNR_CAP_DB:g} dB; "
+        f"at the cap: {', '.join(capped)}. These lift the method's PSNR means.\n"
+    )
+
+
 def results_summary(results: SetResults, start: int | None = None) -> dict:
     """results.json: horizons per method, paired differences from the first reference, and the
     splits (thresholds, shares per horizon, split means, memory gains, paired per reference)."""
@@ -151,6 +171,7 @@ def write_set_outputs(
             "\n`-ae` baselines and `autoencoder`: decoded through the autoencoder at level 0; "
             "`autoencoder` is the ground truth so decoded, the ceiling of any latent model.\n"
         )
+    table += capped_psnr_note(results.rows)
     splits = splits_markdown(results, horizon_names)
     write_text_atomic(out_dir / "table.md", table + ("\n" + splits if splits else ""))
     curves = plot_curves(results.curves, results.metrics, out_dir / "curves", results.revisit_curve)

@@ -209,7 +209,8 @@ def test_ema_of_a_short_run_forgets_the_initial_weights(tmp_path):
 def test_sigterm_to_the_process_group_saves_the_step_reached(tmp_path):
     # as `timeout` does: the trainer and its DataLoader workers all get SIGTERM
     code = (
-        "import sys, time, torch\n"
+        "import faulthandler, signal, sys, time, torch\n"
+        "faulthandler.register(signal.SIGUSR1, all_threads=True)\n"  # a stack if it hangs
         "sys.path.insert(0, sys.argv[2])\n"
         "from test_train import ToyTask, CFG\n"
         "from dataclasses import replace\n"
@@ -234,7 +235,14 @@ def test_sigterm_to_the_process_group_saves_the_step_reached(tmp_path):
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGTERM)
     os.killpg(proc.pid, signal.SIGTERM)  # GNU timeout signals the job, then its process group
-    _, err = proc.communicate(timeout=60)
+    try:  # generous: a loaded 2-core machine is slow to reap the workers and save
+        _, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(5)
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"no exit 180 s after SIGTERM; its stack:\n{err[-6000:]}")
     assert "stopped between steps on signal 15" in err, err[-3000:]
     assert (tmp_path / "checkpoint" / "state.pt").exists(), err
     state = torch.load(tmp_path / "checkpoint" / "state.pt", weights_only=True)

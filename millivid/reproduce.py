@@ -15,6 +15,8 @@ skip finished files, rollouts resume from their saved latent store. Layout of RU
     video/<variant>/             one video-model run per method variant
     gt/ -> data/test/0000        ground truth, the layout millivid evaluate/report read
     rollouts/<variant>/<name>.npz
+    rollouts/<baseline>/<name>.npz   the trivial baselines, and autoencoder/ and nearest-pose-ae/
+                                 (through the run's autoencoder; millivid.evaluate.baselines)
     plans/<variant>.png
     eval/                        per_frame.csv, table.md, curves.png/svg, results.json
     report.html

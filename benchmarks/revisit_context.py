@@ -42,7 +42,7 @@ from millivid.diffusion.schedule import sample_time  # noqa: E402
 from millivid.evaluate.splits import pose_gaps  # noqa: E402
 from millivid.jobs.autoencoder import load_autoencoder  # noqa: E402
 from millivid.model.packing import pack  # noqa: E402
-from millivid.model.tokens import Tokens, noise_coarse_context  # noqa: E402
+from millivid.model.tokens import Tokens, noise_context  # noqa: E402
 from millivid.plan import context_source  # noqa: E402
 from millivid.plan.training_steps import sample_training_step  # noqa: E402
 from millivid.rollout.generate import load_video_model  # noqa: E402
@@ -225,7 +225,8 @@ def main() -> None:
         if args.context_noise:  # one draw of context noise, shared by the three ways
             time = torch.full((len(batch),), args.context_noise)
             eps = torch.randn(ways[0].values.shape, generator=gen)
-            ways = [noise_coarse_context(w, time, eps, cfg.diffusion.schedule) for w in ways]
+            scope = cfg.diffusion.context_noise_scope
+            ways = [noise_context(w, time, eps, cfg.diffusion.schedule, scope) for w in ways]
         errors = [
             token_errors(
                 model, w.to(args.device), t.to(args.device), noise.to(args.device),

@@ -13,7 +13,9 @@ mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage wh
 the earlier frames it does not hold in full detail (``plan.memory_frames``; ``-memory-older``:
 only from before everything else it sees); ``millivid-recent`` uses the plan whose steps see
 their own level's most recent frames; ``millivid-memory-aug`` also trains on noised coarse
-context (``diffusion.context_noise``); ``millivid-coarse-memory`` spends the same memory tokens on
+context (``diffusion.context_noise``), ``millivid-memory-aug-all``, ``framepack-memory-aug`` and
+``fullres-memory-aug`` on every context token noised (``diffusion.context_noise_scope = all``:
+the recent frames of a rollout are generated too); ``millivid-coarse-memory`` spends the same memory tokens on
 16 level-1 frames (``plan.memory_level``), ``millivid-own-level-memory`` at each step's own
 target level and ``millivid-split-memory`` at level 0 for fine and level 1 for coarse steps
 (``plan.memory_levels``). The default set is the recipe of the shipped model (which
@@ -47,8 +49,10 @@ class Variant:
     # ... per target level, in the same tokens (plan.memory_levels): "own" = each step's target
     # level, "split" = level 0 for the finer half of the target levels and 1 for the coarser
     memory_by_level: str = ""
-    # conditioning augmentation of the coarse context (diffusion.context_noise / sample_...)
+    # conditioning augmentation (diffusion.context_noise / sample_context_noise) of the coarse
+    # context or of all of it (diffusion.context_noise_scope)
     context_noise: tuple[float, float] = (0.0, 0.0)
+    context_noise_scope: str = "coarse"
 
 
 # the shipped model's recipe (docs/RESULTS.md): pose-conditioned, pose rotary attention, 4 memory
@@ -61,6 +65,9 @@ MEMORY_AUG = Variant(
     memory=4,
     context_noise=(0.5, 0.1),
 )
+
+# the same with every context token noised (the recent frames a rollout generated too)
+ALL_NOISED = replace(MEMORY_AUG, context_noise_scope="all")
 
 VARIANTS: dict[str, Variant] = {
     "millivid": Variant("millivid"),
@@ -87,6 +94,11 @@ VARIANTS: dict[str, Variant] = {
     # + the coarse context noised in training (time up to 0.5, the model told the time) and
     # to 0.1 in rollouts, so fine steps learn to doubt generated coarse context
     "millivid-memory-aug": MEMORY_AUG,
+    # every context token noised, and the baselines with the same memory so trained (all their
+    # context is level 0: the coarse-only noise of millivid-memory-aug does not reach them)
+    "millivid-memory-aug-all": ALL_NOISED,
+    "framepack-memory-aug": replace(ALL_NOISED, method="framepack", balanced=False),
+    "fullres-memory-aug": replace(ALL_NOISED, method="fullres", balanced=False),
     # the same memory tokens spent on 16 frames at level 1 instead of 4 at level 0: more places
     # recalled, each in less detail
     "millivid-coarse-memory": replace(MEMORY_AUG, memory=16, memory_level=1),
@@ -135,6 +147,9 @@ def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
             cfg.diffusion,
             context_noise=v.context_noise[0] or cfg.diffusion.context_noise,
             sample_context_noise=v.context_noise[1] or cfg.diffusion.sample_context_noise,
+            context_noise_scope=(
+                v.context_noise_scope if any(v.context_noise) else cfg.diffusion.context_noise_scope
+            ),
         ),
         plan=replace(
             cfg.plan,

@@ -11,7 +11,7 @@ from millivid.diffusion import COSINE
 from millivid.diffusion.config import DiffusionConfig
 from millivid.jobs.video_task import InMemoryLatents, VideoTask, build_video_model
 from millivid.model.packing import pack
-from millivid.model.tokens import coarse_context, noise_coarse_context
+from millivid.model.tokens import augmented_context, coarse_context, noise_context
 from millivid.plan import make_plan, sample_training_step
 from millivid.presets import load_preset
 from millivid.rollout.dit_denoiser import DiTDenoiser
@@ -53,13 +53,14 @@ def test_only_context_coarser_than_the_target_is_noised():
     assert (tokens.level[0][:sc][coarse[:sc]] > 0).all()
     assert not coarse[:sc][tokens.level[0][:sc] == 0].any()  # the level-0 context stays clean
     noise = torch.randn(tokens.values.shape)
-    same = noise_coarse_context(tokens, torch.zeros(1), noise, COSINE)
+    same = noise_context(tokens, torch.zeros(1), noise, COSINE)
     torch.testing.assert_close(same.values, tokens.values)
-    noised = noise_coarse_context(tokens, torch.full((1,), 0.7), noise, COSINE)
+    noised = noise_context(tokens, torch.full((1,), 0.7), noise, COSINE)
     changed = (noised.values != tokens.values).any(-1)[0]
     assert torch.equal(changed, coarse) and noised.context_time.tolist() == [pytest.approx(0.7)]
+    assert torch.equal(noised.noised[0], coarse) and not same.noised.any()
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
-        noise_coarse_context(tokens, torch.full((1,), 1.5), noise, COSINE)
+        noise_context(tokens, torch.full((1,), 1.5), noise, COSINE)
 
 
 @pytest.mark.parametrize("attention", ["full", "context-causal"])
@@ -71,8 +72,11 @@ def test_the_model_is_told_the_time_and_time_zero_changes_nothing(attention):
     t = torch.full((1,), 0.4)
     with torch.no_grad():
         base = model(tokens, t)
-        told = replace(tokens, context_time=torch.full((1,), 0.6))  # same values, other time
+        # same values, told that the coarse context is noised to 0.6
+        told = replace(tokens, context_time=torch.full((1,), 0.6), noised=coarse_context(tokens))
         assert not torch.allclose(model(told, t), base)
+        untold = replace(tokens, context_time=torch.full((1,), 0.6))  # no token marked
+        torch.testing.assert_close(model(untold, t), base)
         clean_rows = replace(tokens, context_time=torch.zeros(1))
         torch.testing.assert_close(model(clean_rows, t), base)
         if attention == "context-causal":  # the K/V cache path sees the same conditions
@@ -117,3 +121,64 @@ def test_rollouts_noise_the_generated_coarse_context_the_same_way_each_time():
     with pytest.raises(ValueError, match="diffusion.sample_context_noise = 1.2"):
         check_sampler(DiffusionConfig(sample_context_noise=1.2))
     assert sample_training_step("millivid", cfg.plan, 64, random.Random(0)).target.level >= 0
+
+
+def test_scope_all_noises_every_context_token_dense_or_compact():
+    cfg = load_preset("tiny")
+    levels, actions = video()
+    tokens = pack([x[None] for x in levels], actions[None], level0_step(cfg), "levels")
+    sc = tokens.context_slots
+    noise = torch.randn(tokens.values.shape)
+    noised = noise_context(tokens, torch.full((1,), 0.5), noise, COSINE, "all")
+    changed = (noised.values != tokens.values).any(-1)[0]
+    assert changed[:sc].all() and not changed[sc:].any()
+    assert torch.equal(noised.noised, augmented_context(tokens, "all"))
+    with pytest.raises(ValueError, match="context_noise_scope = 'some'"):
+        noise_context(tokens, torch.full((1,), 0.5), noise, COSINE, "some")
+    # FramePack's compact values (real channels only) are noised like their dense form
+    step = next(s for s in make_plan("framepack", cfg.plan, 20, 60) if s.context)
+    fp = pack([x[None] for x in levels], actions[None], step, "patchify", compact=True)
+    assert fp.values.dim() == 1 and fp.kernel.max() > 0  # compact, with compressed frames
+    cin = fp.channels * 4 ** int(fp.kernel.max())
+    dense = fp.dense(cin)
+    eps = torch.randn(dense.values.shape)
+    want = noise_context(dense, torch.full((1,), 0.3), eps, COSINE, "all")
+    got = noise_context(fp, torch.full((1,), 0.3), eps[dense.channel_mask()], COSINE, "all")
+    torch.testing.assert_close(got.dense(cin).values, want.values)
+    assert torch.equal(got.noised, want.noised) and want.noised[0, : fp.context_slots].all()
+
+
+@pytest.mark.parametrize("method", ["fullres", "framepack"])
+def test_training_batches_of_the_full_resolution_methods_noise_all_their_context(method):
+    base = load_preset("tiny", ["video_train.batch_size=4", "diffusion.context_dropout=0"])
+    source = InMemoryLatents([video(seed=i) for i in range(2)])
+    plain = VideoTask(base, method, source).batch(0, torch.Generator().manual_seed(0))
+    diffusion = replace(base.diffusion, context_noise=0.4, context_noise_scope="all")
+    task = VideoTask(replace(base, diffusion=diffusion), method, source)
+    batch = task.batch(0, torch.Generator().manual_seed(0))
+    cin = task.context_source.token_channels(4, len(SHAPES))
+    a, b = plain.tokens.dense(cin), batch.tokens.dense(cin)
+    sc = a.context_slots
+    assert batch.tokens.noised[:, :sc].all() and not batch.tokens.noised[:, sc:].any()
+    assert not torch.equal(a.values[:, :sc], b.values[:, :sc])
+    torch.testing.assert_close(a.values[:, sc:], b.values[:, sc:])
+    assert torch.isfinite(task.loss(task.build_model(), batch, "cpu")[0])
+    bad = replace(base, diffusion=replace(diffusion, context_noise_scope="recent"))
+    with pytest.raises(ValueError, match="context_noise_scope = 'recent'"):
+        VideoTask(bad, method, source)
+
+
+def test_all_context_variants_differ_from_their_recipe_in_the_noise_only():
+    from millivid.variants import variant_config
+
+    cfg = load_preset("mini")
+    for noised, plain in (
+        ("millivid-memory-aug-all", "millivid-memory-aug"),
+        ("framepack-memory-aug", "framepack-memory"),
+        ("fullres-memory-aug", "fullres-memory"),
+    ):
+        (m1, c1), (m2, c2) = variant_config(cfg, noised), variant_config(cfg, plain)
+        d = c1.diffusion
+        assert m1 == m2 and (d.context_noise, d.sample_context_noise) == (0.5, 0.1)
+        assert d.context_noise_scope == "all" and c2.diffusion.context_noise_scope == "coarse"
+        assert replace(c1, diffusion=c2.diffusion) == c2, noised

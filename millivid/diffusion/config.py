@@ -21,6 +21,9 @@ class DiffusionConfig:
     # sample_context_noise. 0 = off
     context_noise: float = 0.0
     sample_context_noise: float = 0.0
+    # which context tokens: "coarse" (coarser than the target) or "all" (every context token:
+    # recent frames are generated too; the full-resolution methods have no coarse context)
+    context_noise_scope: str = "coarse"
 
     @property
     def schedule(self) -> Schedule:

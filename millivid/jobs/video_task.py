@@ -20,7 +20,7 @@ from torch import Tensor
 from millivid.diffusion import diffuse, sample_time, v_from_x0_eps
 from millivid.model.dit import VideoDiT
 from millivid.model.packing import pack
-from millivid.model.tokens import Tokens, noise_coarse_context
+from millivid.model.tokens import CONTEXT_NOISE_SCOPES, Tokens, noise_context
 from millivid.plan import context_source, sample_training_step, step_kinds
 from millivid.presets import Config
 
@@ -134,6 +134,11 @@ class VideoTask:
                 f"diffusion.context_noise = {config.diffusion.context_noise}: the largest "
                 "diffusion time of the coarse context's noise, in [0, 1] (0 = off)"
             )
+        if config.diffusion.context_noise_scope not in CONTEXT_NOISE_SCOPES:
+            raise ValueError(
+                f"diffusion.context_noise_scope = {config.diffusion.context_noise_scope!r}: "
+                f"use {' or '.join(CONTEXT_NOISE_SCOPES)}"
+            )
 
     def build_model(self) -> VideoDiT:
         return build_video_model(self.config, self.method)
@@ -178,10 +183,13 @@ class VideoTask:
         tokens = Tokens.cat(parts)
         b = tokens.batch
         limit = self.config.diffusion.context_noise
-        if limit and not self.context_source.patchified:  # conditioning augmentation
+        if limit:  # conditioning augmentation
+            diffusion = self.config.diffusion
             time = torch.rand(b, generator=generator) * limit
             noise = torch.randn(*tokens.values.shape, generator=generator)
-            tokens = noise_coarse_context(tokens, time, noise, self.config.diffusion.schedule)
+            tokens = noise_context(
+                tokens, time, noise, diffusion.schedule, diffusion.context_noise_scope
+            )
         t = sample_time(b, generator)
         # noise only for the channels targets really use (FramePack pads level-0 targets from C
         # to 4^(L-1) C channels: drawing and moving the padding took most of its batch time);

@@ -8,8 +8,9 @@ embedding (forward/left/right + none) and/or an embedding of the frame's camera 
 the first target frame (``DiTConfig.condition``); with ``DiTConfig.pose_rope`` the pose also
 rotates 32 dims of every query and key (``embed.rotate``). Each block is adaLN-Zero (DiT) with *per-token* modulation from
 (diffusion time, level): context tokens are clean and use t = 0, targets use their element's t,
-and context tokens coarser than the target use the element's ``Tokens.context_time`` (the noise
-of conditioning augmentation, ``diffusion.context_noise``; 0 by default). There are only 3L
+and the context tokens that conditioning augmentation noised (``Tokens.noised``; by default
+those coarser than the target, ``diffusion.context_noise``) use the element's
+``Tokens.context_time``. There are only 3L
 distinct conditions per batch element, so the modulation is computed on a [B, 3L, D] table and
 gathered per token.
 
@@ -46,7 +47,7 @@ from millivid.model.embed import (
     position_3d,
     rotate,
 )
-from millivid.model.tokens import NO_ACTION, Tokens, coarse_context
+from millivid.model.tokens import NO_ACTION, Tokens
 from millivid.nn import block_centre, modulate
 
 
@@ -241,8 +242,8 @@ class VideoDiT(nn.Module):
 
     def _context_cond_id(self, tokens: Tokens) -> Tensor:
         """int64 [B, S]: each token's row of the condition table as context (the noised rows
-        for ``coarse_context`` tokens); target slots are overwritten by the callers."""
-        return tokens.level + 2 * self.levels * coarse_context(tokens).long()
+        for ``noised`` tokens); target slots are overwritten by the callers."""
+        return tokens.level + 2 * self.levels * tokens.noised.long()
 
     def _head(self, x: Tensor, cond: Tensor, cond_id: Tensor, kernel: Tensor) -> Tensor:
         """v-prediction [B, n, Cin] of target hidden states x [B, n, D]."""

@@ -265,6 +265,7 @@ def pack_spans(
     return Tokens(
         **merged,
         origin=torch.full((b,), step.target.start, device=merged["level"].device),
+        noised=torch.zeros(b, length, dtype=torch.bool, device=merged["level"].device),
         context_time=torch.zeros(b, device=merged["level"].device),
         context_slots=context_slots,
         channels=channels,

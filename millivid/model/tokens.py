@@ -2,10 +2,11 @@
 
 Every token carries its latent ``values``, ``level``, patchify ``kernel``, absolute ``frame``,
 ``row``/``col`` in its own level's grid, the ``action`` and relative camera ``pose`` of its frame
-and ``valid`` (False: padding, dropped context); every element its ``origin`` (the first target
-frame) and ``context_time`` (conditioning augmentation). ``millivid.model.packing`` builds them
-from a plan step; ``coarse_context`` / ``noise_coarse_context`` are the conditioning
-augmentation of training and rollouts.
+and ``valid`` (False: padding, dropped context) and ``noised`` (conditioning augmentation);
+every element its ``origin`` (the first target frame) and ``context_time`` (the time of that
+noise). ``millivid.model.packing`` builds them
+from a plan step; ``augmented_context`` / ``noise_context`` are the conditioning augmentation
+of training and rollouts (``diffusion.context_noise``, ``diffusion.context_noise_scope``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ TENSOR_FIELDS = (
     "action",
     "pose",
     "valid",
+    "noised",
     "origin",
     "context_time",
 )
@@ -55,9 +57,10 @@ class Tokens:
     pose: Tensor  # float32 [B, S, 3]: the frame's camera relative to the origin frame's
     # (forward, left in blocks; yaw in radians, left +; see ``relative_poses``); 0 when unknown
     valid: Tensor  # bool [B, S]: False for padding and dropped context
+    noised: Tensor  # bool [B, S]: context tokens noised to the element's ``context_time``
     origin: Tensor  # int64 [B]: first frame of the target span (positions are relative to it)
-    context_time: Tensor  # float32 [B]: diffusion time of the noise on the context tokens coarser
-    # than the target (``coarse_context``; conditioning augmentation), 0 = clean
+    context_time: Tensor  # float32 [B]: diffusion time of the noise on the ``noised`` context
+    # tokens (conditioning augmentation), 0 = clean
     context_slots: int
     channels: int  # C; values carry Cin = channels * 4^max_kernel
 
@@ -145,24 +148,60 @@ class Tokens:
 
 def coarse_context(tokens: Tokens) -> Tensor:
     """bool [B, S]: the context tokens at a hierarchical level coarser than the step's target
-    (in a coarse-to-fine rollout, the generated coarse version of the target and the future);
-    the tokens that conditioning augmentation noises (``noise_coarse_context``)."""
+    (in a coarse-to-fine rollout, the generated coarse version of the target and the future):
+    what conditioning augmentation noises by default (``augmented_context``)."""
     target_level = tokens.level[:, tokens.context_slots : tokens.context_slots + 1]
     is_context = torch.arange(tokens.length, device=tokens.level.device) < tokens.context_slots
     return is_context & (tokens.kernel == 0) & (tokens.level > target_level)
 
 
-def noise_coarse_context(tokens: Tokens, time: Tensor, noise: Tensor, schedule: Schedule) -> Tokens:
-    """``tokens`` (dense values) with their ``coarse_context`` values noised to diffusion time
-    ``time`` float [B] — ``alpha x + sigma noise`` on ``schedule``, ``noise`` a
-    standard normal [B, S, Cin] — and ``context_time`` set to ``time`` (conditioning
-    augmentation; the model is told the time). Time 0 leaves the values as they are (the
-    schedule's sigma at t = 0 is small, not zero)."""
+CONTEXT_NOISE_SCOPES = ("coarse", "all")  # diffusion.context_noise_scope
+
+
+def augmented_context(tokens: Tokens, scope: str) -> Tensor:
+    """bool [B, S]: the context tokens conditioning augmentation noises. ``coarse``: those
+    coarser than the target (``coarse_context``: in a coarse-to-fine rollout, the generated
+    coarse version of the target and the future); ``all``: every context token (a rollout's
+    recent frames are generated too: what autoregressive models noise to resist drift)."""
+    if scope == "coarse":
+        return coarse_context(tokens)
+    if scope == "all":
+        is_context = torch.arange(tokens.length, device=tokens.level.device) < tokens.context_slots
+        return is_context.expand(tokens.batch, -1)
+    raise ValueError(
+        f"diffusion.context_noise_scope = {scope!r}: use {' or '.join(CONTEXT_NOISE_SCOPES)}"
+    )
+
+
+def noise_context(
+    tokens: Tokens, time: Tensor, noise: Tensor, schedule: Schedule, scope: str = "coarse"
+) -> Tokens:
+    """``tokens`` with their ``augmented_context(tokens, scope)`` values noised to diffusion time
+    ``time`` float [B] — ``alpha x + sigma noise`` on ``schedule``, ``noise`` a standard normal
+    of the shape of ``tokens.values`` (dense [B, S, Cin] or compact) — and ``noised`` and
+    ``context_time`` set (conditioning augmentation; the model is told which tokens and the
+    time). Time 0 leaves an element as it is (the schedule's sigma at t = 0 is small, not
+    zero)."""
     if not bool(((time >= 0) & (time <= 1)).all()):
         raise ValueError(f"context noise times must lie in [0, 1], got {time.tolist()}")
-    a, s = schedule.alpha_sigma(time.float())
+    if noise.shape != tokens.values.shape:
+        raise ValueError(f"noise {tuple(noise.shape)} != values {tuple(tokens.values.shape)}")
+    dev = tokens.level.device
+    noised = augmented_context(tokens, scope) & (time > 0).to(dev).unsqueeze(1)  # [B, S]
+    a, s = (c.float().to(dev).view(-1, 1, 1) for c in schedule.alpha_sigma(time.float()))
     x = tokens.values.float()
-    noisy = a.view(-1, 1, 1) * x + s.view(-1, 1, 1) * noise.to(x) * tokens.channel_mask()
-    noised = coarse_context(tokens) & (time > 0).to(tokens.level.device).unsqueeze(1)
-    values = torch.where(noised.unsqueeze(-1), noisy, x).to(tokens.values.dtype)
-    return replace(tokens, values=values, context_time=time.to(tokens.context_time))
+    if x.dim() == 3:  # dense: padding channels stay zero
+        mask = tokens.channel_mask()
+        noisy = a * x + s * noise.to(x) * mask
+        values = torch.where(noised.unsqueeze(-1), noisy, x)
+    else:  # compact: the real channels in (batch, token, channel) order
+        mask = tokens.channel_mask(tokens.channels * 4 ** int(tokens.kernel.max()))
+        pick = noised.unsqueeze(-1).expand(mask.shape)[mask]
+        noisy = a.expand(mask.shape)[mask] * x + s.expand(mask.shape)[mask] * noise.to(x)
+        values = torch.where(pick, noisy, x)
+    return replace(
+        tokens,
+        values=values.to(tokens.values.dtype),
+        noised=noised,
+        context_time=time.to(tokens.context_time),
+    )

@@ -11,7 +11,7 @@ from millivid.diffusion.config import DiffusionConfig
 from millivid.model.ddim_sampler import compile_for_sampling, sample_targets
 from millivid.model.dit import VideoDiT
 from millivid.model.packing import pack_spans, unpack_targets
-from millivid.model.tokens import noise_coarse_context
+from millivid.model.tokens import noise_context
 from millivid.plan.sources import ContextSource
 from millivid.plan.step import Step
 from millivid.rollout.engine import host_randn
@@ -85,8 +85,12 @@ class DiTDenoiser:
             seed = context_noise_seed(step.target.start, step.target.level)
             shape = tokens.values.shape
             noise = host_randn(shape, torch.Generator().manual_seed(seed), noise.device)
-            tokens = noise_coarse_context(
-                tokens, time.to(noise.device), noise, self.diffusion.schedule
+            tokens = noise_context(
+                tokens,
+                time.to(noise.device),
+                noise,
+                self.diffusion.schedule,
+                self.diffusion.context_noise_scope,
             )
         values = sample_targets(
             self.model,

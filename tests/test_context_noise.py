@@ -182,3 +182,24 @@ def test_all_context_variants_differ_from_their_recipe_in_the_noise_only():
         assert m1 == m2 and (d.context_noise, d.sample_context_noise) == (0.5, 0.1)
         assert d.context_noise_scope == "all" and c2.diffusion.context_noise_scope == "coarse"
         assert replace(c1, diffusion=c2.diffusion) == c2, noised
+
+
+def test_framepack_rollout_steps_noise_all_their_context():
+    """FramePack's tokens are wider than its targets (patchified context): the context noise
+    must not change the width the targets are read back with."""
+    cfg = load_preset("tiny")
+    levels, actions = video()
+    step = next(s for s in make_plan("framepack", cfg.plan, 20, 60) if len(s.context) > 1)
+    context = [levels[0][None, s.start : s.stop] for s in step.context]
+    noise = torch.randn(1, step.target.frames, 4, 4, 4, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    model = build_video_model(cfg, "framepack").eval()
+    outputs = []
+    for amount in (0.0, 0.3, 0.3):
+        sampler = replace(
+            cfg.diffusion, sample_steps=2, sample_context_noise=amount, context_noise_scope="all"
+        )
+        denoiser = DiTDenoiser(model, "patchify", SHAPES, sampler, compile=False)
+        outputs.append(denoiser(step, context, actions[None], noise))
+    assert outputs[0].shape == outputs[1].shape == noise.shape
+    torch.testing.assert_close(outputs[1], outputs[2])

@@ -83,12 +83,12 @@ class DiTDenoiser:
         if self.diffusion.sample_context_noise:  # conditioning augmentation, as in training
             time = torch.full((tokens.batch,), self.diffusion.sample_context_noise)
             seed = context_noise_seed(step.target.start, step.target.level)
-            shape = tokens.values.shape
-            noise = host_randn(shape, torch.Generator().manual_seed(seed), noise.device)
+            gen = torch.Generator().manual_seed(seed)
+            eps = host_randn(tokens.values.shape, gen, noise.device)  # ``noise``: the targets'
             tokens = noise_context(
                 tokens,
                 time.to(noise.device),
-                noise,
+                eps,
                 self.diffusion.schedule,
                 self.diffusion.context_noise_scope,
             )

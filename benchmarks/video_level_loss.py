@@ -16,6 +16,10 @@ latent at that level (MSE per channel; a model that continues the context is at 
 weights' shapes alone, e.g. ``plan.memory_frames=8``: would the trained model use more memory
 frames than it was trained with?).
 
+``--context-noise T`` also scores every step with all its context tokens noised to time T and
+the model *not* told (as a rollout's generated context is imperfect while the model takes it for
+the truth): how sensitive is each target level to an imperfect history?
+
 ``--split train`` scores the first training seeds instead, as the checkpoint's world config
 renders them (its own training videos); the difference to the held-out loss is the
 generalisation gap, which says whether more training videos could help.
@@ -35,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from millivid.jobs.autoencoder import load_autoencoder  # noqa: E402
 from millivid.jobs.video_task import InMemoryLatents, VideoBatch, VideoTask  # noqa: E402
+from millivid.model.tokens import noise_context  # noqa: E402
 from millivid.plan.training_steps import step_kinds  # noqa: E402
 from millivid.rollout.generate import load_video_model  # noqa: E402
 from millivid.typed_config import apply_overrides  # noqa: E402
@@ -85,10 +90,16 @@ def level_losses(args: argparse.Namespace) -> dict:
         with torch.no_grad():
             loss = float(task.loss(model, batch, args.device)[0])
             null = float(task.loss(model, blind, args.device)[0])
-        out["levels"][level] = {"loss": loss, "context_dropped": null, "ratio": loss / null}
+        row = {"loss": loss, "context_dropped": null, "ratio": loss / null}
+        if args.context_noise:
+            noisy = untold_noise(batch, args.context_noise, cfg, args.seed)
+            with torch.no_grad():
+                row["context_noised"] = float(task.loss(model, noisy, args.device)[0])
+        out["levels"][level] = row
         print(
             f"target level {level}: v-loss {loss:.3f}, context dropped {null:.3f}, "
-            f"ratio {loss / null:.2f}",
+            f"ratio {loss / null:.2f}"
+            + (f", context noised {row['context_noised']:.3f}" if args.context_noise else ""),
             flush=True,
         )
     if targeted and targeted[-1] == len(cfg.plan.tokens) - 1 and method != "framepack":
@@ -100,6 +111,20 @@ def level_losses(args: argparse.Namespace) -> dict:
             flush=True,
         )
     return out
+
+
+def untold_noise(batch: VideoBatch, time: float, cfg, seed: int) -> VideoBatch:
+    """``batch`` with every context token noised to ``time``, the model not told (its tokens
+    marked clean): the same noise for every model scored with ``seed``."""
+    tokens = batch.tokens
+    gen = torch.Generator().manual_seed(seed + 1)
+    eps = torch.randn(tokens.values.shape, generator=gen)
+    times = torch.full((tokens.batch,), time)
+    noised = noise_context(tokens, times, eps, cfg.diffusion.schedule, "all")
+    untold = replace(
+        noised, noised=torch.zeros_like(noised.noised), context_time=tokens.context_time
+    )
+    return VideoBatch(untold, batch.t, batch.noise, batch.dropped, batch.cin)
 
 
 @torch.no_grad()
@@ -144,6 +169,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1024, help="frames per video")
     parser.add_argument("--batch", type=int, default=32, help="steps per target level")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--context-noise",
+        type=float,
+        default=0.0,
+        help="also score with every context token noised to this time, the model not told",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--set", action="append", default=[], help="KEY=VALUE override of the model's config"

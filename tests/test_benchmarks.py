@@ -81,12 +81,13 @@ def test_video_level_loss_scores_the_shipped_model_under_a_config_change(split, 
     out = tmp_path / "levels.json"
     args = ["--ckpt", "checkpoints/mini/millivid", "--videos", "1", "--frames", "400"]
     args += ["--batch", "2", "--set", "plan.memory_frames=8", "--json", str(out)]
-    run_benchmark("video_level_loss.py", *args, "--split", split)
+    run_benchmark("video_level_loss.py", *args, "--split", split, "--context-noise", "0.6")
     result = json.loads(out.read_text())
     assert result["split"] == split
     assert sorted(result["levels"]) == ["0", "1", "2", "3"]
     for level in result["levels"].values():
         assert 0 < level["loss"] < 2 and 0 < level["context_dropped"] < 2
+        assert level["context_noised"] > level["loss"]  # a history it cannot trust costs
 
 
 def test_revisit_context_with_noised_coarse_context(tmp_path):

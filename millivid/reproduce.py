@@ -36,7 +36,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 
 from millivid.atomic import read_json, write_json_atomic
@@ -51,8 +50,8 @@ from millivid.evaluate.runner import evaluate_sets
 from millivid.evaluate.suite import MetricSuite, parse_metrics
 from millivid.jobs.autoencoder import (
     encode_dataset,
+    frame_reconstructor,
     load_autoencoder,
-    reconstruct_frames,
     train_autoencoder,
 )
 from millivid.jobs.video_task import VideoTask
@@ -292,8 +291,7 @@ def stage_evaluate(run: Run) -> None:
     ]
     reconstruct = None
     if any(k in RUN_AE_BASELINES for k in todo):
-        model = load_autoencoder(run.ae_runs["hierarchical"], run.device)
-        reconstruct = partial(reconstruct_frames, model)
+        reconstruct = frame_reconstructor(run.ae_runs["hierarchical"], run.device)
     for kind in todo:
         write_baselines(gt, rollouts / kind, [kind], context, ecfg, reconstruct)
     missing = [v for v in run.rcfg.variants if not any((rollouts / v).glob("*.npz"))]

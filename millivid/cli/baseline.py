@@ -19,12 +19,9 @@ def run_baseline(args: argparse.Namespace) -> int:
     kinds = parse_kinds(args.kind, autoencoder=args.ae is not None)
     reconstruct = None
     if args.ae is not None and any(k in AE_BASELINES for k in kinds):
-        from functools import partial
+        from millivid.jobs.autoencoder import frame_reconstructor
 
-        from millivid.jobs.autoencoder import load_autoencoder, reconstruct_frames
-
-        model = load_autoencoder(args.ae, args.device)
-        reconstruct = partial(reconstruct_frames, model)
+        reconstruct = frame_reconstructor(args.ae, args.device)
     written = write_baselines(args.gt_dir, args.out, kinds, args.context, cfg, reconstruct)
     for kind, paths in written.items():
         print(f"{kind}: {len(paths)} videos in {paths[0].parent}")

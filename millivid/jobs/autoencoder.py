@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +182,11 @@ def reconstruct_frames(
     return torch.cat(out).cpu().numpy() if out else frames.copy()
 
 
+def frame_reconstructor(run: Path, device: str) -> Callable[[np.ndarray], np.ndarray]:
+    """``reconstruct_frames`` with the autoencoder of ``run`` (the autoencoder baselines)."""
+    return partial(reconstruct_frames, load_autoencoder(run, device))
+
+
 @torch.no_grad()
 def recon_grid(model: HierarchicalAutoencoder, video: Path, out: Path, frames: int = 4) -> Path:
     """Paper Fig. 5: rows = frames; columns = original, then each level's reconstruction."""
@@ -200,6 +207,7 @@ def recon_grid(model: HierarchicalAutoencoder, video: Path, out: Path, frames: i
 __all__ = [
     "encode_dataset",
     "frame_bank",
+    "frame_reconstructor",
     "load_autoencoder",
     "recon_grid",
     "reconstruct_frames",

@@ -20,7 +20,7 @@ from torch import Tensor
 from millivid.diffusion import diffuse, sample_time, v_from_x0_eps
 from millivid.model.dit import VideoDiT
 from millivid.model.packing import pack
-from millivid.model.tokens import CONTEXT_NOISE_SCOPES, Tokens, noise_context
+from millivid.model.tokens import Tokens, check_context_noise_scope, noise_context
 from millivid.plan import context_source, sample_training_step, step_kinds
 from millivid.presets import Config
 
@@ -134,11 +134,7 @@ class VideoTask:
                 f"diffusion.context_noise = {config.diffusion.context_noise}: the largest "
                 "diffusion time of the coarse context's noise, in [0, 1] (0 = off)"
             )
-        if config.diffusion.context_noise_scope not in CONTEXT_NOISE_SCOPES:
-            raise ValueError(
-                f"diffusion.context_noise_scope = {config.diffusion.context_noise_scope!r}: "
-                f"use {' or '.join(CONTEXT_NOISE_SCOPES)}"
-            )
+        check_context_noise_scope(config.diffusion.context_noise_scope)
 
     def build_model(self) -> VideoDiT:
         return build_video_model(self.config, self.method)

@@ -158,19 +158,24 @@ def coarse_context(tokens: Tokens) -> Tensor:
 CONTEXT_NOISE_SCOPES = ("coarse", "all")  # diffusion.context_noise_scope
 
 
+def check_context_noise_scope(scope: str) -> None:
+    """Error naming the setting unless ``scope`` is one of ``CONTEXT_NOISE_SCOPES``."""
+    if scope not in CONTEXT_NOISE_SCOPES:
+        raise ValueError(
+            f"diffusion.context_noise_scope = {scope!r}: use {' or '.join(CONTEXT_NOISE_SCOPES)}"
+        )
+
+
 def augmented_context(tokens: Tokens, scope: str) -> Tensor:
     """bool [B, S]: the context tokens conditioning augmentation noises. ``coarse``: those
     coarser than the target (``coarse_context``: in a coarse-to-fine rollout, the generated
     coarse version of the target and the future); ``all``: every context token (a rollout's
     recent frames are generated too: what autoregressive models noise to resist drift)."""
+    check_context_noise_scope(scope)
     if scope == "coarse":
         return coarse_context(tokens)
-    if scope == "all":
-        is_context = torch.arange(tokens.length, device=tokens.level.device) < tokens.context_slots
-        return is_context.expand(tokens.batch, -1)
-    raise ValueError(
-        f"diffusion.context_noise_scope = {scope!r}: use {' or '.join(CONTEXT_NOISE_SCOPES)}"
-    )
+    is_context = torch.arange(tokens.length, device=tokens.level.device) < tokens.context_slots
+    return is_context.expand(tokens.batch, -1)
 
 
 def noise_context(

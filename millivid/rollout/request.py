@@ -14,7 +14,7 @@ import torch
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.data.videos import VideoRecord
 from millivid.diffusion.config import DiffusionConfig
-from millivid.model.tokens import CONTEXT_NOISE_SCOPES
+from millivid.model.tokens import check_context_noise_scope
 from millivid.presets import Config
 from millivid.world import make_videos
 
@@ -122,11 +122,7 @@ def check_sampler(diffusion: DiffusionConfig) -> None:
             f"diffusion.sample_context_noise = {diffusion.sample_context_noise}: a diffusion "
             "time in [0, 1] (0 = the generated coarse context as it is)"
         )
-    if diffusion.context_noise_scope not in CONTEXT_NOISE_SCOPES:
-        raise ValueError(
-            f"diffusion.context_noise_scope = {diffusion.context_noise_scope!r}: use "
-            f"{' or '.join(CONTEXT_NOISE_SCOPES)}"
-        )
+    check_context_noise_scope(diffusion.context_noise_scope)
     if not math.isfinite(diffusion.guidance):
         raise ValueError(
             f"--cfg {diffusion.guidance}: the guidance scale must be a finite number (1 = off)"

@@ -11,6 +11,9 @@
 #   bash scripts/mini_gpu.sh rollout  # test-set rollouts of VARIANTS (models from runs/mini_gpu/<v>
 #                                     # on a fresh machine; makes the data when it is missing)
 #   bash scripts/mini_gpu.sh eval     # evaluation of every rolled-out variant, report
+#   bash scripts/mini_gpu.sh all      # data, train, export, rollout, eval: the phases not done
+#                                     # yet, in order (RUN/done/ marks each); LIMIT=SECONDS stops
+#                                     # the call in time (exit 75: call again to go on)
 #   bash scripts/mini_gpu.sh sweep    # VARIANTS' models rolled out and evaluated again at other
 #                                     # sampler settings, SWEEP="name:args;name:args", e.g.
 #                                     # SWEEP="noise0:--sample-context-noise 0;cfg15:--set
@@ -45,6 +48,7 @@ TEST_VIDEOS=${TEST_VIDEOS:-64}
 TRAIN_STEPS=${TRAIN_STEPS:-5000}
 BATCH=${BATCH:-128}
 WORKERS=${WORKERS:-12}
+ROLLOUT_GIVEN=${ROLLOUT_S:+1}
 ROLLOUT_S=${ROLLOUT_S:-380}
 STEPS=${STEPS:-16}
 AE_STEPS=${AE_STEPS:-2500}
@@ -146,8 +150,10 @@ rollout)
       --rollout-batch 64 --sample-steps "$STEPS" >> "$OUT/rollout_$gpu.log" 2>&1) &
     pids+=($!)
   done
-  finish "${pids[@]}"
+  rc=0
+  finish "${pids[@]}" || rc=$?  # a rollout stopped by ROLLOUT_S resumes in the next call
   cp "$RUN/stages.json" "$OUT/"
+  exit "$rc"
   ;;
 eval)  # every variant under RUN/rollouts
   repro --variants "${VARIANTS// /,}" --stages evaluate,report > "$OUT/eval.log" 2>&1
@@ -216,8 +222,27 @@ ae)  # like-for-like: same data, steps and batch; the trainings share the GPU. A
       --out "$OUT/ae_recon_$k.png" --device "$DEVICE" >> "$OUT/ae_quality.txt" 2>&1
   done
   ;;
+all)  # one command to repeat on machines that cap how long a command may run
+  end=$((SECONDS + ${LIMIT:-1000000000}))
+  mkdir -p "$RUN/done"
+  for phase in data train export rollout eval; do
+    [ -e "$RUN/done/$phase" ] && continue
+    left=$((end - SECONDS - 15))  # margin for a stopped trainer to save
+    [ "$left" -gt 0 ] || { echo "$phase: no time left in LIMIT; call again" >&2; exit 75; }
+    [ -n "$ROLLOUT_GIVEN" ] || export ROLLOUT_S=$left
+    timeout "$left" bash "$0" "$phase"
+    rc=$?
+    [ "$rc" = 0 ] && { touch "$RUN/done/$phase"; continue; }
+    [ "$rc" = 124 ] || [ "$SECONDS" -ge $((end - 20)) ] &&
+      { echo "$phase: stopped by its time limit (LIMIT, ROLLOUT_S); call again to go on" >&2
+        exit 75; }
+    echo "$phase failed (exit $rc); its log is in $OUT or $RUN" >&2
+    exit "$rc"
+  done
+  echo "all phases done: $RUN"
+  ;;
 *)
-  echo "usage: $0 data|train|export|rollout|eval|sweep|ae|bench" >&2
+  echo "usage: $0 data|train|export|rollout|eval|sweep|ae|bench|all" >&2
   exit 2
   ;;
 esac

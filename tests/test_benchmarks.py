@@ -1,5 +1,5 @@
 """The GPU benchmarks run on the CPU with the tiny preset (their documented smoke runs), so a
-broken benchmark is caught here and not in scarce device time."""
+broken benchmark is caught here and not on the GPU."""
 
 import importlib.util
 import json

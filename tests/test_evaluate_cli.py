@@ -406,7 +406,7 @@ def test_methods_are_compared_on_shared_videos_only(run_dir, tmp_path):
 
 
 def test_from_csv_merges_files_and_refuses_duplicates(run_dir, tmp_path):
-    """Methods evaluated separately (another session) are tabulated together from their CSVs."""
+    """Methods evaluated separately (separate runs) are tabulated together from their CSVs."""
     _ensure_eval(run_dir)
     rows = list(csv.DictReader((run_dir / "eval" / "per_frame.csv").open()))
     parts = {}

@@ -1,5 +1,5 @@
-"""scripts/mini_gpu.sh (what runs on the lent GPU) works phase by phase: a dry run on the CPU
-with the tiny preset, so a broken script is caught here and not in scarce device time."""
+"""scripts/mini_gpu.sh (the mini reproduction on a GPU) works phase by phase: a dry run on the
+CPU with the tiny preset, so a broken script is caught here and not on the GPU."""
 
 import json
 import os
@@ -93,6 +93,32 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
     for stage in ("ae", "video/millivid-cc", "video/fullres"):  # SETS reached every stage
         saved = json.loads((tmp_path / "run" / stage / "checkpoint" / "config.json").read_text())
         assert saved["ae"]["channels"] == 8, stage
+
+
+def test_all_runs_the_phases_not_done_and_stops_within_its_limit(tmp_path):
+    """`all` runs data → eval, skipping the phases marked done; a call whose LIMIT runs out exits
+    75 with nothing marked, and the next call goes on to the end."""
+    env = dry_run_env(tmp_path, TRAIN_STEPS="4", STEPS="2")
+
+    def call(**extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", SCRIPT, "all"], cwd=ROOT, env={**env, **extra}, capture_output=True, text=True
+        )
+
+    done = tmp_path / "run" / "done"
+    stopped = call(LIMIT="16")  # 1 s for the data phase
+    assert stopped.returncode == 75 and "call again" in stopped.stderr, stopped.stderr[-2000:]
+    assert not any(done.iterdir())
+    finished = call()
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert sorted(p.name for p in done.iterdir()) == sorted(
+        ["data", "train", "export", "rollout", "eval"]
+    )
+    assert "millivid-cc" in (tmp_path / "run" / "eval" / "table.md").read_text()
+    made = (tmp_path / "run" / "stages.json").stat().st_mtime_ns
+    again = call()
+    assert again.returncode == 0 and "all phases done" in again.stdout
+    assert (tmp_path / "run" / "stages.json").stat().st_mtime_ns == made  # nothing ran again
 
 
 def test_ddp_gpus_trains_each_variant_on_that_many_processes(tmp_path):

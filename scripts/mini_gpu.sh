@@ -13,7 +13,9 @@
 #   bash scripts/mini_gpu.sh eval     # evaluation of every rolled-out variant, report
 #   bash scripts/mini_gpu.sh all      # data, train, export, rollout, eval: the phases not done
 #                                     # yet, in order (RUN/done/ marks each); LIMIT=SECONDS stops
-#                                     # the call in time (exit 75: call again to go on)
+#                                     # the call in time (exit 75: call again to go on);
+#                                     # PHASES="rollout eval": only those (e.g. for models
+#                                     # copied into RUN/video/)
 #   bash scripts/mini_gpu.sh sweep    # VARIANTS' models rolled out and evaluated again at other
 #                                     # sampler settings, SWEEP="name:args;name:args", e.g.
 #                                     # SWEEP="noise0:--sample-context-noise 0;cfg15:--set
@@ -225,7 +227,9 @@ ae)  # like-for-like: same data, steps and batch; the trainings share the GPU. A
 all)  # one command to repeat on machines that cap how long a command may run
   end=$((SECONDS + ${LIMIT:-1000000000}))
   mkdir -p "$RUN/done"
-  for phase in data train export rollout eval; do
+  for phase in ${PHASES:-data train export rollout eval}; do
+    case $phase in data | train | export | rollout | eval) ;;
+    *) echo "PHASES: unknown phase $phase (data train export rollout eval)" >&2; exit 2 ;; esac
     [ -e "$RUN/done/$phase" ] && continue
     left=$((end - SECONDS - 15))  # margin for a stopped trainer to save
     [ "$left" -gt 0 ] || { echo "$phase: no time left in LIMIT; call again" >&2; exit 75; }
@@ -239,7 +243,7 @@ all)  # one command to repeat on machines that cap how long a command may run
     echo "$phase failed (exit $rc); its log is in $OUT or $RUN" >&2
     exit "$rc"
   done
-  echo "all phases done: $RUN"
+  echo "all phases done: $RUN (${PHASES:-data train export rollout eval})"
   ;;
 *)
   echo "usage: $0 data|train|export|rollout|eval|sweep|ae|bench|all" >&2

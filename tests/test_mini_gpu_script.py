@@ -119,6 +119,12 @@ def test_all_runs_the_phases_not_done_and_stops_within_its_limit(tmp_path):
     again = call()
     assert again.returncode == 0 and "all phases done" in again.stdout
     assert (tmp_path / "run" / "stages.json").stat().st_mtime_ns == made  # nothing ran again
+    (done / "eval").unlink()
+    only = call(PHASES="eval")  # the phases asked for, and no other
+    assert only.returncode == 0 and (done / "eval").exists(), only.stderr[-2000:]
+    assert (tmp_path / "run" / "stages.json").stat().st_mtime_ns > made
+    wrong = call(PHASES="eval rolout")
+    assert wrong.returncode == 2 and "unknown phase rolout" in wrong.stderr
 
 
 def test_ddp_gpus_trains_each_variant_on_that_many_processes(tmp_path):

@@ -154,6 +154,8 @@ def test_gain_by_revisits_groups_the_lead_by_each_videos_revisit_share(tmp_path)
         lines += [f"A,v0,{frame},0,0,20", f"B,v0,{frame},0,0,18"]
         lines += [f"A,v1,{frame},1,0,15", f"B,v1,{frame},1,0,15"]
         lines += [f"A,v1,{frame - 100},0,0,99"]  # medium horizon: not counted
+        # the oracle: 25 dB on the revisit frames; its novel frames do not count
+        lines += [f"autoencoder,v0,{frame},0,0,30", f"autoencoder,v1,{frame},1,0,25"]
     path.write_text("\n".join(lines) + "\n")
     out = tmp_path / "lead.json"
     args = ["--csv", str(path), "--method", "A", "--baseline", "B", "--json", str(out)]
@@ -163,3 +165,7 @@ def test_gain_by_revisits_groups_the_lead_by_each_videos_revisit_share(tmp_path)
     assert result["correlation"] == pytest.approx(-1.0)
     leads = {g["revisit_share"]: (g["videos"], g["lead"]) for g in result["groups"]}
     assert leads["none"] == (1, pytest.approx(2.0)) and leads[">= 30 %"] == (1, 0.0)
+    memory = result["memory"]  # half the frames revisit; all of the 1 dB lead is on novel ones
+    assert memory["revisit_share"] == 0.5 and memory["frames"] == 4
+    assert memory["lead_on_revisit_frames"] == 0 and memory["lead_on_novel_frames"] == 1.0
+    assert memory["ceiling_lead"] == pytest.approx((2 * 2 + 10 * 2) / 4)  # revisits at 25 dB

@@ -430,6 +430,44 @@ def test_from_csv_merges_files_and_refuses_duplicates(run_dir, tmp_path):
     assert main(dup) == 1
 
 
+def test_from_csv_refuses_files_of_other_test_videos_with_the_same_names(run_dir, tmp_path):
+    """Two CSVs that label a video's frames differently (revisit / turn) were evaluated on
+    different videos under one name: merging them would pair unrelated frames, so it is refused,
+    naming the video; ``drop_mismatched`` leaves such videos out instead."""
+    from millivid.evaluate.results import results_from_csv
+    from millivid.presets import EVAL_PRESETS
+
+    _ensure_eval(run_dir)
+    rows = list(csv.DictReader((run_dir / "eval" / "per_frame.csv").open()))
+    parts = {}
+    for method in ("shifted", "random"):
+        path = tmp_path / f"{method}.csv"
+        mine = [dict(r) for r in rows if r["method"] == method]
+        if method == "random":  # another video named v1: its first frame labelled otherwise
+            first = next(r for r in mine if r["video"] == "v1")
+            first["revisit"] = str(1 - int(first["revisit"]))
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(mine)
+        parts[method] = path
+    cfg = replace(EVAL_PRESETS["tiny"], horizon_ends=(8, 16, 64))
+    with pytest.raises(ValueError, match="v1") as refused:
+        results_from_csv(list(parts.values()), cfg)
+    assert "v0" not in str(refused.value).split("videos")[-1]
+    args = ["--horizons", "8,16,64", "--start", "8", "--out", str(tmp_path / "merged")]
+    assert main(["evaluate", "--from-csv", *map(str, parts.values()), *args]) == 1
+    with pytest.warns(UserWarning, match="v1"):
+        kept = results_from_csv(list(parts.values()), cfg, drop_mismatched=True)
+    assert {r["video"] for r in kept.rows} == {"v0"}
+    with pytest.warns(UserWarning, match="v1"):
+        assert (
+            main(["evaluate", "--from-csv", *map(str, parts.values()), *args, "--drop-mismatched"])
+            == 0
+        )
+    assert "v1" not in (tmp_path / "merged" / "per_frame.csv").read_text()
+
+
 def test_from_csv_round_trips_the_split_columns(run_dir, tmp_path):
     """per_frame.csv holds the revisit / turn labels of the ground truth, so re-tabulating it
     without the npz files gives the same split results; a CSV without them still reads."""

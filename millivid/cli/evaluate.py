@@ -55,6 +55,12 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
         "runs on the same test set) without recomputing",
     )
     p.add_argument(
+        "--drop-mismatched",
+        action="store_true",
+        help="--from-csv: leave out videos that the files label differently (other test videos "
+        "under the same name) instead of refusing",
+    )
+    p.add_argument(
         "--all-videos",
         action="store_true",
         help="sets: also evaluate videos that not every method has (default: only shared ones)",
@@ -175,7 +181,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return run_probe_train(args)
     cfg = eval_config_from_args(args)
     if args.from_csv:
-        return _write_sets(results_from_csv(args.from_csv, cfg, not args.all_videos), args, cfg)
+        merged = results_from_csv(
+            args.from_csv, cfg, not args.all_videos, drop_mismatched=args.drop_mismatched
+        )
+        return _write_sets(merged, args, cfg)
     metrics = parse_metrics(args.metrics)
     check_weight_files(args, metrics)
     args.start = generated_start(args)

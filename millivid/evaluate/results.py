@@ -95,14 +95,28 @@ def _summarize_splits(res: SetResults, cfg: EvalConfig, table: FrameTable) -> No
 
 
 def results_from_csv(
-    paths: Path | Sequence[Path], cfg: EvalConfig, common: bool = True
+    paths: Path | Sequence[Path],
+    cfg: EvalConfig,
+    common: bool = True,
+    drop_mismatched: bool = False,
 ) -> SetResults:
     """Re-tabulate ``per_frame.csv`` files written by ``write_set_outputs`` (no metric is
     recomputed; set metrics such as FID/FVD are not in the CSV). Several files (e.g. methods
     evaluated in different runs on the same test set) are merged: the metrics they all have,
-    and a (method, video) pair may come from one file only. ``common``: as in ``evaluate_sets``."""
+    and a (method, video) pair may come from one file only. Files that label a video's frames
+    differently (revisit / turn columns) hold different videos under one name: a ValueError
+    names them, or with ``drop_mismatched`` a warning does and they are left out. ``common``:
+    as in ``evaluate_sets``."""
     paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
     tables = [_read_per_frame_csv(p) for p in paths]
+    mismatched = _mismatched_videos(paths, [rows for _, rows in tables])
+    if mismatched and not drop_mismatched:
+        raise ValueError(_mismatched_message(mismatched))
+    if mismatched:
+        warnings.warn(_mismatched_message(mismatched) + "; left out", stacklevel=2)
+        tables = [
+            (metrics, [r for r in rows if r["video"] not in mismatched]) for metrics, rows in tables
+        ]
     metrics = tuple(m for m in tables[0][0] if all(m in t[0] for t in tables))
     rows, origin = [], {}
     for path, (_, file_rows) in zip(paths, tables):
@@ -123,6 +137,37 @@ def results_from_csv(
     summarize_rows(res, cfg)
     res.thresholds = _csv_thresholds(paths) or res.thresholds
     return res
+
+
+def _mismatched_videos(paths: Sequence[Path], tables: Sequence[list[dict]]) -> dict[str, tuple]:
+    """Videos whose frames two files label differently (video -> the two files); rows without
+    labels (CSVs written before the split columns) are not compared."""
+    seen: dict[tuple[str, int], tuple[tuple, Path]] = {}
+    out: dict[str, tuple] = {}
+    for path, rows in zip(paths, tables, strict=True):
+        for r in rows:
+            labels = tuple(r[c] for c in SPLIT_COLUMNS)
+            if all(x is None for x in labels):
+                continue
+            first = seen.setdefault((r["video"], r["frame"]), (labels, path))
+            if first[0] != labels and r["video"] not in out:
+                out[r["video"]] = (first[1], path)
+    return out
+
+
+def _mismatched_message(mismatched: dict[str, tuple]) -> str:
+    """One line naming the videos that differ between files and what to do."""
+    pairs: dict[tuple, list[str]] = {}
+    for video, files in sorted(mismatched.items()):
+        pairs.setdefault(files, []).append(video)
+    where = "; ".join(
+        f"{a} and {b} on {len(v)} videos ({', '.join(v[:8])}{', ...' if len(v) > 8 else ''})"
+        for (a, b), v in pairs.items()
+    )
+    return (
+        f"the revisit / turn labels differ between {where}: they were evaluated on different "
+        "test videos with the same names; merge CSVs of one test set"
+    )
 
 
 def _csv_thresholds(paths: Sequence[Path]) -> dict | None:

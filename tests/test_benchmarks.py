@@ -118,6 +118,18 @@ def test_world_stats_counts_returns_of_each_training_trajectory_kind():
     assert all(0.0 <= s <= 100.0 for s in shares)
 
 
+def test_world_stats_as_made_gives_the_test_sets_revisit_share_per_horizon():
+    """--as-made: the test split is data make --test's selection (3 of 30 candidates), with the
+    share of its generated frames that revisit the context, per evaluation horizon."""
+    args = ["--preset", "tiny", "--seeds", "3", "--as-made", "--set", "world.test_keep_lowest=1"]
+    done = run_benchmark("world_stats.py", *args)
+    assert "test (A.1), as made (3 of 30)" in done.stdout
+    assert "world.test_keep_lowest=1" in done.stdout.splitlines()[0]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("revisit frames"))
+    shares = [float(x.strip().rstrip(" %")) for x in line.split(": ")[1].split(" / ")]
+    assert len(shares) == 3 and all(0.0 <= x <= 100.0 for x in shares)
+
+
 def test_returns_counts_a_way_back_and_not_a_straight_line():
     spec = importlib.util.spec_from_file_location("world_stats", ROOT / "benchmarks/world_stats.py")
     world_stats = importlib.util.module_from_spec(spec)

@@ -133,7 +133,7 @@ class ReproduceConfig:
     # diffusion.sample_context_noise, the level its variant was trained for)
     sample_context_noise: float | None = None
     compile: bool | None = None  # rollouts under torch.compile (None: on CUDA)
-    metrics: str = "psnr,ssim,probe,action"
+    metrics: str = "psnr,ssim,sharpness,probe,action"
     workers: int | None = None  # world-rendering threads
     compress: bool = (
         True  # False: uncompressed .npz (faster to write and read, 25 MB per mini video)

@@ -1,4 +1,5 @@
-"""PSNR/SSIM agree with scikit-image; caps; ordering original > shifted > random; horizons."""
+"""PSNR/SSIM agree with scikit-image; caps; ordering original > shifted > random; sharpness;
+horizons."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from millivid.evaluate.horizons import horizon_means, horizon_ranges
-from millivid.evaluate.image_metrics import PSNR_CAP_DB, psnr, ssim
+from millivid.evaluate.image_metrics import PSNR_CAP_DB, psnr, sharpness, ssim
 
 
 def _sk_ssim(a, b):
@@ -103,6 +104,39 @@ def test_ssim_symmetric_and_bounded(seed, h, w):
     assert torch.all(s_ab <= 1 + 1e-6) and torch.all(s_ab >= -1 - 1e-6)
     assert torch.allclose(psnr(a, b), psnr(b, a))
     assert torch.all(psnr(a, b) < PSNR_CAP_DB)
+
+
+def test_sharpness_is_one_for_the_truth_below_for_blur_above_for_noise():
+    """The ratio of the frame's mean absolute neighbour difference to the truth's: a blurred
+    frame (the hedge PSNR rewards) is below 1, a noisy one above, a flat one 0."""
+    rng = np.random.default_rng(0)
+    gt = torch.from_numpy(_structured(32, 32, rng))[None]
+    blurred = torch.nn.functional.avg_pool2d(
+        gt.permute(0, 3, 1, 2).float(), 3, stride=1, padding=1, count_include_pad=False
+    )
+    blurred = blurred.round().to(torch.uint8).permute(0, 2, 3, 1)
+    noisy = (gt.float() + torch.from_numpy(rng.normal(0, 20, gt.shape))).clamp(0, 255)
+    flat = torch.full_like(gt, 128)
+    pred = torch.cat([gt, blurred, noisy.to(torch.uint8), flat])
+    value = sharpness(pred, gt.expand_as(pred))
+    assert value.shape == (4,) and value[0] == 1.0
+    assert 0 < value[1] < 0.9 and value[2] > 1.1 and value[3] == 0.0
+    assert psnr(blurred, gt) > psnr(noisy.to(torch.uint8), gt)  # PSNR prefers the blur
+    nan = sharpness(gt, flat[:1])  # a flat truth has no detail to compare with
+    assert torch.isnan(nan).all()
+
+
+def test_sharpness_is_best_at_the_truths_value_in_tables_and_pairs():
+    """Neither more nor less detail is better: the value nearest 1 is bold, and a method wins a
+    video when its sharpness is nearer 1 than the reference's."""
+    from millivid.evaluate.horizons import _paired_cell
+    from millivid.evaluate.markdown import direction_arrow, grid_table
+
+    cell = _paired_cell("sharpness", [(0.9, 0.5), (1.2, 1.05)])
+    assert cell["wins"] == 0.5 and cell["mean"] == pytest.approx(0.275)
+    table = grid_table({"blurry": {"k": 0.7}, "close": {"k": 1.1}}, [("k", "S", "sharpness")])
+    assert "| close | **1.100** |" in table and "| blurry | 0.700 |" in table
+    assert direction_arrow("sharpness") == "→1" and direction_arrow("lpips") == "↓"
 
 
 def test_horizon_averaging_known_sequence():

@@ -43,7 +43,7 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
         default="psnr,ssim",
         help="comma list: "
         + ",".join(
-            ["psnr", "ssim", "lpips", "dino", "matches", "probe", "action", "fid", "fvd", "all"]
+            ["psnr", "ssim", "sharpness", "lpips", "dino", "matches", "probe", "action", "fid", "fvd", "all"]
         ),
     )
     p.add_argument(

@@ -154,10 +154,11 @@ def _nanmean(x: np.ndarray) -> float:
     return float(x.mean()) if len(x) else float("nan")
 
 
-def _better_sign(metric: str) -> float:
-    from millivid.evaluate.suite import HIGHER_IS_BETTER
+def _gain(metric: str, a, b):
+    """How much better ``a`` is than ``b`` (numbers or arrays): positive is better."""
+    from millivid.evaluate.suite import goodness
 
-    return 1.0 if HIGHER_IS_BETTER.get(metric, True) else -1.0
+    return goodness(metric, a) - goodness(metric, b)
 
 
 def paired_differences(
@@ -199,12 +200,13 @@ def paired_differences(
 
 
 def _paired_cell(metric: str, pairs: list[tuple[float, float]]) -> dict[str, float]:
-    d = np.array([a - b for a, b in pairs])
+    a, b = np.array(pairs).T
+    d = a - b
     n = len(d)
     return {
         "mean": float(d.mean()),
         "ci95": float(1.96 * d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
-        "wins": float(np.mean(_better_sign(metric) * d > 0)),
+        "wins": float(np.mean(_gain(metric, a, b) > 0)),
         "videos": n,
     }
 
@@ -213,7 +215,7 @@ def memory_gains(
     table: FrameTable, names: Sequence[str], reference: str = "nearest-pose"
 ) -> dict[str, dict | str | None]:
     """How much better each method is on revisit frames, signed so that positive is better
-    (higher PSNR, lower LPIPS): ``vs_novel`` {method: {horizon: {metric: its mean on revisit
+    (higher PSNR, lower LPIPS, sharpness nearer 1): ``vs_novel`` {method: {horizon: {metric: its mean on revisit
     frames minus its mean on novel frames}}}; ``vs_reference`` the same with its revisit frames
     minus ``reference``'s on the same (video, frame) pairs (empty when ``reference`` is absent)."""
     vs_novel: dict = {}
@@ -222,7 +224,7 @@ def memory_gains(
             rev, nov = splits.get("revisit", {}).get(h), splits.get("novel", {}).get(h)
             if rev and nov:
                 vs_novel.setdefault(method, {})[h] = {
-                    m: _better_sign(m) * (rev[m] - nov[m]) for m in table.values
+                    m: _gain(m, rev[m], nov[m]) for m in table.values
                 }
     present = reference in table.methods
     return {
@@ -249,7 +251,7 @@ def _gain_vs_reference(table: FrameTable, names: Sequence[str], reference: str) 
             sel = table.horizon[mine] == k
             if sel.any():
                 out.setdefault(method, {})[h] = {
-                    m: _better_sign(m) * _nanmean(v[mine[sel]] - v[theirs[sel]])
+                    m: _nanmean(_gain(m, v[mine[sel]], v[theirs[sel]]))
                     for m, v in table.values.items()
                 }
     return out

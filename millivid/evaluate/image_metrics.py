@@ -1,4 +1,4 @@
-"""PSNR and SSIM of uint8 RGB frames, batched in torch (CPU or GPU).
+"""PSNR, SSIM and sharpness of uint8 RGB frames, batched in torch (CPU or GPU).
 
 Both agree with scikit-image (``peak_signal_noise_ratio(data_range=255)`` and
 ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
@@ -34,6 +34,24 @@ def psnr(pred: torch.Tensor, gt: torch.Tensor, cap: float = PSNR_CAP_DB) -> torc
     mse = diff.square().flatten(-3).double().mean(-1)
     out = 10.0 * torch.log10(255.0**2 / mse.clamp_min(1e-30))
     return out.clamp(max=cap).masked_fill(mse == 0, cap)
+
+
+def detail(frames: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between horizontal and vertical neighbours, over pixels and
+    channels: uint8 [..., H, W, 3] -> float64 [...] (0 for a flat frame)."""
+    x = frames.double()
+    dx = (x[..., :, 1:, :] - x[..., :, :-1, :]).abs().flatten(-3).mean(-1)
+    dy = (x[..., 1:, :, :] - x[..., :-1, :, :]).abs().flatten(-3).mean(-1)
+    return (dx + dy) / 2
+
+
+def sharpness(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """``detail(pred) / detail(gt)`` per frame: 1 as detailed as the truth, below 1 blurrier
+    (the hedge PSNR rewards: a blurred guess scores better than a sharp wrong one), above 1
+    noisier; NaN where the truth is flat. pred, gt: uint8 [..., H, W, 3] -> float64 [...]."""
+    _check_pair(pred, gt)
+    truth = detail(gt)
+    return (detail(pred) / truth.clamp_min(1e-12)).masked_fill(truth == 0, float("nan"))
 
 
 def gaussian_window(sigma: float = SSIM_SIGMA, truncate: float = 3.5) -> torch.Tensor:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from millivid.evaluate.config import EvalConfig
 from millivid.evaluate.results import SetResults
 from millivid.evaluate.splits import ACTION_METRICS
-from millivid.evaluate.suite import DISPLAY, HIGHER_IS_BETTER
+from millivid.evaluate.suite import DISPLAY, HIGHER_IS_BETTER, TARGET_VALUE, goodness
 
 SHORT_HORIZON = {"short": "short", "medium": "med.", "long": "long"}
 SHORT_SPLIT = {"revisit": "rev.", "novel": "nov.", "turn": "turn", "forward": "fwd."}
@@ -20,6 +20,8 @@ def display_name(metric: str) -> str:
 
 
 def direction_arrow(metric: str) -> str:
+    if metric in TARGET_VALUE:
+        return f"→{TARGET_VALUE[metric]:g}"
     return "↑" if HIGHER_IS_BETTER.get(metric, True) else "↓"
 
 
@@ -50,7 +52,7 @@ def grid_table(
         vals = [cells[k][key] for k in methods if cells[k].get(key) is not None]
         vals = [v for v in vals if v == v]  # NaN is never best
         if vals:
-            best[key] = max(vals) if signed or HIGHER_IS_BETTER.get(m, True) else min(vals)
+            best[key] = max(vals) if signed else max(vals, key=lambda v, m=m: goodness(m, v))
     for k in methods:
         row = [k]
         for key, _, m in columns:

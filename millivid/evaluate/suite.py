@@ -14,12 +14,13 @@ import torch
 from millivid.device import resolve_device
 from millivid.evaluate import frechet
 from millivid.evaluate.config import EvalConfig
-from millivid.evaluate.image_metrics import psnr, ssim
+from millivid.evaluate.image_metrics import psnr, sharpness, ssim
 from millivid.weights.files import load_torchscript, weight_path
 
 FRAME_METRICS = (
     "psnr",
     "ssim",
+    "sharpness",
     "lpips",
     "dino",
     "matches",
@@ -28,6 +29,7 @@ FRAME_METRICS = (
     "action_acc",
 )
 SET_METRICS = ("fid", "fvd")
+MODEL_FREE = ("psnr", "ssim", "sharpness")  # frame metrics that need no weights
 ALL_METRICS = FRAME_METRICS + SET_METRICS
 ALIASES = {"probe": ("probe_acc", "probe_miou"), "action": ("action_acc",), "all": ALL_METRICS}
 HIGHER_IS_BETTER = {
@@ -42,9 +44,22 @@ HIGHER_IS_BETTER = {
     "fid": False,
     "fvd": False,
 }
+# metrics best at the truth's value, neither higher nor lower (sharpness 1: as detailed as it)
+TARGET_VALUE = {"sharpness": 1.0}
+
+
+def goodness(metric: str, value):
+    """``value`` (a number or an array) mapped so that higher is better: itself, its negative
+    (lower is better) or minus its distance from the target value."""
+    if metric in TARGET_VALUE:
+        return -abs(value - TARGET_VALUE[metric])
+    return value if HIGHER_IS_BETTER.get(metric, True) else -value
+
+
 DISPLAY = {
     "psnr": "PSNR",
     "ssim": "SSIM",
+    "sharpness": "Sharpness",
     "lpips": "LPIPS",
     "dino": "DINOv2",
     "matches": "Matches",
@@ -128,7 +143,7 @@ class MetricSuite:
     def load_all(self, metrics: Sequence[str]) -> None:
         """Load every model ``metrics`` need now, so a missing file fails before any work."""
         for m in metrics:
-            if m in ("psnr", "ssim"):
+            if m in MODEL_FREE:
                 continue
             self.model(_model_name(m))
 
@@ -177,6 +192,8 @@ class MetricSuite:
             return psnr(p, g)
         if m == "ssim":
             return ssim(p, g)
+        if m == "sharpness":
+            return sharpness(p, g)
         if m == "lpips":
             return self.model("lpips")(p, g)
         if m == "dino":

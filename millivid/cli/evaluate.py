@@ -43,7 +43,19 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
         default="psnr,ssim",
         help="comma list: "
         + ",".join(
-            ["psnr", "ssim", "sharpness", "lpips", "dino", "matches", "probe", "action", "fid", "fvd", "all"]
+            [
+                "psnr",
+                "ssim",
+                "sharpness",
+                "lpips",
+                "dino",
+                "matches",
+                "probe",
+                "action",
+                "fid",
+                "fvd",
+                "all",
+            ]
         ),
     )
     p.add_argument(

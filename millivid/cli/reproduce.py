@@ -46,7 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         help="roll out under torch.compile (default: on CUDA)",
     )
-    p.add_argument("--metrics", help="evaluation metrics (default psnr,ssim,sharpness,probe,action)")
+    p.add_argument(
+        "--metrics", help="evaluation metrics (default psnr,ssim,sharpness,probe,action)"
+    )
     p.add_argument("--workers", type=int, help="world-rendering threads")
     p.add_argument("--store", action="store_true", help="write uncompressed videos (faster)")
     p.add_argument(

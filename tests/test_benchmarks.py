@@ -130,10 +130,59 @@ def test_world_stats_as_made_gives_the_test_sets_revisit_share_per_horizon():
     assert len(shares) == 3 and all(0.0 <= x <= 100.0 for x in shares)
 
 
+def _load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"benchmarks/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _teleport_back_poses() -> np.ndarray:
+    """10 context frames at x = 0..9; generated frames 10..19 at x = 20..29, then 20..29 back at
+    x = 20..29 (same yaw): frame j >= 20 returns to frame j - 10."""
+    x = np.concatenate([np.arange(10), 20 + np.arange(10), 20 + np.arange(10)])
+    poses = np.zeros((30, 5), np.float32)
+    poses[:, 0] = x
+    return poses
+
+
+def test_return_triples_pair_a_return_with_its_place_and_with_elsewhere():
+    """j returns to i = j - 10; k is the frame nearest to i in time more than 4 blocks away
+    (twice the 2-block threshold); no k in the window: j is left out."""
+    sc = _load_benchmark("self_consistency")
+    triples = sc.return_triples(_teleport_back_poses(), start=10, gap=10)
+    assert triples == [(j - 10, j, j - 15) for j in range(25, 30)]
+
+
+def test_self_consistency_scores_memory_zero_and_forgetting_or_stillness_below(tmp_path):
+    """Frames drawn from the pose: the truth itself scores 0; a still video (every pair alike)
+    and one that forgets (new frames at the return) have no contrast and score below it."""
+    from millivid.data import VideoRecord, save_video
+
+    poses = _teleport_back_poses()
+    rng = np.random.default_rng(0)
+    place = {x: rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for x in range(40)}
+    truth = np.stack([place[int(x)] for x in poses[:, 0]])
+    forget = truth.copy()
+    forget[20:] = rng.integers(0, 256, forget[20:].shape, dtype=np.uint8)
+    still = np.repeat(truth[9:10], 30, axis=0)
+    for name, video in (("gt", truth), ("truth", truth), ("forget", forget), ("still", still)):
+        folder = tmp_path if name == "gt" else tmp_path / "pred" / name
+        save_video(
+            (folder / "gt" if name == "gt" else folder) / "v0.npz", VideoRecord(video, poses=poses)
+        )
+    out = tmp_path / "sc.json"
+    args = ["--pred-dir", str(tmp_path / "pred"), "--gt-dir", str(tmp_path / "gt")]
+    run_benchmark("self_consistency.py", *args, "--start", "10", "--gap", "10", "--json", str(out))
+    result = json.loads(out.read_text())
+    assert result["truth"]["pairs"] == 5 and result["truth"]["diff"] == 0.0
+    assert result["truth"]["truth"] > 30  # the same frame (100 dB) against another place
+    assert result["still"]["contrast"] == 0.0
+    assert result["forget"]["diff"] < -30 and result["still"]["diff"] < -30
+
+
 def test_returns_counts_a_way_back_and_not_a_straight_line():
-    spec = importlib.util.spec_from_file_location("world_stats", ROOT / "benchmarks/world_stats.py")
-    world_stats = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(world_stats)
+    world_stats = _load_benchmark("world_stats")
     out = np.zeros((40, 5))
     out[:, 0] = np.arange(40)  # 40 frames straight along x, one block per frame, yaw 0
     assert world_stats.returns(out, gap=8) == 0.0

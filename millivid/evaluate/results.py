@@ -111,7 +111,9 @@ def results_from_csv(
     tables = [_read_per_frame_csv(p) for p in paths]
     mismatched = _mismatched_videos(paths, [rows for _, rows in tables])
     if mismatched and not drop_mismatched:
-        raise ValueError(_mismatched_message(mismatched))
+        raise ValueError(
+            _mismatched_message(mismatched) + " (--drop-mismatched leaves these videos out)"
+        )
     if mismatched:
         warnings.warn(_mismatched_message(mismatched) + "; left out", stacklevel=2)
         tables = [

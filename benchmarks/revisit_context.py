@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from millivid.diffusion import Schedule, diffuse, v_from_x0_eps  # noqa: E402
 from millivid.diffusion.schedule import sample_time  # noqa: E402
+from millivid.evaluate.config import EvalConfig  # noqa: E402
 from millivid.evaluate.splits import pose_gaps  # noqa: E402
 from millivid.jobs.autoencoder import load_autoencoder  # noqa: E402
 from millivid.model.packing import pack  # noqa: E402
@@ -48,7 +49,7 @@ from millivid.plan.training_steps import sample_training_step  # noqa: E402
 from millivid.rollout.generate import load_video_model  # noqa: E402
 from millivid.world import TEST_SEED_OFFSET, make_videos  # noqa: E402
 
-REVISIT_DISTANCE, REVISIT_YAW = 2.0, 15.0  # blocks, degrees (EvalConfig's defaults)
+REVISIT_DISTANCE, REVISIT_YAW = EvalConfig.revisit_distance, EvalConfig.revisit_yaw
 
 
 def removal_sets(step, poses: np.ndarray, min_gap: int, rng: random.Random):

@@ -31,6 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from millivid.data import load_video  # noqa: E402
+from millivid.evaluate.config import EvalConfig  # noqa: E402
 from millivid.evaluate.image_metrics import psnr  # noqa: E402
 from millivid.evaluate.splits import GAP_TOLERANCE, nearest_context, pose_gaps  # noqa: E402
 
@@ -38,7 +39,11 @@ ELSEWHERE = 2.0  # a frame k shows somewhere else: pose gap above twice the thre
 
 
 def return_triples(
-    poses: np.ndarray, start: int, gap: int, distance: float = 2.0, yaw: float = 15.0
+    poses: np.ndarray,
+    start: int,
+    gap: int,
+    distance: float = EvalConfig.revisit_distance,
+    yaw: float = EvalConfig.revisit_yaw,
 ) -> list[tuple[int, int, int]]:
     """(i, j, k) for every frame j >= start + gap whose pose (float [T, 5]) is within the
     thresholds of a frame in [start, j - gap]: i the nearest such pose (ties as

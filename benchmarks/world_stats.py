@@ -9,13 +9,7 @@ context vs rest (mean / median, blocks), distance covered in the world (mean) wi
 flat-plane bound (same actions, no collisions), the fraction of frames blocked, and the share of
 *returns*: frames (from frame ``--gap`` on) whose pose is within 2 blocks and 15° of a frame at
 least ``--gap`` frames earlier — the views a memory of the distant past could recall, the
-training signal for it. The ``data make --test`` distance-covered filter is not applied here
-unless ``--as-made``: then the test split is the test set ``data make --test`` makes (the
-``--seeds`` candidates with the largest distance covered of ten times as many), and a second
-table gives its share of *revisit frames* per evaluation horizon — generated frames within 2
-blocks and 15° of a context frame, the only frames on which PSNR against the ground truth can
-reward memory (docs/RESULTS.md, "The memory ceiling"). ``--set world.KEY=VALUE`` changes the
-world, e.g. ``world.test_keep_lowest=1`` for test trajectories that come back more.
+training signal for it. The ``data make --test`` distance-covered filter is not applied here.
 """
 
 from __future__ import annotations
@@ -27,10 +21,8 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from millivid.data.make import candidate_count, plan_seeds
-from millivid.evaluate.horizons import horizon_ranges
-from millivid.evaluate.splits import GAP_TOLERANCE, pose_gaps, revisit_labels
-from millivid.presets import EVAL_PRESETS, PRESETS, load_preset
+from millivid.evaluate.splits import GAP_TOLERANCE, pose_gaps
+from millivid.presets import PRESETS
 from millivid.world import TEST_SEED_OFFSET, distance_covered
 from millivid.world.agent import flat_trajectory, simulate
 from millivid.world.terrain import generate_worlds
@@ -49,10 +41,9 @@ def returns(poses: np.ndarray, gap: int) -> float:
 def split_stats(
     seeds: list[int], cfg, test: bool, device: str, batch: int, gap: int
 ) -> dict[str, float]:
-    """Chamfer (mean, median), distance covered (world, flat bound), blocked fraction, the
-    share of returns after ``gap`` frames and each video's revisit labels of its generated
-    frames (after ``world.test_context_frames``)."""
-    chamfer, world_dist, flat_dist, blocked, back, revisits = [], [], [], [], [], []
+    """Chamfer (mean, median), distance covered (world, flat bound), blocked fraction and the
+    share of returns after ``gap`` frames."""
+    chamfer, world_dist, flat_dist, blocked, back = [], [], [], [], []
     for i in range(0, len(seeds), batch):
         chunk = seeds[i : i + batch]
         actions = video_actions(chunk, cfg, test)  # int64 [B, T]
@@ -64,8 +55,6 @@ def split_stats(
         world_dist.append(distance_covered(poses).cpu())
         blocked.append(stuck.float().mean(1).cpu())
         back += [returns(p, gap) for p in poses.cpu().numpy()]
-        c = cfg.test_context_frames
-        revisits += [revisit_labels(p, c, 2.0, 15.0) for p in poses.cpu().numpy()]
     c = torch.cat(chamfer).double()
     return {
         "chamfer_mean": c.mean().item(),
@@ -74,7 +63,6 @@ def split_stats(
         "flat_bound": torch.cat(flat_dist).double().mean().item(),
         "blocked": torch.cat(blocked).double().mean().item(),
         "returns": float(np.mean(back)),
-        "revisits": np.stack(revisits),
     }
 
 
@@ -86,19 +74,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=16, help="worlds simulated at once")
     parser.add_argument("--gap", type=int, default=64, help="frames back a return must reach")
-    parser.add_argument(
-        "--as-made",
-        action="store_true",
-        help="test split: the test set data make --test makes (distance-covered filter)",
-    )
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override"
-    )
     args = parser.parse_args()
-    cfg = load_preset(args.preset, args.set).world
+    cfg = PRESETS[args.preset].world
     if args.frames is not None:
         cfg = replace(cfg, frames=args.frames)
-    print(f"preset={args.preset} frames={cfg.frames} seeds per split={args.seeds} {args.set}")
+    print(f"preset={args.preset} frames={cfg.frames} seeds per split={args.seeds}")
     print(
         "| trajectories | Chamfer context vs rest (mean / median) | distance covered (flat bound)"
         f" | frames blocked | returns after {args.gap} frames |"
@@ -111,22 +91,12 @@ def main() -> None:
     for name, split_cfg, test, offset in splits:
         t0 = time.perf_counter()
         seeds = [offset + j for j in range(args.seeds)]
-        if test and args.as_made:
-            count = candidate_count(args.seeds)
-            seeds, _ = plan_seeds(args.seeds, cfg, True, count, 0, args.device, args.batch, False)
-            name += f", as made ({args.seeds} of {count})"
         s = split_stats(seeds, split_cfg, test, args.device, args.batch, args.gap)
         print(
             f"| {name} | {s['chamfer_mean']:.1f} / {s['chamfer_median']:.1f} | "
             f"{s['distance']:.1f} ({s['flat_bound']:.1f}) | {100 * s['blocked']:.1f} % | "
             f"{100 * s['returns']:.1f} % |  ({time.perf_counter() - t0:.1f} s)"
         )
-    ecfg = EVAL_PRESETS.get(args.preset)
-    if ecfg is not None:  # the last split is the test split
-        spans = horizon_ranges(s["revisits"].shape[1], ecfg.horizon_names, ecfg.horizon_ends)
-        shares = [f"{100 * s['revisits'][:, a:b].mean():.1f} %" for a, b in spans.values()]
-        print(f"\nrevisit frames of the test split per horizon ({' / '.join(spans)}): ", end="")
-        print(" / ".join(shares))
 
 
 if __name__ == "__main__":

@@ -118,16 +118,17 @@ def test_world_stats_counts_returns_of_each_training_trajectory_kind():
     assert all(0.0 <= s <= 100.0 for s in shares)
 
 
-def test_world_stats_as_made_gives_the_test_sets_revisit_share_per_horizon():
-    """--as-made: the test split is data make --test's selection (3 of 30 candidates), with the
-    share of its generated frames that revisit the context, per evaluation horizon."""
-    args = ["--preset", "tiny", "--seeds", "3", "--as-made", "--set", "world.test_keep_lowest=1"]
-    done = run_benchmark("world_stats.py", *args)
-    assert "test (A.1), as made (3 of 30)" in done.stdout
-    assert "world.test_keep_lowest=1" in done.stdout.splitlines()[0]
-    line = next(x for x in done.stdout.splitlines() if x.startswith("revisit frames"))
-    shares = [float(x.strip().rstrip(" %")) for x in line.split(": ")[1].split(" / ")]
-    assert len(shares) == 3 and all(0.0 <= x <= 100.0 for x in shares)
+def test_revisit_reach_gives_the_revisit_share_of_each_horizon():
+    """The test set as data make --test selects it (here with --set): per horizon, its revisit
+    frames and their share of the horizon's generated frames (3 videos x 8 / 24 / 32 frames)."""
+    args = ["--preset", "tiny", "--videos", "3", "--context", "32", "--frames", "64"]
+    done = run_benchmark("revisit_reach.py", *args, "--set", "world.test_keep_lowest=1")
+    lines = done.stdout.splitlines()
+    assert [x.split(":")[0] for x in lines] == ["short", "medium", "long"]
+    for line, frames in zip(lines, (8, 24, 32), strict=True):
+        count = int(line.split(": ")[1].split(" ")[0])
+        share = float(line.split("(")[1].split("%")[0])
+        assert share == pytest.approx(100 * count / (3 * frames), abs=0.05)
 
 
 def _load_benchmark(name: str):

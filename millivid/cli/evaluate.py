@@ -10,6 +10,7 @@ from pathlib import Path
 
 from millivid.cli.common import add_device_flag, positive_int, positive_int_list
 from millivid.evaluate.config import EvalConfig
+from millivid.evaluate.suite import METRIC_NAMES
 from millivid.presets import EVAL_PRESETS, load_preset
 from millivid.weights.files import (
     DEFAULT_WEIGHTS_DIR,
@@ -41,22 +42,7 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--metrics",
         default="psnr,ssim",
-        help="comma list: "
-        + ",".join(
-            [
-                "psnr",
-                "ssim",
-                "sharpness",
-                "lpips",
-                "dino",
-                "matches",
-                "probe",
-                "action",
-                "fid",
-                "fvd",
-                "all",
-            ]
-        ),
+        help="comma list: " + ",".join(METRIC_NAMES),
     )
     p.add_argument(
         "--from-csv",

@@ -32,6 +32,10 @@ SET_METRICS = ("fid", "fvd")
 MODEL_FREE = ("psnr", "ssim", "sharpness")  # frame metrics that need no weights
 ALL_METRICS = FRAME_METRICS + SET_METRICS
 ALIASES = {"probe": ("probe_acc", "probe_miou"), "action": ("action_acc",), "all": ALL_METRICS}
+# the names --metrics takes: the metrics no alias stands for, then the aliases
+METRIC_NAMES = tuple(
+    m for m in ALL_METRICS if not any(m in a for k, a in ALIASES.items() if k != "all")
+) + tuple(ALIASES)
 HIGHER_IS_BETTER = {
     "psnr": True,
     "ssim": True,

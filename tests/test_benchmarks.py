@@ -231,3 +231,51 @@ def test_gain_by_revisits_groups_the_lead_by_each_videos_revisit_share(tmp_path)
     assert memory["revisit_share"] == 0.5 and memory["frames"] == 4
     assert memory["lead_on_revisit_frames"] == 0 and memory["lead_on_novel_frames"] == 1.0
     assert memory["ceiling_lead"] == pytest.approx((2 * 2 + 10 * 2) / 4)  # revisits at 25 dB
+
+
+def test_scaling_curve_pairs_the_lead_at_each_point_and_splits_it(tmp_path):
+    """Two points, two videos at the long horizon: A − B is +1 / +3 dB per video at x = 1 (mean
+    +2), +2 / +2 at x = 2; on the revisit video only (v1) +3 and +2; the figure is drawn."""
+    points = []
+    for x, (d0, d1) in ((1, (1, 3)), (2, (2, 2))):
+        path = tmp_path / f"p{x}.csv"
+        lines = ["method,video,frame,revisit,turn,psnr"]
+        for frame in (300, 301):
+            lines += [f"A,v0,{frame},0,0,{15 + d0}", f"B,v0,{frame},0,0,15"]
+            lines += [f"A,v1,{frame},1,0,{15 + d1}", f"B,v1,{frame},1,0,15"]
+            lines += [f"context-mean,v0,{frame},0,0,14", f"context-mean,v1,{frame},1,0,14"]
+        path.write_text("\n".join(lines) + "\n")
+        points += ["--point", f"{x}={path}"]
+    out, fig = tmp_path / "curve.json", tmp_path / "curve.png"
+    args = [*points, "--method", "A", "--baseline", "B", "--json", str(out), "--out", str(fig)]
+    done = run_benchmark("scaling_curve.py", *args)
+    result = json.loads(out.read_text())
+    first, second = result["1"], result["2"]
+    assert first["lead"]["all"]["long"]["mean"] == pytest.approx(2.0)
+    assert first["lead"]["all"]["long"]["videos"] == 2
+    assert second["lead"]["all"]["long"]["mean"] == pytest.approx(2.0)
+    assert second["lead"]["all"]["long"]["ci95"] == pytest.approx(0.0)
+    assert first["lead"]["revisit"]["long"]["mean"] == pytest.approx(3.0)
+    assert second["lead"]["novel"]["long"]["mean"] == pytest.approx(2.0)
+    assert first["means"]["context-mean"]["long"] == pytest.approx(14.0)
+    assert "short" not in first["lead"]["all"] and fig.stat().st_size > 0
+    assert "| 2 |" in done.stdout
+
+
+def test_scaling_curve_names_a_point_it_cannot_read(tmp_path):
+    bad = subprocess.run(
+        [sys.executable, "benchmarks/scaling_curve.py", "--point", "steps=x.csv"]
+        + ["--method", "A", "--baseline", "B"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0 and "expected NUMBER=per_frame.csv" in bad.stderr
+    missing = subprocess.run(
+        [sys.executable, "benchmarks/scaling_curve.py", "--point", f"1={tmp_path / 'no.csv'}"]
+        + ["--method", "A", "--baseline", "B"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode != 0 and "no such per_frame.csv" in missing.stderr

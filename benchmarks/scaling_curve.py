@@ -1,0 +1,179 @@
+"""The memory benchmark against training steps, data or model size: one evaluation per point.
+
+    python benchmarks/scaling_curve.py --x-label "training steps" \\
+        --point 2500=RUN-s2500/eval/per_frame.csv --point 4000=RUN-s4000/eval/per_frame.csv \\
+        --method millivid-memory-aug --baseline fullres-memory --out curve.png
+
+Each ``--point X=CSV`` is an evaluation's per_frame.csv (several, comma-separated, are merged as
+``millivid evaluate --from-csv`` merges them) of the models at that point, X a number (steps,
+training videos, width). Prints, per point and horizon, the mean ``--metric`` of every method
+(the trivial baselines included: they do not change along the curve, so they are the lines to
+beat) and the lead of ``--method`` over ``--baseline``, paired over the videos both have (mean ±
+95 % interval), in all frames and in the revisit and novel frames alone. ``--out`` draws it: the
+means per horizon in the top row (``--methods``: only these), the paired lead with its
+interval below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from millivid.evaluate.horizons import FrameTable, paired_differences  # noqa: E402
+from millivid.evaluate.results import results_from_csv  # noqa: E402
+from millivid.presets import EVAL_PRESETS  # noqa: E402
+
+SPLITS = ("all", "revisit", "novel")
+
+
+def parse_point(text: str) -> tuple[float, list[Path]]:
+    """``X=CSV[,CSV...]`` -> (X, paths)."""
+    x, sep, paths = text.partition("=")
+    try:
+        value = float(x)
+    except ValueError:
+        value = None
+    if not sep or value is None or not paths:
+        raise SystemExit(f"--point {text!r}: expected NUMBER=per_frame.csv[,more.csv]")
+    return value, [Path(p) for p in paths.split(",")]
+
+
+def curve_point(paths: list[Path], method: str, baseline: str, metric: str, ecfg) -> dict:
+    """At one point: {"means": {name: {horizon: mean}}, "lead": {split: {horizon: cell}}} where a
+    cell is ``paired_differences``' (mean, ci95, wins, videos) of ``method`` − ``baseline``."""
+    for p in paths:
+        if not p.is_file():
+            raise SystemExit(f"{p}: no such per_frame.csv")
+    res = results_from_csv(paths, ecfg)
+    if metric not in res.metrics:
+        raise SystemExit(f"{', '.join(map(str, paths))}: no {metric!r} column ({res.metrics})")
+    for name in (method, baseline):
+        if name not in res.horizons:
+            raise SystemExit(f"{', '.join(map(str, paths))}: no rows of {name!r}")
+    names = ecfg.horizon_names
+    per_video = FrameTable.from_rows(res.rows, (metric,), ecfg.horizon_ends).video_means(names)
+    means = {  # over videos of the per-video means, as the paired differences take them
+        name: {
+            h: float(np.mean(c))
+            for h in names
+            if (c := [v[h][metric] for v in videos.values() if h in v])
+        }
+        for name, videos in per_video.items()
+    }
+    lead = {}
+    for split in SPLITS:
+        paired = paired_differences(
+            res.rows, (metric,), names, ecfg.horizon_ends, baseline, split, fallback=False
+        )
+        lead[split] = {h: c[metric] for h, c in paired.get(method, {}).items()}
+    return {"means": means, "lead": lead}
+
+
+def curve_markdown(points: dict[float, dict], method: str, baseline: str, metric: str, names):
+    """A table per horizon: a row per point, the methods' means and the paired leads."""
+    methods = sorted({m for p in points.values() for m in p["means"]})
+    head = ["x", *methods, *(f"lead, {s} frames" for s in SPLITS)]
+    out = [f"{metric}: means, and {method} − {baseline} paired over videos (mean ± 95 %)"]
+    for h in names:
+        lines = [f"\n{h} horizon\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for x, p in sorted(points.items()):
+            cells = [f"{x:g}", *(_num(p["means"].get(m, {}).get(h)) for m in methods)]
+            for s in SPLITS:
+                c = p["lead"][s].get(h)
+                cells.append(f"{_num(c['mean'], '+')} ± {_num(c['ci95'])}" if c else "-")
+            lines.append("| " + " | ".join(cells) + " |")
+        out.append("\n".join(lines))
+    return "\n".join(out)
+
+
+def _num(v, sign: str = "") -> str:
+    """Two decimals for dB-sized numbers, three for metrics that live in [0, 1]."""
+    return "-" if v is None else f"{v:{sign}.{2 if abs(v) >= 2 else 3}f}"
+
+
+def plot_curve(points: dict[float, dict], method, baseline, metric, names, x_label, out: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from millivid.evaluate.outputs import line_style
+
+    xs = sorted(points)
+    methods = sorted({m for p in points.values() for m in p["means"]})
+    fig, axes = plt.subplots(2, len(names), figsize=(4.2 * len(names), 6.4), squeeze=False)
+    for k, h in enumerate(names):
+        top, bottom = axes[0, k], axes[1, k]
+        for i, m in enumerate(methods):
+            ys = [points[x]["means"].get(m, {}).get(h) for x in xs]
+            if any(y is not None for y in ys):
+                style = line_style(i)
+                top.plot(xs, ys, marker="o", label=m, linewidth=1.3, **style)
+        top.set_title(f"{metric}, {h} horizon")
+        for j, s in enumerate(SPLITS):
+            cells = [points[x]["lead"][s].get(h) for x in xs]
+            kept = [(x, c) for x, c in zip(xs, cells) if c]
+            if kept:
+                bottom.errorbar(
+                    [x for x, _ in kept],
+                    [c["mean"] for _, c in kept],
+                    yerr=[c["ci95"] for _, c in kept],
+                    marker="o",
+                    capsize=3,
+                    label=f"{s} frames",
+                    **line_style(j),
+                )
+        bottom.axhline(0, color="black", linewidth=0.8)
+        bottom.set_title(f"{method} − {baseline}")
+        for ax in (top, bottom):
+            ax.set_xlabel(x_label)
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7)
+    axes[1, 0].legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--point", action="append", required=True, help="X=per_frame.csv[,...]")
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--baseline", required=True)
+    parser.add_argument("--metric", default="psnr")
+    parser.add_argument("--preset", default="mini", choices=sorted(EVAL_PRESETS))
+    parser.add_argument("--x-label", default="training steps")
+    parser.add_argument(
+        "--methods", help="comma-separated: the methods whose means are shown (default: all)"
+    )
+    parser.add_argument("--out", type=Path, help="the figure (PNG)")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args()
+    ecfg = EVAL_PRESETS[args.preset]
+    points = {}
+    for text in args.point:
+        x, paths = parse_point(text)
+        if x in points:
+            raise SystemExit(f"--point {text!r}: x = {x:g} given twice")
+        points[x] = curve_point(paths, args.method, args.baseline, args.metric, ecfg)
+        if args.methods:
+            keep = args.methods.split(",")
+            points[x]["means"] = {m: v for m, v in points[x]["means"].items() if m in keep}
+    names = ecfg.horizon_names
+    print(curve_markdown(points, args.method, args.baseline, args.metric, names))
+    if args.out:
+        plot_curve(points, args.method, args.baseline, args.metric, names, args.x_label, args.out)
+        print(f"figure: {args.out}")
+    if args.json:
+        args.json.write_text(json.dumps({f"{x:g}": p for x, p in points.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

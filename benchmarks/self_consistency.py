@@ -15,7 +15,9 @@ mean scores 100 dB for both). The score per method is its contrast minus the tru
 and averaged (0 = as consistent as the world; the 95 % interval is 1.96 sd / sqrt(n)).
 
 Prints per method (a folder of <video>.npz under --pred-dir, as `millivid evaluate --pred-dir`
-reads them): videos and pairs, mean PSNR(j, i), mean contrast, and contrast minus the truth's.
+reads them): videos and pairs, mean PSNR(j, i), mean contrast, and contrast minus the truth's;
+with ``--reference METHOD`` also each method's contrast minus that method's, paired over videos.
+``--json`` keeps the per-video values too.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def self_consistency(pred_dir: Path, gt_dir: Path, start: int, gap: int) -> dict
     truths: dict[str, tuple] = {}
     out = {}
     for method_dir in sorted(p for p in pred_dir.iterdir() if p.is_dir()):
-        per_video, scores, truth_scores = [], [], []
+        per_video, scores, truth_scores = {}, [], []
         for name, gt_path in gts.items():
             pred_path = method_dir / f"{name}.npz"
             if not pred_path.is_file():
@@ -95,12 +97,15 @@ def self_consistency(pred_dir: Path, gt_dir: Path, start: int, gap: int) -> dict
                 raise SystemExit(f"{pred_path}: {len(video)} frames, fewer than the ground truth's")
             score = triple_psnr(video, triples)
             contrast, truth_contrast = (x[:, 0] - x[:, 1] for x in (score, truth))
-            per_video.append(contrast.mean() - truth_contrast.mean())
+            per_video[name] = float(contrast.mean() - truth_contrast.mean())
             scores.append(score)
             truth_scores.append(truth)
         if not per_video:
             continue
-        d, score, truth = np.array(per_video), np.concatenate(scores), np.concatenate(truth_scores)
+        d, score, truth = (
+            np.array(list(per_video.values())),
+            *map(np.concatenate, (scores, truth_scores)),
+        )
         out[method_dir.name] = {
             "videos": len(d),
             "pairs": len(score),
@@ -108,8 +113,28 @@ def self_consistency(pred_dir: Path, gt_dir: Path, start: int, gap: int) -> dict
             "contrast": float((score[:, 0] - score[:, 1]).mean()),
             "truth": float((truth[:, 0] - truth[:, 1]).mean()),
             "diff": float(d.mean()),
-            "ci95": float(1.96 * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan"),
+            "ci95": _ci95(d),
+            "per_video": per_video,
         }
+    return out
+
+
+def _ci95(d: np.ndarray) -> float:
+    return float(1.96 * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+
+
+def paired_with(result: dict, reference: str) -> dict:
+    """{method: {videos, diff, ci95}}: each method's contrast minus ``reference``'s, paired over
+    the videos both have (the same triples, so the truth's contrast cancels)."""
+    if reference not in result:  # none of its videos has a return
+        return {}
+    ref = result[reference]["per_video"]
+    out = {}
+    for method, r in result.items():
+        shared = [v for v in r["per_video"] if v in ref]
+        if method != reference and shared:
+            d = np.array([r["per_video"][v] - ref[v] for v in shared])
+            out[method] = {"videos": len(d), "diff": float(d.mean()), "ci95": _ci95(d)}
     return out
 
 
@@ -120,7 +145,12 @@ def main() -> None:
     parser.add_argument("--start", type=int, required=True, help="context frames")
     parser.add_argument("--gap", type=int, default=64, help="frames back a return must reach")
     parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument("--reference", help="also: each method's contrast minus this one's, paired")
     args = parser.parse_args()
+    if args.reference and not (args.pred_dir / args.reference).is_dir():
+        raise SystemExit(
+            f"--reference {args.reference}: no folder {args.pred_dir / args.reference}"
+        )
     result = self_consistency(args.pred_dir, args.gt_dir, args.start, args.gap)
     print(f"returns within the generated frames, at least {args.gap} frames back")
     print("| method | videos | pairs | PSNR(j, i) | contrast | truth's | contrast − truth's |")
@@ -130,6 +160,12 @@ def main() -> None:
             f"| {m} | {r['videos']} | {r['pairs']} | {r['same']:.2f} | {r['contrast']:+.2f} | "
             f"{r['truth']:+.2f} | {r['diff']:+.2f} ± {r['ci95']:.2f} |"
         )
+    if args.reference:
+        paired = paired_with(result, args.reference)
+        print(f"\n| method − {args.reference} | videos | contrast difference |\n|---|---|---|")
+        for m, r in paired.items():
+            print(f"| {m} | {r['videos']} | {r['diff']:+.2f} ± {r['ci95']:.2f} |")
+        result = {"methods": result, "paired": {args.reference: paired}}
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

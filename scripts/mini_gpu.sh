@@ -10,7 +10,8 @@
 #   bash scripts/mini_gpu.sh export   # bf16 models + logs into OUT
 #   bash scripts/mini_gpu.sh rollout  # test-set rollouts of VARIANTS (models from runs/mini_gpu/<v>
 #                                     # on a fresh machine; makes the data when it is missing)
-#   bash scripts/mini_gpu.sh eval     # evaluation of every rolled-out variant, report
+#   bash scripts/mini_gpu.sh eval     # evaluation of every rolled-out variant, report, and the
+#                                     # return contrast (benchmarks/self_consistency.py)
 #   bash scripts/mini_gpu.sh all      # data, train, export, rollout, eval: the phases not done
 #                                     # yet, in order (RUN/done/ marks each); LIMIT=SECONDS stops
 #                                     # the call in time (exit 75: call again to go on);
@@ -80,6 +81,14 @@ models_and_test_set() {  # on a fresh machine: VARIANTS' models from runs/mini_g
   [ -d "$RUN/gt" ] || repro --stages data --workers 16 --store >> "$OUT/data.log" 2>&1
 }
 bench() { [ "$DEVICE" = cpu ] || python benchmarks/bench_video_model.py --device "$DEVICE" "$@"; }
+consistency() {  # the return contrast of every rollout set of run folder $1, paired with the
+  # first variant's: $1/eval/self_consistency.md and .json (benchmarks/self_consistency.py)
+  local first=${VARIANTS%% *} context
+  context=$(python -c "from millivid.presets import REPRODUCE_PRESETS as R; print(R['$PRESET'].context)")
+  python benchmarks/self_consistency.py --pred-dir "$1/rollouts" --gt-dir "$1/gt" \
+    --start "$context" --reference "$first" --json "$1/eval/self_consistency.json" \
+    > "$1/eval/self_consistency.md"
+}
 
 case "${1:-}" in
 data)  # + the cascaded autoencoder and its latents when VARIANTS has cascaded
@@ -159,6 +168,7 @@ rollout)
   ;;
 eval)  # every variant under RUN/rollouts
   repro --variants "${VARIANTS// /,}" --stages evaluate,report > "$OUT/eval.log" 2>&1
+  consistency "$RUN" >> "$OUT/eval.log" 2>&1
   (cd "$RUN" && tar czf "$OUT/eval.tar.gz" stages.json eval plans)
   ;;
 sweep)  # one rollout setting per entry, spread over GPUS like `rollout`; tables into OUT
@@ -182,9 +192,9 @@ sweep)  # one rollout setting per entry, spread over GPUS like `rollout`; tables
       ${AE:+--ae "$AE"} --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" \
       --device "$DEVICE" "${SET_ARGS[@]}" --variants "${VARIANTS// /,}" \
       --stages rollout,evaluate --rollout-batch 64 --sample-steps "$STEPS" "${args[@]}" \
-      >> "$OUT/sweep_$name.log" 2>&1 &&
+      >> "$OUT/sweep_$name.log" 2>&1 && consistency "$sweep_run" >> "$OUT/sweep_$name.log" 2>&1 &&
       (cd "$sweep_run" && tar czf "$OUT/sweep_$name.tar.gz" eval/table.md eval/paired.md \
-        eval/per_frame.csv)) &
+        eval/per_frame.csv eval/self_consistency.md eval/self_consistency.json)) &
     pids+=($!)
   done
   finish "${pids[@]}"

@@ -180,6 +180,26 @@ def test_self_consistency_scores_memory_zero_and_forgetting_or_stillness_below(t
     assert result["truth"]["truth"] > 30  # the same frame (100 dB) against another place
     assert result["still"]["contrast"] == 0.0
     assert result["forget"]["diff"] < -30 and result["still"]["diff"] < -30
+    assert result["forget"]["per_video"] == {"v0": result["forget"]["diff"]}
+    # paired with a reference: the truth's contrast cancels, the reference itself is left out
+    run_benchmark(
+        "self_consistency.py",
+        *args,
+        "--start",
+        "10",
+        "--gap",
+        "10",
+        "--json",
+        str(out),
+        "--reference",
+        "still",
+    )
+    paired = json.loads(out.read_text())["paired"]["still"]
+    assert set(paired) == {"truth", "forget"} and paired["truth"]["videos"] == 1
+    assert paired["truth"]["diff"] == pytest.approx(-result["still"]["diff"])
+    assert paired["forget"]["diff"] == pytest.approx(
+        result["forget"]["diff"] - result["still"]["diff"]
+    )
 
 
 def test_returns_counts_a_way_back_and_not_a_straight_line():

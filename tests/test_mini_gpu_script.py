@@ -76,10 +76,14 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         assert back[name].stat().st_size > 0, name
     table = (tmp_path / "run" / "eval" / "table.md").read_text()
     assert "millivid-cc" in table and "fullres" in table
+    # the return contrast of every rollout set, paired with the first variant's
+    consistency = json.loads((tmp_path / "run" / "eval" / "self_consistency.json").read_text())
+    assert set(consistency["paired"]) == {"millivid-cc"}
     # the sweep: the same models rolled out again at the setting asked for, into RUN-<name>
     assert back["sweep_noise0.tar.gz"].stat().st_size > 0
     swept = tmp_path / "run-noise0"
     assert "millivid-cc" in (swept / "eval" / "table.md").read_text()
+    assert (swept / "eval" / "self_consistency.md").read_text().startswith("returns within")
     state = json.loads((swept / "stages.json").read_text())
     assert {"rollout/millivid-cc", "rollout/fullres"} <= set(state)
     quality = back["ae_quality.txt"].read_text()

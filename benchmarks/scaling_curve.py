@@ -76,25 +76,27 @@ def curve_point(paths: list[Path], method: str, baseline: str, metric: str, ecfg
 
 
 def curve_markdown(points: dict[float, dict], method: str, baseline: str, metric: str, names):
-    """A table per horizon: a row per point, the methods' means and the paired leads."""
+    """A table per horizon: a row per point, the methods' means and the paired leads (two
+    decimals for a metric in dB-sized numbers, three for one that lives in [0, 1])."""
     methods = sorted({m for p in points.values() for m in p["means"]})
+    values = [v for p in points.values() for c in p["means"].values() for v in c.values()]
+    digits = 2 if max(map(abs, values), default=0) >= 2 else 3
+
+    def num(v, sign: str = "") -> str:
+        return "-" if v is None else f"{v:{sign}.{digits}f}"
+
     head = ["x", *methods, *(f"lead, {s} frames" for s in SPLITS)]
     out = [f"{metric}: means, and {method} − {baseline} paired over videos (mean ± 95 %)"]
     for h in names:
         lines = [f"\n{h} horizon\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for x, p in sorted(points.items()):
-            cells = [f"{x:g}", *(_num(p["means"].get(m, {}).get(h)) for m in methods)]
+            cells = [f"{x:g}", *(num(p["means"].get(m, {}).get(h)) for m in methods)]
             for s in SPLITS:
                 c = p["lead"][s].get(h)
-                cells.append(f"{_num(c['mean'], '+')} ± {_num(c['ci95'])}" if c else "-")
+                cells.append(f"{num(c['mean'], '+')} ± {num(c['ci95'])}" if c else "-")
             lines.append("| " + " | ".join(cells) + " |")
         out.append("\n".join(lines))
     return "\n".join(out)
-
-
-def _num(v, sign: str = "") -> str:
-    """Two decimals for dB-sized numbers, three for metrics that live in [0, 1]."""
-    return "-" if v is None else f"{v:{sign}.{2 if abs(v) >= 2 else 3}f}"
 
 
 def plot_curve(points: dict[float, dict], method, baseline, metric, names, x_label, out: Path):

@@ -299,3 +299,40 @@ def test_scaling_curve_names_a_point_it_cannot_read(tmp_path):
         text=True,
     )
     assert missing.returncode != 0 and "no such per_frame.csv" in missing.stderr
+
+
+def test_matched_sharpness_removes_a_hedge_and_keeps_knowledge(tmp_path):
+    """A wrong sharp guess (B) against the same guess blurred (A: a hedge) and against the truth
+    blurred (C: knowledge): A leads B as scored, not at matched sharpness; C leads at both."""
+    import torch
+
+    from millivid.data import VideoRecord, save_video
+
+    spec = importlib.util.spec_from_file_location("ms", ROOT / "benchmarks/matched_sharpness.py")
+    ms = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ms)
+    rng = np.random.default_rng(0)
+    for v in range(3):
+        truth, wrong = (rng.integers(0, 256, (68, 16, 16, 3), dtype=np.uint8) for _ in range(2))
+        videos = {
+            "gt": truth,
+            "B": wrong,
+            "A": ms.blur(torch.as_tensor(wrong), 1.0).numpy(),
+            "C": ms.blur(torch.as_tensor(truth), 1.0).numpy(),
+        }
+        for name, video in videos.items():
+            save_video(tmp_path / name / f"v{v}.npz", VideoRecord(video))
+    out = tmp_path / "m.json"
+    base = ["--pred-dir", str(tmp_path), "--gt-dir", str(tmp_path / "gt"), "--start", "4"]
+    run_benchmark(
+        "matched_sharpness.py", *base, "--method", "A", "--baseline", "B", "--json", str(out)
+    )
+    hedge = json.loads(out.read_text())["short"]
+    assert hedge["blurred"] == "baseline" and hedge["videos"] == 3
+    assert hedge["lead"]["mean"] > 1.0 and abs(hedge["matched_lead"]["mean"]) < 0.2
+    assert 0.8 < hedge["sigma"] < 1.2
+    run_benchmark(
+        "matched_sharpness.py", *base, "--method", "C", "--baseline", "B", "--json", str(out)
+    )
+    knowledge = json.loads(out.read_text())["short"]
+    assert knowledge["matched_lead"]["mean"] > 1.0  # the hedge: about 0

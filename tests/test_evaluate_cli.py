@@ -518,3 +518,19 @@ def test_curves_give_every_method_its_own_line_beyond_ten(tmp_path, monkeypatch)
     lines = kept[0].axes[0].get_lines()
     looks = {(line.get_color(), line.get_linestyle()) for line in lines}
     assert len(lines) == 11 and len(looks) == 11
+
+
+def test_from_csv_of_some_frames_only_averages_the_frames_it_has(tmp_path):
+    """A CSV holding frames 300-301 only (of the long horizon, 257-768): the horizon mean is
+    theirs, not diluted by the frames nobody scored, and those frames' curve values are NaN."""
+    from millivid.evaluate.results import results_from_csv
+    from millivid.presets import EVAL_PRESETS
+
+    path = tmp_path / "per_frame.csv"
+    rows = ["method,video,frame,revisit,turn,psnr"]
+    rows += [f"A,v{v},{f},0,0,{14 + v}" for v in (0, 1) for f in (300, 301)]
+    path.write_text("\n".join(rows) + "\n")
+    res = results_from_csv(path, EVAL_PRESETS["mini"])
+    assert res.horizons["A"]["long"]["psnr"] == pytest.approx(14.5)
+    assert np.isnan(res.horizons["A"]["short"]["psnr"])
+    assert np.isnan(res.curves["A"]["psnr"][0]) and res.curves["A"]["psnr"][299] == 14.5

@@ -41,7 +41,7 @@ def horizon_means(
     for metric, values in per_frame.items():
         arr = np.asarray(values, dtype=np.float64)
         for name, (a, b) in horizon_ranges(len(arr), names, ends).items():
-            out.setdefault(name, {})[metric] = float(np.nanmean(arr[a:b]))
+            out.setdefault(name, {})[metric] = _nanmean(arr[a:b])  # NaN: no frame scored
     return out
 
 

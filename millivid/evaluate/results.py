@@ -57,10 +57,14 @@ def summarize_rows(res: SetResults, cfg: EvalConfig) -> None:
         res.videos[method] = list(dict.fromkeys(r["video"] for r in rows))
         frame = np.array([r["frame"] for r in rows], dtype=np.int64) - 1
         count = np.bincount(frame)
-        res.curves[method] = {
+        res.curves[method] = {  # NaN at a frame no video has (e.g. a CSV of some frames only)
             m: [
                 float(x)
-                for x in np.bincount(frame, [float(r[m]) for r in rows]) / np.maximum(count, 1)
+                for x in np.where(
+                    count > 0,
+                    np.bincount(frame, [float(r[m]) for r in rows]) / np.maximum(count, 1),
+                    np.nan,
+                )
             ]
             for m in rows[0]
             if m not in keys

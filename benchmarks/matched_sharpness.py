@@ -27,6 +27,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from millivid.data import load_video  # noqa: E402
+from millivid.evaluate.horizons import ci95  # noqa: E402
 from millivid.evaluate.image_metrics import gaussian_window, psnr, sharpness  # noqa: E402
 from millivid.presets import EVAL_PRESETS  # noqa: E402
 
@@ -71,14 +72,12 @@ def matched_lead(method: np.ndarray, baseline: np.ndarray, sigmas) -> dict:
     w = (curve[k - 1] - target) / (curve[k - 1] - curve[k]) if curve[k - 1] != curve[k] else 0.0
     matched_psnr = (1 - w) * sharp[:, k - 1, 0] + w * sharp[:, k, 0]
     matched = (soft[:, 0, 0] - matched_psnr) * (-1 if blur_method else 1)
-    n = len(raw)
 
     def cell(d):
-        ci = float(1.96 * d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
-        return {"mean": float(d.mean()), "ci95": ci}
+        return {"mean": float(d.mean()), "ci95": ci95(d)}
 
     return {
-        "videos": n,
+        "videos": len(raw),
         "blurred": "method" if blur_method else "baseline",
         "sigma": float((1 - w) * sigmas[k - 1] + w * sigmas[k]),
         "psnr": [float(method[:, 0, 0].mean()), float(baseline[:, 0, 0].mean())],

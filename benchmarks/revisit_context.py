@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from millivid.diffusion import Schedule, diffuse, v_from_x0_eps  # noqa: E402
 from millivid.diffusion.schedule import sample_time  # noqa: E402
 from millivid.evaluate.config import EvalConfig  # noqa: E402
+from millivid.evaluate.horizons import ci95  # noqa: E402
 from millivid.evaluate.splits import pose_gaps  # noqa: E402
 from millivid.jobs.autoencoder import load_autoencoder  # noqa: E402
 from millivid.model.packing import pack  # noqa: E402
@@ -143,7 +144,7 @@ def recall_oracle(step, poses: np.ndarray, levels, revisited) -> dict[int, tuple
 
 
 def interval(x: np.ndarray) -> str:
-    return f"{x.mean():+.4f} ± {1.96 * x.std(ddof=1) / np.sqrt(len(x)):.4f}"
+    return f"{x.mean():+.4f} ± {ci95(x):.4f}"
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from millivid.data import load_video  # noqa: E402
 from millivid.evaluate.config import EvalConfig  # noqa: E402
+from millivid.evaluate.horizons import ci95  # noqa: E402
 from millivid.evaluate.image_metrics import psnr  # noqa: E402
 from millivid.evaluate.splits import GAP_TOLERANCE, nearest_context, pose_gaps  # noqa: E402
 
@@ -113,14 +114,10 @@ def self_consistency(pred_dir: Path, gt_dir: Path, start: int, gap: int) -> dict
             "contrast": float((score[:, 0] - score[:, 1]).mean()),
             "truth": float((truth[:, 0] - truth[:, 1]).mean()),
             "diff": float(d.mean()),
-            "ci95": _ci95(d),
+            "ci95": ci95(d),
             "per_video": per_video,
         }
     return out
-
-
-def _ci95(d: np.ndarray) -> float:
-    return float(1.96 * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
 
 
 def paired_with(result: dict, reference: str) -> dict:
@@ -134,7 +131,7 @@ def paired_with(result: dict, reference: str) -> dict:
         shared = [v for v in r["per_video"] if v in ref]
         if method != reference and shared:
             d = np.array([r["per_video"][v] - ref[v] for v in shared])
-            out[method] = {"videos": len(d), "diff": float(d.mean()), "ci95": _ci95(d)}
+            out[method] = {"videos": len(d), "diff": float(d.mean()), "ci95": ci95(d)}
     return out
 
 

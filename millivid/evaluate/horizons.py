@@ -199,15 +199,21 @@ def paired_differences(
     return out
 
 
+def ci95(d: np.ndarray) -> float:
+    """Half-width of the normal 95 % interval of the mean of ``d`` (1.96·sd/√n; NaN for n < 2):
+    the interval every paired difference in the project carries."""
+    d = np.asarray(d, dtype=np.float64)
+    return float(1.96 * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+
+
 def _paired_cell(metric: str, pairs: list[tuple[float, float]]) -> dict[str, float]:
     a, b = np.array(pairs).T
     d = a - b
-    n = len(d)
     return {
         "mean": float(d.mean()),
-        "ci95": float(1.96 * d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
+        "ci95": ci95(d),
         "wins": float(np.mean(_gain(metric, a, b) > 0)),
-        "videos": n,
+        "videos": len(d),
     }
 
 

@@ -17,6 +17,9 @@
 #                                     # the call in time (exit 75: call again to go on);
 #                                     # PHASES="rollout eval": only those (e.g. for models
 #                                     # copied into RUN/video/)
+#   bash scripts/mini_gpu.sh curve    # repeatable like all: data, then per step count of
+#                                     # POINTS (e.g. "2500 5000 10000") train on to it and
+#                                     # score there (sweep s<point>); OUT/steps_curve.png, .md
 #   bash scripts/mini_gpu.sh sweep    # VARIANTS' models rolled out and evaluated again at other
 #                                     # sampler settings, SWEEP="name:args;name:args", e.g.
 #                                     # SWEEP="noise0:--sample-context-noise 0;cfg15:--set
@@ -79,6 +82,31 @@ models_and_test_set() {  # on a fresh machine: VARIANTS' models from runs/mini_g
     [ -d "$RUN/video/$v" ] || { mkdir -p "$RUN/video" && cp -r "runs/mini_gpu/$v" "$RUN/video/$v"; }
   done
   [ -d "$RUN/gt" ] || repro --stages data --workers 16 --store >> "$OUT/data.log" 2>&1
+}
+in_order() {  # items "MARKER PHASE [VAR=value ...]": each not yet marked done in RUN/done runs
+  # once, in order, with those variables, within LIMIT seconds (exit 75: call again to go on);
+  # a rollout or sweep starts only with ROLLOUT_NEED seconds left (default 0)
+  local end=$((SECONDS + ${LIMIT:-1000000000})) item marker phase left need rc
+  mkdir -p "$RUN/done"
+  for item in "$@"; do
+    read -ra words <<< "$item"
+    marker=${words[0]} phase=${words[1]}
+    [ -e "$RUN/done/$marker" ] && continue
+    left=$((end - SECONDS - 15))  # margin for a stopped trainer to save
+    need=0
+    case $phase in rollout | sweep) need=${ROLLOUT_NEED:-0} ;; esac
+    [ "$left" -gt "$need" ] ||
+      { echo "$marker: no time left in LIMIT ($left s, $need needed); call again" >&2; return 75; }
+    [ -n "$ROLLOUT_GIVEN" ] || export ROLLOUT_S=$left
+    env "${words[@]:2}" timeout "$left" bash "$0" "$phase"
+    rc=$?
+    [ "$rc" = 0 ] && { touch "$RUN/done/$marker"; continue; }
+    [ "$rc" = 124 ] || [ "$SECONDS" -ge $((end - 20)) ] &&
+      { echo "$marker: stopped by its time limit (LIMIT, ROLLOUT_S); call again to go on" >&2
+        return 75; }
+    echo "$marker failed (exit $rc); its log is in $OUT or $RUN" >&2
+    return "$rc"
+  done
 }
 bench() { [ "$DEVICE" = cpu ] || python benchmarks/bench_video_model.py --device "$DEVICE" "$@"; }
 consistency() {  # the return contrast of every rollout set of run folder $1, paired with the
@@ -235,28 +263,32 @@ ae)  # like-for-like: same data, steps and batch; the trainings share the GPU. A
   done
   ;;
 all)  # one command to repeat on machines that cap how long a command may run
-  end=$((SECONDS + ${LIMIT:-1000000000}))
-  mkdir -p "$RUN/done"
+  items=()
   for phase in ${PHASES:-data train export rollout eval}; do
     case $phase in data | train | export | rollout | eval) ;;
     *) echo "PHASES: unknown phase $phase (data train export rollout eval)" >&2; exit 2 ;; esac
-    [ -e "$RUN/done/$phase" ] && continue
-    left=$((end - SECONDS - 15))  # margin for a stopped trainer to save
-    [ "$left" -gt 0 ] || { echo "$phase: no time left in LIMIT; call again" >&2; exit 75; }
-    [ -n "$ROLLOUT_GIVEN" ] || export ROLLOUT_S=$left
-    timeout "$left" bash "$0" "$phase"
-    rc=$?
-    [ "$rc" = 0 ] && { touch "$RUN/done/$phase"; continue; }
-    [ "$rc" = 124 ] || [ "$SECONDS" -ge $((end - 20)) ] &&
-      { echo "$phase: stopped by its time limit (LIMIT, ROLLOUT_S); call again to go on" >&2
-        exit 75; }
-    echo "$phase failed (exit $rc); its log is in $OUT or $RUN" >&2
-    exit "$rc"
+    items+=("$phase $phase")
   done
+  in_order "${items[@]}" || exit $?
   echo "all phases done: $RUN (${PHASES:-data train export rollout eval})"
   ;;
+curve)  # the benchmark against training steps, repeatable like `all`: data, then for each of
+  # POINTS the variants trained on to that step (`train`) and scored there (a sweep s<point>);
+  # then OUT/steps_curve.png and .md (benchmarks/scaling_curve.py, first variant − second)
+  items=("data data")
+  for n in ${POINTS:?POINTS=\"2500 5000 ...\" is needed}; do
+    items+=("train-s$n train TRAIN_STEPS=$n" "sweep-s$n sweep SWEEP=s$n:")
+  done
+  in_order "${items[@]}" || exit $?
+  read -ra vs <<< "$VARIANTS"
+  args=()
+  for n in $POINTS; do args+=(--point "$n=$RUN-s$n/eval/per_frame.csv"); done
+  [ "${#vs[@]}" -ge 2 ] && python benchmarks/scaling_curve.py "${args[@]}" --preset "$PRESET" \
+    --method "${vs[0]}" --baseline "${vs[1]}" --out "$OUT/steps_curve.png" > "$OUT/steps_curve.md"
+  echo "curve done: $RUN-s* ($POINTS)"
+  ;;
 *)
-  echo "usage: $0 data|train|export|rollout|eval|sweep|ae|bench|all" >&2
+  echo "usage: $0 data|train|export|rollout|eval|sweep|ae|bench|all|curve" >&2
   exit 2
   ;;
 esac

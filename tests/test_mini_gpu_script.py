@@ -131,6 +131,36 @@ def test_all_runs_the_phases_not_done_and_stops_within_its_limit(tmp_path):
     assert wrong.returncode == 2 and "unknown phase rolout" in wrong.stderr
 
 
+def test_curve_trains_on_to_each_point_and_scores_it_there(tmp_path):
+    """`curve` with POINTS="2 4": the models scored at step 2 and at step 4, each into its own
+    sweep folder, and the curve drawn; a call whose LIMIT runs out exits 75 and the next goes on."""
+    env = dry_run_env(tmp_path, STEPS="2", POINTS="2 4")
+
+    def call(**extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", SCRIPT, "curve"],
+            cwd=ROOT,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+        )
+
+    stopped = call(LIMIT="16")
+    assert stopped.returncode == 75 and "call again" in stopped.stderr, stopped.stderr[-2000:]
+    finished = call()
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    done = sorted(p.name for p in (tmp_path / "run" / "done").iterdir())
+    assert done == ["data", "sweep-s2", "sweep-s4", "train-s2", "train-s4"]
+    for n in (2, 4):
+        assert "millivid-cc" in (tmp_path / f"run-s{n}" / "eval" / "table.md").read_text()
+    log = (tmp_path / "run" / "video" / "fullres" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(log[-1])["step"] == 4
+    curve = (tmp_path / "out" / "steps_curve.md").read_text()
+    assert "millivid-cc − fullres" in curve and "| 2 |" in curve and "| 4 |" in curve
+    assert "long horizon" in curve  # the tiny preset's horizons (frames 33-96), not the mini's
+    assert (tmp_path / "out" / "steps_curve.png").stat().st_size > 0
+
+
 def test_ddp_gpus_trains_each_variant_on_that_many_processes(tmp_path):
     """DDP_GPUS=2: `train` runs each variant under torchrun (gloo on the CPU), batch per GPU."""
     env = dry_run_env(tmp_path, TRAIN_STEPS="4", DDP_GPUS="2", BATCH="2", VARIANTS="fullres")

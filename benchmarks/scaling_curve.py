@@ -57,7 +57,8 @@ def curve_point(paths: list[Path], method: str, baseline: str, metric: str, ecfg
         if name not in res.horizons:
             raise SystemExit(f"{', '.join(map(str, paths))}: no rows of {name!r}")
     names = ecfg.horizon_names
-    per_video = FrameTable.from_rows(res.rows, (metric,), ecfg.horizon_ends).video_means(names)
+    table = FrameTable.from_rows(res.rows, (metric,), ecfg.horizon_ends)  # built once
+    per_video = table.video_means(names)
     means = {  # over videos of the per-video means, as the paired differences take them
         name: {
             h: float(np.mean(c))
@@ -69,7 +70,7 @@ def curve_point(paths: list[Path], method: str, baseline: str, metric: str, ecfg
     lead = {}
     for split in SPLITS:
         paired = paired_differences(
-            res.rows, (metric,), names, ecfg.horizon_ends, baseline, split, fallback=False
+            table, (metric,), names, ecfg.horizon_ends, baseline, split, fallback=False
         )
         lead[split] = {h: c[metric] for h, c in paired.get(method, {}).items()}
     return {"means": means, "lead": lead}

@@ -11,7 +11,8 @@ training videos, width). Prints, per point and horizon, the mean ``--metric`` of
 beat) and the lead of ``--method`` over ``--baseline``, paired over the videos both have (mean ±
 95 % interval), in all frames and in the revisit and novel frames alone. ``--out`` draws it: the
 means per horizon in the top row (``--methods``: only these), the paired lead with its
-interval below.
+interval below. ``--json`` keeps the numbers of every point; ``--points-json`` reads such a
+file back, so a curve can grow by a point without the earlier points' per_frame.csv.
 """
 
 from __future__ import annotations
@@ -74,6 +75,24 @@ def curve_point(paths: list[Path], method: str, baseline: str, metric: str, ecfg
         )
         lead[split] = {h: c[metric] for h, c in paired.get(method, {}).items()}
     return {"means": means, "lead": lead}
+
+
+def read_points(path: Path, method: str, baseline: str) -> dict[float, dict]:
+    """The points of a ``--json`` file ({"X": {"means": ..., "lead": ...}}) of the same method
+    and baseline."""
+    try:
+        data = json.loads(path.read_text())
+        points = {float(x): p for x, p in data["points"].items()}
+        for p in points.values():
+            p["means"], p["lead"]  # noqa: B018 (the keys a point needs)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise SystemExit(f"{path}: not a points file written by --json ({err})") from None
+    if (data.get("method"), data.get("baseline")) != (method, baseline):
+        raise SystemExit(
+            f"{path}: its lead is {data.get('method')} − {data.get('baseline')}, "
+            f"not {method} − {baseline}"
+        )
+    return points
 
 
 def curve_markdown(points: dict[float, dict], method: str, baseline: str, metric: str, names):
@@ -147,7 +166,14 @@ def plot_curve(points: dict[float, dict], method, baseline, metric, names, x_lab
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--point", action="append", required=True, help="X=per_frame.csv[,...]")
+    parser.add_argument("--point", action="append", default=[], help="X=per_frame.csv[,...]")
+    parser.add_argument(
+        "--points-json",
+        type=Path,
+        action="append",
+        default=[],
+        help="points written earlier by --json (a --point of the same x replaces its entry)",
+    )
     parser.add_argument("--method", required=True)
     parser.add_argument("--baseline", required=True)
     parser.add_argument("--metric", default="psnr")
@@ -161,21 +187,30 @@ def main() -> None:
     args = parser.parse_args()
     ecfg = EVAL_PRESETS[args.preset]
     points = {}
+    for path in args.points_json:
+        points.update(read_points(path, args.method, args.baseline))
+    if not points and not args.point:
+        raise SystemExit("give at least one --point X=per_frame.csv or --points-json FILE")
+    given = set()
     for text in args.point:
         x, paths = parse_point(text)
-        if x in points:
+        if x in given:
             raise SystemExit(f"--point {text!r}: x = {x:g} given twice")
+        given.add(x)
         points[x] = curve_point(paths, args.method, args.baseline, args.metric, ecfg)
-        if args.methods:
-            keep = args.methods.split(",")
-            points[x]["means"] = {m: v for m, v in points[x]["means"].items() if m in keep}
+    if args.methods:
+        keep = args.methods.split(",")
+        for p in points.values():
+            p["means"] = {m: v for m, v in p["means"].items() if m in keep}
     names = ecfg.horizon_names
     print(curve_markdown(points, args.method, args.baseline, args.metric, names))
     if args.out:
         plot_curve(points, args.method, args.baseline, args.metric, names, args.x_label, args.out)
         print(f"figure: {args.out}")
     if args.json:
-        args.json.write_text(json.dumps({f"{x:g}": p for x, p in points.items()}, indent=1))
+        kept = {f"{x:g}": p for x, p in sorted(points.items())}
+        record = {"method": args.method, "baseline": args.baseline, "metric": args.metric}
+        args.json.write_text(json.dumps(record | {"points": kept}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

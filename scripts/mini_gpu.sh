@@ -19,7 +19,8 @@
 #                                     # copied into RUN/video/)
 #   bash scripts/mini_gpu.sh curve    # repeatable like all: data, then per step count of
 #                                     # POINTS (e.g. "2500 5000 10000") train on to it and
-#                                     # score there (sweep s<point>); OUT/steps_curve.png, .md
+#                                     # score there (sweep s<point>); OUT/steps_curve.png, .md,
+#                                     # .json (POINTS_JSON=FILE: earlier points join the curve)
 #   bash scripts/mini_gpu.sh sweep    # VARIANTS' models rolled out and evaluated again at other
 #                                     # sampler settings, SWEEP="name:args;name:args", e.g.
 #                                     # SWEEP="noise0:--sample-context-noise 0;cfg15:--set
@@ -274,7 +275,8 @@ all)  # one command to repeat on machines that cap how long a command may run
   ;;
 curve)  # the benchmark against training steps, repeatable like `all`: data, then for each of
   # POINTS the variants trained on to that step (`train`) and scored there (a sweep s<point>);
-  # then OUT/steps_curve.png and .md (benchmarks/scaling_curve.py, first variant − second)
+  # then OUT/steps_curve.png, .md and .json (benchmarks/scaling_curve.py, first variant −
+  # second; POINTS_JSON: a .json of earlier points, whose per_frame.csv are gone, joins them)
   items=("data data")
   for n in ${POINTS:?POINTS=\"2500 5000 ...\" is needed}; do
     items+=("train-s$n train TRAIN_STEPS=$n" "sweep-s$n sweep SWEEP=s$n:")
@@ -283,8 +285,10 @@ curve)  # the benchmark against training steps, repeatable like `all`: data, the
   read -ra vs <<< "$VARIANTS"
   args=()
   for n in $POINTS; do args+=(--point "$n=$RUN-s$n/eval/per_frame.csv"); done
+  [ -n "${POINTS_JSON:-}" ] && args+=(--points-json "$POINTS_JSON")
   [ "${#vs[@]}" -ge 2 ] && python benchmarks/scaling_curve.py "${args[@]}" --preset "$PRESET" \
-    --method "${vs[0]}" --baseline "${vs[1]}" --out "$OUT/steps_curve.png" > "$OUT/steps_curve.md"
+    --method "${vs[0]}" --baseline "${vs[1]}" --out "$OUT/steps_curve.png" \
+    --json "$OUT/steps_curve.json" > "$OUT/steps_curve.md"
   echo "curve done: $RUN-s* ($POINTS)"
   ;;
 *)

@@ -270,7 +270,8 @@ def test_scaling_curve_pairs_the_lead_at_each_point_and_splits_it(tmp_path):
     args = [*points, "--method", "A", "--baseline", "B", "--json", str(out), "--out", str(fig)]
     done = run_benchmark("scaling_curve.py", *args)
     result = json.loads(out.read_text())
-    first, second = result["1"], result["2"]
+    assert (result["method"], result["baseline"], result["metric"]) == ("A", "B", "psnr")
+    first, second = result["points"]["1"], result["points"]["2"]
     assert first["lead"]["all"]["long"]["mean"] == pytest.approx(2.0)
     assert first["lead"]["all"]["long"]["videos"] == 2
     assert second["lead"]["all"]["long"]["mean"] == pytest.approx(2.0)
@@ -280,6 +281,23 @@ def test_scaling_curve_pairs_the_lead_at_each_point_and_splits_it(tmp_path):
     assert first["means"]["context-mean"]["long"] == pytest.approx(14.0)
     assert "short" not in first["lead"]["all"] and fig.stat().st_size > 0
     assert "| 2 |" in done.stdout
+
+    # a curve grows by a point: the first point from the numbers kept, the second from its CSV
+    only_first = tmp_path / "first.json"
+    run_benchmark("scaling_curve.py", *points[:2], "--method", "A", "--baseline", "B",
+                  "--json", str(only_first))  # fmt: skip
+    grown = tmp_path / "grown.json"
+    run_benchmark("scaling_curve.py", "--points-json", str(only_first), *points[2:], "--method",
+                  "A", "--baseline", "B", "--json", str(grown))  # fmt: skip
+    assert json.loads(grown.read_text()) == result
+    other = subprocess.run(
+        [sys.executable, "benchmarks/scaling_curve.py", "--points-json", str(only_first)]
+        + ["--method", "B", "--baseline", "A"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert other.returncode != 0 and "A − B, not B − A" in other.stderr
 
 
 def test_scaling_curve_names_a_point_it_cannot_read(tmp_path):

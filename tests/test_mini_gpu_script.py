@@ -159,6 +159,7 @@ def test_curve_trains_on_to_each_point_and_scores_it_there(tmp_path):
     assert "millivid-cc − fullres" in curve and "| 2 |" in curve and "| 4 |" in curve
     assert "long horizon" in curve  # the tiny preset's horizons (frames 33-96), not the mini's
     assert (tmp_path / "out" / "steps_curve.png").stat().st_size > 0
+    assert json.loads((tmp_path / "out" / "steps_curve.json").read_text())["points"]
 
 
 def test_ddp_gpus_trains_each_variant_on_that_many_processes(tmp_path):

@@ -105,6 +105,65 @@ def test_revisit_context_with_noised_coarse_context(tmp_path):
     assert losses["0.3"] > losses["0"]
 
 
+def test_teacher_forced_steps_sample_each_level_from_the_true_context(tmp_path):
+    """Every level's steps of the shipped model, on one video, sampled with the true video as
+    context: each level is scored on the generated frames; the level-0 sample, given the true
+    coarse levels of its own frames, is close to the truth (a step that read anything but the
+    truth would not be), and the truth's own latents are closer still."""
+    out = tmp_path / "steps.json"
+    args = ["--ckpt", "checkpoints/mini/millivid", "--videos", "1", "--frames", "6"]
+    run_benchmark("teacher_forced_steps.py", *args, "--sample-steps", "4", "--json", str(out))
+    levels = json.loads(out.read_text())["levels"]
+    assert sorted(levels) == ["0", "1", "2", "3"]
+    assert all(level["frames"] == 6 for level in levels.values())
+    fine = levels["0"]
+    assert 20.0 < fine["psnr_sample"][0] < fine["psnr_truth_latents"][0]
+    assert levels["3"]["psnr_truth_latents"][0] < fine["psnr_truth_latents"][0]
+
+
+def test_teacher_forced_steps_with_no_level_forced_is_the_rollout(tmp_path):
+    """``--forced-levels none`` runs the plan as ``millivid generate`` does (same noise, every
+    step reading what earlier steps wrote): its level-0 samples are the rollout's latents; with
+    every level forced the store keeps the truth."""
+    from dataclasses import replace
+
+    import torch
+
+    from millivid.jobs.autoencoder import load_autoencoder
+    from millivid.plan import make_plan
+    from millivid.rollout.generate import load_video_model
+    from millivid.rollout.request import GenerateRequest
+    from millivid.rollout.resumable import prepare_rollout, rollout_latents, write_context
+    from millivid.world import TEST_SEED_OFFSET, make_videos
+
+    bench = _load_benchmark("teacher_forced_steps")
+    model, cfg, method = load_video_model(ROOT / "checkpoints/mini/millivid", "cpu")
+    ae = load_autoencoder(ROOT / "checkpoints/mini/ae", "cpu")
+    context, frames = 8, 6
+    total = max(s.last_frame for s in make_plan(method, cfg.plan, context, context + frames))
+    world = replace(cfg.world, frames=total, test_context_frames=context)
+    v = make_videos([TEST_SEED_OFFSET + 3000], world, "cpu", test=True)
+    req = GenerateRequest(
+        frames=v.video.numpy(), actions=v.actions.numpy(), poses=v.poses.numpy(),
+        context=context, length=frames, seed=3, steps=2,
+    )  # fmt: skip
+    expected = rollout_latents(req, model, cfg, method, ae, progress=False)
+    samples = {}
+    for name, forced in (("none", set()), ("all", {0, 1, 2, 3})):
+        rollout = prepare_rollout(req, model, cfg, method, ae)
+        write_context(rollout.store, ae, v.video.numpy())
+        truth = [z.clone() for z in rollout.store.levels]
+        samples[name] = bench.teacher_forced_samples(rollout, context, frames, 3, forced)
+        if forced:
+            assert all(torch.equal(a, b) for a, b in zip(truth, rollout.store.levels))
+    got = samples["none"][0][:, context : context + frames]
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(samples["all"][0][:, context : context + frames], expected)
+    assert bench.forced_levels("1,2,3", 4) == {1, 2, 3} and bench.forced_levels("none", 4) == set()
+    with pytest.raises(SystemExit, match="levels 0..3"):
+        bench.forced_levels("4", 4)
+
+
 def test_world_stats_counts_returns_of_each_training_trajectory_kind():
     """The trajectory table of docs/WORLD.md: three splits, each with a share of returns."""
     done = run_benchmark("world_stats.py", "--preset", "tiny", "--seeds", "3", "--gap", "8")

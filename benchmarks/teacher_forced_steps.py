@@ -1,0 +1,205 @@
+"""How good is each rollout step's sample when everything it sees is true? Teacher-forced.
+
+    python benchmarks/teacher_forced_steps.py --ckpt checkpoints/mini/millivid \\
+        --ae checkpoints/mini/ae --videos 4 --frames 256 [--forced-levels 1,2,3]
+
+A rollout's frames are only as good as its steps, and each step sees what earlier steps made.
+Here every step of the method's rollout plan over ``--frames`` frames after ``--context`` runs
+once on held-out world videos with its whole context (and memory frames) taken from the true
+video's latents instead of generated ones, with the same sampler, noise and context noise as
+``millivid generate``. Each step's sample is decoded at its own level and compared with the
+true frames: PSNR and ``sharpness`` (detail relative to the truth's; 1 = as much), per target
+level, next to the truth's own latents decoded at that level (what a perfect step would give).
+A step that loses detail given the truth loses it in a rollout too; a rollout blurrier than its
+teacher-forced steps loses detail through what it generated itself. ``--forced-levels`` says
+which levels stay true (default ``all``): the steps of the other levels write their samples
+back, and later steps read them, as in a rollout (``none``: a plain rollout, scored per level);
+e.g. ``1,2,3`` keeps the coarse levels true and lets level 0 read its own frames, ``0`` the
+converse: which level's generated context costs the detail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from millivid.autoencoder.model import to_frames  # noqa: E402
+from millivid.evaluate.horizons import ci95  # noqa: E402
+from millivid.evaluate.image_metrics import psnr, sharpness  # noqa: E402
+from millivid.jobs.autoencoder import load_autoencoder  # noqa: E402
+from millivid.model.memory import select_memory  # noqa: E402
+from millivid.plan import make_plan  # noqa: E402
+from millivid.plan.sources import ContextSource  # noqa: E402
+from millivid.rollout.engine import context_span, step_noise  # noqa: E402
+from millivid.rollout.generate import load_video_model  # noqa: E402
+from millivid.rollout.request import GenerateRequest  # noqa: E402
+from millivid.rollout.resumable import prepare_rollout, write_context  # noqa: E402
+from millivid.world import TEST_SEED_OFFSET, make_videos  # noqa: E402
+
+
+@torch.no_grad()
+def teacher_forced_samples(
+    rollout, context: int, frames: int, seed: int, forced: set[int]
+) -> list[torch.Tensor]:
+    """Per level, the samples [B, T, h, w, C] of every plan step whose target lies in the
+    generated frames; NaN where no step targets a frame at that level. ``rollout.store`` holds
+    the true latents of every frame: those of the ``forced`` levels stay; at the other levels the
+    frames after the context are unknown until a step writes its sample there."""
+    store, denoiser = rollout.store, rollout.denoiser
+    source = ContextSource(denoiser.source)
+    for level in range(len(store.levels)):
+        if level not in forced:
+            store.known[level, context:] = False  # a step reading ahead would be an error
+    out = [torch.full_like(z, float("nan")) for z in store.levels]
+    steps = [
+        (index, step)
+        for index, step in enumerate(rollout.plan)
+        if step.target.stop > context and step.target.start < context + frames
+    ]
+    for index, step in tqdm(steps, desc="teacher-forced steps", unit="step"):
+        t = step.target
+        ctx = [store.read(context_span(span, source)) for span in step.context]
+        target = store.levels[t.level]
+        shape = (target.shape[0], t.frames, *target.shape[2:])
+        noise = step_noise(seed, index, shape, target.device)
+        memory = None
+        if step.memory is not None:
+            chosen = select_memory(denoiser.poses, step)
+            memory = (store.gather(source.stored_level(step.memory.level), chosen), chosen)
+        sample = denoiser(step, ctx, rollout.actions, noise, memory=memory)
+        out[t.level][:, t.start : t.stop] = sample
+        if t.level not in forced:
+            store.write(t, sample)
+    return out
+
+
+@torch.no_grad()
+def decode(ae, latents: torch.Tensor, level: int) -> torch.Tensor:
+    """uint8 [N, H, W, 3] of level-``level`` latents [N, h, w, C]."""
+    return to_frames(ae.decode_float(latents, level)).cpu()
+
+
+def level_scores(ae, samples, truth_latents, video, context: int, frames: int) -> dict:
+    """Per level with samples: per-video mean PSNR and sharpness of the decoded samples and of
+    the truth's latents decoded at that level, over the generated frames the level holds."""
+    out = {}
+    for level, z in enumerate(samples):
+        done = ~torch.isnan(z[0, :, 0, 0, 0])
+        done[:context] = False
+        done[context + frames :] = False
+        idx = done.nonzero().flatten()
+        if not len(idx):
+            continue
+        rows = {"sample": [], "truth_latents": []}
+        for b in range(z.shape[0]):
+            gt = torch.from_numpy(video[b][idx.numpy()])
+            for name, lat in (("sample", z), ("truth_latents", truth_latents[level])):
+                pred = decode(ae, lat[b, idx], level)
+                rows[name].append(
+                    (float(psnr(pred, gt).mean()), float(np.nanmean(sharpness(pred, gt).numpy())))
+                )
+        out[level] = {k: np.array(v) for k, v in rows.items()} | {"frames": len(idx)}
+    return out
+
+
+def forced_levels(text: str, levels: int) -> set[int]:
+    """``--forced-levels``: all, none or a comma list of levels below ``levels``."""
+    if text == "all":
+        return set(range(levels))
+    if text == "none":
+        return set()
+    try:
+        out = {int(x) for x in text.split(",")}
+    except ValueError:
+        out = {-1}
+    if not out <= set(range(levels)):
+        raise SystemExit(f"--forced-levels {text!r}: all, none or levels 0..{levels - 1}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ckpt", required=True, help="video-model run or checkpoint folder")
+    parser.add_argument("--ae", default="checkpoints/mini/ae")
+    parser.add_argument("--videos", type=int, default=4, help="held-out world videos")
+    parser.add_argument("--context", type=int, default=256, help="context frames")
+    parser.add_argument("--frames", type=int, default=256, help="generated frames scored")
+    parser.add_argument("--sample-steps", type=int, help="DDIM steps (default: the model's)")
+    parser.add_argument("--context-noise", type=float, help="default: the model's")
+    parser.add_argument(
+        "--forced-levels",
+        default="all",
+        help="levels whose context stays true: all, none, or a comma list (e.g. 1,2,3)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args()
+
+    model, cfg, method = load_video_model(Path(args.ckpt), args.device)
+    ae = load_autoencoder(Path(args.ae), args.device)
+    plan = make_plan(method, cfg.plan, args.context, args.context + args.frames)
+    total = max(s.last_frame for s in plan)
+    world = replace(cfg.world, frames=total, test_context_frames=args.context)
+    seeds = [TEST_SEED_OFFSET + 3000 + i for i in range(args.videos)]
+    v = make_videos(seeds, world, "cpu", test=True)
+    video = v.video.numpy()  # uint8 [B, total, H, W, 3]
+    req = GenerateRequest(
+        frames=video,
+        actions=v.actions.numpy(),
+        poses=v.poses.numpy(),
+        context=args.context,
+        length=args.frames,
+        seed=args.seed,
+        steps=args.sample_steps,
+        context_noise=args.context_noise,
+    )
+    rollout = prepare_rollout(req, model, cfg, method, ae, args.device)
+    forced = forced_levels(args.forced_levels, len(rollout.store.levels))
+    if rollout.derive is not None and len(forced) < len(rollout.store.levels):
+        raise SystemExit(f"{method} re-encodes its coarse levels: only --forced-levels all")
+    write_context(rollout.store, ae, video)  # every frame, every level: the truth
+    truth = [z.clone() for z in rollout.store.levels]
+    samples = teacher_forced_samples(rollout, args.context, args.frames, args.seed, forced)
+    scores = level_scores(ae, samples, truth, video, args.context, args.frames)
+    print(
+        f"{method} ({args.ckpt}), steps over frames {args.context + 1}–"
+        f"{args.context + args.frames}, {args.videos} videos "
+        f"({rollout.denoiser.diffusion.sample_steps} DDIM steps, context noise "
+        f"{rollout.denoiser.diffusion.sample_context_noise}), true context at levels "
+        f"{sorted(forced) or 'none'}; mean ± 95 % over videos\n"
+    )
+    print("| target level | frames | PSNR sample | PSNR truth's latents | sharpness sample | "
+          "sharpness truth's latents | sample − truth's latents, sharpness |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    result = {"ckpt": args.ckpt, "method": method, "videos": args.videos}
+    result |= {"frames": args.frames, "forced_levels": sorted(forced), "levels": {}}
+    for level, s in scores.items():
+        a, t = s["sample"], s["truth_latents"]
+        d = a[:, 1] - t[:, 1]
+        print(
+            f"| {level} | {s['frames']} | {a[:, 0].mean():.2f} | {t[:, 0].mean():.2f} | "
+            f"{a[:, 1].mean():.3f} | {t[:, 1].mean():.3f} | {d.mean():+.3f} ± {ci95(d):.3f} |"
+        )
+        result["levels"][level] = {
+            "frames": s["frames"],
+            "psnr_sample": a[:, 0].tolist(),
+            "psnr_truth_latents": t[:, 0].tolist(),
+            "sharpness_sample": a[:, 1].tolist(),
+            "sharpness_truth_latents": t[:, 1].tolist(),
+        }
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -5,9 +5,9 @@
 
 A rollout's frames are only as good as its steps, and each step sees what earlier steps made.
 Here every step of the method's rollout plan over ``--frames`` frames after ``--context`` runs
-once on held-out world videos with its whole context (and memory frames) taken from the true
-video's latents instead of generated ones, with the same sampler, noise and context noise as
-``millivid generate``. Each step's sample is decoded at its own level and compared with the
+once on held-out world videos (at the world's own length: the same videos for every model) with
+its whole context (and memory frames) taken from the true video's latents instead of generated
+ones, with the same sampler, noise and context noise as ``millivid generate``. Each step's sample is decoded at its own level and compared with the
 true frames: PSNR and ``sharpness`` (detail relative to the truth's; 1 = as much), per target
 level, next to the truth's own latents decoded at that level (what a perfect step would give).
 A step that loses detail given the truth loses it in a rollout too; a rollout blurrier than its
@@ -149,10 +149,15 @@ def main() -> None:
     ae = load_autoencoder(Path(args.ae), args.device)
     plan = make_plan(method, cfg.plan, args.context, args.context + args.frames)
     total = max(s.last_frame for s in plan)
-    world = replace(cfg.world, frames=total, test_context_frames=args.context)
+    if total > cfg.world.frames:  # the videos are the world's own length for every method
+        raise SystemExit(
+            f"the plan reaches frame {total}, past the world's {cfg.world.frames}-frame videos: "
+            "fewer --context or --frames"
+        )
+    world = replace(cfg.world, test_context_frames=args.context)
     seeds = [TEST_SEED_OFFSET + 3000 + i for i in range(args.videos)]
     v = make_videos(seeds, world, "cpu", test=True)
-    video = v.video.numpy()  # uint8 [B, total, H, W, 3]
+    video = v.video.numpy()  # uint8 [B, T, H, W, 3]
     req = GenerateRequest(
         frames=video,
         actions=v.actions.numpy(),
@@ -167,7 +172,7 @@ def main() -> None:
     forced = forced_levels(args.forced_levels, len(rollout.store.levels))
     if rollout.derive is not None and len(forced) < len(rollout.store.levels):
         raise SystemExit(f"{method} re-encodes its coarse levels: only --forced-levels all")
-    write_context(rollout.store, ae, video)  # every frame, every level: the truth
+    write_context(rollout.store, ae, video[:, :total])  # every frame, every level: the truth
     truth = [z.clone() for z in rollout.store.levels]
     samples = teacher_forced_samples(rollout, args.context, args.frames, args.seed, forced)
     scores = level_scores(ae, samples, truth, video, args.context, args.frames)

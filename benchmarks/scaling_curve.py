@@ -77,20 +77,20 @@ def curve_point(paths: list[Path], method: str, baseline: str, metric: str, ecfg
     return {"means": means, "lead": lead}
 
 
-def read_points(path: Path, method: str, baseline: str) -> dict[float, dict]:
-    """The points of a ``--json`` file ({"X": {"means": ..., "lead": ...}}) of the same method
-    and baseline."""
+def read_points(path: Path, method: str, baseline: str, metric: str) -> dict[float, dict]:
+    """The points of a ``--json`` file ({"X": {"means": ..., "lead": ...}}) of the same method,
+    baseline and metric."""
     try:
         data = json.loads(path.read_text())
         points = {float(x): p for x, p in data["points"].items()}
-        for p in points.values():
-            p["means"], p["lead"]  # noqa: B018 (the keys a point needs)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise SystemExit(f"{path}: not a points file written by --json ({err})") from None
-    if (data.get("method"), data.get("baseline")) != (method, baseline):
+    if not all(isinstance(p, dict) and {"means", "lead"} <= p.keys() for p in points.values()):
+        raise SystemExit(f"{path}: a point without its means and lead")
+    if (data.get("method"), data.get("baseline"), data.get("metric")) != (method, baseline, metric):
         raise SystemExit(
-            f"{path}: its lead is {data.get('method')} − {data.get('baseline')}, "
-            f"not {method} − {baseline}"
+            f"{path}: its lead is {data.get('method')} − {data.get('baseline')} in "
+            f"{data.get('metric')}, not {method} − {baseline} in {metric}"
         )
     return points
 
@@ -188,7 +188,7 @@ def main() -> None:
     ecfg = EVAL_PRESETS[args.preset]
     points = {}
     for path in args.points_json:
-        points.update(read_points(path, args.method, args.baseline))
+        points.update(read_points(path, args.method, args.baseline, args.metric))
     if not points and not args.point:
         raise SystemExit("give at least one --point X=per_frame.csv or --points-json FILE")
     given = set()

@@ -356,7 +356,7 @@ def test_scaling_curve_pairs_the_lead_at_each_point_and_splits_it(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert other.returncode != 0 and "A − B, not B − A" in other.stderr
+    assert other.returncode != 0 and "A − B in psnr, not B − A in psnr" in other.stderr
 
 
 def test_scaling_curve_names_a_point_it_cannot_read(tmp_path):

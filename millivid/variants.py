@@ -6,7 +6,9 @@ paper), ``millivid-cc`` (context-causal: context K/V reused across denoising ste
 ``fullres``, ``hierarchical-framepack`` (FramePack's plan reading hierarchical levels, the
 coarse levels of generated frames re-encoded; ``cascaded-framepack``: over the cascaded
 autoencoder's levels), ``mirrored-framepack``, ``upscale`` (rollout + upscaling) and ``cascaded`` (MILLIVID's plan over the
-mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for);
+mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for;
+``cascaded-memory-aug``: in the shipped model's recipe; ``upscale-own-level-memory``: the same
+with the memory at each step's own level, as ``millivid-own-level-memory``);
 ``<method>-poses`` variants condition on the camera poses as well as the actions;
 ``<method>-poserope`` variants also rotate queries and keys by the pose (``model.pose_rope``);
 ``<method>-memory`` variants add to every step 4 level-0 frames retrieved by camera pose from
@@ -128,6 +130,12 @@ VARIANTS: dict[str, Variant] = {
     "mirrored-framepack": Variant("mirrored-framepack"),
     "upscale": Variant("upscale"),
     "cascaded": Variant("cascaded", ae="cascaded"),
+    # the paper's Fig. 6 ablations in the shipped model's recipe: its plan over the cascaded
+    # autoencoder's mean-pooled levels, and rollout of the coarsest level then upscaling
+    "cascaded-memory-aug": replace(MEMORY_AUG, method="cascaded", ae="cascaded"),
+    # (upscaling's coarse passes run ahead of level 0: its memory is at each step's own level,
+    # so its reference is millivid-own-level-memory)
+    "upscale-own-level-memory": replace(MEMORY_AUG, method="upscale", memory_by_level="own"),
 }
 
 

@@ -184,6 +184,20 @@ def test_all_context_variants_differ_from_their_recipe_in_the_noise_only():
         assert replace(c1, diffusion=c2.diffusion) == c2, noised
 
 
+def test_the_fig6_ablations_differ_from_the_recipe_in_method_and_autoencoder_only():
+    from millivid.variants import VARIANTS, variant_config
+
+    cfg = load_preset("mini")
+    for variant, reference, method, kind in (
+        ("cascaded-memory-aug", "millivid-memory-aug", "cascaded", "cascaded"),
+        ("upscale-own-level-memory", "millivid-own-level-memory", "upscale", "hierarchical"),
+    ):
+        m, c = variant_config(cfg, variant)
+        _, recipe = variant_config(cfg, reference)
+        assert (m, c.ae.kind, VARIANTS[variant].ae) == (method, kind, kind)
+        assert replace(c, ae=recipe.ae) == recipe, variant
+
+
 def test_framepack_rollout_steps_noise_all_their_context():
     """FramePack's tokens are wider than its targets (patchified context): the context noise
     must not change the width the targets are read back with."""

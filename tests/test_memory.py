@@ -147,6 +147,18 @@ def test_memory_levels_give_each_target_level_its_own_memory_in_the_same_tokens(
         make_plan("millivid", odd, 30, 40)
 
 
+def test_upscaling_takes_memory_at_each_steps_own_level_not_at_level_0():
+    """Upscaling generates the whole coarse level first: level-0 memory frames between the start
+    and a coarse target do not exist yet, so the plan is refused (before any training); memory
+    at each step's own level is known when the step runs."""
+    with pytest.raises(BudgetError, match="plan.memory_levels=0,1,2"):
+        make_plan("upscale", TINY, 30, 130)
+    own = replace(TINY, memory_levels=(0, 1, 2))
+    plan = make_plan("upscale", own, 30, 130)
+    assert {(s.target.level, s.memory.level) for s in plan} == {(0, 0), (1, 1), (2, 2)}
+    check_plan("upscale", own, 30, 130, plan)
+
+
 def video(frames=96, channels=4, seed=0):
     gen = torch.Generator().manual_seed(seed)
     levels = [torch.randn(1, frames, h, w, channels, generator=gen) for h, w in SHAPES]

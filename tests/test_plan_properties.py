@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from millivid.model.memory import memory_pool
 from millivid.plan import (
     METHODS,
     BudgetError,
@@ -153,3 +155,35 @@ def test_upscale_packs_every_step_to_the_fixed_sequence_length(b, start, length)
     for kind in step_kinds("upscale", b):  # training steps: each kind, cut at frame 0 or not
         for a in (kind.first_start, kind.first_start + start):
             assert place(kind.step, a, b.tokens).sequence_tokens == fixed
+
+
+@settings(max_examples=300, deadline=None)
+@given(b=budgets(), start=st.integers(0, 40), length=st.integers(1, 60), data=st.data())
+def test_memory_frames_are_known_when_a_step_picks_them_or_the_plan_is_refused(
+    b, start, length, data
+):
+    """Replayed independently: every frame a step's memory may pick is known at the memory
+    level when the step runs. Only upscaling, whose coarse passes run ahead of the finer
+    levels, can break this, and then the plan is refused (not the rollout after training)."""
+    levels = len(b.tokens)
+    b = replace(
+        b,
+        memory_frames=data.draw(st.integers(1, 3)),
+        memory_level=data.draw(st.integers(0, levels - 1)),
+        memory_pool=data.draw(st.sampled_from(["unheld", "older"])),
+    )
+    for method in METHODS:
+        if not budget_fits(method, b):
+            continue
+        try:
+            steps = make_plan(method, b, start, start + length)
+        except BudgetError as e:
+            assert method == "upscale" and "plan.memory_levels" in str(e), (method, e)
+            continue
+        hierarchical = len(generated_levels(method, b)) > 1
+        known = {lvl: set(range(start)) for lvl in range(levels)}
+        for step in steps:
+            at = step.memory.level if hierarchical else 0
+            pool = memory_pool(step).nonzero().flatten().tolist()
+            assert all(t in known[at] for t in pool), (method, step)
+            known[step.target.level].update(range(step.target.start, step.target.stop))

@@ -99,7 +99,8 @@ def test_video_export_is_bf16_and_loads(tmp_path):
 
 def test_cascaded_variants_train_and_use_their_own_autoencoder(tmp_path):
     out = tmp_path / "run"
-    variants = "cascaded,cascaded-framepack"  # MILLIVID's and FramePack's plan (paper Fig. 6, 7)
+    # MILLIVID's and FramePack's plan (paper Fig. 6, 7), the first also in the shipped recipe
+    variants = "cascaded,cascaded-framepack,cascaded-memory-aug"
     assert run(out, "--variants", variants, "--stages", "data,ae,latents,video,rollout") == 0
     for folder, kind in (("ae", "hierarchical"), ("ae-cascaded", "cascaded")):
         saved = json.loads((out / folder / "checkpoint" / "config.json").read_text())
@@ -108,6 +109,7 @@ def test_cascaded_variants_train_and_use_their_own_autoencoder(tmp_path):
     for variant, method in (
         ("cascaded", "cascaded"),
         ("cascaded-framepack", "hierarchical-framepack"),
+        ("cascaded-memory-aug", "cascaded"),
     ):
         video = json.loads((out / "video" / variant / "checkpoint" / "config.json").read_text())
         assert (video["method"], video["ae"]["kind"]) == (method, "cascaded")
@@ -156,6 +158,7 @@ def test_the_default_memory_variants_and_conditioning_augmentation_run_end_to_en
     out = tmp_path / "run"
     variants = "millivid-memory,framepack-memory,fullres-memory,millivid-memory-aug"
     variants += ",millivid-split-memory"  # memory at a level per target level
+    variants += ",upscale-own-level-memory"  # rollout + upscaling, memory at its own level
     assert run(out, "--variants", variants) == 0
     for variant in variants.split(","):
         assert len(list((out / "rollouts" / variant).glob("*.npz"))) == 2, variant

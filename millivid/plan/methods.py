@@ -154,10 +154,38 @@ def raw_steps(method: str, budget: PlanConfig, start: int, end: int) -> list[Ste
     """``method``'s steps from ``start`` to ``end`` before cutting at frame 0, each with the
     budget's retrieved memory frames (``plan.memory_frames``)."""
     check_memory(budget)
-    return [
+    steps = [
         with_memory(raw, *memory_at(budget, raw.target.level), budget.tokens, budget.memory_pool)
         for raw in get_method(method).raw_plan(budget, start, end)
     ]
+    check_memory_known(method, budget, steps, start)
+    return steps
+
+
+def check_memory_known(method: str, budget: PlanConfig, steps: list[Step], start: int) -> None:
+    """Every step's memory pool must be known at the memory level when the step runs (frames
+    before ``start`` are known at every level; a step makes its target frames known at its
+    level, or at every level for methods that derive the other levels from level 0). A plan
+    whose coarse steps run ahead of the memory level (``upscale`` with level-0 memory) would
+    fail only in the rollout, after training: refuse it here."""
+    levels = len(budget.tokens)
+    every_level = not get_method(method).hierarchical
+    known = [start] * levels
+    for step in steps:
+        memory, target = step.memory, step.target
+        if memory is not None:
+            need = target.start if memory.pool == "unheld" else max(step.first_frame, 0)
+            if known[memory.level] < need:
+                raise BudgetError(
+                    f"{method} with plan.memory_frames: its step generating frames "
+                    f"{target.start}-{target.stop - 1} at level {target.level} picks memory "
+                    f"frames at level {memory.level} from the frames before {need}, but level "
+                    f"{memory.level} is known only up to frame {known[memory.level] - 1} then "
+                    "(its coarse steps run ahead of the finer levels): take each step's memory "
+                    f"at its own level (--set plan.memory_levels={','.join(map(str, range(levels)))}) or none"
+                )
+        for level in range(levels) if every_level else (target.level,):
+            known[level] = max(known[level], target.stop)
 
 
 def max_lookback(method: str, budget: PlanConfig) -> int:

@@ -39,7 +39,7 @@ from millivid.jobs.autoencoder import load_autoencoder  # noqa: E402
 from millivid.model.memory import select_memory  # noqa: E402
 from millivid.plan import make_plan  # noqa: E402
 from millivid.plan.sources import ContextSource  # noqa: E402
-from millivid.rollout.engine import context_span, step_noise  # noqa: E402
+from millivid.rollout.engine import context_span, host_randn, step_generator  # noqa: E402
 from millivid.rollout.generate import load_video_model  # noqa: E402
 from millivid.rollout.request import GenerateRequest  # noqa: E402
 from millivid.rollout.resumable import prepare_rollout, write_context  # noqa: E402
@@ -70,12 +70,13 @@ def teacher_forced_samples(
         ctx = [store.read(context_span(span, source)) for span in step.context]
         target = store.levels[t.level]
         shape = (target.shape[0], t.frames, *target.shape[2:])
-        noise = step_noise(seed, index, shape, target.device)
+        generator = step_generator(seed, index)
+        noise = host_randn(shape, generator, target.device)
         memory = None
         if step.memory is not None:
             chosen = select_memory(denoiser.poses, step)
             memory = (store.gather(source.stored_level(step.memory.level), chosen), chosen)
-        sample = denoiser(step, ctx, rollout.actions, noise, memory=memory)
+        sample = denoiser(step, ctx, rollout.actions, noise, memory=memory, generator=generator)
         out[t.level][:, t.start : t.stop] = sample
         if t.level not in forced:
             store.write(t, sample)
@@ -135,6 +136,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=256, help="generated frames scored")
     parser.add_argument("--sample-steps", type=int, help="DDIM steps (default: the model's)")
     parser.add_argument("--context-noise", type=float, help="default: the model's")
+    parser.add_argument("--eta", type=float, help="DDIM eta (default: the model's; 0 = DDIM)")
     parser.add_argument(
         "--forced-levels",
         default="all",
@@ -167,6 +169,7 @@ def main() -> None:
         seed=args.seed,
         steps=args.sample_steps,
         context_noise=args.context_noise,
+        eta=args.eta,
     )
     rollout = prepare_rollout(req, model, cfg, method, ae, args.device)
     forced = forced_levels(args.forced_levels, len(rollout.store.levels))
@@ -179,7 +182,8 @@ def main() -> None:
     print(
         f"{method} ({args.ckpt}), steps over frames {args.context + 1}–"
         f"{args.context + args.frames}, {args.videos} videos "
-        f"({rollout.denoiser.diffusion.sample_steps} DDIM steps, context noise "
+        f"({rollout.denoiser.diffusion.sample_steps} DDIM steps, eta "
+        f"{rollout.denoiser.diffusion.sample_eta}, context noise "
         f"{rollout.denoiser.diffusion.sample_context_noise}), true context at levels "
         f"{sorted(forced) or 'none'}; mean ± 95 % over videos\n"
     )

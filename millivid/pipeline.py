@@ -158,6 +158,7 @@ class Pipeline:
         steps: int | None = None,
         guidance: float | None = None,
         context_noise: float | None = None,
+        eta: float | None = None,
         seed: int = 0,
         progress: bool = False,
     ) -> np.ndarray:
@@ -169,8 +170,8 @@ class Pipeline:
         [T', 5] (x, y, z, yaw, pitch), needed by pose-conditioned models
         (``cfg.model.uses_poses``), ignored by the others; ``steps``: DDIM steps per rollout
         step, ``guidance``: CFG scale and ``context_noise``: the noise level of the generated
-        coarse context (``diffusion.sample_context_noise``; default: the config's); ``seed``: the
-        noise seed;
+        coarse context (``diffusion.sample_context_noise``; default: the config's); ``eta``: DDIM
+        eta (0 deterministic, 1 DDPM steps; default: the config's); ``seed``: the noise seed;
         ``progress``: a progress bar over rollout steps.
         A batch of videos, context_frames [B, T, H, W, 3], actions [B, T'], poses [B, T', 5],
         gives [B, frames, H, W, 3], rolled out together (one noise draw per rollout step).
@@ -208,6 +209,7 @@ class Pipeline:
             steps=steps,
             guidance=guidance,
             context_noise=context_noise,
+            eta=eta,
         )
         generated = decode_frames(self.ae, self.rollout(req, progress))
         return generated if batch is not None else generated[0]

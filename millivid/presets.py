@@ -132,6 +132,7 @@ class ReproduceConfig:
     # noise level of the generated coarse context in rollouts (None: each checkpoint's
     # diffusion.sample_context_noise, the level its variant was trained for)
     sample_context_noise: float | None = None
+    sample_eta: float | None = None  # DDIM eta of the rollouts (None: each checkpoint's)
     compile: bool | None = None  # rollouts under torch.compile (None: on CUDA)
     metrics: str = "psnr,ssim,sharpness,probe,action"
     workers: int | None = None  # world-rendering threads

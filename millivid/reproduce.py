@@ -267,6 +267,7 @@ def stage_rollout(run: Run) -> None:
                 steps=rcfg.sample_steps,
                 guidance=run.cfg.diffusion.guidance,  # this run's, not the checkpoint's
                 context_noise=rcfg.sample_context_noise,  # None: the checkpoint's
+                eta=rcfg.sample_eta,  # None: the checkpoint's
                 compile=rcfg.compile,
                 device=run.device,
                 max_videos=rcfg.test_videos,

@@ -124,6 +124,59 @@ def test_ddim_step_with_one_scalar_log_snr_equals_per_element(lam_from, lam_to):
     assert torch.allclose(final, ddim_step(z, v, scalar_from.expand(2), None), atol=1e-6)
 
 
+@given(lam_from=st.floats(-12.0, 12.0), gap=st.floats(0.1, 10.0))
+@settings(max_examples=40, deadline=None)
+def test_ddim_with_eta_one_is_the_ddpm_posterior_step(lam_from, gap):
+    """eta = 1: mean and standard deviation of the step are those of q(z_s | z_t, x0) with the
+    model's x0 (Ho et al.; written independently of the DDIM form here); eta = 0 ignores the fresh
+    noise and is the deterministic step."""
+    gen = torch.Generator().manual_seed(0)
+    z, v = torch.randn(3, 4, generator=gen).double(), torch.randn(3, 4, generator=gen).double()
+    lf, lt = torch.tensor(lam_from).double(), torch.tensor(lam_from + gap).double()
+    a, s = alpha_sigma(lf)
+    a2, s2 = alpha_sigma(lt)
+    x0 = x0_from_v(z, v, a, s)
+    a_ts = a / a2  # q(z_t | z_s) = N(a_ts z_s, var_ts)
+    var_ts = s**2 - a_ts**2 * s2**2
+    mean = a_ts * s2**2 / s**2 * z + a2 * var_ts / s**2 * x0
+    std = (var_ts * s2**2 / s**2).sqrt()
+    zeros, ones = torch.zeros_like(z), torch.ones_like(z)
+    assert torch.allclose(ddim_step(z, v, lf, lt, eta=1.0, fresh=zeros), mean, atol=1e-9)
+    shifted = ddim_step(z, v, lf, lt, eta=1.0, fresh=ones) - mean
+    assert torch.allclose(shifted, std.expand_as(z), atol=1e-9)
+    assert torch.equal(ddim_step(z, v, lf, lt, eta=0.0, fresh=ones), ddim_step(z, v, lf, lt))
+    half = ddim_step(z, v, lf, lt, eta=0.5, fresh=ones) - ddim_step(z, v, lf, lt, 0.5, zeros)
+    assert torch.allclose(half, 0.5 * std.expand_as(z), atol=1e-9)
+
+
+def test_stochastic_ddim_keeps_every_marginal_and_ends_at_the_clean_estimate():
+    """Data = one point: with the exact predictor every step's z is N(alpha x*, sigma^2) for any
+    eta (the fresh noise replaces part of the carried noise), and the last step returns x*."""
+    x_star = torch.tensor([0.7, -1.3], dtype=torch.float64)
+    gen = torch.Generator().manual_seed(3)
+    noise = torch.randn(40_000, 2, generator=gen, dtype=torch.float64)
+    seen = []
+
+    def oracle(z, t):
+        a, s = alpha_sigma(logsnr(t.double()))
+        a, s = a.view(-1, 1), s.view(-1, 1)
+        seen.append((z, float(a[0]), float(s[0])))
+        return v_from_x0(z, x_star.expand_as(z), a, s)
+
+    def fresh():
+        return torch.randn(40_000, 2, generator=gen, dtype=torch.float64)
+
+    out = ddim_sample(oracle, noise, ddim_times(6), eta=1.0, fresh_noise=fresh)
+    assert torch.allclose(out, x_star.expand_as(out), atol=1e-9)
+    for z, a, s in seen[1:]:  # the first is the starting noise
+        assert torch.allclose(z.mean(0), a * x_star, atol=4 * s / 200)
+        assert z.std(0) == pytest.approx([s, s], rel=0.03)
+    with pytest.raises(ValueError, match="fresh_noise"):
+        ddim_sample(oracle, noise, ddim_times(2), eta=0.5)
+    with pytest.raises(ValueError, match="eta"):
+        ddim_sample(oracle, noise, ddim_times(2), eta=1.5, fresh_noise=fresh)
+
+
 def test_ddim_times_are_equally_spaced_from_noise_to_clean():
     t = ddim_times(50)
     assert t[0] == 1.0 and t[-1] == 0.0 and len(t) == 51

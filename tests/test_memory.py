@@ -220,7 +220,7 @@ def test_rollout_hands_the_model_what_training_packs(method, source, pool, level
         store.write(Span(lvl, 0, 40), lat[:, :40])
     seen = []
 
-    def truth(step, context, acts, noise, memory=None):
+    def truth(step, context, acts, noise, memory=None, generator=None):
         packed = pack_spans(step, context, [noise], acts, source, 3, poses=poses, memory=memory)
         seen.append((step, packed))
         lat = levels[0 if source == "patchify" else step.target.level]

@@ -255,3 +255,20 @@ def test_context_noise_overrides_the_configs_for_one_call(tiny):
     assert not np.array_equal(pipe(*args, steps=2, seed=7, context_noise=0.5), default)
     with pytest.raises(ValueError, match=r"sample_context_noise = 1.5: a diffusion time in"):
         pipe(*args, steps=2, seed=7, context_noise=1.5)
+
+
+def test_stochastic_ddim_rollouts_follow_the_seed(tiny):
+    """``eta`` (``generate --eta``): stochastic DDIM steps draw their fresh noise from each
+    rollout step's own stream, so a rollout is a function of its seed (the same twice, another
+    with another seed) and eta = 0 is the deterministic default."""
+    pipe, record = tiny
+    args = (record.video[:24], record.actions)
+    default = pipe(*args, steps=3, seed=7)
+    assert np.array_equal(pipe(*args, steps=3, seed=7, eta=0.0), default)
+    stochastic = pipe(*args, steps=3, seed=7, eta=1.0)
+    assert not np.array_equal(stochastic, default)
+    assert np.array_equal(pipe(*args, steps=3, seed=7, eta=1.0), stochastic)
+    assert not np.array_equal(pipe(*args, steps=3, seed=8, eta=1.0), stochastic)
+    for bad in (1.5, -0.1, float("nan")):
+        with pytest.raises(ValueError, match=r"--eta .*: DDIM eta must be in \[0, 1\]"):
+            pipe(*args, steps=3, seed=7, eta=bad)

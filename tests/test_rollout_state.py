@@ -62,6 +62,7 @@ def test_a_rerun_with_other_settings_refuses_the_saved_state(tmp_path, monkeypat
         "seed": (ckpt, "--sample-seed", "1"),
         "guidance": (ckpt, "--cfg", "1.5"),
         "sample_context_noise": (ckpt, "--context-noise", "0.3"),
+        "sample_eta": (ckpt, "--eta", "1"),
         "context": (ckpt, "--context", "20"),
         "model": (other,),
     }
@@ -148,7 +149,7 @@ def test_nan_latents_stop_the_rollout_naming_the_step_and_write_nothing(
     original = engine.run_plan
 
     def poisoned(plan, store, denoiser, actions, **kw):
-        def denoise(step, context, acts, noise, memory=None):
+        def denoise(step, context, acts, noise, memory=None, generator=None):
             out = denoiser(step, context, acts, noise, memory)
             return out * poison if step is plan[3] else out
 

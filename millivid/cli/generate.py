@@ -41,6 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="noise the generated coarse context to this diffusion time in [0, 1] (default: the "
         "model's diffusion.sample_context_noise)",
     )
+    p.add_argument(
+        "--eta",
+        type=float,
+        help="DDIM eta in [0, 1]: 0 deterministic (the paper's), 1 DDPM steps (default: the "
+        "model's diffusion.sample_eta)",
+    )
     p.add_argument("--actions", type=Path, help=".npy of int actions replacing the video's")
     p.add_argument("--no-kv-reuse", action="store_true", help="recompute the context every step")
     p.add_argument(
@@ -81,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         guidance=args.cfg,
         context_noise=args.context_noise,
+        eta=args.eta,
         reuse_context=False if args.no_kv_reuse else None,
         compile=args.compile,
     )

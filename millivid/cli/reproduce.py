@@ -42,6 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "model's diffusion.sample_context_noise)",
     )
     p.add_argument(
+        "--sample-eta",
+        type=float,
+        help="DDIM eta of the rollouts in [0, 1]: 0 deterministic, 1 DDPM steps (default: each "
+        "model's diffusion.sample_eta)",
+    )
+    p.add_argument(
         "--compile",
         action=argparse.BooleanOptionalAction,
         help="roll out under torch.compile (default: on CUDA)",
@@ -90,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         "rollout_batch": args.rollout_batch,
         "sample_steps": args.sample_steps,
         "sample_context_noise": args.sample_context_noise,
+        "sample_eta": args.sample_eta,
         "compile": args.compile,
         "metrics": args.metrics,
         "workers": args.workers,

@@ -14,6 +14,8 @@ class DiffusionConfig:
     shift: float = 1.0  # Simple Diffusion shift, level-independent (paper: 1.0)
     context_dropout: float = 0.1  # paper A.2: drop all context tokens w.p. 0.1 for CFG
     sample_steps: int = 50  # DDIM steps per rollout step
+    # DDIM eta in [0, 1]: 0 = deterministic (the paper's sampler), 1 = DDPM ancestral steps
+    sample_eta: float = 0.0
     guidance: float = 1.0  # CFG scale; 1.0 = off (paper tries 1.5)
     # conditioning augmentation (not in the paper): in training, the context tokens coarser than
     # the target are noised to a time drawn uniformly in [0, context_noise] per sample, and the

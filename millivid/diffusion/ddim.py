@@ -1,11 +1,15 @@
-"""Deterministic DDIM sampling over the shifted cosine schedule, with classifier-free guidance.
+"""DDIM sampling over the shifted cosine schedule, with classifier-free guidance.
 
 ``ddim_sample(velocity, noise, times, schedule)`` integrates from t = 1 (pure noise) to t = 0 over
 the time grid ``times``; rollouts use ``ddim_times(steps)``, equally spaced times. Because the
 times go through the same ``Schedule.logsnr`` as training, the schedule decides where the steps
 land in noise level (paper A.2: 50 steps, same shifted schedule). Each step predicts v, forms
-(x0, eps) estimates and moves to the next time: ``z' = alpha' * x0 + sigma' * eps`` (eta = 0).
-The last step returns the x0 estimate itself.
+(x0, eps) estimates and moves to the next time: ``z' = alpha' * x0 + sigma' * eps`` (eta = 0,
+deterministic, the paper's sampler). With ``eta`` > 0 (Song et al.'s DDIM eta; 1 = the DDPM
+ancestral step) part of the carried noise is replaced by fresh noise:
+``z' = alpha' * x0 + sqrt(sigma'^2 - s^2) * eps + s * fresh``, with
+``s = eta * (sigma' / sigma) * sqrt(1 - alpha^2 / alpha'^2)``. The last step returns the x0
+estimate itself.
 """
 
 from __future__ import annotations
@@ -36,17 +40,30 @@ def _bcast(x: Tensor, like: Tensor) -> Tensor:
     return x.to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
 
 
-def ddim_step(z: Tensor, v: Tensor, lam_from: Tensor, lam_to: Tensor | None) -> Tensor:
+def ddim_step(
+    z: Tensor,
+    v: Tensor,
+    lam_from: Tensor,
+    lam_to: Tensor | None,
+    eta: float = 0.0,
+    fresh: Tensor | None = None,
+) -> Tensor:
     """One DDIM update from log-SNR ``lam_from`` to ``lam_to`` (both [B], or both 0-d for the
-    whole batch); ``None`` = final step, returning the x0 estimate. z, v: [B, ...]."""
+    whole batch); ``None`` = final step, returning the x0 estimate. z, v: [B, ...]; with
+    ``eta`` > 0, ``fresh``: standard normal noise like z (the module docstring's update)."""
     a, s = alpha_sigma(lam_from)
-    a, s = _bcast(a, z), _bcast(s, z)
-    x0 = x0_from_v(z, v, a, s)
+    x0 = x0_from_v(z, v, _bcast(a, z), _bcast(s, z))
     if lam_to is None:
         return x0
-    eps = eps_from_v(z, v, a, s)
+    eps = eps_from_v(z, v, _bcast(a, z), _bcast(s, z))
     a2, s2 = alpha_sigma(lam_to)
-    return _bcast(a2, z) * x0 + _bcast(s2, z) * eps
+    if not eta:
+        return _bcast(a2, z) * x0 + _bcast(s2, z) * eps
+    if fresh is None:
+        raise ValueError(f"a DDIM step with eta = {eta} needs fresh noise")
+    new = eta * s2 / s * (1.0 - a**2 / a2**2).clamp(min=0.0).sqrt()
+    carried = (s2**2 - new**2).clamp(min=0.0).sqrt()
+    return _bcast(a2, z) * x0 + _bcast(carried, z) * eps + _bcast(new, z) * fresh
 
 
 def ddim_sample(
@@ -55,6 +72,8 @@ def ddim_sample(
     times: Tensor,
     schedule: Schedule = COSINE,
     on_step: Callable[[int], None] | None = None,
+    eta: float = 0.0,
+    fresh_noise: Callable[[], Tensor] | None = None,
 ) -> Tensor:
     """Sample x0 [B, ...] from standard normal ``noise`` [B, ...] over the time grid ``times``.
 
@@ -62,8 +81,14 @@ def ddim_sample(
     one DDIM step per interval, the last returning the x0 estimate. ``velocity(z, t)`` returns the
     v-prediction at times ``t`` [B] (float32). The update coefficients stay CPU scalars: the loop
     never copies to the device, so on a GPU it never waits for the model (a copy per step cost
-    ~1 ms of idle GPU each, docs/PERFORMANCE.md).
+    ~1 ms of idle GPU each, docs/PERFORMANCE.md). ``eta`` in [0, 1]: the stochastic update of
+    the module docstring, drawing standard normal noise like ``noise`` from ``fresh_noise()``
+    once per step but the last (0: deterministic, ``fresh_noise`` never called).
     """
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"DDIM eta = {eta}: must be in [0, 1] (0 = deterministic, 1 = DDPM)")
+    if eta and fresh_noise is None:
+        raise ValueError(f"DDIM with eta = {eta} draws fresh noise: give fresh_noise")
     if times.dim() != 1 or len(times) < 2:
         raise ValueError(
             f"DDIM time grid of shape {tuple(times.shape)}: need a 1-D grid of at least 2 times "
@@ -76,7 +101,9 @@ def ddim_sample(
     for i in range(steps):
         t = torch.full((batch,), float(times[i]), device=noise.device)
         v = velocity(z, t)
-        z = ddim_step(z, v, lams[i], None if i == steps - 1 else lams[i + 1])
+        last = i == steps - 1
+        fresh = fresh_noise() if eta and not last else None
+        z = ddim_step(z, v, lams[i], None if last else lams[i + 1], eta, fresh)
         if on_step:
             on_step(i)
     return z

@@ -7,6 +7,8 @@ engine to write back to its latent store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -35,6 +37,8 @@ def sample_targets(
     guidance: float = 1.0,
     reuse_context: bool | None = None,
     bf16: bool | None = None,
+    eta: float = 0.0,
+    fresh_noise: Callable[[], Tensor] | None = None,
 ) -> Tensor:
     """Target latents [B, St, Cin] of ``tokens`` (whose target values are the starting noise).
 
@@ -44,6 +48,8 @@ def sample_targets(
     sequence. ``guidance`` != 1 adds the unconditional branch: every context token dropped
     (null tokens, as in training), with its own context cache when reusing. ``bf16`` (default:
     on CUDA) runs the model under bf16 autocast, as in training; the DDIM updates stay fp32.
+    ``eta`` > 0: stochastic DDIM steps, drawing standard normal noise shaped like the targets
+    from ``fresh_noise()`` (``ddim_sample``).
     """
     if reuse_context is None:
         reuse_context = model.cfg.attention == "context-causal"
@@ -72,5 +78,6 @@ def sample_targets(
         drop_all = torch.ones(tokens.batch, dtype=torch.bool, device=tokens.valid.device)
         uncond = v_prediction(tokens.drop_context(drop_all))
     noise = tokens.target_values
-    out = ddim_sample(guided_velocity(cond, uncond, guidance), noise, times, schedule)
+    velocity = guided_velocity(cond, uncond, guidance)
+    out = ddim_sample(velocity, noise, times, schedule, eta=eta, fresh_noise=fresh_noise)
     return out * tokens.channel_mask()[:, tokens.context_slots :]

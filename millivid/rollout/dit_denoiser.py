@@ -52,6 +52,7 @@ class DiTDenoiser:
         actions: Tensor,
         noise: Tensor,
         memory: tuple[Tensor, Tensor] | None = None,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         # discarded targets (mirrored FramePack) get their own noise, a function of the step only
         gen = torch.Generator().manual_seed(
@@ -92,6 +93,15 @@ class DiTDenoiser:
                 self.diffusion.schedule,
                 self.diffusion.context_noise_scope,
             )
+        eta, fresh = self.diffusion.sample_eta, None
+        if eta:  # stochastic DDIM: fresh noise from the step's own stream (seed, step index)
+            if generator is None:
+                raise ValueError(f"diffusion.sample_eta = {eta}: the step needs its generator")
+            shape = tokens.target_values.shape
+
+            def fresh() -> Tensor:
+                return host_randn(shape, generator, noise.device)
+
         values = sample_targets(
             self.model,
             tokens,
@@ -99,5 +109,7 @@ class DiTDenoiser:
             self.diffusion.schedule,
             self.diffusion.guidance,
             self.reuse_context,
+            eta=eta,
+            fresh_noise=fresh,
         )
         return unpack_targets(values, step, self.source, self.shapes, noise.shape[-1])[0]

@@ -31,10 +31,12 @@ class Denoiser(Protocol):
         actions: torch.Tensor,
         noise: torch.Tensor,
         memory: tuple[torch.Tensor, torch.Tensor] | None = None,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """context: per ``step.context`` span ``[B, frames, h, w, C]`` (cut at frame 0);
         actions: int64 [B, T]; noise: ``[B, frames, h, w, C]`` of the target span; memory: for a
-        step with ``memory``, (latents [B, M, h, w, C], frames int64 [B, M]).
+        step with ``memory``, (latents [B, M, h, w, C], frames int64 [B, M]); generator: the
+        step's random stream after ``noise`` (``step_generator``), for a stochastic sampler.
         Returns the target latents, same shape as ``noise``."""
         ...
 
@@ -66,9 +68,15 @@ def host_randn(
     return noise.to(device)
 
 
+def step_generator(seed: int, index: int) -> torch.Generator:
+    """The random stream of rollout step ``index``: a function of (seed, index) only. The step's
+    target noise is its first draw; a stochastic sampler draws on from it."""
+    return torch.Generator().manual_seed(rollout_step_seed(seed, index))
+
+
 def step_noise(seed: int, index: int, shape: Sequence[int], device: torch.device) -> torch.Tensor:
     """Standard normal noise for rollout step ``index``: a function of (seed, index) only."""
-    return host_randn(shape, torch.Generator().manual_seed(rollout_step_seed(seed, index)), device)
+    return host_randn(shape, step_generator(seed, index), device)
 
 
 def run_plan(
@@ -104,7 +112,8 @@ def run_plan(
         context = [store.read(context_span(span, source)) for span in step.context]
         target = store.levels[step.target.level]
         shape = (target.shape[0], step.target.frames, *target.shape[2:])
-        noise = step_noise(seed, index, shape, target.device)
+        generator = step_generator(seed, index)
+        noise = host_randn(shape, generator, target.device)
         memory = None
         if step.memory is not None:
             if poses is None:
@@ -112,7 +121,7 @@ def run_plan(
             frames = select_memory(poses, step)
             level = ContextSource(source).stored_level(step.memory.level)
             memory = (store.gather(level, frames), frames)
-        latents = denoiser(step, context, actions, noise, memory=memory)
+        latents = denoiser(step, context, actions, noise, memory=memory, generator=generator)
         store.write(step.target, latents)
         if derive:
             derive(step.target)

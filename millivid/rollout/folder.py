@@ -33,6 +33,7 @@ def rollout_folder(
     steps: int | None = None,
     guidance: float | None = None,
     context_noise: float | None = None,
+    eta: float | None = None,
     reuse_context: bool | None = None,
     compile: bool | None = None,
     seed: int = 0,
@@ -68,6 +69,7 @@ def rollout_folder(
             steps=steps,
             guidance=guidance,
             context_noise=context_noise,
+            eta=eta,
             reuse_context=reuse_context,
             compile=compile,
         )

@@ -36,6 +36,7 @@ class GenerateRequest:
     guidance: float | None = None
     # noise level of the generated coarse context (default: the config's sample_context_noise)
     context_noise: float | None = None
+    eta: float | None = None  # DDIM eta (default: the config's sample_eta; 0 = deterministic)
     reuse_context: bool | None = None
     compile: bool | None = None  # torch.compile the model (default: on CUDA)
 
@@ -123,6 +124,11 @@ def check_sampler(diffusion: DiffusionConfig) -> None:
             "time in [0, 1] (0 = the generated coarse context as it is)"
         )
     check_context_noise_scope(diffusion.context_noise_scope)
+    if not 0.0 <= diffusion.sample_eta <= 1.0:  # also refuses NaN
+        raise ValueError(
+            f"--eta {diffusion.sample_eta}: DDIM eta must be in [0, 1] (0 = deterministic, "
+            "1 = DDPM ancestral steps)"
+        )
     if not math.isfinite(diffusion.guidance):
         raise ValueError(
             f"--cfg {diffusion.guidance}: the guidance scale must be a finite number (1 = off)"

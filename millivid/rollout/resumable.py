@@ -89,6 +89,8 @@ def prepare_rollout(
         diffusion = replace(diffusion, guidance=req.guidance)
     if req.context_noise is not None:
         diffusion = replace(diffusion, sample_context_noise=req.context_noise)
+    if req.eta is not None:
+        diffusion = replace(diffusion, sample_eta=req.eta)
     check_sampler(diffusion)
     source = context_source(method)
     denoiser = DiTDenoiser(
@@ -150,6 +152,8 @@ def request_fingerprint(
         "guidance": diffusion.guidance,
         "shift": diffusion.shift,
         "sample_context_noise": diffusion.sample_context_noise,
+        # only when stochastic: states of deterministic rollouts keep their record
+        **({"sample_eta": diffusion.sample_eta} if diffusion.sample_eta else {}),
         "plan": to_dict(cfg.plan),
     }
 

@@ -21,8 +21,10 @@ the model *not* told (as a rollout's generated context is imperfect while the mo
 the truth): how sensitive is each target level to an imperfect history?
 
 ``--split train`` scores the first training seeds instead, as the checkpoint's world config
-renders them (its own training videos); the difference to the held-out loss is the
-generalisation gap, which says whether more training videos could help.
+renders them (its own training videos), and ``--split unseen`` videos rendered the same way from
+seeds no training run uses (past the test offset); unseen − train is the generalisation gap,
+which says whether more training videos could help (``test`` differs from ``train`` in its
+trajectories too: the test set's selection rule).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def level_losses(args: argparse.Namespace) -> dict:
     world = replace(cfg.world, frames=args.frames)
     if args.split == "train":  # the model's own training videos (seeds 0.., its world config)
         seeds, test = list(range(args.videos)), False
+    elif args.split == "unseen":  # videos of the same kind (its world config) it never saw
+        seeds, test = [TEST_SEED_OFFSET + 2000 + i for i in range(args.videos)], False
     else:
         seeds, test = [TEST_SEED_OFFSET + 1000 + i for i in range(args.videos)], True
     videos = make_videos(seeds, world, test=test)
@@ -74,6 +78,8 @@ def level_losses(args: argparse.Namespace) -> dict:
     out = {
         "ckpt": args.ckpt,
         "split": args.split,
+        "seeds": seeds,
+        "test_trajectories": test,
         "method": method,
         "attention": cfg.model.attention,
         "levels": {},
@@ -162,9 +168,10 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=4, help="held-out world videos")
     parser.add_argument(
         "--split",
-        choices=("test", "train"),
+        choices=("test", "train", "unseen"),
         default="test",
-        help="held-out test-seed videos, or the first training seeds (the generalisation gap)",
+        help="held-out test-seed videos, the first training seeds, or videos of the training "
+        "kind from seeds no training run uses (unseen - train: the generalisation gap)",
     )
     parser.add_argument("--frames", type=int, default=1024, help="frames per video")
     parser.add_argument("--batch", type=int, default=32, help="steps per target level")

@@ -74,7 +74,7 @@ def test_ddp_scaling_smoke_run(tmp_path):
     assert runs[0]["speedup"] == 1.0
 
 
-@pytest.mark.parametrize("split", ["test", "train"])
+@pytest.mark.parametrize("split", ["test", "train", "unseen"])
 def test_video_level_loss_scores_the_shipped_model_under_a_config_change(split, tmp_path):
     """The teacher-forced level losses of docs/RESULTS.md, on one short held-out (or training)
     video, with a --set that the weights allow (more memory frames than it was trained with)."""
@@ -84,6 +84,9 @@ def test_video_level_loss_scores_the_shipped_model_under_a_config_change(split, 
     run_benchmark("video_level_loss.py", *args, "--split", split, "--context-noise", "0.6")
     result = json.loads(out.read_text())
     assert result["split"] == split
+    # unseen: the training kind of video (not the test selection), from seeds nothing trains on
+    assert result["test_trajectories"] == (split == "test")
+    assert (result["seeds"][0] == 0) == (split == "train")
     assert sorted(result["levels"]) == ["0", "1", "2", "3"]
     for level in result["levels"].values():
         assert 0 < level["loss"] < 2 and 0 < level["context_dropped"] < 2

@@ -47,7 +47,7 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         AE_VARIANTS="hierarchical cascaded all-levels c32-lr2",
         AE_COOLDOWN="0.5",
         SETS="ae.channels=8",  # every stage: the tiny autoencoder at C = 8 (preset: 4)
-        SWEEP="noise0:--sample-context-noise 0.25 --sample-steps 1",
+        SWEEP="noise0:--sample-context-noise 0.25 --sample-steps 2 --sample-eta 1",
     )
     back = {}
     for phase in ("data", "train", "export", "rollout", "eval", "sweep", "ae"):

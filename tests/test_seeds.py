@@ -6,7 +6,7 @@ import torch
 from millivid.diffusion.config import DiffusionConfig
 from millivid.plan import Span, Step
 from millivid.rollout import dit_denoiser
-from millivid.rollout.engine import step_noise
+from millivid.rollout.engine import host_randn, step_generator
 from millivid.seeds import derive_seed, discarded_noise_seed, rollout_step_seed, train_step_seed
 from millivid.train.trainer import StepBatches
 
@@ -64,7 +64,7 @@ def test_trainer_seeds_each_batch_and_the_global_rng_with_train_step_seed():
 
 
 def test_rollout_noise_is_drawn_from_rollout_step_seed():
-    noise = step_noise(42, 3, (2, 3), torch.device("cpu"))
+    noise = host_randn((2, 3), step_generator(42, 3), torch.device("cpu"))
     assert torch.equal(
         noise, torch.randn(2, 3, generator=torch.Generator().manual_seed(42_000_129))
     )

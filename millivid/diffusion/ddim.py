@@ -52,10 +52,11 @@ def ddim_step(
     whole batch); ``None`` = final step, returning the x0 estimate. z, v: [B, ...]; with
     ``eta`` > 0, ``fresh``: standard normal noise like z (the module docstring's update)."""
     a, s = alpha_sigma(lam_from)
-    x0 = x0_from_v(z, v, _bcast(a, z), _bcast(s, z))
+    ab, sb = _bcast(a, z), _bcast(s, z)
+    x0 = x0_from_v(z, v, ab, sb)
     if lam_to is None:
         return x0
-    eps = eps_from_v(z, v, _bcast(a, z), _bcast(s, z))
+    eps = eps_from_v(z, v, ab, sb)
     a2, s2 = alpha_sigma(lam_to)
     if not eta:
         return _bcast(a2, z) * x0 + _bcast(s2, z) * eps

@@ -171,6 +171,7 @@ def check_memory_known(method: str, budget: PlanConfig, steps: list[Step], start
     levels = len(budget.tokens)
     every_level = not get_method(method).hierarchical
     known = [start] * levels
+    own = ",".join(map(str, range(levels)))
     for step in steps:
         memory, target = step.memory, step.target
         if memory is not None:
@@ -182,7 +183,7 @@ def check_memory_known(method: str, budget: PlanConfig, steps: list[Step], start
                     f"frames at level {memory.level} from the frames before {need}, but level "
                     f"{memory.level} is known only up to frame {known[memory.level] - 1} then "
                     "(its coarse steps run ahead of the finer levels): take each step's memory "
-                    f"at its own level (--set plan.memory_levels={','.join(map(str, range(levels)))}) or none"
+                    f"at its own level (--set plan.memory_levels={own}) or none"
                 )
         for level in range(levels) if every_level else (target.level,):
             known[level] = max(known[level], target.stop)

@@ -74,11 +74,6 @@ def step_generator(seed: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed(rollout_step_seed(seed, index))
 
 
-def step_noise(seed: int, index: int, shape: Sequence[int], device: torch.device) -> torch.Tensor:
-    """Standard normal noise for rollout step ``index``: a function of (seed, index) only."""
-    return host_randn(shape, step_generator(seed, index), device)
-
-
 def run_plan(
     plan: Sequence[Step],
     store: LatentStore,

@@ -126,7 +126,11 @@ class ReproduceConfig:
     test_videos: int
     context: int  # ground-truth frames before the first generated one
     frames: int  # generated frames per test video
-    variants: tuple[str, ...] = ("millivid-memory-aug", "framepack-memory", "fullres-memory")
+    variants: tuple[str, ...] = (
+        "millivid-own-level-memory",
+        "framepack-memory",
+        "fullres-memory",
+    )
     rollout_batch: int = 16
     sample_steps: int | None = None  # DDIM steps (None: the preset's diffusion.sample_steps)
     # noise level of the generated coarse context in rollouts (None: each checkpoint's

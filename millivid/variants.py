@@ -22,7 +22,7 @@ the recent frames of a rollout are generated too); ``millivid-coarse-memory`` sp
 target level and ``millivid-split-memory`` at level 0 for fine and level 1 for coarse steps
 (``plan.memory_levels``). The default set is the recipe of the shipped model (which
 also trained on ``world.train_actions = revisit``) and its baselines with the same memory
-(docs/RESULTS.md, Table 1): ``millivid-memory-aug``, ``framepack-memory``, ``fullres-memory``.
+(docs/RESULTS.md): ``millivid-own-level-memory``, ``framepack-memory``, ``fullres-memory``.
 """
 
 from __future__ import annotations

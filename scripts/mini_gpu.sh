@@ -60,7 +60,7 @@ ROLLOUT_S=${ROLLOUT_S:-380}
 STEPS=${STEPS:-16}
 AE_STEPS=${AE_STEPS:-2500}
 AE_COOLDOWN=${AE_COOLDOWN:-0}
-VARIANTS=${VARIANTS:-millivid-memory-aug framepack-memory fullres-memory}  # + upscale cascaded (ablations)
+VARIANTS=${VARIANTS:-millivid-own-level-memory framepack-memory fullres-memory}  # + upscale cascaded (ablations)
 COMPILE=true
 [ "$DEVICE" = cpu ] && COMPILE=false
 read -ra GPU_LIST <<< "${GPUS:-}"

@@ -520,6 +520,31 @@ def test_curves_give_every_method_its_own_line_beyond_ten(tmp_path, monkeypatch)
     assert len(lines) == 11 and len(looks) == 11
 
 
+def test_curves_legend_hides_no_curve(tmp_path, monkeypatch):
+    """Every panel in use (three metrics, three columns): the legend of many methods goes below
+    the panels, overlapping none; with a spare panel it fills that panel."""
+    import matplotlib.pyplot as plt
+
+    from millivid.evaluate.outputs import plot_curves
+
+    curves = {
+        f"m{i}": {m: [float(i)] * 4 for m in ("psnr", "ssim", "sharpness", "probe_acc")}
+        for i in range(11)
+    }
+    kept = []
+    monkeypatch.setattr(plt, "close", kept.append)
+    plot_curves(curves, ["psnr", "ssim", "sharpness"], tmp_path / "full")
+    fig = kept[-1]
+    renderer = fig.canvas.get_renderer()
+    (legend,) = fig.legends
+    box = legend.get_window_extent(renderer)
+    panels = [ax.get_window_extent(renderer) for ax in fig.axes]
+    assert not any(box.overlaps(p) for p in panels)
+    plot_curves(curves, ["psnr", "ssim", "sharpness", "probe_acc"], tmp_path / "spare")
+    fig = kept[-1]
+    assert not fig.legends and fig.axes[len(fig.axes) - 2].get_legend() is not None  # 1st spare
+
+
 def test_from_csv_of_some_frames_only_averages_the_frames_it_has(tmp_path):
     """A CSV holding frames 300-301 only (of the long horizon, 257-768): the horizon mean is
     theirs, not diluted by the frames nobody scored, and those frames' curve values are NaN."""

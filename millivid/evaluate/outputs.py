@@ -99,16 +99,26 @@ def plot_curves(
 
         handles.append(Patch(color="tab:green", alpha=0.3))
         labels.append("revisit (share of videos)")
-    # the legend goes into an empty panel when there is one, else onto the first
-    (spare[0] if spare else axes.flat[0]).legend(
-        handles, labels, fontsize=8, loc="center" if spare else "best"
-    )
+    # the legend goes into an empty panel when there is one, else below the panels, where it
+    # hides no curve
     fig.tight_layout()
+    if spare:
+        spare[0].legend(handles, labels, fontsize=8, loc="center")
+    else:
+        fig.legend(
+            handles,
+            labels,
+            fontsize=8,
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),
+            ncol=min(4, len(labels)),
+            frameon=False,
+        )
     written = []
     for ext in ("png", "svg"):
         path = out_stem.with_suffix(f".{ext}")
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120)
+            fig.savefig(tmp, dpi=120, bbox_inches="tight")
         written.append(path)
     plt.close(fig)
     return written

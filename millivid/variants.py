@@ -7,8 +7,9 @@ paper), ``millivid-cc`` (context-causal: context K/V reused across denoising ste
 coarse levels of generated frames re-encoded; ``cascaded-framepack``: over the cascaded
 autoencoder's levels), ``mirrored-framepack``, ``upscale`` (rollout + upscaling) and ``cascaded`` (MILLIVID's plan over the
 mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for;
-``cascaded-memory-aug``: in the shipped model's recipe; ``upscale-own-level-memory``: the same
-with the memory at each step's own level, as ``millivid-own-level-memory``);
+``cascaded-memory-aug``: in the recipe of ``millivid-memory-aug``; ``upscale-own-level-memory``
+and ``cascaded-own-level-memory``: in the shipped model's, ``millivid-own-level-memory``, with
+the memory at each step's own level);
 ``<method>-poses`` variants condition on the camera poses as well as the actions;
 ``<method>-poserope`` variants also rotate queries and keys by the pose (``model.pose_rope``);
 ``<method>-memory`` variants add to every step 4 level-0 frames retrieved by camera pose from
@@ -136,6 +137,10 @@ VARIANTS: dict[str, Variant] = {
     # (upscaling's coarse passes run ahead of level 0: its memory is at each step's own level,
     # so its reference is millivid-own-level-memory)
     "upscale-own-level-memory": replace(MEMORY_AUG, method="upscale", memory_by_level="own"),
+    # the cascaded ablation in the shipped model's recipe, memory at each step's own level
+    "cascaded-own-level-memory": replace(
+        MEMORY_AUG, method="cascaded", ae="cascaded", memory_by_level="own"
+    ),
 }
 
 

@@ -191,6 +191,7 @@ def test_the_fig6_ablations_differ_from_the_recipe_in_method_and_autoencoder_onl
     for variant, reference, method, kind in (
         ("cascaded-memory-aug", "millivid-memory-aug", "cascaded", "cascaded"),
         ("upscale-own-level-memory", "millivid-own-level-memory", "upscale", "hierarchical"),
+        ("cascaded-own-level-memory", "millivid-own-level-memory", "cascaded", "cascaded"),
     ):
         m, c = variant_config(cfg, variant)
         _, recipe = variant_config(cfg, reference)

@@ -99,8 +99,9 @@ def test_video_export_is_bf16_and_loads(tmp_path):
 
 def test_cascaded_variants_train_and_use_their_own_autoencoder(tmp_path):
     out = tmp_path / "run"
-    # MILLIVID's and FramePack's plan (paper Fig. 6, 7), the first also in the shipped recipe
-    variants = "cascaded,cascaded-framepack,cascaded-memory-aug"
+    # MILLIVID's and FramePack's plan (paper Fig. 6, 7), the first also in the recipes with
+    # level-0 memory and with memory at each step's own level
+    variants = "cascaded,cascaded-framepack,cascaded-memory-aug,cascaded-own-level-memory"
     assert run(out, "--variants", variants, "--stages", "data,ae,latents,video,rollout") == 0
     for folder, kind in (("ae", "hierarchical"), ("ae-cascaded", "cascaded")):
         saved = json.loads((out / folder / "checkpoint" / "config.json").read_text())
@@ -110,6 +111,7 @@ def test_cascaded_variants_train_and_use_their_own_autoencoder(tmp_path):
         ("cascaded", "cascaded"),
         ("cascaded-framepack", "hierarchical-framepack"),
         ("cascaded-memory-aug", "cascaded"),
+        ("cascaded-own-level-memory", "cascaded"),
     ):
         video = json.loads((out / "video" / variant / "checkpoint" / "config.json").read_text())
         assert (video["method"], video["ae"]["kind"]) == (method, "cascaded")

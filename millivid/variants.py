@@ -58,8 +58,9 @@ class Variant:
     context_noise_scope: str = "coarse"
 
 
-# the shipped model's recipe (docs/RESULTS.md): pose-conditioned, pose rotary attention, 4 memory
-# frames retrieved by pose, noised coarse context; the memory variants below change its memory
+# the recipe of the memory models (docs/RESULTS.md): pose-conditioned, pose rotary attention, 4
+# memory frames retrieved by pose, noised coarse context; the memory variants below change its
+# memory (OWN_LEVEL: the shipped model's)
 MEMORY_AUG = Variant(
     "millivid",
     balanced=True,
@@ -71,6 +72,8 @@ MEMORY_AUG = Variant(
 
 # the same with every context token noised (the recent frames a rollout generated too)
 ALL_NOISED = replace(MEMORY_AUG, context_noise_scope="all")
+# the shipped model's recipe: the same memory tokens at each step's own target level
+OWN_LEVEL = replace(MEMORY_AUG, memory_by_level="own")
 
 VARIANTS: dict[str, Variant] = {
     "millivid": Variant("millivid"),
@@ -107,7 +110,7 @@ VARIANTS: dict[str, Variant] = {
     "millivid-coarse-memory": replace(MEMORY_AUG, memory=16, memory_level=1),
     # the same memory tokens at each step's own target level (mini: 4 level-0 frames for the
     # level-0 steps, 16 level-1, 64 level-2 and 256 level-3 frames for the coarser ones)
-    "millivid-own-level-memory": replace(MEMORY_AUG, memory_by_level="own"),
+    "millivid-own-level-memory": OWN_LEVEL,
     # level 0 for the finer half of the steps' levels, level 1 for the coarser half (mini: 4
     # level-0 frames for the level-0 and level-1 steps, 16 level-1 frames for levels 2 and 3)
     "millivid-split-memory": replace(MEMORY_AUG, memory_by_level="split"),
@@ -131,16 +134,13 @@ VARIANTS: dict[str, Variant] = {
     "mirrored-framepack": Variant("mirrored-framepack"),
     "upscale": Variant("upscale"),
     "cascaded": Variant("cascaded", ae="cascaded"),
-    # the paper's Fig. 6 ablations in the shipped model's recipe: its plan over the cascaded
-    # autoencoder's mean-pooled levels, and rollout of the coarsest level then upscaling
+    # the paper's Fig. 6 ablations: MILLIVID's plan over the cascaded autoencoder's mean-pooled
+    # levels (in millivid-memory-aug's recipe and in the shipped one), and rollout of the
+    # coarsest level then upscaling (its coarse passes run ahead of level 0, so its memory can
+    # only be at each step's own level: the shipped recipe)
     "cascaded-memory-aug": replace(MEMORY_AUG, method="cascaded", ae="cascaded"),
-    # (upscaling's coarse passes run ahead of level 0: its memory is at each step's own level,
-    # so its reference is millivid-own-level-memory)
-    "upscale-own-level-memory": replace(MEMORY_AUG, method="upscale", memory_by_level="own"),
-    # the cascaded ablation in the shipped model's recipe, memory at each step's own level
-    "cascaded-own-level-memory": replace(
-        MEMORY_AUG, method="cascaded", ae="cascaded", memory_by_level="own"
-    ),
+    "cascaded-own-level-memory": replace(OWN_LEVEL, method="cascaded", ae="cascaded"),
+    "upscale-own-level-memory": replace(OWN_LEVEL, method="upscale"),
 }
 
 

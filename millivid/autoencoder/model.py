@@ -214,6 +214,11 @@ class HierarchicalAutoencoder(nn.Module):
             tokens = tokens.repeat(n, 1, 1)
         return self.decode_tokens(tokens, level)
 
+    def is_calibrated(self) -> bool:
+        """Whether ``calibrate`` has set the latent statistics (they are not all mean 0, std 1,
+        which no trained encoder's latents have)."""
+        return bool(self.latent_mean.any() or (self.latent_std != 1).any())
+
     @torch.no_grad()
     def calibrate(self, frames: Tensor, batch: int = 256) -> None:
         """Set the per-level, per-channel latent statistics from frames uint8 [N,H,W,3]."""

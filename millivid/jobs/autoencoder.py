@@ -22,7 +22,12 @@ from millivid.device import resolve_device
 from millivid.digest import weights_digest
 from millivid.presets import Config
 from millivid.train import load_checkpoint, load_weights_into, train, write_checkpoint
-from millivid.train.checkpoint import load_trainer_state
+from millivid.train.checkpoint import (
+    CheckpointError,
+    checkpoint_folder,
+    load_trainer_state,
+    trained_step,
+)
 from millivid.train.run_start import check_run_start
 from millivid.typed_config import from_dict, to_dict
 
@@ -71,7 +76,7 @@ def train_autoencoder(
     ckpt = train(
         task, cfg.ae_train, out, config=config, continuation=continuation, device=device, **starts
     )
-    model = load_autoencoder(out, device=str(resolve_device(device)))
+    model = load_autoencoder(out, device=str(resolve_device(device)), calibrated=False)
     pick = sorted(random.Random(0).sample(range(len(frames)), min(len(frames), 4096)))
     model.calibrate(frames[pick].to(model.latent_mean.device))
     # rewrite the checkpoint with the statistics, keeping the trainer state for --resume
@@ -82,13 +87,23 @@ def train_autoencoder(
 def load_autoencoder(
     run: Path, device: str = "cpu", calibrated: bool = True
 ) -> HierarchicalAutoencoder:
-    """The autoencoder of a run folder (or a shipped checkpoint folder), in eval mode."""
+    """The autoencoder of a run folder (or a shipped checkpoint folder), in eval mode.
+
+    An untrained (step 0) run is refused, and with ``calibrated`` a run stopped before its
+    latent statistics were set (``calibrate``), naming the checkpoint and how to finish it."""
     weights, config = load_checkpoint(run)
     if config.get("stage") != "autoencoder":
         raise ValueError(f"{run}: not an autoencoder checkpoint (stage={config.get('stage')!r})")
     cfg = from_dict(Config, {k: v for k, v in config.items() if k != "stage"}, where=str(run))
+    step = trained_step(run)
     model = HierarchicalAutoencoder(cfg.ae)
     load_weights_into(model, weights, str(run))
+    if calibrated and step is not None and not model.is_calibrated():
+        raise CheckpointError(
+            f"{checkpoint_folder(run)}: an autoencoder whose latent statistics were never set "
+            f"(its training stopped at step {step} of {cfg.ae_train.steps}, before calibration): "
+            f"finish it with millivid ae train --resume --out {run} (same preset and --data)"
+        )
     return model.to(device).eval()
 
 
@@ -121,8 +136,13 @@ def encode_dataset(run: Path, data: Path, out: Path, device: str = "cpu") -> Pat
     batch = max(1, min(512, 65_536 // sum(model.tokens_per_level())))
     digest = weights_digest(model)
     check_cache_autoencoder(out, digest, run)
-    out.mkdir(parents=True, exist_ok=True)
     paths = list_videos(data)
+    if not paths:
+        raise FileNotFoundError(
+            f"{data}: no .npz videos to encode: give a dataset folder (millivid data make or "
+            "data import write one)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
     write_cache_meta(
         out,
         {

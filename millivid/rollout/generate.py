@@ -36,6 +36,7 @@ from millivid.rollout.resumable import (
     request_fingerprint,
 )
 from millivid.train import load_checkpoint, load_weights_into
+from millivid.train.checkpoint import trained_step
 from millivid.typed_config import from_dict, to_dict
 
 # what a video checkpoint's config.json records beside the Config
@@ -58,6 +59,7 @@ def load_video_model(run: Path, device: str) -> tuple[torch.nn.Module, Config, s
     weights, saved = load_checkpoint(run, ema=True)
     if saved.get("stage") != "video":
         raise ValueError(f"{run}: not a video-model checkpoint (stage={saved.get('stage')!r})")
+    trained_step(run)  # a step-0 checkpoint is refused
     method = saved["method"]
     cfg = from_dict(Config, {k: v for k, v in saved.items() if k not in RECORD_KEYS}, str(run))
     model = build_video_model(cfg, method)

@@ -102,6 +102,12 @@ def latest_checkpoint(run: Path) -> Path:
     )
 
 
+def checkpoint_folder(run: Path) -> Path:
+    """The checkpoint folder of ``run``: itself when it holds the weights, else its latest."""
+    run = Path(run)
+    return run if (run / "model.safetensors").exists() else latest_checkpoint(run)
+
+
 def load_checkpoint(
     run: Path, *, ema: bool = False
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -109,8 +115,7 @@ def load_checkpoint(
 
     ``ema=True`` returns the EMA weights when the run has them.
     """
-    run = Path(run)
-    folder = run if (run / "model.safetensors").exists() else latest_checkpoint(run)
+    folder = checkpoint_folder(run)
     name = (
         "ema.safetensors" if ema and (folder / "ema.safetensors").exists() else "model.safetensors"
     )
@@ -133,12 +138,36 @@ def export_bf16(run: Path, out: Path) -> Path:
     return write_checkpoint(Path(out), half, config)
 
 
-def load_trainer_state(run: Path) -> dict[str, Any]:
-    """The optimizer/scheduler/RNG/step state saved with the latest checkpoint."""
-    path = latest_checkpoint(run) / "state.pt"
+def load_trainer_state(run: Path, mmap: bool = False) -> dict[str, Any]:
+    """The optimizer/scheduler/RNG/step state saved with the latest checkpoint of ``run`` (a run
+    or checkpoint folder; ``mmap``: read lazily, for a caller that wants the step only)."""
+    path = checkpoint_folder(run) / "state.pt"
     if not path.exists():
         raise CheckpointError(f"{path}: no trainer state to resume from")
-    return torch.load(path, weights_only=True)
+    try:
+        return torch.load(path, weights_only=True, mmap=mmap)
+    except Exception as err:  # zip, pickle and EOF errors come in many types
+        raise CheckpointError(
+            f"{path}: unreadable trainer state (truncated or corrupt: {str(err)[:120]}): "
+            "start over with --overwrite, or restore the run folder from a copy"
+        ) from None
+
+
+def trained_step(run: Path) -> int | None:
+    """The training step the checkpoint of ``run`` (a run or checkpoint folder) was saved at;
+    None for a checkpoint without trainer state (an exported or shipped one). Step 0 (untrained
+    weights, left by a run that failed before its first step) is a ``CheckpointError`` naming
+    the folder."""
+    folder = checkpoint_folder(run)
+    if not (folder / "state.pt").exists():
+        return None
+    step = int(load_trainer_state(folder, mmap=True)["step"])
+    if step < 1:
+        raise CheckpointError(
+            f"{folder}: untrained weights (saved at step {step}, before any training step): "
+            "train the run (again with --overwrite) or give another checkpoint"
+        )
+    return step
 
 
 def load_weights_into(model: torch.nn.Module, weights: dict[str, torch.Tensor], where: str) -> None:

@@ -287,7 +287,8 @@ def train(
                     save(step)
         finally:
             bar.close()
-            if not diverged and (step > start or _checkpoint_step(out_dir) != step):
+            # nothing trained before a first step fails (a corrupt batch): no step-0 checkpoint
+            if not diverged and step > 0 and (step > start or _checkpoint_step(out_dir) != step):
                 save(step)  # at exit, also on Ctrl-C or an error: nothing trained is lost
             elif not diverged and continuation is not None:
                 save(step, checkpoint=False)  # nothing trained: the state of the checkpoint
@@ -301,11 +302,25 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines past ``step`` (a resumed run rewrites them)."""
+    """Drop log lines past ``step`` (a resumed run rewrites them), and a last line cut short by
+    a kill while it was appended (written after the checkpoint of its step, so past it)."""
     if not path.exists():
         return
-    lines = path.read_text().splitlines()
-    _write_lines(path, [line for line in lines if line and json.loads(line)["step"] <= step])
+    text = path.read_text()
+    lines = text.splitlines()
+    if lines and not text.endswith("\n"):
+        lines.pop()
+    kept = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record_step = json.loads(line)["step"] if line else None
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(
+                f"{path}:{number}: not a JSON line with a 'step' ({err}): fix or delete that line"
+            ) from None
+        if record_step is not None and record_step <= step:
+            kept.append(line)
+    _write_lines(path, kept)
 
 
 def _schedulers(optimizers, cfg: TrainConfig, start: int) -> list:

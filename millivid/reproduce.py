@@ -310,6 +310,7 @@ def stage_evaluate(run: Run) -> None:
         parse_metrics(run.rcfg.metrics),
         ecfg,
         suite=MetricSuite(ecfg, run.device),  # on the run's device (the probe is most of the work)
+        overlap=True,  # its own rollouts, context + frames long; the test videos may run on
     )
     write_set_outputs(res, run.path / "eval", ecfg.horizon_names, start=context)
     if missing:

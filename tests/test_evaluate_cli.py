@@ -559,3 +559,22 @@ def test_from_csv_of_some_frames_only_averages_the_frames_it_has(tmp_path):
     assert res.horizons["A"]["long"]["psnr"] == pytest.approx(14.5)
     assert np.isnan(res.horizons["A"]["short"]["psnr"])
     assert np.isnan(res.curves["A"]["psnr"][0]) and res.curves["A"]["psnr"][299] == 14.5
+
+
+def test_a_prediction_of_another_length_is_refused_unless_overlap_is_asked(run_dir, capsys):
+    short = run_dir / "short"
+    short.mkdir()
+    with np.load(run_dir / "rollouts" / "shifted" / "v0.npz") as f:
+        np.savez(short / "v0.npz", video=f["video"][:20])  # 12 of 32 generated frames
+    args = ["evaluate", "--pred", str(short / "v0.npz"), "--gt", str(run_dir / "gt" / "v0.npz")]
+    assert main([*args, "--start", "8", "--json"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f"{short / 'v0.npz'} has 20 frames, the ground truth" in err and " 40: " in err
+    assert "--overlap" in err
+    assert main([*args, "--start", "8", "--json", "--overlap"]) == 0
+    per_frame = json.loads(capsys.readouterr().out)["per_frame"]
+    assert len(per_frame["psnr"]) == 12
+    sets = ["evaluate", "--pred-dir", str(short), "--gt-dir", str(run_dir / "gt"), "--start", "8"]
+    assert main([*sets, "--no-progress", "--out", str(run_dir / "short-eval")]) == 1
+    assert "--overlap" in capsys.readouterr().err

@@ -53,6 +53,12 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
         "runs on the same test set) without recomputing",
     )
     p.add_argument(
+        "--overlap",
+        action="store_true",
+        help="score only the frames both videos have when a prediction and its ground truth "
+        "differ in length (without it, such a pair is refused)",
+    )
+    p.add_argument(
         "--drop-mismatched",
         action="store_true",
         help="--from-csv: leave out videos that the files label differently (other test videos "
@@ -188,7 +194,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     args.start = generated_start(args)
     suite = MetricSuite(cfg, args.device)
     if args.pred and args.gt:
-        result = evaluate_pair(args.pred, args.gt, args.start, metrics, cfg, suite)
+        result = evaluate_pair(args.pred, args.gt, args.start, metrics, cfg, suite, args.overlap)
         if args.json:
             print(json.dumps(json_safe(result)))
         else:
@@ -209,6 +215,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             suite,
             not args.no_progress,
             common=not args.all_videos,
+            overlap=args.overlap,
         )
         return _write_sets(res, args, cfg)
     raise ValueError(

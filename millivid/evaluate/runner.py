@@ -52,11 +52,21 @@ def read_frames(path: Path) -> torch.Tensor:
     return torch.from_numpy(video)
 
 
-def _generated(pred: torch.Tensor, gt: torch.Tensor, start: int, where: str) -> int:
-    """Number of generated frames [start, T) both videos have; checks shapes."""
+def _generated(
+    pred: torch.Tensor, gt: torch.Tensor, start: int, paths: tuple[Path, Path], overlap: bool
+) -> int:
+    """The end T of the generated frames [start, T) to score; checks shapes, and that both
+    videos have the same length unless ``overlap`` (then the frames both have)."""
+    where = f"{paths[0]} vs {paths[1]}"
     if pred.shape[1:] != gt.shape[1:]:
         raise ValueError(
             f"{where}: frame shape {tuple(pred.shape[1:])} != GT {tuple(gt.shape[1:])}"
+        )
+    if pred.shape[0] != gt.shape[0] and not overlap:
+        raise ValueError(
+            f"{paths[0]} has {pred.shape[0]} frames, the ground truth {paths[1]} "
+            f"{gt.shape[0]}: generate as many frames as the ground truth has, or pass --overlap "
+            "to score only the frames both have"
         )
     stop = min(pred.shape[0], gt.shape[0])
     if not 0 <= start < stop:
@@ -108,8 +118,10 @@ def evaluate_pair(
     metrics: Sequence[str],
     cfg: EvalConfig,
     suite: MetricSuite | None = None,
+    overlap: bool = False,
 ) -> dict:
-    """Compare frames [start, T) of ``video`` in two files.
+    """Compare frames [start, T) of ``video`` in two files (of the same length T; ``overlap``:
+    T is the shorter one's length).
 
     Returns ``{"per_frame": {metric: [T - start]}, "horizons": {name: {metric: mean}}, "splits":
     {...}}``; FID/FVD appear only in ``horizons`` (pooled over that horizon's frames of this one
@@ -121,7 +133,7 @@ def evaluate_pair(
     suite.load_all(metrics)
     truth = _GroundTruth.read(gt_path, cfg, start)
     pred, gt = read_frames(pred_path), truth.frames
-    stop = _generated(pred, gt, start, f"{pred_path} vs {gt_path}")
+    stop = _generated(pred, gt, start, (pred_path, gt_path), overlap)
     per_frame = _per_frame(suite, metrics, pred, truth, start, stop)
     horizons = horizon_means(per_frame, cfg.horizon_names, cfg.horizon_ends)
     acc: dict[str, _SetAccumulator] = {}
@@ -218,11 +230,13 @@ def evaluate_sets(
     suite: MetricSuite | None = None,
     progress: bool = True,
     common: bool = True,
+    overlap: bool = False,
 ) -> SetResults:
     """Evaluate every method's videos against the GT videos of the same file name.
 
     With ``common`` (the default) only the GT videos that every method has are evaluated, so the
-    methods are compared on the same videos; the others are named in a warning.
+    methods are compared on the same videos; the others are named in a warning. A prediction
+    of another length than its GT is refused unless ``overlap`` (as in ``evaluate_pair``).
     """
     suite = suite or MetricSuite(cfg)
     suite.load_all(metrics)
@@ -248,7 +262,7 @@ def evaluate_sets(
         if truth is None or truth.path != gt_path:
             truth = _GroundTruth.read(gt_path, cfg, start)
         pred, gt = read_frames(pred_path), truth.frames
-        stop = _generated(pred, gt, start, f"{pred_path} vs {gt_path}")
+        stop = _generated(pred, gt, start, (pred_path, gt_path), overlap)
         per_frame = _per_frame(suite, metrics, pred, truth, start, stop)
         _add_set_features(suite, metrics, acc[method], pred[start:stop], gt[start:stop], cfg)
         res.rows += _rows(method, gt_path.stem, per_frame, truth, stop - start)

@@ -129,12 +129,14 @@ def test_a_folder_rollout_resumes_only_its_own_batch_state(tmp_path, monkeypatch
         assert np.array_equal(a["video"], b["video"])
 
 
-@pytest.mark.parametrize("scale", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("scale", ["nan", "inf", "-inf", "1e30", "-500"])
 def test_non_finite_guidance_is_refused_before_any_work(tmp_path, scale, capsys):
+    """A guidance scale of NaN, inf or one far past any useful value (1e30: black frames)."""
     ckpt, ae = make_runs(tmp_path)
     npz = small_video(tmp_path / "in.npz")
     assert generate(ckpt, ae, npz, tmp_path / "g", f"--cfg={scale}") == 1
-    assert f"--cfg {scale}: the guidance scale must be a finite number" in capsys.readouterr().err
+    shown = float(scale)
+    assert f"--cfg {shown}: the guidance scale must be a finite number" in capsys.readouterr().err
     assert not list(tmp_path.glob("g*"))
 
 

@@ -5,7 +5,6 @@ ground truth, and the errors for inputs, models and sampler settings that cannot
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -112,6 +111,10 @@ def check_inputs(
         raise ValueError(f"--context {context}: need 1 <= context <= {given} given frames")
 
 
+# Far past any useful guidance scale (a few is usual); 1e30 gave all-black frames.
+MAX_GUIDANCE = 100.0
+
+
 def check_sampler(diffusion: DiffusionConfig) -> None:
     """Errors for sampler settings that cannot give a video (NaN guidance: all-black frames)."""
     if diffusion.sample_steps < 1:
@@ -129,7 +132,8 @@ def check_sampler(diffusion: DiffusionConfig) -> None:
             f"--eta {diffusion.sample_eta}: DDIM eta must be in [0, 1] (0 = deterministic, "
             "1 = DDPM ancestral steps)"
         )
-    if not math.isfinite(diffusion.guidance):
+    if not abs(diffusion.guidance) <= MAX_GUIDANCE:  # also refuses NaN
         raise ValueError(
-            f"--cfg {diffusion.guidance}: the guidance scale must be a finite number (1 = off)"
+            f"--cfg {diffusion.guidance}: the guidance scale must be a finite number within "
+            f"±{MAX_GUIDANCE:g} (1 = off; a few is usual)"
         )

@@ -160,6 +160,22 @@ def test_a_corrupt_npz_is_named(capsys, tmp_path):
     assert line.endswith("delete or re-create it")
 
 
+def test_a_video_without_frames_is_named(capsys, tmp_path):
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, video=np.zeros((0, 64, 64, 3), np.uint8))
+    argv = ["ae", "recon", "--ckpt", "checkpoints/mini/ae", "--video", str(empty), "--out"]
+    assert main([*argv, str(tmp_path / "r.png"), "--device", "cpu"]) == 1
+    line = one_line(capsys)  # was IndexError from the frame picker
+    assert f"{empty} key 'video': no frames (shape [0, 64, 64, 3])" in line
+
+
+def test_encoding_a_folder_without_videos_is_refused(capsys, tmp_path):
+    argv = ["ae", "encode", "--ckpt", "checkpoints/mini/ae", "--data", str(tmp_path), "--out"]
+    assert main([*argv, str(tmp_path / "latents"), "--device", "cpu"]) == 1
+    assert f"{tmp_path}: no .npz videos to encode: give a dataset folder" in one_line(capsys)
+    assert not (tmp_path / "latents").exists()  # was an empty cache and exit 0
+
+
 def test_pickled_arrays_are_refused_by_name_without_advice_to_load_them(capsys, tmp_path):
     objects = np.array([{"a": 1}, None], dtype=object)  # loading such arrays can run code
     good = tmp_path / "good.npz"

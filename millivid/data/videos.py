@@ -82,6 +82,10 @@ def validate_arrays(arrays: dict[str, np.ndarray], path: str | os.PathLike = "<m
     t, h, w, c = video.shape
     if c != 3:
         raise VideoFileError(path, "video", f"expected shape [T, H, W, 3], got {list(video.shape)}")
+    if t == 0:
+        raise VideoFileError(
+            path, "video", f"no frames (shape {list(video.shape)}): re-create it or leave it out"
+        )
     if "actions" in arrays:
         a = arrays["actions"]
         if not np.issubdtype(a.dtype, np.integer):

@@ -162,11 +162,15 @@ def test_a_corrupt_npz_is_named(capsys, tmp_path):
 
 def test_a_video_without_frames_is_named(capsys, tmp_path):
     empty = tmp_path / "empty.npz"
-    np.savez(empty, video=np.zeros((0, 64, 64, 3), np.uint8))
+    np.savez(empty, video=np.zeros((0, 64, 64, 3), np.uint8), actions=np.zeros(0, np.int64))
     argv = ["ae", "recon", "--ckpt", "checkpoints/mini/ae", "--video", str(empty), "--out"]
     assert main([*argv, str(tmp_path / "r.png"), "--device", "cpu"]) == 1
     line = one_line(capsys)  # was IndexError from the frame picker
     assert f"{empty} key 'video': no frames (shape [0, 64, 64, 3])" in line
+    argv = ["ae", "encode", "--ckpt", "checkpoints/mini/ae", "--data", str(tmp_path), "--out"]
+    assert main([*argv, str(tmp_path / "latents"), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err  # was torch.cat of an empty list of encoded chunks
+    assert "Traceback" not in err and f"{empty} key 'video': no frames" in err.splitlines()[-1]
 
 
 def test_encoding_a_folder_without_videos_is_refused(capsys, tmp_path):

@@ -257,3 +257,19 @@ def test_missing_and_wrong_weight_files_are_named(tmp_path, weights, monkeypatch
         MetricSuite(EvalConfig(fid_weights=str(garbage))).model("fid")
     with pytest.raises(MissingWeightsError, match="dinov2_vits14_pretrain.pth"):
         MetricSuite(EvalConfig(dino_weights=str(tmp_path / "x.pth"))).load_all(["psnr", "dino"])
+
+
+def test_help_and_docs_say_that_the_torchscript_detectors_run_code(capsys, monkeypatch):
+    from pathlib import Path
+
+    from millivid.cli import main
+
+    monkeypatch.setenv("COLUMNS", "1000")
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    for flag in ("--fid-weights", "--fvd-weights"):
+        line = next(x for x in lines if x.strip().startswith(flag))
+        assert "a TorchScript file: loading it runs the code it holds" in line
+    docs = (Path(__file__).parents[1] / "docs" / "EVALUATION.md").read_text()
+    assert "The FID and FVD files are TorchScript: loading one runs the code it holds" in docs

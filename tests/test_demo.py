@@ -94,3 +94,10 @@ def test_demo_rolls_out_a_held_out_video_and_scores_it(tmp_path, capsys):
     assert page.count("<canvas") == 5 and "Metrics by horizon" in page  # GT, millivid, baselines
     assert "videos ready" not in page
     assert f"report: {out / 'report.html'}" in "\n".join(lines)
+    with np.load(out / "gt" / f"seed{SEED}.npz") as f:  # what the label probe needs too
+        assert {"video", "actions", "poses", "labels", "depth"} <= set(f.files)
+    pred = out / "rollouts" / "millivid" / f"seed{SEED}.npz"
+    probe = ["evaluate", "--pred", str(pred), "--gt", str(out / "gt" / f"seed{SEED}.npz")]
+    assert main([*probe, "--metrics", "probe", "--json", "--device", "cpu"]) == 0
+    scores = json.loads(capsys.readouterr().out)["horizons"]["short"]
+    assert 0 <= scores["probe_acc"] <= 1

@@ -102,7 +102,7 @@ def load_autoencoder(
         raise CheckpointError(
             f"{checkpoint_folder(run)}: an autoencoder whose latent statistics were never set "
             f"(its training stopped at step {step} of {cfg.ae_train.steps}, before calibration): "
-            f"finish it with millivid ae train --resume --out {run} (same preset and --data)"
+            f"finish it with millivid ae train --resume --out {run} (same preset, --set and --data)"
         )
     return model.to(device).eval()
 

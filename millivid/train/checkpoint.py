@@ -148,7 +148,7 @@ def load_trainer_state(run: Path, mmap: bool = False) -> dict[str, Any]:
         return torch.load(path, weights_only=True, mmap=mmap)
     except Exception as err:  # zip, pickle and EOF errors come in many types
         raise CheckpointError(
-            f"{path}: unreadable trainer state (truncated or corrupt: {str(err)[:120]}): "
+            f"{path}: unreadable trainer state (truncated or corrupt: {str(err).split('. ')[0]}): "
             "start over with --overwrite, or restore the run folder from a copy"
         ) from None
 

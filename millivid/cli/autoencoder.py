@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 from millivid.cli.common import (
     add_device_flag,
     add_preset_flags,
@@ -12,6 +14,15 @@ from millivid.cli.common import (
     config_from_args,
     positive_int,
 )
+from millivid.data.videos import load_video
+from millivid.jobs.autoencoder import (
+    encode_dataset,
+    load_autoencoder,
+    recon_grid,
+    reconstruction_psnr,
+    train_autoencoder,
+)
+from millivid.train.checkpoint import export_bf16
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,8 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from millivid.jobs.autoencoder import train_autoencoder
-
     ckpt = train_autoencoder(
         config_from_args(args),
         args.data,
@@ -65,25 +74,16 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from millivid.jobs.autoencoder import encode_dataset
-
     print(f"latent cache: {encode_dataset(args.ckpt, args.data, args.out, args.device)}")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from millivid.train.checkpoint import export_bf16
-
     print(f"bf16 checkpoint: {export_bf16(args.ckpt, args.out)}")
     return 0
 
 
 def _recon(args: argparse.Namespace) -> int:
-    import torch
-
-    from millivid.data.videos import load_video
-    from millivid.jobs.autoencoder import load_autoencoder, recon_grid, reconstruction_psnr
-
     model = load_autoencoder(args.ckpt, args.device)
     print(f"grid: {recon_grid(model, args.video, args.out, args.frames)}")
     frames = torch.from_numpy(load_video(args.video, keys=("video",)).video)

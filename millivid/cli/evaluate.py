@@ -9,8 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from millivid.cli.common import add_device_flag, positive_int, positive_int_list
+from millivid.evaluate.action_probe_train import train_action_probe
 from millivid.evaluate.config import EvalConfig
-from millivid.evaluate.suite import METRIC_NAMES
+from millivid.evaluate.markdown import splits_markdown, table_markdown
+from millivid.evaluate.outputs import write_set_outputs
+from millivid.evaluate.probe_train import train_probe
+from millivid.evaluate.report import build_report
+from millivid.evaluate.runner import evaluate_pair, evaluate_sets, json_safe, results_from_csv
+from millivid.evaluate.suite import METRIC_NAMES, MetricSuite, parse_metrics
 from millivid.presets import EVAL_PRESETS, load_preset
 from millivid.weights.files import (
     DEFAULT_WEIGHTS_DIR,
@@ -167,14 +173,6 @@ def check_weight_files(args: argparse.Namespace, metrics: Sequence[str]) -> None
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from millivid.evaluate.runner import (
-        evaluate_pair,
-        evaluate_sets,
-        json_safe,
-        results_from_csv,
-    )
-    from millivid.evaluate.suite import MetricSuite, parse_metrics
-
     if args.action in ("probe-train", "action-probe-train"):
         return run_probe_train(args)
     cfg = eval_config_from_args(args)
@@ -255,10 +253,6 @@ def generated_start(args: argparse.Namespace) -> int:
 
 
 def _write_sets(res, args: argparse.Namespace, cfg: EvalConfig) -> int:
-    from millivid.evaluate.markdown import splits_markdown, table_markdown
-    from millivid.evaluate.outputs import write_set_outputs
-    from millivid.evaluate.results import json_safe
-
     paths = write_set_outputs(res, args.out or Path("eval"), cfg.horizon_names, args.start or 0)
     if args.json:
         print(json.dumps(json_safe({"horizons": res.horizons, "files": paths})))
@@ -271,9 +265,6 @@ def _write_sets(res, args: argparse.Namespace, cfg: EvalConfig) -> int:
 
 def run_probe_train(args: argparse.Namespace) -> int:
     """``probe-train`` (label probe) and ``action-probe-train`` (inverse-dynamics probe)."""
-    from millivid.evaluate.action_probe_train import train_action_probe
-    from millivid.evaluate.probe_train import train_probe
-
     if not args.out:
         raise ValueError(f"{args.action} needs --out DIR")
     trainer = train_probe if args.action == "probe-train" else train_action_probe
@@ -293,8 +284,6 @@ def run_probe_train(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from millivid.evaluate.report import build_report
-
     out = build_report(args.run, args.out, max_videos=args.max_videos, max_frames=args.max_frames)
     print(f"wrote {out}")
     return 0

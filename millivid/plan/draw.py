@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from millivid.atomic import atomic_path
 from millivid.plan.check import replay_frontiers
 from millivid.plan.config import PlanConfig
@@ -214,7 +216,6 @@ def animate_plan(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
     from PIL import Image
 
     groups, rows, lo, hi = _layout(method, budget, start, end, steps, max_steps)

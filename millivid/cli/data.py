@@ -24,6 +24,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="video datasets on disk")
     sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
+    _register_make(sub)
+    _register_import(sub)
+
+    check = sub.add_parser(
+        "check",
+        help="read and validate every video of a dataset folder",
+        description="Fully read every video; print each bad file with the reason; exit 1 if any.",
+    )
+    check.add_argument("dir", help="dataset folder")
+    check.add_argument(
+        "--format",
+        default="auto",
+        help="auto | millivid | teco-npz | teco-mp4 (dfot) | mp4",
+    )
+    check.set_defaults(func=run_check)
+
+
+def _register_make(sub: argparse._SubParsersAction) -> None:
+    """Add ``data make``."""
     make = sub.add_parser(
         "make",
         help="render world videos into a dataset folder (resumable)",
@@ -74,20 +93,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_preset_flags(make)
     make.set_defaults(func=run_make)
-    _register_import(sub)
-
-    check = sub.add_parser(
-        "check",
-        help="read and validate every video of a dataset folder",
-        description="Fully read every video; print each bad file with the reason; exit 1 if any.",
-    )
-    check.add_argument("dir", help="dataset folder")
-    check.add_argument(
-        "--format",
-        default="auto",
-        help="auto | millivid | teco-npz | teco-mp4 (dfot) | mp4",
-    )
-    check.set_defaults(func=run_check)
 
 
 def _register_import(sub: argparse._SubParsersAction) -> None:

@@ -50,6 +50,27 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
         default="psnr,ssim",
         help="comma list: " + ",".join(METRIC_NAMES),
     )
+    _add_table_flags(p)
+    p.add_argument("--json", action="store_true", help="print the JSON result")
+    p.add_argument("--out", type=Path, help="output folder (sets: CSV/table/curves; probe-train)")
+    p.add_argument("--preset", default="mini", choices=sorted(EVAL_PRESETS), help="horizon preset")
+    p.add_argument(
+        "--horizons",
+        type=positive_int_list,
+        help="horizon ends, e.g. 64,256,768 (1-based last frames)",
+    )
+    add_device_flag(p)
+    p.add_argument(
+        "--batch-frames", type=positive_int, help="frames per learned-metric forward pass"
+    )
+    _add_weight_flags(p)
+    p.add_argument("--no-progress", action="store_true")
+    _add_probe_train_flags(p)
+
+
+def _add_table_flags(p: argparse.ArgumentParser) -> None:
+    """How the methods of a set are tabulated: from CSV files, which videos, the references of
+    the paired differences, the revisit split."""
     p.add_argument(
         "--from-csv",
         type=Path,
@@ -75,18 +96,10 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
         "millivid, else the first method), e.g. millivid,nearest-pose",
     )
     add_revisit_flags(p)
-    p.add_argument("--json", action="store_true", help="print the JSON result")
-    p.add_argument("--out", type=Path, help="output folder (sets: CSV/table/curves; probe-train)")
-    p.add_argument("--preset", default="mini", choices=sorted(EVAL_PRESETS), help="horizon preset")
-    p.add_argument(
-        "--horizons",
-        type=positive_int_list,
-        help="horizon ends, e.g. 64,256,768 (1-based last frames)",
-    )
-    add_device_flag(p)
-    p.add_argument(
-        "--batch-frames", type=positive_int, help="frames per learned-metric forward pass"
-    )
+
+
+def _add_weight_flags(p: argparse.ArgumentParser) -> None:
+    """Where the learned metrics' weight files are: a folder, or each file on its own."""
     p.add_argument(
         "--weights-dir",
         metavar="DIR",
@@ -108,8 +121,10 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
         )
     p.add_argument("--probe-weights", default="", metavar="DIR", help="probe folder")
     p.add_argument("--action-probe-weights", default="", metavar="DIR", help="action probe folder")
-    p.add_argument("--no-progress", action="store_true")
-    # probe-train
+
+
+def _add_probe_train_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of ``evaluate probe-train`` and ``evaluate action-probe-train``."""
     p.add_argument("--world-preset", default="mini", help="probe-train: world preset")
     p.add_argument("--steps", type=positive_int, default=1500, help="probe-train: optimiser steps")
     p.add_argument("--videos", type=positive_int, default=24, help="probe-train: training videos")

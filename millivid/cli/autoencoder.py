@@ -14,6 +14,7 @@ from millivid.cli.common import (
     config_from_args,
     positive_int,
 )
+from millivid.cli.video import run_export
 from millivid.data.videos import load_video
 from millivid.jobs.autoencoder import (
     encode_dataset,
@@ -22,7 +23,6 @@ from millivid.jobs.autoencoder import (
     reconstruction_psnr,
     train_autoencoder,
 )
-from millivid.train.checkpoint import export_bf16
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ex = acts.add_parser("export", help="bf16 safetensors + config of a run (small, shippable)")
     ex.add_argument("--ckpt", type=Path, required=True)
     ex.add_argument("--out", type=Path, required=True)
-    ex.set_defaults(func=_export)
+    ex.set_defaults(func=run_export)
     rc = acts.add_parser("recon", help="paper Fig. 5: original and each level's reconstruction")
     rc.add_argument("--ckpt", type=Path, required=True)
     rc.add_argument("--video", type=Path, required=True, help="a video .npz")
@@ -75,11 +75,6 @@ def _train(args: argparse.Namespace) -> int:
 
 def _encode(args: argparse.Namespace) -> int:
     print(f"latent cache: {encode_dataset(args.ckpt, args.data, args.out, args.device)}")
-    return 0
-
-
-def _export(args: argparse.Namespace) -> int:
-    print(f"bf16 checkpoint: {export_bf16(args.ckpt, args.out)}")
     return 0
 
 

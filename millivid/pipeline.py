@@ -176,21 +176,9 @@ class Pipeline:
         A batch of videos, context_frames [B, T, H, W, 3], actions [B, T'], poses [B, T', 5],
         gives [B, frames, H, W, 3], rolled out together (one noise draw per rollout step).
         """
-        context_frames = np.asarray(context_frames)
-        size = self.ae.cfg.image_size
-        if (
-            context_frames.dtype != np.uint8
-            or context_frames.ndim not in (4, 5)
-            or context_frames.shape[-3:] != (size, size, 3)
-        ):
-            raise ValueError(
-                f"context_frames: expected uint8 [T, {size}, {size}, 3] (or a batch "
-                f"[B, T, {size}, {size}, 3]), got {context_frames.dtype} {context_frames.shape}"
-            )
-        batch = len(context_frames) if context_frames.ndim == 5 else None
-        video = context_frames if batch is not None else context_frames[None]
-        acts = _batched("actions", actions, "[T']", batch)
-        pos = None if poses is None else _batched("poses", poses, "[T', 5]", batch)
+        batch, video, acts, pos = _batch_inputs(
+            context_frames, actions, poses, self.ae.cfg.image_size
+        )
         context = video.shape[1]
         if frames is None:
             frames = acts.shape[1] - context
@@ -237,6 +225,28 @@ class Pipeline:
         _write_weights(tmp, self.model, video_config)
         _write_weights(tmp / AE_FOLDER, self.ae, self.ae_config)
         return swap_in_folder(tmp, path)
+
+
+def _batch_inputs(
+    context_frames: np.ndarray, actions: np.ndarray, poses: np.ndarray | None, size: int
+) -> tuple[int | None, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(the batch size, or None for one video; context frames uint8 [B, T, size, size, 3],
+    actions [B, T'], poses [B, T', 5] or None) of ``Pipeline.__call__``'s inputs."""
+    context_frames = np.asarray(context_frames)
+    if (
+        context_frames.dtype != np.uint8
+        or context_frames.ndim not in (4, 5)
+        or context_frames.shape[-3:] != (size, size, 3)
+    ):
+        raise ValueError(
+            f"context_frames: expected uint8 [T, {size}, {size}, 3] (or a batch "
+            f"[B, T, {size}, {size}, 3]), got {context_frames.dtype} {context_frames.shape}"
+        )
+    batch = len(context_frames) if context_frames.ndim == 5 else None
+    video = context_frames if batch is not None else context_frames[None]
+    acts = _batched("actions", actions, "[T']", batch)
+    pos = None if poses is None else _batched("poses", poses, "[T', 5]", batch)
+    return batch, video, acts, pos
 
 
 def _write_weights(folder: Path, module: torch.nn.Module, config: dict[str, Any]) -> None:

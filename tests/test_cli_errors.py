@@ -144,7 +144,7 @@ def test_permission_and_full_disk_errors_name_the_file(capsys, monkeypatch, tmp_
     def refused(*args, **kwargs):
         raise OSError(code, os.strerror(code), str(target))
 
-    monkeypatch.setattr("millivid.plan.draw.draw_plan", refused)
+    monkeypatch.setattr("millivid.cli.plan.draw_plan", refused)
     assert main([*PLAN, "--svg", str(target)]) == 1
     assert one_line(capsys) == f"millivid plan: error: {target}: {hint}"
 
@@ -241,7 +241,7 @@ def test_ctrl_c_and_sigterm_end_in_one_line_and_exit_130(capsys, monkeypatch):
     assert main() == 130
     assert one_line(capsys) == "millivid plan: stopped (Ctrl-C)"
     # the trainer and the rollout turn SIGTERM into a KeyboardInterrupt after a whole step
-    interrupt(monkeypatch, "millivid.pipeline.load", "stopped between steps on signal 15")
+    interrupt(monkeypatch, "millivid.cli.generate.load", "stopped between steps on signal 15")
     monkeypatch.setattr(sys, "argv", ["millivid", "generate", "--ckpt", "c", "--seed", "1",
                                       "--out", "o"])  # fmt: skip
     assert main() == 130

@@ -12,6 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from millivid.cli import data as cli_data
 from millivid.cli import main
 from millivid.data import make as make_mod
 from millivid.data.dataset import list_videos, read_dataset_json
@@ -228,7 +229,7 @@ def test_cli_make_test_flags(tmp_path, monkeypatch, capsys):
         seen.update(kw, videos=videos)
         return {"split": "test", "videos": videos, "frames": cfg.frames, "size": cfg.size}
 
-    monkeypatch.setattr(make_mod, "make_dataset", fake_make_dataset)
+    monkeypatch.setattr(cli_data, "make_dataset", fake_make_dataset)
     args = ["data", "make", "--preset", "mini", "--videos", "100", "--out", str(tmp_path), "--test"]
     assert main(args) == 0
     assert seen["test"] and seen["candidates"] == 1000 and seen["videos"] == 100
@@ -281,7 +282,8 @@ def test_cli_and_make_dataset_share_the_candidate_count(tmp_path, monkeypatch):
         calls.append((videos, keep_fraction))
         return videos + 1
 
-    monkeypatch.setattr(make_mod, "candidate_count", spy)
+    for module in (make_mod, cli_data):  # the CLI calls it by the name it imported
+        monkeypatch.setattr(module, "candidate_count", spy)
     monkeypatch.setattr(make_mod, "selection_distances", lambda s, *a, **k: [1.0] * len(s))
     meta = make_dataset(
         tmp_path / "a", TINY, 2, test=True, progress=False, make_videos=fake_make_videos
@@ -289,7 +291,7 @@ def test_cli_and_make_dataset_share_the_candidate_count(tmp_path, monkeypatch):
     assert meta["candidates"] == 3 and calls == [(2, 0.1)]
     seen = {}
     monkeypatch.setattr(
-        make_mod,
+        cli_data,
         "make_dataset",
         lambda out, cfg, videos, **kw: (
             seen.update(kw) or {"split": "test", "videos": videos, "frames": 1, "size": 1}

@@ -229,13 +229,13 @@ def test_train_action_probe_tiny_writes_a_loadable_probe(tmp_path):
 
 
 def test_cli_action_probe_train_passes_its_flags(monkeypatch, tmp_path):
+    from millivid.cli import evaluate as cli_evaluate
     from millivid.cli import main
-    from millivid.evaluate import action_probe_train
     from millivid.presets import PRESETS
 
     seen = {}
     monkeypatch.setattr(
-        action_probe_train, "train_action_probe", lambda out, **kw: seen.update(kw, out=out) or {}
+        cli_evaluate, "train_action_probe", lambda out, **kw: seen.update(kw, out=out) or {}
     )
     argv = ["evaluate", "action-probe-train", "--world-preset", "tiny", "--steps", "7"]
     assert main([*argv, "--videos", "3", "--out", str(tmp_path)]) == 0

@@ -43,7 +43,7 @@ def test_video_train_into_an_existing_run_needs_resume_or_overwrite(tmp_path, ca
     assert video_train_rc(tmp_path, run, "--overwrite", "--resume") == 1
     assert "pass one" in capsys.readouterr().err
     seen = {}
-    monkeypatch.setattr("millivid.train.train", lambda *a, **kw: seen.update(kw) or run)
+    monkeypatch.setattr("millivid.cli.video.train", lambda *a, **kw: seen.update(kw) or run)
     assert video_train_rc(tmp_path, run, "--overwrite") == 0 and seen["overwrite"] is True
 
 

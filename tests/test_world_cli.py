@@ -1,17 +1,16 @@
 """``millivid world render``: wiring to make_videos, the data writers and the trajectory plot.
 
-The writers (millivid.data.videos) belong to the data stage; here they are replaced by a recorder
-so this test checks what the world CLI hands them, not how they write.
+The writers (millivid.data.videos) belong to the data stage; here the names the world CLI calls
+them by are replaced by a recorder, so this test checks what it hands them, not how they write.
 """
 
-import sys
-import types
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from millivid.cli import main
+from millivid.cli import world as cli_world
 
 
 @dataclass
@@ -26,8 +25,6 @@ class _Record:
 @pytest.fixture
 def writers(monkeypatch):
     calls = {}
-    fake = types.ModuleType("millivid.data.videos")
-    fake.VideoRecord = _Record
 
     def save_video(path, record):
         calls["npz"] = (path, record)
@@ -37,8 +34,12 @@ def writers(monkeypatch):
         calls["mp4"] = (path, frames)
         path.write_bytes(b"mp4")
 
-    fake.save_video, fake.write_mp4 = save_video, write_mp4
-    monkeypatch.setitem(sys.modules, "millivid.data.videos", fake)
+    for name, value in (
+        ("VideoRecord", _Record),
+        ("save_video", save_video),
+        ("write_mp4", write_mp4),
+    ):
+        monkeypatch.setattr(cli_world, name, value)
     return calls
 
 

@@ -18,6 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from millivid.weights.files import MissingWeightsError, weight_path
+from millivid.weights.lpips import LPIPS
+
 
 def pyramid_mse(outputs: list[Tensor], targets: list[Tensor]) -> list[Tensor]:
     """Per-level MSE (float32 scalars) between the output pyramid and the input pyramid."""
@@ -57,9 +60,6 @@ class PerceptualLoss(nn.Module):
 
         Errors name the missing or unreadable file and the config keys that set it.
         """
-        from millivid.weights.files import MissingWeightsError, weight_path
-        from millivid.weights.lpips import LPIPS
-
         try:
             paths = weight_path("alexnet", str(alexnet)), weight_path("lpips", str(linear))
         except MissingWeightsError as err:

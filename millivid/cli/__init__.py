@@ -18,6 +18,7 @@ import signal
 import sys
 import zipfile
 
+from millivid import __version__
 from millivid.cli.common import CommandParser
 from millivid.nn import SDPA_BACKENDS, attention_kernel
 
@@ -68,8 +69,6 @@ def package_version() -> str:
     try:
         return importlib.metadata.version("millivid")
     except importlib.metadata.PackageNotFoundError:
-        from millivid import __version__
-
         return __version__
 
 

@@ -5,12 +5,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 from millivid.cli.common import (
     add_device_flag,
     add_preset_flags,
     add_resume_flags,
     config_from_args,
     positive_int,
+)
+from millivid.cli.video import run_export
+from millivid.data.videos import load_video
+from millivid.jobs.autoencoder import (
+    encode_dataset,
+    load_autoencoder,
+    recon_grid,
+    reconstruction_psnr,
+    train_autoencoder,
 )
 
 
@@ -36,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ex = acts.add_parser("export", help="bf16 safetensors + config of a run (small, shippable)")
     ex.add_argument("--ckpt", type=Path, required=True)
     ex.add_argument("--out", type=Path, required=True)
-    ex.set_defaults(func=_export)
+    ex.set_defaults(func=run_export)
     rc = acts.add_parser("recon", help="paper Fig. 5: original and each level's reconstruction")
     rc.add_argument("--ckpt", type=Path, required=True)
     rc.add_argument("--video", type=Path, required=True, help="a video .npz")
@@ -47,8 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from millivid.jobs.autoencoder import train_autoencoder
-
     ckpt = train_autoencoder(
         config_from_args(args),
         args.data,
@@ -65,25 +74,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from millivid.jobs.autoencoder import encode_dataset
-
     print(f"latent cache: {encode_dataset(args.ckpt, args.data, args.out, args.device)}")
     return 0
 
 
-def _export(args: argparse.Namespace) -> int:
-    from millivid.train.checkpoint import export_bf16
-
-    print(f"bf16 checkpoint: {export_bf16(args.ckpt, args.out)}")
-    return 0
-
-
 def _recon(args: argparse.Namespace) -> int:
-    import torch
-
-    from millivid.data.videos import load_video
-    from millivid.jobs.autoencoder import load_autoencoder, recon_grid, reconstruction_psnr
-
     model = load_autoencoder(args.ckpt, args.device)
     print(f"grid: {recon_grid(model, args.video, args.out, args.frames)}")
     frames = torch.from_numpy(load_video(args.video, keys=("video",)).video)

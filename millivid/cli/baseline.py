@@ -8,19 +8,16 @@ from pathlib import Path
 
 from millivid.cli.common import add_device_flag, positive_int
 from millivid.cli.evaluate import add_revisit_flags, revisit_updates
-from millivid.evaluate.baselines import AE_BASELINES, BASELINES
+from millivid.evaluate.baselines import AE_BASELINES, BASELINES, parse_kinds, write_baselines
+from millivid.evaluate.config import EvalConfig
+from millivid.jobs.autoencoder import frame_reconstructor
 
 
 def run_baseline(args: argparse.Namespace) -> int:
-    from millivid.evaluate.baselines import parse_kinds, write_baselines
-    from millivid.evaluate.config import EvalConfig
-
     cfg = replace(EvalConfig(), **revisit_updates(args))
     kinds = parse_kinds(args.kind, autoencoder=args.ae is not None)
     reconstruct = None
     if args.ae is not None and any(k in AE_BASELINES for k in kinds):
-        from millivid.jobs.autoencoder import frame_reconstructor
-
         reconstruct = frame_reconstructor(args.ae, args.device)
     written = write_baselines(args.gt_dir, args.out, kinds, args.context, cfg, reconstruct)
     for kind, paths in written.items():

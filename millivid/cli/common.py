@@ -6,6 +6,9 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
+from millivid.device import resolve_device, unavailable_device
 from millivid.presets import PRESET_NAMES, Config, load_preset
 
 
@@ -38,10 +41,6 @@ def device_name(text: str) -> str:
     """``--device`` value -> the device it means here (``auto``: cuda when there is one, else
     cpu; a bare ``cuda`` gets this process's index); a device this machine lacks is a usage
     error naming the ones it has."""
-    import torch
-
-    from millivid.device import resolve_device, unavailable_device
-
     try:
         dev = resolve_device(text)
     except RuntimeError:

@@ -13,7 +13,9 @@ import json
 from dataclasses import asdict
 
 from millivid.cli.common import add_preset_flags, config_from_args
+from millivid.presets import EVAL_PRESETS, REPRODUCE_PRESETS
 from millivid.typed_config import to_dict
+from millivid.variants import variant_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,9 +32,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from millivid.presets import EVAL_PRESETS, REPRODUCE_PRESETS
-    from millivid.variants import variant_config
-
     cfg = config_from_args(args)
     out: dict = {}
     if args.variant:

@@ -14,6 +14,9 @@ from millivid.cli.common import (
     config_from_args,
     positive_int,
 )
+from millivid.data.dataset import check_dataset
+from millivid.data.import_videos import import_videos
+from millivid.data.make import candidate_count, make_dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,6 +24,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="video datasets on disk")
     sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
+    _register_make(sub)
+    _register_import(sub)
+
+    check = sub.add_parser(
+        "check",
+        help="read and validate every video of a dataset folder",
+        description="Fully read every video; print each bad file with the reason; exit 1 if any.",
+    )
+    check.add_argument("dir", help="dataset folder")
+    check.add_argument(
+        "--format",
+        default="auto",
+        help="auto | millivid | teco-npz | teco-mp4 (dfot) | mp4",
+    )
+    check.set_defaults(func=run_check)
+
+
+def _register_make(sub: argparse._SubParsersAction) -> None:
+    """Add ``data make``."""
     make = sub.add_parser(
         "make",
         help="render world videos into a dataset folder (resumable)",
@@ -71,20 +93,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_preset_flags(make)
     make.set_defaults(func=run_make)
-    _register_import(sub)
-
-    check = sub.add_parser(
-        "check",
-        help="read and validate every video of a dataset folder",
-        description="Fully read every video; print each bad file with the reason; exit 1 if any.",
-    )
-    check.add_argument("dir", help="dataset folder")
-    check.add_argument(
-        "--format",
-        default="auto",
-        help="auto | millivid | teco-npz | teco-mp4 (dfot) | mp4",
-    )
-    check.set_defaults(func=run_check)
 
 
 def _register_import(sub: argparse._SubParsersAction) -> None:
@@ -131,8 +139,6 @@ def _register_import(sub: argparse._SubParsersAction) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     """Convert the videos; an interrupted run is resumed by running it again."""
-    from millivid.data.import_videos import import_videos
-
     start = time.perf_counter()
     try:
         meta = import_videos(
@@ -162,8 +168,6 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_make(args: argparse.Namespace) -> int:
     """Render the dataset; an interrupted run is resumed by running it again."""
-    from millivid.data.make import candidate_count, make_dataset
-
     cfg = config_from_args(args).world
     changes = {k: v for k, v in (("frames", args.frames), ("size", args.size)) if v is not None}
     cfg = dataclasses.replace(cfg, **changes)
@@ -202,8 +206,6 @@ def run_make(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """Validate every file; one line per bad file; exit code 1 if any is bad."""
-    from millivid.data.dataset import check_dataset
-
     checked, bad = check_dataset(args.dir, format=args.format)
     for _, reason in bad:
         print(f"BAD {reason}")

@@ -15,9 +15,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import shutil
 from pathlib import Path
 
 from millivid.cli.common import add_device_flag, add_preset_flags, config_from_args
+from millivid.cli.world import render_to_files
+from millivid.data.videos import save_video
+from millivid.device import resolve_device
+from millivid.evaluate.baselines import BASELINES, write_baselines
+from millivid.evaluate.outputs import write_set_outputs
+from millivid.evaluate.report import build_report
+from millivid.evaluate.runner import evaluate_sets
+from millivid.evaluate.suite import MetricSuite
+from millivid.pipeline import load
+from millivid.presets import EVAL_PRESETS
+from millivid.rollout.generate import generate
+from millivid.rollout.request import GenerateRequest, world_video
+from millivid.world import TEST_SEED_OFFSET
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = REPO_ROOT / "checkpoints" / "mini"
@@ -57,9 +72,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from millivid.device import resolve_device
-    from millivid.world import TEST_SEED_OFFSET
-
     for flag, value in (
         ("--frames", args.frames),
         ("--steps", args.steps),
@@ -83,8 +95,6 @@ def run(args: argparse.Namespace) -> int:
         )
     missing = [p for p in (args.ckpt, args.ae) if not p.exists()]  # a checkout without models
     if args.render_only or missing:
-        from millivid.cli.world import render_to_files
-
         if missing and not args.render_only:
             print(f"no model at {missing[0]}: rendering a world video only")
         args.preset = args.preset or "mini"
@@ -95,20 +105,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _rollout(args: argparse.Namespace, seed: int) -> int:
-    import json
-    import shutil
-
-    from millivid.data.videos import save_video
-    from millivid.evaluate.baselines import BASELINES, write_baselines
-    from millivid.evaluate.outputs import write_set_outputs
-    from millivid.evaluate.report import build_report
-    from millivid.evaluate.runner import evaluate_sets
-    from millivid.evaluate.suite import MetricSuite
-    from millivid.pipeline import load
-    from millivid.presets import EVAL_PRESETS
-    from millivid.rollout.generate import generate
-    from millivid.rollout.request import GenerateRequest, world_video
-
     pipe = load(args.ckpt, ae=args.ae, device=args.device)  # checks the pair fits together
     model, cfg, method, ae = pipe.model, pipe.cfg, pipe.method, pipe.ae
     if (args.preset or cfg.preset) != cfg.preset or args.overrides:

@@ -9,8 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from millivid.cli.common import add_device_flag, positive_int, positive_int_list
+from millivid.evaluate.action_probe_train import train_action_probe
 from millivid.evaluate.config import EvalConfig
-from millivid.evaluate.suite import METRIC_NAMES
+from millivid.evaluate.markdown import splits_markdown, table_markdown
+from millivid.evaluate.outputs import write_set_outputs
+from millivid.evaluate.probe_train import train_probe
+from millivid.evaluate.report import build_report
+from millivid.evaluate.runner import evaluate_pair, evaluate_sets, json_safe, results_from_csv
+from millivid.evaluate.suite import METRIC_NAMES, MetricSuite, parse_metrics
 from millivid.presets import EVAL_PRESETS, load_preset
 from millivid.weights.files import (
     DEFAULT_WEIGHTS_DIR,
@@ -44,6 +50,27 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
         default="psnr,ssim",
         help="comma list: " + ",".join(METRIC_NAMES),
     )
+    _add_table_flags(p)
+    p.add_argument("--json", action="store_true", help="print the JSON result")
+    p.add_argument("--out", type=Path, help="output folder (sets: CSV/table/curves; probe-train)")
+    p.add_argument("--preset", default="mini", choices=sorted(EVAL_PRESETS), help="horizon preset")
+    p.add_argument(
+        "--horizons",
+        type=positive_int_list,
+        help="horizon ends, e.g. 64,256,768 (1-based last frames)",
+    )
+    add_device_flag(p)
+    p.add_argument(
+        "--batch-frames", type=positive_int, help="frames per learned-metric forward pass"
+    )
+    _add_weight_flags(p)
+    p.add_argument("--no-progress", action="store_true")
+    _add_probe_train_flags(p)
+
+
+def _add_table_flags(p: argparse.ArgumentParser) -> None:
+    """How the methods of a set are tabulated: from CSV files, which videos, the references of
+    the paired differences, the revisit split."""
     p.add_argument(
         "--from-csv",
         type=Path,
@@ -75,18 +102,10 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
         "millivid, else the first method), e.g. millivid,nearest-pose",
     )
     add_revisit_flags(p)
-    p.add_argument("--json", action="store_true", help="print the JSON result")
-    p.add_argument("--out", type=Path, help="output folder (sets: CSV/table/curves; probe-train)")
-    p.add_argument("--preset", default="mini", choices=sorted(EVAL_PRESETS), help="horizon preset")
-    p.add_argument(
-        "--horizons",
-        type=positive_int_list,
-        help="horizon ends, e.g. 64,256,768 (1-based last frames)",
-    )
-    add_device_flag(p)
-    p.add_argument(
-        "--batch-frames", type=positive_int, help="frames per learned-metric forward pass"
-    )
+
+
+def _add_weight_flags(p: argparse.ArgumentParser) -> None:
+    """Where the learned metrics' weight files are: a folder, or each file on its own."""
     p.add_argument(
         "--weights-dir",
         metavar="DIR",
@@ -108,8 +127,10 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
         )
     p.add_argument("--probe-weights", default="", metavar="DIR", help="probe folder")
     p.add_argument("--action-probe-weights", default="", metavar="DIR", help="action probe folder")
-    p.add_argument("--no-progress", action="store_true")
-    # probe-train
+
+
+def _add_probe_train_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of ``evaluate probe-train`` and ``evaluate action-probe-train``."""
     p.add_argument("--world-preset", default="mini", help="probe-train: world preset")
     p.add_argument("--steps", type=positive_int, default=1500, help="probe-train: optimiser steps")
     p.add_argument("--videos", type=positive_int, default=24, help="probe-train: training videos")
@@ -173,14 +194,6 @@ def check_weight_files(args: argparse.Namespace, metrics: Sequence[str]) -> None
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from millivid.evaluate.runner import (
-        evaluate_pair,
-        evaluate_sets,
-        json_safe,
-        results_from_csv,
-    )
-    from millivid.evaluate.suite import MetricSuite, parse_metrics
-
     if args.action in ("probe-train", "action-probe-train"):
         return run_probe_train(args)
     cfg = eval_config_from_args(args)
@@ -262,10 +275,6 @@ def generated_start(args: argparse.Namespace) -> int:
 
 
 def _write_sets(res, args: argparse.Namespace, cfg: EvalConfig) -> int:
-    from millivid.evaluate.markdown import splits_markdown, table_markdown
-    from millivid.evaluate.outputs import write_set_outputs
-    from millivid.evaluate.results import json_safe
-
     paths = write_set_outputs(res, args.out or Path("eval"), cfg.horizon_names, args.start or 0)
     if args.json:
         print(json.dumps(json_safe({"horizons": res.horizons, "files": paths})))
@@ -278,9 +287,6 @@ def _write_sets(res, args: argparse.Namespace, cfg: EvalConfig) -> int:
 
 def run_probe_train(args: argparse.Namespace) -> int:
     """``probe-train`` (label probe) and ``action-probe-train`` (inverse-dynamics probe)."""
-    from millivid.evaluate.action_probe_train import train_action_probe
-    from millivid.evaluate.probe_train import train_probe
-
     if not args.out:
         raise ValueError(f"{args.action} needs --out DIR")
     trainer = train_probe if args.action == "probe-train" else train_action_probe
@@ -300,8 +306,6 @@ def run_probe_train(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from millivid.evaluate.report import build_report
-
     out = build_report(args.run, args.out, max_videos=args.max_videos, max_frames=args.max_frames)
     print(f"wrote {out}")
     return 0

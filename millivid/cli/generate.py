@@ -7,6 +7,9 @@ from pathlib import Path
 
 from millivid.cli.common import add_device_flag, positive_int
 from millivid.data.videos import load_video, read_npy
+from millivid.pipeline import load
+from millivid.rollout.generate import generate
+from millivid.rollout.request import GenerateRequest, world_video
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,10 +64,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from millivid.pipeline import load
-    from millivid.rollout.generate import generate
-    from millivid.rollout.request import GenerateRequest, world_video
-
     pipe = load(args.ckpt, ae=args.ae, device=args.device)
     model, cfg, method, ae = pipe.model, pipe.cfg, pipe.method, pipe.ae
     if args.method and args.method != method:

@@ -13,6 +13,8 @@ from dataclasses import replace
 
 from millivid.cli.common import output_file, positive_int
 from millivid.plan import METHODS, BudgetError, PlanConfig, make_plan
+from millivid.plan.draw import animate_plan, draw_plan
+from millivid.plan.summary import plan_table
 from millivid.presets import PRESET_NAMES, load_preset
 
 
@@ -118,8 +120,6 @@ def _token_budget(args: argparse.Namespace) -> PlanConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from millivid.plan.summary import plan_table
-
     budget = budget_from_args(args)
     steps = make_plan(args.method, budget, args.start, args.end)
     if args.json:
@@ -127,8 +127,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(plan_table(args.method, budget, args.start, args.end, steps))
     if args.svg or args.png or args.gif:
-        from millivid.plan.draw import animate_plan, draw_plan
-
         for path in (args.svg, args.png):
             if path:
                 draw_plan(args.method, budget, args.start, args.end, steps, path, args.max_steps)

@@ -20,7 +20,12 @@ from millivid.cli.common import (
     output_file,
 )
 from millivid.data.latent_cache import LatentCache
+from millivid.jobs.video_task import VideoTask
 from millivid.plan import METHODS
+from millivid.rollout.generate import video_checkpoint_config
+from millivid.train import train
+from millivid.train.checkpoint import export_bf16
+from millivid.train.curves import plot_training
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,9 +75,6 @@ def run_train(args: argparse.Namespace) -> int:
         config = replace(config, model=replace(config.model, attention=args.attention))
     if not args.latents.is_dir():
         raise FileNotFoundError(f"--latents {args.latents}: no such latent cache directory")
-    from millivid.jobs.video_task import VideoTask
-    from millivid.rollout.generate import video_checkpoint_config
-    from millivid.train import train
 
     cache = LatentCache(args.latents)
     task = VideoTask(config, args.method, cache)
@@ -93,15 +95,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from millivid.train.checkpoint import export_bf16
-
     print(f"bf16 checkpoint: {export_bf16(args.ckpt, args.out)}")
     return 0
 
 
 def run_curves(args: argparse.Namespace) -> int:
-    from millivid.train.curves import plot_training
-
     logs = {(r.parent if r.is_file() else r).name: r for r in args.runs}
     print(f"training curves: {plot_training(logs, args.out)}")
     return 0

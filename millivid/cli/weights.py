@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 
+from millivid.weights.fetch import fetch_weights, weight_status
 from millivid.weights.files import (
     DEFAULT_WEIGHTS_DIR,
     FETCH_GROUPS,
     WEIGHT_FILES,
     WEIGHTS_DIR_ENV,
+    fetch_command,
     weights_dir,
 )
 
@@ -17,8 +19,6 @@ DIR_HELP = f"weights folder (default: ${WEIGHTS_DIR_ENV}, else {DEFAULT_WEIGHTS_
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from millivid.weights.fetch import fetch_weights
-
     folder = weights_dir(args.dir)
     print(f"weights folder: {folder}")
     fetch_weights(args.names or ["all"], folder, not args.no_progress, lambda r: print(r.line()))
@@ -26,8 +26,6 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from millivid.weights.fetch import weight_status
-
     folder = weights_dir(args.dir)
     print(f"weights folder: {folder}")
     rows = weight_status(folder)
@@ -35,8 +33,6 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"{name:9s} {path.name:27s} {state}")
     missing = [name for name, _, state in rows if state == "missing"]
     if missing:
-        from millivid.weights.files import fetch_command
-
         print(f"fetch the missing files with: {fetch_command(missing, folder)}")
     return 0
 

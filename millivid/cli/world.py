@@ -13,7 +13,11 @@ from millivid.cli.common import (
     config_from_args,
     positive_int,
 )
+from millivid.data.videos import VideoRecord, save_video, write_mp4
+from millivid.world import make_videos
 from millivid.world.config import WorldConfig
+from millivid.world.plot import plot_trajectory
+from millivid.world.terrain import generate_worlds
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,11 +59,6 @@ def render_to_files(
     seed: int, cfg: WorldConfig, out: Path, device: str = "cpu", test: bool = False
 ) -> dict[str, Path]:
     """Render one video; write OUT.npz, OUT.mp4 and OUT_trajectory.png; print and return them."""
-    from millivid.data.videos import VideoRecord, save_video, write_mp4
-    from millivid.world import make_videos
-    from millivid.world.plot import plot_trajectory
-    from millivid.world.terrain import generate_worlds
-
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     videos = make_videos([seed], cfg, device, test=test)

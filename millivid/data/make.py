@@ -30,7 +30,12 @@ from millivid.atomic import folder_lock, remove_stale_temporaries, write_json_at
 from millivid.data.dataset import DATASET_JSON, read_dataset_json
 from millivid.data.videos import VideoRecord, save_video
 from millivid.typed_config import to_dict
+from millivid.world import distance_covered, split_seeds
+from millivid.world import make_videos as world_videos
+from millivid.world.agent import simulate
 from millivid.world.config import WorldConfig
+from millivid.world.terrain import generate_worlds
+from millivid.world.videos import video_actions
 
 SIDE_KEYS = ("labels", "depth")
 PAPER_KEEP_FRACTION = 0.1  # paper A.1: 10,000 rendered candidates -> 1,000 test videos
@@ -69,11 +74,6 @@ def selection_distances(
     progress: bool = True,
 ) -> list[float]:
     """``distance_covered`` of each test seed's trajectory, simulated without rendering."""
-    from millivid.world import distance_covered
-    from millivid.world.agent import simulate
-    from millivid.world.terrain import generate_worlds
-    from millivid.world.videos import video_actions
-
     out: list[float] = []
     for i in tqdm(range(0, len(seeds), batch), desc="select", unit="batch", disable=not progress):
         chunk = list(seeds[i : i + batch])
@@ -107,8 +107,6 @@ def plan_seeds(
     progress: bool = True,
 ) -> tuple[list[int], dict | None]:
     """The seeds to render, in file order, and the test-set selection record (or None)."""
-    from millivid.world import split_seeds
-
     if not test:
         return split_seeds(first_seed, videos, test=False), None
     if candidates < videos:
@@ -195,7 +193,7 @@ def make_dataset(
     if videos < 1:
         raise ValueError(f"--videos must be >= 1, got {videos}")
     if make_videos is None:
-        from millivid.world import make_videos
+        make_videos = world_videos
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out, "millivid data make"):  # its temporaries are not stale: keep out

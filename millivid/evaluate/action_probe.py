@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from millivid.atomic import atomic_path, write_json_atomic
@@ -124,8 +124,6 @@ def action_accuracy(probe: ActionProbe, pairs: torch.Tensor, actions: torch.Tens
 
 def save_action_probe(model: ActionProbe, out_dir: Path, extra: dict | None = None) -> None:
     """Write model.safetensors + config.json (``{"action_probe": cfg, **extra}``) atomically."""
-    from safetensors.torch import save_file
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "model.safetensors") as tmp:

@@ -9,12 +9,13 @@ generator, so resume is exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
 from millivid.evaluate.action_probe import ACTION_NAMES, ActionProbe, ActionProbeConfig
+from millivid.world import make_videos
 
 FORWARD, LEFT, RIGHT = 0, 1, 2
 
@@ -39,10 +40,6 @@ class ActionData:
 
 def render_action_data(world_cfg, seeds: list[int], frames_per_video: int) -> ActionData:
     """Render ``seeds`` with the world (the first ``frames_per_video`` frames) on the CPU."""
-    from dataclasses import replace
-
-    from millivid.world import make_videos
-
     vids = make_videos(seeds, replace(world_cfg, frames=frames_per_video))
     return ActionData(vids.video.cpu(), vids.actions.cpu())
 

@@ -25,6 +25,7 @@ from millivid.evaluate.action_probe_task import (
 )
 from millivid.nn import count_parameters
 from millivid.train import TrainConfig, load_checkpoint, train
+from millivid.world import TEST_SEED_OFFSET
 
 if TYPE_CHECKING:
     from millivid.world.config import WorldConfig
@@ -51,8 +52,6 @@ def train_action_probe(
     """Render training videos of ``world``, train, save ``out``/model.safetensors + config.json,
     and score the probe on held-out ground-truth test-seed videos. Returns the recorded report,
     which names the world by ``world_preset`` (e.g. ``load_preset("mini").world`` and "mini")."""
-    from millivid.world import TEST_SEED_OFFSET
-
     out = Path(out)
     dev = resolve_device(device)
     t0 = time.time()

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from millivid.data.videos import VideoRecord, load_video, read_header, save_video
 from millivid.evaluate.config import EvalConfig
 from millivid.evaluate.splits import nearest_context
 
@@ -127,8 +128,6 @@ def write_baselines(
     ``--pred-dir`` of ``millivid evaluate``). Files hold ``video`` (context then generated
     frames) and the ground-truth ``actions`` when present. Returns {kind: written paths}.
     """
-    from millivid.data.videos import VideoRecord, load_video, read_header, save_video
-
     gt_files = sorted(Path(gt_dir).glob("*.npz"))
     if not gt_files:
         raise FileNotFoundError(f"no .npz ground-truth videos in {gt_dir}")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from millivid.evaluate.splits import SPLITS, in_split
+from millivid.evaluate.suite import goodness
 
 
 def horizon_ranges(
@@ -156,8 +157,6 @@ def _nanmean(x: np.ndarray) -> float:
 
 def _gain(metric: str, a, b):
     """How much better ``a`` is than ``b`` (numbers or arrays): positive is better."""
-    from millivid.evaluate.suite import goodness
-
     return goodness(metric, a) - goodness(metric, b)
 
 

@@ -21,6 +21,7 @@ from millivid.evaluate.markdown import (
 )
 from millivid.evaluate.results import KEY_COLUMNS, SetResults, json_safe
 from millivid.evaluate.splits import SPLIT_COLUMNS
+from millivid.plots import pyplot
 
 
 def write_csv(results: SetResults, path: Path) -> None:
@@ -68,10 +69,7 @@ def plot_curves(
     ``revisit`` [T]: share of test videos whose frame i+1 is a revisit, drawn as green bands
     (darker = more videos) behind the lines.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     shown = [m for m in metrics if any(m in c for c in curves.values())]
     if not shown:
@@ -95,7 +93,7 @@ def plot_curves(
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if spans:
-        from matplotlib.patches import Patch
+        from matplotlib.patches import Patch  # on first use, as pyplot (millivid.plots)
 
         handles.append(Patch(color="tab:green", alpha=0.3))
         labels.append("revisit (share of videos)")
@@ -208,10 +206,7 @@ def comparison_grid(
 ) -> Path:
     """A PNG with one row per video (ground truth first, then each method) and one column per
     frame index in ``frames``: videos uint8 [T, H, W, 3], titled by frames since context."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows, cols = len(videos), len(frames)
     fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols, 1.15 * rows), squeeze=False)

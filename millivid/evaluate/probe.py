@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from millivid.atomic import atomic_path, read_json, write_json_atomic
@@ -81,8 +81,6 @@ def mean_iou(pred: torch.Tensor, gt: torch.Tensor, classes: int) -> torch.Tensor
 
 def save_probe(model: SegmentationProbe, out_dir: Path, extra: dict | None = None) -> None:
     """Write model.safetensors + config.json atomically into ``out_dir``."""
-    from safetensors.torch import save_file
-
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "model.safetensors") as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))

@@ -7,12 +7,13 @@ deterministic and resume is exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
 from millivid.evaluate.probe import ProbeConfig, SegmentationProbe, mean_iou, pixel_accuracy
+from millivid.world import make_videos
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,6 @@ class ProbeData:
 def render_probe_data(world_cfg, seeds: list[int], frames_per_video: int, stride: int = 1):
     """Render ``seeds`` with the world and keep every ``stride``-th frame of the first
     ``frames_per_video`` -> ProbeData on the CPU."""
-    from dataclasses import replace
-
-    from millivid.world import make_videos
-
     cfg = replace(world_cfg, frames=frames_per_video)
     vids = make_videos(seeds, cfg)
     frames = vids.video[:, ::stride].reshape(-1, *vids.video.shape[2:]).cpu()

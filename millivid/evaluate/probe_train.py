@@ -15,6 +15,7 @@ from millivid.evaluate.probe import ProbeConfig, SegmentationProbe, load_probe, 
 from millivid.evaluate.probe_task import ProbeTask, probe_scores, render_probe_data
 from millivid.nn import count_parameters
 from millivid.train import TrainConfig, load_checkpoint, train
+from millivid.world import TEST_SEED_OFFSET
 
 if TYPE_CHECKING:
     from millivid.world.config import WorldConfig
@@ -40,8 +41,6 @@ def train_probe(
     """Render training frames of ``world``, train, save ``out``/model.safetensors + config.json,
     and score the probe on held-out ground-truth test videos. Returns the recorded scores, which
     name the world by ``world_preset`` (e.g. ``load_preset("mini").world`` and "mini")."""
-    from millivid.world import TEST_SEED_OFFSET
-
     out = Path(out)
     dev = resolve_device(device)
     t0 = time.time()

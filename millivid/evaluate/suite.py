@@ -13,9 +13,14 @@ import torch
 
 from millivid.device import resolve_device
 from millivid.evaluate import frechet
+from millivid.evaluate.action_probe import action_accuracy, frames_before, load_action_probe
 from millivid.evaluate.config import EvalConfig
+from millivid.evaluate.dino import DinoViT, dino_cosine
 from millivid.evaluate.image_metrics import psnr, sharpness, ssim
+from millivid.evaluate.keypoints import KeypointMatcher
+from millivid.evaluate.probe import load_probe, mean_iou, pixel_accuracy
 from millivid.weights.files import load_torchscript, weight_path
+from millivid.weights.lpips import LPIPS
 
 FRAME_METRICS = (
     "psnr",
@@ -115,30 +120,20 @@ class MetricSuite:
     def _load(self, name: str) -> torch.nn.Module:
         c = self.cfg
         if name == "lpips":
-            from millivid.weights.lpips import LPIPS
-
             return LPIPS.from_files(
                 weight_path("alexnet", c.alexnet_weights), weight_path("lpips", c.lpips_weights)
             )
         if name == "dino":
-            from millivid.evaluate.dino import DinoViT
-
             return DinoViT.from_file(weight_path("dino", c.dino_weights))
         if name == "matches":
-            from millivid.evaluate.keypoints import KeypointMatcher
-
             return KeypointMatcher.from_files(
                 weight_path("disk", c.disk_weights),
                 weight_path("lightglue", c.lightglue_weights),
                 c.match_confidence,
             )
         if name == "probe":
-            from millivid.evaluate.probe import load_probe
-
             return load_probe(c.probe_weights)
         if name == "action_probe":
-            from millivid.evaluate.action_probe import load_action_probe
-
             return load_action_probe(c.action_probe_weights)
         if name in SET_METRICS:
             return load_torchscript(weight_path(name, getattr(c, f"{name}_weights")), self.device)
@@ -186,8 +181,6 @@ class MetricSuite:
 
     def _action_acc(self, before, p, actions) -> torch.Tensor:
         """1/0 per frame: the action probe reads actions[t] from (before[t], p[t])."""
-        from millivid.evaluate.action_probe import action_accuracy
-
         pairs = torch.stack([before.to(self.device), p], dim=1)  # [n, 2, H, W, 3]
         return action_accuracy(self.model("action_probe"), pairs, actions)
 
@@ -201,12 +194,9 @@ class MetricSuite:
         if m == "lpips":
             return self.model("lpips")(p, g)
         if m == "dino":
-            from millivid.evaluate.dino import dino_cosine
-
             return dino_cosine(self.model("dino"), p, g)
         if m == "matches":
             return self.model("matches")(p, g)
-        from millivid.evaluate.probe import mean_iou, pixel_accuracy
 
         probe = self.model("probe")
         seg = probe.predict(p)
@@ -240,8 +230,6 @@ class MetricSuite:
 def _action_inputs(pred: torch.Tensor, actions, prev) -> tuple[torch.Tensor, torch.Tensor]:
     """(frame before each frame of pred uint8 [T, H, W, 3], actions int64 [T]) for action_acc,
     which needs the GT actions int [T] and prev, the frame uint8 [H, W, 3] before pred[0]."""
-    from millivid.evaluate.action_probe import frames_before
-
     missing = [n for n, v in (("actions", actions), ("prev", prev)) if v is None]
     if missing:
         raise ValueError(

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -210,8 +211,6 @@ def frame_reconstructor(run: Path, device: str) -> Callable[[np.ndarray], np.nda
 @torch.no_grad()
 def recon_grid(model: HierarchicalAutoencoder, video: Path, out: Path, frames: int = 4) -> Path:
     """Paper Fig. 5: rows = frames; columns = original, then each level's reconstruction."""
-    import imageio.v3 as iio
-
     clip = load_video(video, keys=("video",)).video
     idx = np.linspace(0, len(clip) - 1, frames).round().astype(int)
     x = torch.from_numpy(clip[idx]).to(model.latent_mean.device)

@@ -11,7 +11,7 @@ from millivid.diffusion.config import DiffusionConfig
 from millivid.model.ddim_sampler import compile_for_sampling, sample_targets
 from millivid.model.dit import VideoDiT
 from millivid.model.packing import pack_spans, unpack_targets
-from millivid.model.tokens import noise_context
+from millivid.model.tokens import Tokens, noise_context
 from millivid.plan.sources import ContextSource
 from millivid.plan.step import Step
 from millivid.rollout.engine import host_randn
@@ -54,23 +54,7 @@ class DiTDenoiser:
         memory: tuple[Tensor, Tensor] | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        # discarded targets (mirrored FramePack) get their own noise, a function of the step only
-        gen = torch.Generator().manual_seed(
-            discarded_noise_seed(step.target.start, step.target.level)
-        )
-        extra = [
-            host_randn(
-                (
-                    noise.shape[0],
-                    s.frames,
-                    *self.shapes[self.source.stored_level(s.level)],
-                    noise.shape[-1],
-                ),
-                gen,
-                noise.device,
-            )
-            for s in step.discarded
-        ]
+        extra = _discarded_noise(step, noise, self.shapes, self.source)
         tokens = pack_spans(
             step,
             context,
@@ -82,17 +66,7 @@ class DiTDenoiser:
             memory=memory,
         )
         if self.diffusion.sample_context_noise:  # conditioning augmentation, as in training
-            time = torch.full((tokens.batch,), self.diffusion.sample_context_noise)
-            seed = context_noise_seed(step.target.start, step.target.level)
-            gen = torch.Generator().manual_seed(seed)
-            eps = host_randn(tokens.values.shape, gen, noise.device)  # ``noise``: the targets'
-            tokens = noise_context(
-                tokens,
-                time.to(noise.device),
-                eps,
-                self.diffusion.schedule,
-                self.diffusion.context_noise_scope,
-            )
+            tokens = _augment_context(tokens, step, self.diffusion, noise.device)
         eta, fresh = self.diffusion.sample_eta, None
         if eta:  # stochastic DDIM: fresh noise from the step's own stream (seed, step index)
             if generator is None:
@@ -113,3 +87,32 @@ class DiTDenoiser:
             fresh_noise=fresh,
         )
         return unpack_targets(values, step, self.source, self.shapes, noise.shape[-1])[0]
+
+
+def _discarded_noise(
+    step: Step, noise: Tensor, shapes: list[tuple[int, int]], source: ContextSource
+) -> list[Tensor]:
+    """The starting noise of a step's discarded targets (mirrored FramePack), [B, frames, h, w, C]
+    each: their own stream, a function of the step only."""
+    gen = torch.Generator().manual_seed(discarded_noise_seed(step.target.start, step.target.level))
+    return [
+        host_randn(
+            (noise.shape[0], s.frames, *shapes[source.stored_level(s.level)], noise.shape[-1]),
+            gen,
+            noise.device,
+        )
+        for s in step.discarded
+    ]
+
+
+def _augment_context(
+    tokens: Tokens, step: Step, diffusion: DiffusionConfig, device: torch.device
+) -> Tokens:
+    """The context noised to ``diffusion.sample_context_noise`` (conditioning augmentation, as
+    in training) with noise from the step's own stream (not the targets' ``noise``)."""
+    time = torch.full((tokens.batch,), diffusion.sample_context_noise)
+    gen = torch.Generator().manual_seed(context_noise_seed(step.target.start, step.target.level))
+    eps = host_randn(tokens.values.shape, gen, device)
+    return noise_context(
+        tokens, time.to(device), eps, diffusion.schedule, diffusion.context_noise_scope
+    )

@@ -50,13 +50,7 @@ def rollout_folder(
     for i in range(0, len(todo), batch):
         group = todo[i : i + batch]
         first = gt_files.index(group[0])  # the noise seed: the same when a re-run skips batches
-        keys = ("video", "actions", "poses") if cfg.model.uses_poses else ("video", "actions")
-        records = [load_video(p, keys=keys) for p in group]
-        for path, rec in zip(group, records):
-            if len(rec.actions) < context + length:
-                raise ValueError(
-                    f"{path}: {len(rec.actions)} actions, need context + frames = {context + length}"
-                )
+        records = _load_group(group, cfg.model.uses_poses, context + length)
         req = GenerateRequest(
             frames=np.stack([r.video[:context] for r in records]),
             actions=np.stack([r.actions[: context + length] for r in records]),
@@ -76,12 +70,34 @@ def rollout_folder(
         state = out_dir / f".batch-{group[0].stem}.state.safetensors"
         desc = f"{method} videos {i + 1}-{i + len(group)}/{len(todo)}"
         latents = rollout_latents(req, model, cfg, method, ae, state, device, desc)
-        generated = decode_frames(ae, latents)
-        for path, rec, gen in zip(group, records, generated):
-            video = np.concatenate([rec.video[:context], gen])
-            save_video(
-                out_dir / path.name,
-                VideoRecord(video=video, actions=rec.actions[: context + length].astype(np.int64)),
-            )
+        _write_group(out_dir, group, records, decode_frames(ae, latents), context, length)
         state.unlink(missing_ok=True)
     return [out_dir / p.name for p in gt_files]
+
+
+def _load_group(group: list[Path], poses: bool, needed: int) -> list[VideoRecord]:
+    """The ground-truth videos of a batch, each with at least ``needed`` actions."""
+    keys = ("video", "actions", "poses") if poses else ("video", "actions")
+    records = [load_video(p, keys=keys) for p in group]
+    for path, rec in zip(group, records):
+        if len(rec.actions) < needed:
+            raise ValueError(
+                f"{path}: {len(rec.actions)} actions, need context + frames = {needed}"
+            )
+    return records
+
+
+def _write_group(
+    out_dir: Path,
+    group: list[Path],
+    records: list[VideoRecord],
+    generated: np.ndarray,
+    context: int,
+    length: int,
+) -> None:
+    """``OUT/<name>.npz`` of each video of a batch: its context frames, then the generated ones
+    (uint8 [B, length, H, W, 3]), with the actions of those frames."""
+    for path, rec, gen in zip(group, records, generated):
+        video = np.concatenate([rec.video[:context], gen])
+        actions = rec.actions[: context + length].astype(np.int64)
+        save_video(out_dir / path.name, VideoRecord(video=video, actions=actions))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from millivid.atomic import atomic_path
+from millivid.plots import pyplot
 
 
 def read_log(path: Path) -> list[dict]:
@@ -43,10 +44,7 @@ def smooth(values: np.ndarray, alpha: float = 0.1) -> np.ndarray:
 
 def plot_training(logs: dict[str, Path], out: Path) -> Path:
     """Loss and steps/s of every run in ``logs`` (name -> log) into ``out`` (.png, .svg ...)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax_loss, ax_rate) = plt.subplots(1, 2, figsize=(10, 3.6))
     for name, log in logs.items():

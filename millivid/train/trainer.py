@@ -21,7 +21,9 @@ import math
 import os
 import sys
 import time
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -127,6 +129,33 @@ def _rng_state(device: torch.device) -> dict[str, Tensor]:
     return state
 
 
+@dataclass
+class _Run:
+    """What one ``train`` call trains with: the model and its optimisation, where it runs and
+    where it writes; shared by the module-level pieces of ``train``."""
+
+    task: TrainTask
+    cfg: TrainConfig
+    out_dir: Path
+    config: dict[str, Any]
+    continuation: Path | None
+    rank: int
+    world: int
+    dev: torch.device
+    model: nn.Module
+    ema: AveragedModel | None
+    optimizers: list
+    start: int
+    schedulers: list
+    train_model: nn.Module  # the model wrapped for DDP and compiled, as configured
+    step_optimizers: Callable[[], None]
+    autocast: AbstractContextManager
+
+    @property
+    def log_path(self) -> Path:
+        return self.out_dir / "metrics.jsonl"
+
+
 def train(
     task: TrainTask,
     cfg: TrainConfig,
@@ -156,6 +185,36 @@ def train(
         out_dir, cfg, config, resume=resume, resume_from=resume_from, overwrite=overwrite
     )
     owns_group = not dist.is_initialized()  # torchrun: this call starts the process group
+    run = _start_run(task, cfg, out_dir, config, continuation, device, resume, resume_from)
+    if run.rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _truncate_log(run.log_path, run.start)
+    bar = tqdm(
+        total=cfg.steps,
+        initial=run.start,
+        disable=not show_progress or run.rank != 0,
+        dynamic_ncols=True,
+        desc="train",
+        unit="step",
+    )
+    _train_steps(run, bar)
+    if run.world > 1 and owns_group:
+        dist.destroy_process_group()  # no collective follows (rank 0 alone saves)
+    return out_dir / "checkpoint"
+
+
+def _start_run(
+    task: TrainTask,
+    cfg: TrainConfig,
+    out_dir: Path,
+    config: dict[str, Any],
+    continuation: Path | None,
+    device: str,
+    resume: bool,
+    resume_from: Path | None,
+) -> _Run:
+    """The model, EMA, optimizers and schedulers of a run, fresh or resumed, on its device
+    (DDP under torchrun, compiled when ``cfg.compile``)."""
     rank, world = _distributed()
     dev = resolve_device(device)
     if dev.type == "cuda":
@@ -173,84 +232,63 @@ def train(
         start = _resume(out_dir, resume_from, model, ema, optimizers, config, rank)
     if ema is not None:  # one update per step; at 0 the next update would copy the weights
         ema.n_averaged.fill_(start)
-    schedulers = _schedulers(optimizers, cfg, start)
-    train_model: nn.Module = model
+    return _Run(
+        task=task,
+        cfg=cfg,
+        out_dir=out_dir,
+        config=config,
+        continuation=continuation,
+        rank=rank,
+        world=world,
+        dev=dev,
+        model=model,
+        ema=ema,
+        optimizers=optimizers,
+        start=start,
+        schedulers=_schedulers(optimizers, cfg, start),
+        train_model=_wrap(model, cfg, dev, world),
+        step_optimizers=optimizer_step(optimizers, cfg.compile),
+        autocast=(
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if dev.type == "cuda" and cfg.bf16
+            else nullcontext()
+        ),
+    )
+
+
+def _wrap(model: nn.Module, cfg: TrainConfig, dev: torch.device, world: int) -> nn.Module:
+    """The model as the training step calls it: DDP over several processes, compiled when
+    ``cfg.compile``."""
     if world > 1:
-        train_model = DistributedDataParallel(
+        model = DistributedDataParallel(
             model, device_ids=[dev.index] if dev.type == "cuda" else None
         )
     if cfg.compile:
-        train_model = torch.compile(train_model)
-    step_optimizers = optimizer_step(optimizers, cfg.compile)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if dev.type == "cuda" and cfg.bf16
-        else nullcontext()
-    )
+        model = torch.compile(model)
+    return model
 
-    log_path = out_dir / "metrics.jsonl"
 
-    def save(step: int, checkpoint: bool = True) -> None:
-        if rank != 0:
-            return
-        ema_model = _unwrap(ema.module) if ema is not None else None
-        if checkpoint:
-            state = {
-                "step": step,
-                "optimizers": [o.state_dict() for o in optimizers],
-                "rng": _rng_state(dev),
-            }
-            ema_weights = ema_model.state_dict() if ema_model is not None else None
-            write_checkpoint(out_dir, model.state_dict(), config, state, ema_weights)
-        if continuation is not None:
-            write_continuation(
-                continuation,
-                step=step,
-                config=config,
-                model=model,
-                ema=ema_model,
-                optimizers=optimizers,
-                log=log_path,
-            )
-
-    if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _truncate_log(log_path, start)
-    bar = tqdm(
-        total=cfg.steps,
-        initial=start,
-        disable=not show_progress or rank != 0,
-        dynamic_ncols=True,
-        desc="train",
-        unit="step",
-    )
+def _train_steps(run: _Run, bar: tqdm) -> None:
+    """Steps ``run.start..cfg.steps``: log every ``log_every``, checkpoint every
+    ``checkpoint_every`` and at exit, also on Ctrl-C, SIGTERM or an error (not after a
+    non-finite loss: the last checkpoint keeps the last finite state)."""
+    cfg, start = run.cfg, run.start
     step, diverged = start, False
     last_time, last_step = time.perf_counter(), start
-    batches = step_batches(task, cfg, rank, start, pin=dev.type == "cuda")
+    batches = step_batches(run.task, cfg, run.rank, start, pin=run.dev.type == "cuda")
     # after the loader, which sets its own SIGCHLD handler; saving below is not interrupted
     with StepBoundaryStop() as stop:
         try:
-            model.train()
+            run.model.train()
             while step < cfg.steps:
-                if world == 1 or step % cfg.log_every == 0:  # several ranks: at agreed steps
-                    stop.check(world, dev)  # `timeout`, schedulers, Ctrl-C: save, then stop
+                if run.world == 1 or step % cfg.log_every == 0:  # several ranks: agreed steps
+                    stop.check(run.world, run.dev)  # `timeout`, schedulers, Ctrl-C: save, stop
                 try:
                     batch = next(batches)
                 except Exception:  # workers gone (killed with us: RuntimeError, OSError from
                     stop.check()  # a half-received batch), or a real error
                     raise
-                torch.manual_seed(train_step_seed(cfg.seed, rank, step))  # model-side randomness
-                with autocast:
-                    loss, metrics = task.loss(train_model, batch, dev)
-                for o in optimizers:
-                    o.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                step_optimizers()
-                for s in schedulers:
-                    s.step()
-                if ema is not None:
-                    ema.update_parameters(model)
+                loss, metrics, grad_norm = _optimise(run, step, batch)
                 step += 1
                 bar.update(1)
                 logging = step % cfg.log_every == 0 or step == cfg.steps
@@ -260,41 +298,94 @@ def train(
                         diverged = True
                         raise FloatingPointError(
                             f"step {step}: loss is {value}; lower train.lr or check data "
-                            f"(not saved: {out_dir / 'checkpoint'} keeps the last finite state)"
+                            f"(not saved: {run.out_dir / 'checkpoint'} keeps the last finite "
+                            "state)"
                         )
                 if logging:
                     now = time.perf_counter()
                     rate = (step - last_step) / max(now - last_time, 1e-9)
                     last_time, last_step = now, step
-                    record = {
-                        "step": step,
-                        "loss": value,
-                        "grad_norm": float(grad_norm),
-                        "lr": float(schedulers[0].get_last_lr()[0]),
-                        "steps_per_s": rate,
-                        f"{task.items_name}_per_s": rate * task.items_per_batch * world,
-                        "processes": world,  # DDP processes (GPUs) training together
-                        **{k: float(v) for k, v in metrics.items()},
-                    }
-                    bar.set_postfix(
-                        loss=f"{record['loss']:.4f}",
-                        **{task.items_name + "/s": f"{record[f'{task.items_name}_per_s']:.0f}"},
-                    )
-                    if rank == 0:
-                        with log_path.open("a") as f:
-                            f.write(json.dumps(record) + "\n")
+                    _log_step(run, bar, step, value, grad_norm, metrics, rate)
                 if saving:
-                    save(step)
+                    _save(run, step)
         finally:
             bar.close()
             # nothing trained before a first step fails (a corrupt batch): no step-0 checkpoint
-            if not diverged and step > 0 and (step > start or _checkpoint_step(out_dir) != step):
-                save(step)  # at exit, also on Ctrl-C or an error: nothing trained is lost
-            elif not diverged and continuation is not None:
-                save(step, checkpoint=False)  # nothing trained: the state of the checkpoint
-    if world > 1 and owns_group:
-        dist.destroy_process_group()  # no collective follows (rank 0 alone saves)
-    return out_dir / "checkpoint"
+            if (
+                not diverged
+                and step > 0
+                and (step > start or _checkpoint_step(run.out_dir) != step)
+            ):
+                _save(run, step)  # at exit, also on Ctrl-C or an error: nothing trained is lost
+            elif not diverged and run.continuation is not None:
+                _save(run, step, checkpoint=False)  # nothing trained: the checkpoint's state
+
+
+def _optimise(run: _Run, step: int, batch: Any) -> tuple[Tensor, dict, Tensor]:
+    """One optimisation step on ``batch``: (loss, the task's metrics, the gradient norm before
+    clipping)."""
+    torch.manual_seed(train_step_seed(run.cfg.seed, run.rank, step))  # model-side randomness
+    with run.autocast:
+        loss, metrics = run.task.loss(run.train_model, batch, run.dev)
+    for o in run.optimizers:
+        o.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip)
+    run.step_optimizers()
+    for s in run.schedulers:
+        s.step()
+    if run.ema is not None:
+        run.ema.update_parameters(run.model)
+    return loss, metrics, grad_norm
+
+
+def _log_step(
+    run: _Run, bar: tqdm, step: int, loss: float, grad_norm: Tensor, metrics: dict, rate: float
+) -> None:
+    """One line of ``metrics.jsonl`` (rank 0) and the progress bar's loss and rate."""
+    items = run.task.items_name
+    record = {
+        "step": step,
+        "loss": loss,
+        "grad_norm": float(grad_norm),
+        "lr": float(run.schedulers[0].get_last_lr()[0]),
+        "steps_per_s": rate,
+        f"{items}_per_s": rate * run.task.items_per_batch * run.world,
+        "processes": run.world,  # DDP processes (GPUs) training together
+        **{k: float(v) for k, v in metrics.items()},
+    }
+    bar.set_postfix(
+        loss=f"{record['loss']:.4f}", **{items + "/s": f"{record[f'{items}_per_s']:.0f}"}
+    )
+    if run.rank == 0:
+        with run.log_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _save(run: _Run, step: int, checkpoint: bool = True) -> None:
+    """Rank 0: the checkpoint of ``step`` (unless ``checkpoint`` is False) and the
+    continuation state when the run writes one."""
+    if run.rank != 0:
+        return
+    ema_model = _unwrap(run.ema.module) if run.ema is not None else None
+    if checkpoint:
+        state = {
+            "step": step,
+            "optimizers": [o.state_dict() for o in run.optimizers],
+            "rng": _rng_state(run.dev),
+        }
+        ema_weights = ema_model.state_dict() if ema_model is not None else None
+        write_checkpoint(run.out_dir, run.model.state_dict(), run.config, state, ema_weights)
+    if run.continuation is not None:
+        write_continuation(
+            run.continuation,
+            step=step,
+            config=run.config,
+            model=run.model,
+            ema=ema_model,
+            optimizers=run.optimizers,
+            log=run.log_path,
+        )
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from millivid.atomic import atomic_path
+from millivid.plots import pyplot
 from millivid.world.blocks import block_textures
 from millivid.world.terrain import World, unpack
 
@@ -36,10 +37,7 @@ def plot_trajectory(
 
     The first ``context`` frames are drawn in white, the rest in red; the start is a circle.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     xy = poses[:, :2].double().cpu().numpy()
     margin = 12

@@ -47,7 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="DDIM eta in [0, 1]: 0 deterministic (the paper's), 1 DDPM steps (default: the "
         "model's diffusion.sample_eta)",
     )
-    p.add_argument("--actions", type=Path, help=".npy of int actions replacing the video's")
+    p.add_argument(
+        "--actions",
+        type=Path,
+        help=".npy of int actions replacing the video's (0 forward, 1 left, 2 right, 3 none)",
+    )
     p.add_argument("--no-kv-reuse", action="store_true", help="recompute the context every step")
     p.add_argument(
         "--compile",

@@ -102,7 +102,7 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
         )
     p.add_argument("--probe-weights", default="", metavar="DIR", help="probe folder")
     p.add_argument("--action-probe-weights", default="", metavar="DIR", help="action probe folder")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     # probe-train
     p.add_argument("--world-preset", default="mini", help="probe-train: world preset")
     p.add_argument("--steps", type=positive_int, default=1500, help="probe-train: optimiser steps")

@@ -76,6 +76,13 @@ def test_help_shows_the_defaults(monkeypatch):
     assert "named config (default: mini)" in make_help
     # nothing to say: no "(default: None)" or "(default: False)" on switches and optional flags
     assert "(default: None)" not in make_help and "(default: False)" not in make_help
+    # a default that comes from the preset says each preset's value
+    reproduce_help = _subcommands(parser)["reproduce"].format_help()
+    assert (
+        "training videos (default: the preset's: tiny 6, mini 1024, paper 10000)" in reproduce_help
+    )
+    assert "(default: millivid-own-level-memory,framepack-memory,fullres-memory)" in reproduce_help
+    assert "world-rendering threads (default: min(8, CPU cores))" in reproduce_help
 
 
 def test_every_option_with_a_default_says_it(monkeypatch):

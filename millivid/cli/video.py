@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--attention",
         choices=("full", "context-causal"),
-        help="shorthand for --set model.attention=...",
+        help="shorthand for --set model.attention=... (default: the preset's, full)",
     )
     train.set_defaults(func=run_train)
     export = video_sub.add_parser(

@@ -165,8 +165,9 @@ class Pipeline:
         """The ``frames`` frames after ``context_frames``: uint8 [frames, H, W, 3].
 
         ``context_frames``: uint8 [T, H, W, 3] (H = W = the autoencoder's image size);
-        ``actions``: int [T'] with T' >= T + frames (0 forward, 1 left, 2 right; the last one
-        repeats where the plan runs past them); ``frames`` defaults to T' - T; ``poses``: float
+        ``actions``: int [T'] with T' >= T + frames (0 forward, 1 left, 2 right, 3 none: the
+        null action of videos imported without actions; the last one repeats where the plan
+        runs past them); ``frames`` defaults to T' - T; ``poses``: float
         [T', 5] (x, y, z, yaw, pitch), needed by pose-conditioned models
         (``cfg.model.uses_poses``), ignored by the others; ``steps``: DDIM steps per rollout
         step, ``guidance``: CFG scale and ``context_noise``: the noise level of the generated

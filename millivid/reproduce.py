@@ -4,9 +4,9 @@
     -> report
 
 Every stage writes into the run folder and is skipped once its output is complete, so the same
-command can be re-run after an interruption (or a ``timeout`` that keeps each call under ten
-minutes on a GPU whose calls are time-limited): the trainers save on SIGTERM and resume, the dataset and latent writers
-skip finished files, rollouts resume from their saved latent store. Layout of RUN::
+command can be re-run after an interruption (Ctrl-C, a crash, or the ``timeout`` or job limit of
+a machine that caps how long a command may run): the trainers save on SIGTERM and resume, the
+dataset and latent writers skip finished files, rollouts resume from their saved latent store. Layout of RUN::
 
     data/train/, data/test/      world videos (millivid data make)
     ae/                          autoencoder run (or --ae: an existing one, e.g. checkpoints/mini/ae)

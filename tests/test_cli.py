@@ -76,6 +76,13 @@ def test_help_shows_the_defaults(monkeypatch):
     assert "named config (default: mini)" in make_help
     # nothing to say: no "(default: None)" or "(default: False)" on switches and optional flags
     assert "(default: None)" not in make_help and "(default: False)" not in make_help
+    # a default that comes from the preset says each preset's value
+    reproduce_help = _subcommands(parser)["reproduce"].format_help()
+    assert (
+        "training videos (default: the preset's: tiny 6, mini 1024, paper 10000)" in reproduce_help
+    )
+    assert "(default: millivid-own-level-memory,framepack-memory,fullres-memory)" in reproduce_help
+    assert "world-rendering threads (default: min(8, CPU cores))" in reproduce_help
 
 
 def test_every_option_with_a_default_says_it(monkeypatch):
@@ -90,6 +97,30 @@ def test_every_option_with_a_default_says_it(monkeypatch):
             assert said, (
                 f"millivid {' '.join(path)} {action.option_strings[0]}: default {default!r}"
             )
+
+
+def test_every_argument_says_what_it_is():
+    for path, parser in _parsers():
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction | argparse._HelpAction):
+                continue
+            name = action.option_strings[0] if action.option_strings else action.dest
+            assert action.help, f"millivid {' '.join(path)} {name}: no help text"
+
+
+def test_the_readme_table_lists_every_command_and_action():
+    """A new user finds every subcommand (and each of its actions) in README's command table."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = [  # the first cell of each row (a cell may hold escaped pipes: train\|encode)
+        re.split(r"(?<!\\)\|", line)[1]
+        for line in readme.splitlines()
+        if line.startswith("| `millivid ")
+    ]
+    for command, parser in _subcommands(build_parser()).items():
+        cells = " ".join(cell for cell in rows if f"millivid {command}" in cell)
+        assert cells, f"README's command table has no row for millivid {command}"
+        for action in _subcommands(parser):
+            assert re.search(rf"\b{action}\b", cells), f"README: millivid {command} {action}"
 
 
 def test_device_defaults_to_auto_everywhere_and_resolves_here():

@@ -304,7 +304,7 @@ def test_cli_and_make_dataset_share_the_candidate_count(tmp_path, monkeypatch):
 
 def test_a_second_make_into_a_folder_being_written_is_refused(tmp_path):
     """Two runs into one folder would delete each other's temporaries (as stale) and could mix
-    two selections; the second one now refuses at once and the first finishes whole."""
+    two selections; the second one refuses at once and the first finishes whole."""
     out, kwargs = tmp_path / "d", dict(batch=2, shard_size=3, preset="tiny", progress=False)
     refused = []
 

@@ -20,6 +20,7 @@ from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.cli import main
 from millivid.jobs.autoencoder import load_autoencoder
 from millivid.jobs.video_task import build_video_model
+from millivid.model import NO_ACTION
 from millivid.pipeline import SHIPPED_AE
 from millivid.presets import load_preset
 from millivid.rollout.request import GenerateRequest, world_video
@@ -154,6 +155,20 @@ def test_a_batch_rolls_out_together(tiny, capsys):
     assert out.shape == (2, 4, 32, 32, 3)
     assert np.array_equal(out[0], single)  # the first video draws the same noise
     assert not np.array_equal(out[1], single)
+
+
+def test_videos_without_actions_roll_out_with_the_null_action(tiny):
+    """``millivid data import`` stores 3 ("none") for videos without actions; a model trained on
+    them generates from them, and 3 is the embedding padding tokens get, not one of the moves."""
+    pipe, record = tiny
+    none = pipe(record.video[:24], np.full(29, NO_ACTION), steps=2, seed=7)
+    assert none.shape == (5, 32, 32, 3)
+    for move in (0, 1, 2):
+        assert not np.array_equal(none, pipe(record.video[:24], np.full(29, move), steps=2, seed=7))
+    with pytest.raises(
+        ValueError, match=r"0 \(forward\), 1 \(left\), 2 \(right\) or 3 \(none.*4\.\.4"
+    ):
+        pipe(record.video[:24], np.full(29, 4), steps=2)
 
 
 def test_save_then_load_gives_the_same_weights_and_frames(tiny, tmp_path):

@@ -109,9 +109,12 @@ def add_device_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_preset_flags(parser: argparse.ArgumentParser, default: str = "mini") -> None:
-    """``--preset NAME`` and repeatable ``--set key.sub=value``."""
-    parser.add_argument("--preset", default=default, choices=PRESET_NAMES, help="named config")
+def add_preset_flags(
+    parser: argparse.ArgumentParser, default: str | None = "mini", help: str = "named config"
+) -> None:
+    """``--preset NAME`` and repeatable ``--set key.sub=value``; ``help`` says what a ``None``
+    default means."""
+    parser.add_argument("--preset", default=default, choices=PRESET_NAMES, help=help)
     parser.add_argument(
         "--set",
         dest="overrides",

@@ -84,7 +84,12 @@ def _register_make(sub: argparse._SubParsersAction) -> None:
         "--batch", type=positive_int, default=None, help="videos rendered at once (default: auto)"
     )
     make.add_argument("--shard-size", type=positive_int, default=256, help="videos per sub-folder")
-    make.add_argument("--workers", type=positive_int, default=None, help="file-writing threads")
+    make.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="file-writing threads (default: min(8, cores))",
+    )
     make.add_argument(
         "--no-side-outputs", action="store_true", help="leave out the per-pixel labels and depth"
     )

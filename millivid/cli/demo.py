@@ -45,7 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Roll out a held-out world video with the shipped mini millivid model "
         "(or, without it, render a world video) and print where the outputs were written.",
     )
-    add_preset_flags(parser, default=None)  # None: the model's own; mini for rendering only
+    add_preset_flags(
+        parser,
+        default=None,
+        help="named config (default: the model's own; mini with --render-only)",
+    )
     parser.add_argument(
         "--ckpt", type=Path, help="video model (default: the shipped checkpoints/mini/millivid)"
     )
@@ -63,7 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--frames", type=int, default=None, help="frames to generate (default: CPU 256, GPU 768)"
     )
     parser.add_argument(
-        "--steps", type=int, default=None, help="DDIM steps per rollout step (CPU 16, GPU 50)"
+        "--steps",
+        type=int,
+        default=None,
+        help="DDIM steps per rollout step (default: CPU 16, GPU 50)",
     )
     parser.add_argument("--render-only", action="store_true", help="only render a world video")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")

@@ -57,14 +57,16 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--horizons",
         type=positive_int_list,
-        help="horizon ends, e.g. 64,256,768 (1-based last frames)",
+        help="horizon ends, 1-based last frames (default: the preset's, 64,256,768 at mini)",
     )
     add_device_flag(p)
     p.add_argument(
-        "--batch-frames", type=positive_int, help="frames per learned-metric forward pass"
+        "--batch-frames",
+        type=positive_int,
+        help="frames per learned-metric forward pass (default: the preset's, 64 at mini)",
     )
     _add_weight_flags(p)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_probe_train_flags(p)
 
 

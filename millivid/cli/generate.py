@@ -33,11 +33,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--seed", type=int, help="render this world seed as ground truth")
     p.add_argument("--context", type=positive_int, default=256, help="ground-truth context frames")
     p.add_argument("--frames", type=positive_int, default=768, help="frames to generate")
-    p.add_argument("--method", help="must match the checkpoint's method (checked)")
+    p.add_argument(
+        "--method", help="the checkpoint's method (default: read from it; another is refused)"
+    )
     p.add_argument(
         "--steps", type=positive_int, help="DDIM steps per rollout step (default: config, 50)"
     )
-    p.add_argument("--cfg", type=float, help="classifier-free guidance scale (1 = off)")
+    p.add_argument(
+        "--cfg",
+        type=float,
+        help="classifier-free guidance scale, 1 = off (default: the model's diffusion.guidance)",
+    )
     p.add_argument(
         "--context-noise",
         type=float,
@@ -50,7 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="DDIM eta in [0, 1]: 0 deterministic (the paper's), 1 DDPM steps (default: the "
         "model's diffusion.sample_eta)",
     )
-    p.add_argument("--actions", type=Path, help=".npy of int actions replacing the video's")
+    p.add_argument(
+        "--actions",
+        type=Path,
+        help=".npy of int actions replacing the video's (0 forward, 1 left, 2 right, 3 none)",
+    )
     p.add_argument("--no-kv-reuse", action="store_true", help="recompute the context every step")
     p.add_argument(
         "--compile",

@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="List the rollout steps of a method (which level/frames are context and "
         "target), as a table, JSON, a Fig. 10-style picture or an animation.",
     )
-    parser.add_argument("--method", required=True, choices=list(METHODS))
+    parser.add_argument(
+        "--method", required=True, choices=list(METHODS), help="rollout method (docs/PLANS.md)"
+    )
     parser.add_argument(
         "--preset", choices=PRESET_NAMES, help="take budgets from a preset (flags override)"
     )

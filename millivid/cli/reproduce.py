@@ -14,6 +14,16 @@ from millivid.reproduce import STAGES, reproduce
 from millivid.variants import VARIANTS
 
 
+def preset_values(key: str) -> str:
+    """``(default: the preset's: tiny 6, mini 1024, paper 10000)``: a ReproduceConfig value of
+    every preset, or the one value all presets share, for a flag's help."""
+    values = {name: getattr(rcfg, key) for name, rcfg in REPRODUCE_PRESETS.items()}
+    if len(set(values.values())) == 1:
+        value = next(iter(values.values()))
+        return f"(default: {','.join(value) if isinstance(value, tuple) else value})"
+    return "(default: the preset's: " + ", ".join(f"{n} {v}" for n, v in values.items()) + ")"
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "reproduce",
@@ -26,14 +36,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--ae", type=Path, help="use this autoencoder (e.g. checkpoints/mini/ae)")
     p.add_argument(
-        "--variants", help=f"comma list of {', '.join(VARIANTS)} (default: the preset's)"
+        "--variants", help=f"comma list of {', '.join(VARIANTS)} {preset_values('variants')}"
     )
     p.add_argument("--stages", help=f"comma list of {', '.join(STAGES)} (default: all)")
-    p.add_argument("--train-videos", type=int, help="training videos (default: the preset's)")
-    p.add_argument("--test-videos", type=int, help="test videos (default: the preset's)")
-    p.add_argument("--context", type=int, help="ground-truth context frames")
-    p.add_argument("--frames", type=int, help="generated frames per test video")
-    p.add_argument("--rollout-batch", type=int, help="test videos rolled out together")
+    p.add_argument(
+        "--train-videos", type=int, help=f"training videos {preset_values('train_videos')}"
+    )
+    p.add_argument("--test-videos", type=int, help=f"test videos {preset_values('test_videos')}")
+    p.add_argument(
+        "--context", type=int, help=f"ground-truth context frames {preset_values('context')}"
+    )
+    p.add_argument(
+        "--frames", type=int, help=f"generated frames per test video {preset_values('frames')}"
+    )
+    p.add_argument(
+        "--rollout-batch",
+        type=int,
+        help=f"test videos rolled out together {preset_values('rollout_batch')}",
+    )
     p.add_argument("--sample-steps", type=int, help="DDIM steps (default: diffusion.sample_steps)")
     p.add_argument(
         "--sample-context-noise",
@@ -55,7 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--metrics", help="evaluation metrics (default psnr,ssim,sharpness,probe,action)"
     )
-    p.add_argument("--workers", type=int, help="world-rendering threads")
+    p.add_argument(
+        "--workers", type=int, help="world-rendering threads (default: min(8, CPU cores))"
+    )
     p.add_argument("--store", action="store_true", help="write uncompressed videos (faster)")
     p.add_argument(
         "--gpus",

@@ -38,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "`millivid ae encode`. Every method shares this code path: a method is a plan "
         "plus a packing.",
     )
-    train.add_argument("--method", required=True, choices=list(METHODS))
+    train.add_argument(
+        "--method", required=True, choices=list(METHODS), help="rollout method (docs/PLANS.md)"
+    )
     add_preset_flags(train)
     train.add_argument("--latents", type=Path, required=True, help="latent cache directory")
     train.add_argument("--out", type=Path, required=True, help="run directory (checkpoints)")
@@ -47,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--attention",
         choices=("full", "context-causal"),
-        help="shorthand for --set model.attention=...",
+        help="shorthand for --set model.attention=... (default: the preset's, full)",
     )
     train.set_defaults(func=run_train)
     export = video_sub.add_parser(

@@ -13,7 +13,7 @@ import torch
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.data.videos import VideoRecord
 from millivid.diffusion.config import DiffusionConfig
-from millivid.model.tokens import check_context_noise_scope
+from millivid.model.tokens import NO_ACTION, check_context_noise_scope
 from millivid.presets import Config
 from millivid.world import make_videos
 
@@ -21,8 +21,9 @@ from millivid.world import make_videos
 @dataclass
 class GenerateRequest:
     """What to generate: frames uint8 [T,H,W,3] whose first ``context`` frames are given, actions
-    int64 [T'] (T' >= context + frames; repeated past the end), camera poses float [T', 5] for
-    pose-conditioned models (``model.condition``; else ignored), and sampler settings.
+    int64 [T'] (0 forward, 1 left, 2 right, 3 none; T' >= context + frames; repeated past the
+    end), camera poses float [T', 5] for pose-conditioned models (``model.condition``; else
+    ignored), and sampler settings.
     ``rollout_latents`` takes a batch: frames [B,T,H,W,3], actions [B,T'], poses [B,T',5]."""
 
     frames: np.ndarray
@@ -63,8 +64,12 @@ def request_actions(req: GenerateRequest, acts: np.ndarray, frames: int) -> torc
         raise ValueError(
             f"actions: {len(acts)} given, need at least context + frames = {req.context + req.length}"
         )
-    if acts.min() < 0 or acts.max() > 2:
-        raise ValueError("actions: values must be 0 (forward), 1 (left) or 2 (right)")
+    if acts.min() < 0 or acts.max() > NO_ACTION:
+        raise ValueError(
+            f"actions: values must be 0 (forward), 1 (left), 2 (right) or {NO_ACTION} (none: "
+            f"videos without actions, as millivid data import stores them), got "
+            f"{acts.min()}..{acts.max()}"
+        )
     out = np.concatenate([acts, np.full(max(0, frames - len(acts)), acts[-1])])[:frames]
     return torch.from_numpy(out.astype(np.int64))[None]
 

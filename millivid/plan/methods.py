@@ -30,8 +30,8 @@ MAX_PLAN_FRAMES = 100_000
 
 @dataclass(frozen=True)
 class Method:
-    """A rollout method: how it plans, where its context tokens come from and what its budget
-    counts. Callers ask it rather than compare its name.
+    """A rollout method: how it plans, where its context tokens come from, what its budget counts
+    and which autoencoder's levels it reads. Callers ask it rather than compare its name.
 
     ``raw_plan(budget, start, end)`` gives the steps before cutting at frame 0;
     ``period(budget)`` is a frame count such that ``raw_plan(budget, 0, period)`` holds every kind
@@ -41,7 +41,8 @@ class Method:
     context reads hierarchical levels of frames it generates only at level 0);
     ``frame_budget``: a step reads ``plan.fullres_context`` = K level-0 context frames and
     generates K level-0 frames, instead of ``plan.context`` frames per level and
-    ``plan.target_tokens``.
+    ``plan.target_tokens``; ``ae``: the autoencoder kind (``ae.kind``) whose latent levels it is
+    trained and rolled out over (``cascaded``: one learned level, the coarser ones mean-pooled).
     """
 
     name: str
@@ -52,6 +53,7 @@ class Method:
     period: Callable[[PlanConfig], int]
     reencode: bool = False
     frame_budget: bool = False
+    ae: str = "hierarchical"
 
     def context_frames(self, budget: PlanConfig) -> tuple[int, ...]:
         """Context frames per level its budget sets, finest first: (K,) with a frame budget."""
@@ -140,6 +142,7 @@ METHODS: dict[str, Method] = {
             True,
             coarse_to_fine_plan,
             coarse_to_fine_period,
+            ae="cascaded",
         ),
     )
 }

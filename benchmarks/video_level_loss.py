@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from millivid.jobs.autoencoder import load_autoencoder  # noqa: E402
 from millivid.jobs.video_task import InMemoryLatents, VideoBatch, VideoTask  # noqa: E402
 from millivid.model.tokens import noise_context  # noqa: E402
+from millivid.plan import context_source  # noqa: E402
 from millivid.plan.training_steps import step_kinds  # noqa: E402
 from millivid.rollout.generate import load_video_model  # noqa: E402
 from millivid.typed_config import apply_overrides  # noqa: E402
@@ -108,7 +109,9 @@ def level_losses(args: argparse.Namespace) -> dict:
             + (f", context noised {row['context_noised']:.3f}" if args.context_noise else ""),
             flush=True,
         )
-    if targeted and targeted[-1] == len(cfg.plan.tokens) - 1 and method != "framepack":
+    # patchified targets are level-0 latents, not the coarsest level's (FramePack)
+    coarsest = len(cfg.plan.tokens) - 1
+    if targeted and targeted[-1] == coarsest and not context_source(method).patchified:
         out["first_frame"] = first_frame_error(model, cfg, method, latents, poses, args)
         print(
             "coarsest level, first target frame: MSE of the clean estimate at full noise "

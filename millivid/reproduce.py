@@ -158,7 +158,9 @@ def make_run(
     """The ``Run`` of ``reproduce``'s arguments: one autoencoder run and latent cache per
     autoencoder kind the variants need (the hierarchical one always)."""
     dev = str(resolve_device(device))
-    kinds = sorted({VARIANTS[v].ae for v in rcfg.variants if v in VARIANTS} | {"hierarchical"})
+    kinds = sorted(
+        {VARIANTS[v].autoencoder for v in rcfg.variants if v in VARIANTS} | {"hierarchical"}
+    )
     suffix = {"hierarchical": "", "cascaded": "-cascaded"}
     ae_runs = {k: path / f"ae{suffix[k]}" for k in kinds}
     if ae is not None:
@@ -244,7 +246,7 @@ def stage_rollout(run: Run) -> None:
     rcfg = run.rcfg
     end = rcfg.context + rcfg.frames
     for variant in rcfg.variants:
-        video_run, ae_run = run.path / "video" / variant, run.ae_runs[VARIANTS[variant].ae]
+        video_run, ae_run = run.path / "video" / variant, run.ae_runs[VARIANTS[variant].autoencoder]
         model, vcfg, method = load_video_model(video_run, run.device)
         autoenc = load_autoencoder(ae_run, run.device)
         check_autoencoder(video_run, ae_run, autoenc)

@@ -30,19 +30,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from millivid.plan.methods import get_method
 from millivid.presets import Config
 
 
 @dataclass(frozen=True)
 class Variant:
-    """What a variant name trains: a method, an attention mode, an autoencoder kind, whether
-    training steps are drawn with equal weight per target level (``plan.level_weights``) and
-    what steers the frames (``model.condition``: actions, poses or both; ``pose_rope``: the
-    poses also rotate queries and keys)."""
+    """What a variant name trains: a method, an attention mode, an autoencoder kind (``ae``; None:
+    the method's, ``Method.ae``), whether training steps are drawn with equal weight per target
+    level (``plan.level_weights``) and what steers the frames (``model.condition``: actions,
+    poses or both; ``pose_rope``: the poses also rotate queries and keys)."""
 
     method: str
     attention: str = "full"
-    ae: str = "hierarchical"
+    ae: str | None = None
     balanced: bool = False
     condition: str = "actions"
     pose_rope: bool = False
@@ -56,6 +57,11 @@ class Variant:
     # context or of all of it (diffusion.context_noise_scope)
     context_noise: tuple[float, float] = (0.0, 0.0)
     context_noise_scope: str = "coarse"
+
+    @property
+    def autoencoder(self) -> str:
+        """The autoencoder kind it trains over (``ae.kind``): its own, else its method's."""
+        return self.ae or get_method(self.method).ae
 
 
 # the recipe of the memory models (docs/RESULTS.md): pose-conditioned, pose rotary attention, 4
@@ -133,13 +139,13 @@ VARIANTS: dict[str, Variant] = {
     # half the sequence mirrored coarse targets, discarded at sampling (paper Fig. 7)
     "mirrored-framepack": Variant("mirrored-framepack"),
     "upscale": Variant("upscale"),
-    "cascaded": Variant("cascaded", ae="cascaded"),
+    "cascaded": Variant("cascaded"),
     # the paper's Fig. 6 ablations: MILLIVID's plan over the cascaded autoencoder's mean-pooled
     # levels (in millivid-memory-aug's recipe and in the shipped one), and rollout of the
     # coarsest level then upscaling (its coarse passes run ahead of level 0, so its memory can
     # only be at each step's own level: the shipped recipe)
-    "cascaded-memory-aug": replace(MEMORY_AUG, method="cascaded", ae="cascaded"),
-    "cascaded-own-level-memory": replace(OWN_LEVEL, method="cascaded", ae="cascaded"),
+    "cascaded-memory-aug": replace(MEMORY_AUG, method="cascaded"),
+    "cascaded-own-level-memory": replace(OWN_LEVEL, method="cascaded"),
     "upscale-own-level-memory": replace(OWN_LEVEL, method="upscale"),
 }
 
@@ -155,7 +161,7 @@ def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
         model=replace(
             cfg.model, attention=v.attention, condition=v.condition, pose_rope=v.pose_rope
         ),
-        ae=replace(cfg.ae, kind=v.ae),
+        ae=replace(cfg.ae, kind=v.autoencoder),
         diffusion=replace(
             cfg.diffusion,
             context_noise=v.context_noise[0] or cfg.diffusion.context_noise,

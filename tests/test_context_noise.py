@@ -195,7 +195,7 @@ def test_the_fig6_ablations_differ_from_the_recipe_in_method_and_autoencoder_onl
     ):
         m, c = variant_config(cfg, variant)
         _, recipe = variant_config(cfg, reference)
-        assert (m, c.ae.kind, VARIANTS[variant].ae) == (method, kind, kind)
+        assert (m, c.ae.kind, VARIANTS[variant].autoencoder) == (method, kind, kind)
         assert replace(c, ae=recipe.ae) == recipe, variant
 
 

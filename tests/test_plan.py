@@ -171,6 +171,30 @@ def test_context_sources_and_lookbacks():
     assert max_lookback("mirrored-framepack", PAPER) == 129
 
 
+def test_a_method_says_what_its_budget_counts_and_which_levels_it_uses():
+    fullres = METHODS["fullres"]
+    assert fullres.frame_budget and fullres.context_frames(PAPER) == (7,)
+    assert fullres.target_tokens(PAPER) == 7 * 256  # K context + K target level-0 frames
+    steps = make_plan("fullres", PAPER, 256, 1024)
+    assert {(s.context_tokens, s.target_tokens) for s in steps} == {(7 * 256, 7 * 256)}
+    for name in ("millivid", "framepack", "upscale", "mirrored-framepack"):
+        method = METHODS[name]
+        assert not method.frame_budget and method.context_frames(PAPER) == PAPER.context
+        assert method.target_tokens(PAPER) == PAPER.target_tokens
+    assert METHODS["millivid"].generated_levels(PAPER) == (0, 1, 2, 3)
+    assert METHODS["framepack"].generated_levels(PAPER) == (0,)
+    # the levels drawn are the levels the spans use: 1 of 4 for fullres, else every level
+    small = PlanConfig(tokens=(16, 4, 1), context=(1, 2, 4), target_tokens=16)
+    for budget in (PAPER, FIG10, small):
+        for name, method in METHODS.items():
+            steps = make_plan(name, budget, 64, 128)
+            used = {
+                s.level for step in steps for s in (*step.context, step.target, *step.discarded)
+            }
+            assert method.drawn_levels(budget) == max(used) + 1, (name, budget)
+    assert METHODS["fullres"].drawn_levels(PAPER) == 1
+
+
 def test_a_context_source_says_where_spans_live_and_how_they_are_packed():
     patchify, levels = ContextSource("patchify"), ContextSource.LEVELS
     assert patchify is ContextSource.PATCHIFY and json.dumps(patchify) == '"patchify"'

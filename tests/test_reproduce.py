@@ -118,6 +118,29 @@ def test_cascaded_variants_train_and_use_their_own_autoencoder(tmp_path):
         assert len(list((out / "rollouts" / variant).glob("*.npz"))) == 2
 
 
+def test_a_variant_trains_over_its_methods_autoencoder_unless_it_names_another():
+    from millivid.plan import METHODS
+    from millivid.presets import load_preset
+    from millivid.variants import VARIANTS, Variant, variant_config
+
+    assert {name: m.ae for name, m in METHODS.items() if m.ae != "hierarchical"} == {
+        "cascaded": "cascaded"
+    }
+    assert Variant("cascaded").autoencoder == "cascaded"
+    assert Variant("millivid", ae="cascaded").autoencoder == "cascaded"
+    cfg = load_preset("tiny")
+    for name, variant in VARIANTS.items():
+        method, vcfg = variant_config(cfg, name)
+        assert vcfg.ae.kind == variant.autoencoder == (variant.ae or METHODS[method].ae), name
+    cascaded = {name for name, v in VARIANTS.items() if v.autoencoder == "cascaded"}
+    assert cascaded == {
+        "cascaded",
+        "cascaded-framepack",  # FramePack's plan over the cascaded levels: named by the variant
+        "cascaded-memory-aug",
+        "cascaded-own-level-memory",
+    }
+
+
 def test_balanced_variant_weights_every_target_level_equally():
     from millivid.presets import load_preset
     from millivid.variants import variant_config

@@ -98,20 +98,21 @@ def _token_budget(args: argparse.Namespace) -> PlanConfig:
     budget = load_preset(args.preset).plan if args.preset else PlanConfig()
     if args.tokens is not None:
         budget = replace(budget, tokens=_ints("--tokens", args.tokens))
-    if args.method == "fullres":
+    method = METHODS[args.method]
+    if method.frame_budget:
         if args.context is not None:
             values = _ints("--context", args.context)
             if len(values) != 1:
-                raise BudgetError(f"--context {args.context!r}: fullres takes one number K")
+                raise BudgetError(f"--context {args.context!r}: {method.name} takes one number K")
             budget = replace(budget, fullres_context=values[0])
         k = budget.fullres_context
-        expect = k * budget.tokens[0]
+        expect = method.target_tokens(budget)
         if args.target_tokens is not None and args.target_tokens != expect:
             raise BudgetError(
-                f"--target-tokens {args.target_tokens}: fullres with --context {k} and "
+                f"--target-tokens {args.target_tokens}: {method.name} with --context {k} and "
                 f"N0 = {budget.tokens[0]} generates K*N0 = {expect} tokens per step"
             )
-        return replace(budget, context=(k,), target_tokens=expect)
+        return replace(budget, context=method.context_frames(budget), target_tokens=expect)
     if args.context is not None:
         budget = replace(budget, context=_ints("--context", args.context))
     if args.target_tokens is not None:

@@ -16,7 +16,7 @@ import numpy as np
 from millivid.atomic import atomic_path
 from millivid.plan.check import replay_frontiers
 from millivid.plan.config import PlanConfig
-from millivid.plan.methods import context_source, drawn_levels
+from millivid.plan.methods import context_source, drawn_levels, get_method
 from millivid.plan.step import Step
 from millivid.plots import pyplot
 
@@ -155,10 +155,10 @@ def _title(method, budget, start, end, steps, shown) -> str:
         if shown < len(steps)
         else f" ({len(steps)} steps)"
     )
+    spec = get_method(method)
     return (
         f"{method}: tokens {','.join(map(str, budget.tokens))}, context "
-        f"{','.join(map(str, budget.context if method != 'fullres' else (budget.fullres_context,)))}, "
-        f"target {budget.target_tokens if method != 'fullres' else budget.fullres_context * budget.tokens[0]} "
+        f"{','.join(map(str, spec.context_frames(budget)))}, target {spec.target_tokens(budget)} "
         f"tokens; frames {start}\u2192{end}{cut}\nsolid line: start (ground truth before it); "
         "dashed: end; row per level, finest on top"
     )

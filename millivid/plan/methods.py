@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from millivid.plan.baselines import fullres_period, fullres_plan, upscale_period, upscale_plan
-from millivid.plan.budget import BudgetError, check_memory, memory_at, mirrored_frames
+from millivid.plan.budget import BudgetError, check_memory, memory_at
 from millivid.plan.coarse_to_fine import (
     coarse_to_fine_period,
     coarse_to_fine_plan,
@@ -30,14 +30,19 @@ MAX_PLAN_FRAMES = 100_000
 
 @dataclass(frozen=True)
 class Method:
-    """A rollout method: how it plans and where its context tokens come from.
+    """A rollout method: how it plans, where its context tokens come from, what its budget counts
+    and which autoencoder's levels it reads. Callers ask it rather than compare its name.
 
     ``raw_plan(budget, start, end)`` gives the steps before cutting at frame 0;
     ``period(budget)`` is a frame count such that ``raw_plan(budget, 0, period)`` holds every kind
     of step the method ever takes; ``hierarchical`` says whether the method generates every
     latent level (True) or only level 0 (False: other context levels derive from level 0);
     ``reencode``: a rollout re-encodes the coarse levels of every generated level-0 frame (its
-    context reads hierarchical levels of frames it generates only at level 0).
+    context reads hierarchical levels of frames it generates only at level 0);
+    ``frame_budget``: a step reads ``plan.fullres_context`` = K level-0 context frames and
+    generates K level-0 frames, instead of ``plan.context`` frames per level and
+    ``plan.target_tokens``; ``ae``: the autoencoder kind (``ae.kind``) whose latent levels it is
+    trained and rolled out over (``cascaded``: one learned level, the coarser ones mean-pooled).
     """
 
     name: str
@@ -47,6 +52,26 @@ class Method:
     raw_plan: Callable[[PlanConfig, int, int], list[Step]]
     period: Callable[[PlanConfig], int]
     reencode: bool = False
+    frame_budget: bool = False
+    ae: str = "hierarchical"
+
+    def context_frames(self, budget: PlanConfig) -> tuple[int, ...]:
+        """Context frames per level its budget sets, finest first: (K,) with a frame budget."""
+        return (budget.fullres_context,) if self.frame_budget else budget.context
+
+    def target_tokens(self, budget: PlanConfig) -> int:
+        """Target tokens its budget sets, B: K N_0 with a frame budget."""
+        return (
+            budget.fullres_context * budget.tokens[0] if self.frame_budget else budget.target_tokens
+        )
+
+    def generated_levels(self, budget: PlanConfig) -> tuple[int, ...]:
+        """Levels the rollout writes back: all of them for hierarchical methods, else level 0."""
+        return tuple(range(len(budget.tokens))) if self.hierarchical else (0,)
+
+    def drawn_levels(self, budget: PlanConfig) -> int:
+        """How many levels its spans use (rows of a plan picture): 1 with a frame budget."""
+        return 1 if self.frame_budget else len(budget.tokens)
 
 
 METHODS: dict[str, Method] = {
@@ -83,6 +108,7 @@ METHODS: dict[str, Method] = {
             False,
             fullres_plan,
             fullres_period,
+            frame_budget=True,
         ),
         Method(
             "upscale",
@@ -116,6 +142,7 @@ METHODS: dict[str, Method] = {
             True,
             coarse_to_fine_plan,
             coarse_to_fine_period,
+            ae="cascaded",
         ),
     )
 }
@@ -138,16 +165,12 @@ def context_source(method: str) -> ContextSource:
 
 def generated_levels(method: str, budget: PlanConfig) -> tuple[int, ...]:
     """Levels the rollout writes back: all of them for hierarchical methods, else level 0 only."""
-    return tuple(range(len(budget.tokens))) if get_method(method).hierarchical else (0,)
+    return get_method(method).generated_levels(budget)
 
 
 def drawn_levels(method: str, budget: PlanConfig) -> int:
     """How many levels the method's spans use (rows of a plan picture)."""
-    if method == "fullres":
-        return 1
-    if method == "mirrored-framepack":
-        return len(mirrored_frames(budget))
-    return len(budget.tokens)
+    return get_method(method).drawn_levels(budget)
 
 
 def raw_steps(method: str, budget: PlanConfig, start: int, end: int) -> list[Step]:

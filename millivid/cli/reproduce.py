@@ -54,6 +54,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         help=f"test videos rolled out together {preset_values('rollout_batch')}",
     )
+    _add_rollout_flags(p)
+    p.add_argument(
+        "--metrics", help="evaluation metrics (default psnr,ssim,sharpness,probe,action)"
+    )
+    p.add_argument(
+        "--workers", type=int, help="world-rendering threads (default: min(8, CPU cores))"
+    )
+    p.add_argument("--store", action="store_true", help="write uncompressed videos (faster)")
+    p.add_argument(
+        "--gpus",
+        type=int,
+        default=1,
+        help="train the video models on this many GPUs of this machine (torchrun + DDP; "
+        "video_train.batch_size is per GPU); the other stages run on one",
+    )
+    add_device_flag(p)
+    p.set_defaults(func=run)
+
+
+def _add_rollout_flags(p: argparse.ArgumentParser) -> None:
+    """The rollouts' sampler settings (each defaults to the model's own)."""
     p.add_argument("--sample-steps", type=int, help="DDIM steps (default: diffusion.sample_steps)")
     p.add_argument(
         "--sample-context-noise",
@@ -72,22 +93,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         help="roll out under torch.compile (default: on CUDA)",
     )
-    p.add_argument(
-        "--metrics", help="evaluation metrics (default psnr,ssim,sharpness,probe,action)"
-    )
-    p.add_argument(
-        "--workers", type=int, help="world-rendering threads (default: min(8, CPU cores))"
-    )
-    p.add_argument("--store", action="store_true", help="write uncompressed videos (faster)")
-    p.add_argument(
-        "--gpus",
-        type=int,
-        default=1,
-        help="train the video models on this many GPUs of this machine (torchrun + DDP; "
-        "video_train.batch_size is per GPU); the other stages run on one",
-    )
-    add_device_flag(p)
-    p.set_defaults(func=run)
 
 
 def video_stage_command(argv: list[str], gpus: int) -> list[str]:

@@ -62,7 +62,7 @@ from millivid.presets import EVAL_PRESETS, Config, ReproduceConfig
 from millivid.rollout.folder import rollout_folder
 from millivid.rollout.generate import load_video_model, video_checkpoint_config
 from millivid.train import train
-from millivid.train.checkpoint import load_trainer_state
+from millivid.train.checkpoint import CheckpointError, load_trainer_state
 from millivid.variants import VARIANTS, variant_config
 
 
@@ -107,6 +107,18 @@ def _trained(run: Path, steps: int) -> bool:
         return int(load_trainer_state(run)["step"]) >= steps
     except (FileNotFoundError, ValueError, KeyError):
         return False
+
+
+def _ae_finished(run: Path, steps: int) -> bool:
+    """Trained to ``steps`` and calibrated: a run stopped between its last step and the
+    calibration is not finished (resuming it only calibrates it)."""
+    if not _trained(run, steps):
+        return False
+    try:
+        load_autoencoder(run)
+    except CheckpointError:
+        return False
+    return True
 
 
 def _fresh(out: Path, inputs: Path) -> bool:
@@ -202,7 +214,7 @@ def stage_ae(run: Run) -> None:
         if kind == "hierarchical" and run.given_ae is not None:
             run.log(f"autoencoder: using {run.given_ae}")
             continue
-        if _trained(ae_run, cfg.ae_train.steps):
+        if _ae_finished(ae_run, cfg.ae_train.steps):
             continue
         kcfg = replace(cfg, ae=replace(cfg.ae, kind=kind))
         with run.clock.stage(f"ae/{kind}"):

@@ -6,12 +6,15 @@ import json
 from dataclasses import replace
 
 import pytest
+import torch
 
 from millivid.autoencoder.model import HierarchicalAutoencoder
 from millivid.cli import main
 from millivid.jobs.autoencoder import load_autoencoder
-from millivid.presets import load_preset
+from millivid.presets import REPRODUCE_PRESETS, load_preset
+from millivid.reproduce import make_run, stage_ae
 from millivid.train import CheckpointError, load_checkpoint, train, write_checkpoint
+from millivid.train.checkpoint import load_trainer_state
 from millivid.typed_config import to_dict
 from tests.test_generate import make_runs
 from tests.test_train import CFG, ToyTask
@@ -101,3 +104,25 @@ def test_a_corrupt_log_line_is_named_and_a_torn_last_line_dropped(tmp_path):
     log.write_text("{oops\n" + log.read_text())
     with pytest.raises(ValueError, match=rf"^{log}:1: not a JSON line .*fix or delete that line"):
         train(ToyTask(), replace(CFG, steps=4), tmp_path, resume=True, **kwargs)
+
+
+def test_reproduce_finishes_an_autoencoder_stopped_between_its_last_step_and_calibration(
+    tmp_path,
+):
+    """Such a run is not "trained": its ae stage resumes it, which only calibrates it."""
+    cfg = replace(TINY_CFG, ae_train=replace(TINY_CFG.ae_train, steps=2, batch_size=4))
+    rcfg = replace(REPRODUCE_PRESETS["tiny"], variants=("millivid",))
+    run = make_run(tmp_path, cfg, rcfg, ae=None, device="cpu", log=lambda _: None)
+    assert main(["data", "make", "--preset", "tiny", "--videos", "2", "--frames", "8",
+                 "--out", str(run.train_dir)]) == 0  # fmt: skip
+    stage_ae(run)
+    ae_run = run.ae_runs["hierarchical"]
+    calibrated = load_autoencoder(ae_run).latent_std.clone()
+    weights, config = load_checkpoint(ae_run)
+    weights["latent_mean"].zero_()
+    weights["latent_std"].fill_(1.0)  # as saved when stopped before calibration
+    write_checkpoint(ae_run, weights, config, load_trainer_state(ae_run))
+    with pytest.raises(CheckpointError, match="latent statistics were never set"):
+        load_autoencoder(ae_run)
+    stage_ae(run)
+    assert torch.equal(load_autoencoder(ae_run).latent_std, calibrated)

@@ -219,7 +219,11 @@ def test_without_imageio_ffmpeg_the_rollout_is_kept_and_only_the_mp4_skipped(
         assert run(video, ae, tmp_path / "out" / "g") == 0
     with np.load(tmp_path / "out" / "g.npz") as f:
         assert f["video"].shape == (36, 32, 32, 3)
-    assert json.loads((tmp_path / "out" / "g.json").read_text())["context"] == 24
+    record = json.loads((tmp_path / "out" / "g.json").read_text())
+    assert record["context"] == 24 and record["frames"] == 12
+    # "steps" counts the plan's rollout steps; the sampler's settings have their own names
+    assert record["steps"] == record["rollout_steps"] > 0 and record["ddim_steps"] == 2
+    assert record["guidance"] == 1.0 and record["sample_eta"] == 0.0
     assert not (tmp_path / "out" / "g.mp4").exists()
     assert "mp4:" not in capsys.readouterr().out
 

@@ -95,17 +95,18 @@ def generate(
     fingerprint = request_fingerprint(batched, rollout, model, ae, method, cfg)
     resumable = ResumableRollout(rollout, batched, fingerprint, ae, state_path)
     generated = decode_frames(ae, resumable.run(f"generate {method}"))[0]
-    paths = _write_outputs(
-        req, generated, method, cfg, out, rollout.plan, generated_levels(method, cfg.plan)
-    )
+    levels = generated_levels(method, cfg.plan)
+    paths = _write_outputs(req, generated, method, cfg, out, rollout, levels)
     state_path.unlink(missing_ok=True)  # done: a re-run starts over
     return paths
 
 
 @torch.no_grad()
-def _write_outputs(req, generated, method, cfg, out, plan, levels) -> dict[str, Path]:
-    """npz and its JSON first (the result), then the mp4 and the plan picture; without
-    imageio-ffmpeg the mp4 is skipped with a warning rather than losing the rollout."""
+def _write_outputs(req, generated, method, cfg, out, rollout, levels) -> dict[str, Path]:
+    """npz and its JSON first (the result, with the rollout's sampler settings), then the mp4
+    and the plan picture; without imageio-ffmpeg the mp4 is skipped with a warning rather than
+    losing the rollout."""
+    plan, diffusion = rollout.plan, rollout.denoiser.diffusion
     end = req.context + req.length
     video = np.concatenate([req.frames[: req.context], generated])
     paths = {
@@ -123,9 +124,14 @@ def _write_outputs(req, generated, method, cfg, out, plan, levels) -> dict[str, 
             "method": method,
             "context": req.context,
             "frames": req.length,
-            "steps": len(plan),
+            "steps": len(plan),  # rollout steps of the plan (as rollout_steps)
+            "rollout_steps": len(plan),
             "levels_generated": list(levels),
             "seed": req.seed,
+            "ddim_steps": diffusion.sample_steps,
+            "guidance": diffusion.guidance,
+            "sample_eta": diffusion.sample_eta,
+            "sample_context_noise": diffusion.sample_context_noise,
         },
     )
     truth = np.asarray(req.frames[:end]) if len(req.frames) >= end else None

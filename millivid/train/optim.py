@@ -121,3 +121,13 @@ def ema_update(decay: float) -> Callable:
         torch._foreach_lerp_(averaged, current, 1.0 - d)
 
     return update
+
+
+def lr_schedulers(optimizers, cfg: TrainConfig, start: int) -> list:
+    """One LambdaLR per optimizer, set to step ``start`` of ``cfg``'s schedule (a function of
+    the step only, so a resumed run follows its own config's schedule from there on)."""
+    for o in optimizers:
+        for group in o.param_groups:
+            group["initial_lr"] = cfg.lr
+    lr_scheduler = torch.optim.lr_scheduler
+    return [lr_scheduler.LambdaLR(o, lr_factor(cfg), last_epoch=start - 1) for o in optimizers]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -34,25 +33,17 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
-from millivid.atomic import write_text_atomic
 from millivid.device import resolve_device
 from millivid.seeds import train_step_seed
 from millivid.train.checkpoint import (
-    CheckpointError,
-    check_resumable,
-    latest_checkpoint,
-    load_checkpoint,
-    load_trainer_state,
-    load_weights_into,
     write_checkpoint,
 )
 from millivid.train.config import TrainConfig
 from millivid.train.continuation import (
-    load_continuation_into,
-    read_continuation,
     write_continuation,
 )
-from millivid.train.optim import build_optimizers, ema_update, lr_factor, optimizer_step
+from millivid.train.optim import build_optimizers, ema_update, lr_schedulers, optimizer_step
+from millivid.train.resume import checkpoint_step, resume_run, truncate_log
 from millivid.train.run_start import check_run_start
 from millivid.train.signals import StepBoundaryStop
 
@@ -188,7 +179,7 @@ def train(
     run = _start_run(task, cfg, out_dir, config, continuation, device, resume, resume_from)
     if run.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _truncate_log(run.log_path, run.start)
+        truncate_log(run.log_path, run.start)
     bar = tqdm(
         total=cfg.steps,
         initial=run.start,
@@ -229,7 +220,7 @@ def _start_run(
     )
     start = 0
     if resume or resume_from is not None:
-        start = _resume(out_dir, resume_from, model, ema, optimizers, config, rank)
+        start = resume_run(out_dir, resume_from, model, ema, optimizers, config, rank)
     if ema is not None:  # one update per step; at 0 the next update would copy the weights
         ema.n_averaged.fill_(start)
     return _Run(
@@ -245,7 +236,7 @@ def _start_run(
         ema=ema,
         optimizers=optimizers,
         start=start,
-        schedulers=_schedulers(optimizers, cfg, start),
+        schedulers=lr_schedulers(optimizers, cfg, start),
         train_model=_wrap(model, cfg, dev, world),
         step_optimizers=optimizer_step(optimizers, cfg.compile),
         autocast=(
@@ -311,11 +302,7 @@ def _train_steps(run: _Run, bar: tqdm) -> None:
         finally:
             bar.close()
             # nothing trained before a first step fails (a corrupt batch): no step-0 checkpoint
-            if (
-                not diverged
-                and step > 0
-                and (step > start or _checkpoint_step(run.out_dir) != step)
-            ):
+            if not diverged and step > 0 and (step > start or checkpoint_step(run.out_dir) != step):
                 _save(run, step)  # at exit, also on Ctrl-C or an error: nothing trained is lost
             elif not diverged and run.continuation is not None:
                 _save(run, step, checkpoint=False)  # nothing trained: the checkpoint's state
@@ -386,87 +373,6 @@ def _save(run: _Run, step: int, checkpoint: bool = True) -> None:
             optimizers=run.optimizers,
             log=run.log_path,
         )
-
-
-def _write_lines(path: Path, lines: list[str]) -> None:
-    write_text_atomic(path, "".join(line + "\n" for line in lines))
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines past ``step`` (a resumed run rewrites them), and a last line cut short by
-    a kill while it was appended (written after the checkpoint of its step, so past it)."""
-    if not path.exists():
-        return
-    text = path.read_text()
-    lines = text.splitlines()
-    if lines and not text.endswith("\n"):
-        lines.pop()
-    kept = []
-    for number, line in enumerate(lines, 1):
-        try:
-            record_step = json.loads(line)["step"] if line else None
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(
-                f"{path}:{number}: not a JSON line with a 'step' ({err}): fix or delete that line"
-            ) from None
-        if record_step is not None and record_step <= step:
-            kept.append(line)
-    _write_lines(path, kept)
-
-
-def _schedulers(optimizers, cfg: TrainConfig, start: int) -> list:
-    """One LambdaLR per optimizer, set to step ``start`` of ``cfg``'s schedule (a function of
-    the step only, so a resumed run follows its own config's schedule from there on)."""
-    for o in optimizers:
-        for group in o.param_groups:
-            group["initial_lr"] = cfg.lr
-    lr_scheduler = torch.optim.lr_scheduler
-    return [lr_scheduler.LambdaLR(o, lr_factor(cfg), last_epoch=start - 1) for o in optimizers]
-
-
-def _resume(out_dir, resume_from, model, ema, optimizers, config, rank) -> int:
-    """Load the checkpoint in ``out_dir``, or with ``resume_from`` the continuation state there
-    unless ``out_dir`` holds a checkpoint as far along; returns the step reached."""
-    state = read_continuation(resume_from) if resume_from is not None else None
-    if state is None or _checkpoint_step(out_dir) >= state.step:
-        start, changed = _restore(out_dir, model, ema, optimizers, config)
-        source = out_dir
-    else:
-        changed = check_resumable(state.config, config, state.folder / "config.json")
-        load_continuation_into(state, model, ema.module if ema is not None else None, optimizers)
-        start, source = state.step, state.folder
-        if rank == 0:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            _write_lines(out_dir / "metrics.jsonl", state.log_lines)
-    if rank == 0:
-        note = f" (changed: {', '.join(changed)})" if changed else ""
-        tqdm.write(f"resumed {source} at step {start}{note}", file=sys.stderr)
-    return start
-
-
-def _checkpoint_step(run: Path) -> int:
-    """The step of the latest checkpoint in ``run``; -1 when there is none."""
-    try:
-        return int(load_trainer_state(run)["step"])
-    except CheckpointError:
-        return -1
-
-
-def _restore(out_dir, model, ema, optimizers, config) -> tuple[int, list[str]]:
-    """Load the latest checkpoint of ``out_dir``; (its step, the config keys changed since)."""
-    folder = latest_checkpoint(out_dir)
-    weights, saved_config = load_checkpoint(folder)
-    changed = check_resumable(saved_config, config, folder / "config.json")
-    load_weights_into(model, weights, str(folder))
-    if ema is not None:
-        ema_weights, _ = load_checkpoint(folder, ema=True)
-        load_weights_into(ema.module, ema_weights, str(folder / "ema.safetensors"))
-    state = load_trainer_state(out_dir)
-    if len(state["optimizers"]) != len(optimizers):
-        raise CheckpointError(f"{folder / 'state.pt'}: optimizer layout differs")
-    for o, s in zip(optimizers, state["optimizers"], strict=True):
-        o.load_state_dict(s)
-    return int(state["step"]), changed
 
 
 def bf16_megabytes(model: nn.Module) -> float:

@@ -16,7 +16,7 @@ import numpy as np
 from millivid.atomic import atomic_path
 from millivid.plan.check import replay_frontiers
 from millivid.plan.config import PlanConfig
-from millivid.plan.methods import context_source, drawn_levels, get_method
+from millivid.plan.methods import context_source, get_method
 from millivid.plan.step import Step
 from millivid.plots import pyplot
 
@@ -59,7 +59,7 @@ def _layout(
     lo = 0 if lo <= 4 else lo  # show the video from its first frame when that is close
     truncated = len(shown) < len(steps)
     hi = max([start if truncated else end, *(s.last_frame for s in shown)])
-    rows = drawn_levels(method, budget)
+    rows = get_method(method).drawn_levels(budget)
     groups = [("initial", None, states[0])]
     groups += [(f"{i + 1}", s, states[i]) for i, s in enumerate(shown)]
     if len(shown) == len(steps):

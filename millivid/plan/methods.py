@@ -168,11 +168,6 @@ def generated_levels(method: str, budget: PlanConfig) -> tuple[int, ...]:
     return get_method(method).generated_levels(budget)
 
 
-def drawn_levels(method: str, budget: PlanConfig) -> int:
-    """How many levels the method's spans use (rows of a plan picture)."""
-    return get_method(method).drawn_levels(budget)
-
-
 def raw_steps(method: str, budget: PlanConfig, start: int, end: int) -> list[Step]:
     """``method``'s steps from ``start`` to ``end`` before cutting at frame 0, each with the
     budget's retrieved memory frames (``plan.memory_frames``)."""

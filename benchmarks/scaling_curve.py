@@ -152,7 +152,7 @@ def plot_curve(points: dict[float, dict], method, baseline, metric, names, x_lab
                     **line_style(j),
                 )
         bottom.axhline(0, color="black", linewidth=0.8)
-        bottom.set_title(f"{method} − {baseline}")
+        bottom.set_title(f"{method}\n− {baseline}, {h} horizon", fontsize=9)
         for ax in (top, bottom):
             ax.set_xlabel(x_label)
             ax.grid(alpha=0.3)

@@ -63,6 +63,7 @@ from millivid.rollout.folder import rollout_folder
 from millivid.rollout.generate import load_video_model, video_checkpoint_config
 from millivid.train import train
 from millivid.train.checkpoint import CheckpointError, load_trainer_state
+from millivid.train.continuation import continuation_step
 from millivid.variants import VARIANTS, variant_config
 
 
@@ -146,6 +147,7 @@ class Run:
     given_ae: Path | None  # --ae: the hierarchical autoencoder, trained elsewhere
     clock: StageClock
     log: Callable[[str], None]
+    states: Path | None = None  # --continuation: <states>/<variant> per video model
 
     @property
     def train_dir(self) -> Path:
@@ -166,6 +168,7 @@ def make_run(
     ae: Path | None,
     device: str,
     log: Callable[[str], None],
+    states: Path | None = None,
 ) -> Run:
     """The ``Run`` of ``reproduce``'s arguments: one autoencoder run and latent cache per
     autoencoder kind the variants need (the hierarchical one always)."""
@@ -178,7 +181,7 @@ def make_run(
     if ae is not None:
         ae_runs["hierarchical"] = ae
     latent_dirs = {k: path / f"latents{suffix[k]}" for k in kinds}
-    return Run(path, cfg, rcfg, dev, ae_runs, latent_dirs, ae, StageClock(path), log)
+    return Run(path, cfg, rcfg, dev, ae_runs, latent_dirs, ae, StageClock(path), log, states)
 
 
 def stage_data(run: Run) -> None:
@@ -229,27 +232,46 @@ def stage_latents(run: Run) -> None:
 
 
 def stage_video(run: Run) -> None:
-    """One video model per variant, on its autoencoder's latents, timed per variant."""
+    """One video model per variant, on its autoencoder's latents, timed per variant. With
+    ``run.states`` each model also writes its continuation state to ``states/<variant>`` and
+    goes on from the one there when that is further along than its run folder (pieces of one
+    training on machines that keep nothing)."""
     for variant in run.rcfg.variants:
         method, vcfg = variant_config(run.cfg, variant)
         cache = LatentCache(run.latent_dirs[vcfg.ae.kind])
         out = run.path / "video" / variant
+        state = run.states / variant if run.states is not None else None
+        resume_from = _state_to_resume(state, vcfg.video_train.steps)
         if _trained(out, vcfg.video_train.steps):
             continue
         run.log(f"video model: {variant}")
         saved = video_checkpoint_config(method, vcfg, cache.autoencoder_digest)
         task = VideoTask(vcfg, method, cache)
         with run.clock.stage(f"video/{variant}"):
-            resume = _has_checkpoint(out)  # else: a fresh start over any partial log
+            resume = _has_checkpoint(out) and resume_from is None
             train(
                 task,
                 vcfg.video_train,
                 out,
                 config=saved,
                 resume=resume,
+                resume_from=resume_from,
+                continuation=state,
                 device=run.device,
-                overwrite=not resume,
+                overwrite=not resume and resume_from is None,
             )
+
+
+def _state_to_resume(state: Path | None, steps: int) -> Path | None:
+    """``state`` when it holds a continuation state to go on from; one past ``steps`` is
+    refused (the model there is not the one the config asks for)."""
+    step = continuation_step(state) if state is not None else None
+    if step is not None and step > steps:
+        raise ValueError(
+            f"{state}: its continuation state is at step {step}, past video_train.steps={steps}: "
+            "raise the steps, or give --continuation another folder"
+        )
+    return state if step is not None else None
 
 
 def stage_rollout(run: Run) -> None:
@@ -364,10 +386,12 @@ def reproduce(
     ae: Path | None = None,
     device: str = "auto",
     log: Callable[[str], None] = print,
+    states: Path | None = None,
 ) -> Path:
-    """Run (or continue) every stage into ``run``; returns the report path."""
+    """Run (or continue) every stage into ``run``; returns the report path. ``states``: a
+    folder of the video models' continuation states (``stage_video``)."""
     run.mkdir(parents=True, exist_ok=True)
-    shared = make_run(run, cfg, rcfg, ae=ae, device=device, log=log)
+    shared = make_run(run, cfg, rcfg, ae=ae, device=device, log=log, states=states)
     wanted = rcfg.stages or STAGES
     for name in wanted:
         if name not in STAGES:

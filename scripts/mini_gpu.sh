@@ -36,6 +36,9 @@
 # its step (SIGTERM -> checkpoint) and the next `train` call resumes it.
 # GPUS="0 1": spread the variants of `train` (PARALLEL=1) and `rollout` round-robin over these
 # GPUs of the machine (default: the one CUDA picks).
+# STATE=DIR: `train` also writes each model's continuation state (bf16, files <= 16 MiB) to
+# DIR/<variant> with every checkpoint, and goes on from it when it is further along than RUN's:
+# a training longer than one machine's lease, in pieces on fresh machines that get only DIR.
 # DDP_GPUS=N: `train` trains each variant on N GPUs at once (torchrun + DDP; BATCH is per GPU,
 # so BATCH=64 DDP_GPUS=2 keeps the global batch of 128).
 # Dry run on a CPU: PRESET=tiny DEVICE=cpu AE= TRAIN_VIDEOS=4 TEST_VIDEOS=2 TRAIN_STEPS=6 ...
@@ -159,7 +162,7 @@ train)  # PARALLEL=1: the variants train side by side on the GPU (WORKERS loader
       --set video_train.compile="$COMPILE" \
       --set video_train.batch_size="$BATCH" --set video_train.num_workers="$WORKERS" \
       --set video_train.steps="$TRAIN_STEPS" --set video_train.checkpoint_every=1000 \
-      >> "$RUN/train_$v.log" 2>&1) &
+      ${STATE:+--continuation "$STATE"} >> "$RUN/train_$v.log" 2>&1) &
     pids+=($!)
     [ "${PARALLEL:-0}" = 1 ] || finish $! || exit 1
   done

@@ -214,3 +214,30 @@ def test_a_variant_without_rollouts_is_named_not_silently_left_out(tmp_path, cap
     table = (out / "eval" / "table.md").read_text()
     assert "| fullres |" in table and "| framepack |" not in table
     assert "Not in this table (no rollouts): framepack." in table
+
+
+def test_continuation_carries_a_video_training_to_a_fresh_run_folder(tmp_path, capsys):
+    # a long training in pieces on machines that keep nothing but the continuation folder
+    first, second, states = tmp_path / "first", tmp_path / "second", tmp_path / "states"
+    video = ("--stages", "data,ae,latents,video", "--variants", "fullres")
+    assert run(first, *video, "--continuation", str(states)) == 0
+    assert json.loads((states / "fullres" / "state.json").read_text())["step"] == 6
+    capsys.readouterr()
+    more = ("--set", "video_train.steps=9", "--ae", str(first / "ae"))
+    assert run(second, *video, "--continuation", str(states), *more) == 0
+    assert f"resumed {states / 'fullres'} at step 6" in capsys.readouterr().err
+    steps = [
+        json.loads(line)["step"] for line in (second / "video" / "fullres" / "metrics.jsonl").open()
+    ]
+    first_steps = [
+        json.loads(line)["step"] for line in (first / "video" / "fullres" / "metrics.jsonl").open()
+    ]
+    assert steps[: len(first_steps)] == first_steps and steps[-1] == 9  # continued, not restarted
+    assert json.loads((states / "fullres" / "state.json").read_text())["step"] == 9
+    # the state is further along than nothing, not than a finished run: a rerun trains no more
+    assert run(second, *video, "--continuation", str(states), *more) == 0
+    assert "video model: fullres" not in capsys.readouterr().out
+    # a state past the steps asked for would score another model than the config names
+    third = tmp_path / "third"
+    assert run(third, *video, "--continuation", str(states), "--ae", str(first / "ae")) == 1
+    assert "is at step 9, past video_train.steps=6" in capsys.readouterr().err

@@ -69,6 +69,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train the video models on this many GPUs of this machine (torchrun + DDP; "
         "video_train.batch_size is per GPU); the other stages run on one",
     )
+    p.add_argument(
+        "--continuation",
+        type=Path,
+        metavar="DIR",
+        help="each video model also writes a small continuation state (bf16 weights, EMA and "
+        "optimizer moments; files <= 16 MiB) into DIR/<variant> with every checkpoint and at "
+        "exit, and goes on from the one there when it is further along than --out's run: a "
+        "long training in pieces on machines that keep nothing but DIR",
+    )
     add_device_flag(p)
     p.set_defaults(func=run)
 
@@ -149,7 +158,9 @@ def run(args: argparse.Namespace) -> int:
         rcfg = replace(rcfg, stages=stages[i + 1 :])
         if not rcfg.stages:
             return 0
-    report = reproduce(args.out, cfg, rcfg, ae=args.ae, device=args.device)
+    report = reproduce(
+        args.out, cfg, rcfg, ae=args.ae, device=args.device, states=args.continuation
+    )
     print(f"report: {report}")
     print(f"table: {args.out / 'eval' / 'table.md'}")
     print(f"stage times: {args.out / 'stages.json'}")

@@ -136,6 +136,15 @@ class Continuation:
         }
 
 
+def continuation_step(folder: Path) -> int | None:
+    """The step of the continuation state in ``folder`` (or ``folder.old``); None if none."""
+    folder = Path(folder)
+    for candidate in (folder, folder.with_name(f"{folder.name}.old")):
+        if (candidate / "state.json").exists():
+            return int(read_json(candidate / "state.json")["step"])
+    return None
+
+
 def read_continuation(folder: Path) -> Continuation:
     """The continuation state in ``folder`` (or ``folder.old`` if a crash cut its swap short)."""
     folder = Path(folder)

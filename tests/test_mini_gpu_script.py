@@ -3,9 +3,12 @@ CPU with the tiny preset, so a broken script is caught here and not on the GPU."
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +33,20 @@ def dry_run_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         "VARIANTS": "millivid-cc fullres",
         **overrides,
     }
+
+
+@pytest.fixture(scope="module")
+def data_run(tmp_path_factory) -> Path:
+    """A run folder after the `data` phase (world data, autoencoder, latents), made once: the
+    tests below that start from it copy it instead of rendering and training it again."""
+    base = tmp_path_factory.mktemp("data_run")
+    run_phase(dry_run_env(base), "data")
+    return base / "run"
+
+
+def with_data(data_run: Path, run: Path) -> None:
+    """``run`` as a copy of ``data_run`` (its `data` phase done, not yet marked in done/)."""
+    shutil.copytree(data_run, run, symlinks=True)
 
 
 def run_phase(env: dict[str, str], phase: str) -> None:
@@ -99,10 +116,11 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         assert saved["ae"]["channels"] == 8, stage
 
 
-def test_all_runs_the_phases_not_done_and_stops_within_its_limit(tmp_path):
+def test_all_runs_the_phases_not_done_and_stops_within_its_limit(tmp_path, data_run):
     """`all` runs data → eval, skipping the phases marked done; a call whose LIMIT runs out exits
     75 with nothing marked, and the next call goes on to the end."""
     env = dry_run_env(tmp_path, TRAIN_STEPS="4", STEPS="2")
+    with_data(data_run, tmp_path / "run")  # the data phase still runs (it finds its work done)
 
     def call(**extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -123,19 +141,22 @@ def test_all_runs_the_phases_not_done_and_stops_within_its_limit(tmp_path):
     again = call()
     assert again.returncode == 0 and "all phases done" in again.stdout
     assert (tmp_path / "run" / "stages.json").stat().st_mtime_ns == made  # nothing ran again
-    (done / "eval").unlink()
-    only = call(PHASES="eval")  # the phases asked for, and no other
-    assert only.returncode == 0 and (done / "eval").exists(), only.stderr[-2000:]
-    assert (tmp_path / "run" / "stages.json").stat().st_mtime_ns > made
+    (done / "export").unlink()
+    exported = tmp_path / "out" / "fullres.safetensors"
+    exported.unlink()
+    only = call(PHASES="export")  # the phases asked for, and no other
+    assert only.returncode == 0 and (done / "export").exists(), only.stderr[-2000:]
+    assert exported.exists() and (tmp_path / "run" / "stages.json").stat().st_mtime_ns == made
     wrong = call(PHASES="eval rolout")
     assert wrong.returncode == 2 and "unknown phase rolout" in wrong.stderr
 
 
-def test_curve_trains_on_to_each_point_and_scores_it_there(tmp_path):
+def test_curve_trains_on_to_each_point_and_scores_it_there(tmp_path, data_run):
     """`curve` with POINTS="2 4": the models scored at step 2 and at step 4, each into its own
     sweep folder, and the curve drawn; a call whose LIMIT runs out exits 75 and the next goes on.
     STATE: the trainings also write their continuation states there."""
     env = dry_run_env(tmp_path, STEPS="2", POINTS="2 4", STATE=str(tmp_path / "states"))
+    with_data(data_run, tmp_path / "run")
 
     def call(**extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -165,11 +186,11 @@ def test_curve_trains_on_to_each_point_and_scores_it_there(tmp_path):
     assert json.loads((tmp_path / "out" / "steps_curve.json").read_text())["points"]
 
 
-def test_ddp_gpus_trains_each_variant_on_that_many_processes(tmp_path):
+def test_ddp_gpus_trains_each_variant_on_that_many_processes(tmp_path, data_run):
     """DDP_GPUS=2: `train` runs each variant under torchrun (gloo on the CPU), batch per GPU."""
     env = dry_run_env(tmp_path, TRAIN_STEPS="4", DDP_GPUS="2", BATCH="2", VARIANTS="fullres")
-    for phase in ("data", "train"):
-        run_phase(env, phase)
+    with_data(data_run, tmp_path / "run")
+    run_phase(env, "train")
     run = tmp_path / "run" / "video" / "fullres"
     log = [json.loads(line) for line in (run / "metrics.jsonl").open()]
     assert log[-1]["step"] == 4 and {r["processes"] for r in log} == {2}
@@ -179,7 +200,7 @@ def test_ddp_gpus_trains_each_variant_on_that_many_processes(tmp_path):
     )
 
 
-def test_a_stopped_train_call_keeps_the_step_it_reached(tmp_path):
+def test_a_stopped_train_call_keeps_the_step_it_reached(tmp_path, data_run):
     """`timeout` stops a `train` call: the script waits for its trainers to save the step they
     reached (SIGTERM), so the next call resumes there and not at the last periodic checkpoint."""
     import signal
@@ -189,7 +210,7 @@ def test_a_stopped_train_call_keeps_the_step_it_reached(tmp_path):
 
     # TRAIN_STEPS never reached, nor the periodic checkpoint (every 1,000 steps)
     env = dry_run_env(tmp_path, TRAIN_STEPS="100000", PARALLEL="1")
-    run_phase(env, "data")
+    with_data(data_run, tmp_path / "run")
     # like GNU timeout: its own process group, SIGTERM to the whole group
     train = subprocess.Popen(["bash", SCRIPT, "train"], cwd=ROOT, env=env, start_new_session=True)
     logs = [tmp_path / "run" / f"train_{v}.log" for v in ("millivid-cc", "fullres")]
@@ -204,7 +225,7 @@ def test_a_stopped_train_call_keeps_the_step_it_reached(tmp_path):
         assert load_trainer_state(tmp_path / "run" / "video" / v)["step"] > 0, v
 
 
-def test_a_stopped_ae_call_is_resumed_by_the_next(tmp_path):
+def test_a_stopped_ae_call_is_resumed_by_the_next(tmp_path, data_run):
     """`timeout` stops an `ae` call: its trainer saves the step it reached and the quality check
     waits for the call that finishes; the next call resumes (the first call's log lines stay)."""
     import signal
@@ -213,7 +234,7 @@ def test_a_stopped_ae_call_is_resumed_by_the_next(tmp_path):
     from millivid.train.checkpoint import load_trainer_state
 
     env = dry_run_env(tmp_path, AE_STEPS="100000", AE_VARIANTS="c32-lr2")
-    run_phase(env, "data")
+    with_data(data_run, tmp_path / "run")
     run = tmp_path / "run" / "ae-c32-lr2"
 
     def stopped_call() -> int:
@@ -238,10 +259,9 @@ def test_a_stopped_ae_call_is_resumed_by_the_next(tmp_path):
     assert not (tmp_path / "out" / "ae_quality.txt").exists()  # left to the finishing call
 
 
-def test_test_from_shares_another_runs_test_set(tmp_path):
+def test_test_from_shares_another_runs_test_set(tmp_path, data_run):
     """TEST_FROM=RUN: a second run on other training trajectories renders only its training
     videos and reads the first run's test set."""
-    first = dry_run_env(tmp_path, VARIANTS="fullres")
     second = dry_run_env(
         tmp_path,
         VARIANTS="fullres",
@@ -249,8 +269,8 @@ def test_test_from_shares_another_runs_test_set(tmp_path):
         TEST_FROM=str(tmp_path / "run"),
         SETS="world.train_actions=revisit",
     )
-    for env in (first, second):
-        run_phase(env, "data")
+    with_data(data_run, tmp_path / "run")  # the first run's data phase
+    run_phase(second, "data")
     test = tmp_path / "revisit" / "data" / "test"
     assert test.is_symlink() and test.resolve() == (tmp_path / "run" / "data" / "test").resolve()
     assert sorted(p.name for p in (tmp_path / "revisit" / "gt").glob("*.npz")) == [
@@ -261,10 +281,9 @@ def test_test_from_shares_another_runs_test_set(tmp_path):
     assert json.dumps(meta).count('"train_actions": "revisit"') == 1
 
 
-def test_data_from_shares_another_runs_data_and_latents(tmp_path):
+def test_data_from_shares_another_runs_data_and_latents(tmp_path, data_run):
     """DATA_FROM=RUN: a run of other variants on the same videos renders and encodes nothing,
     reads the first run's data and latents, and trains on them."""
-    first = dry_run_env(tmp_path, VARIANTS="fullres")
     second = dry_run_env(
         tmp_path,
         VARIANTS="millivid-cc",
@@ -272,7 +291,7 @@ def test_data_from_shares_another_runs_data_and_latents(tmp_path):
         DATA_FROM=str(tmp_path / "run"),
         TRAIN_STEPS="2",
     )
-    run_phase(first, "data")
+    with_data(data_run, tmp_path / "run")  # the first run's data phase
     made = (tmp_path / "run" / "data" / "train" / "dataset.json").stat().st_mtime_ns
     for phase in ("data", "train"):
         run_phase(second, phase)

@@ -143,3 +143,27 @@ def test_compact_values_restore_exactly_and_concatenate(method, seed):
     assert dense.dense(cin) is dense
     with pytest.raises(ValueError, match="compact values"):
         compact.dense(1)  # narrower than the real channels
+
+
+@pytest.mark.parametrize("method", ["millivid", "fullres", "framepack", "mirrored-framepack"])
+def test_stochastic_sampler_noise_fills_the_real_target_channels_only(method):
+    """A stochastic DDIM step's fresh noise: standard normal in the targets' real channels, zero
+    in their padding; where every channel is real, the numbers of one draw of the whole shape."""
+    from millivid.rollout.dit_denoiser import target_noise
+
+    levels, actions = videos(frames=60)
+    source = context_source(method)
+    padded = False
+    for step in make_plan(method, BUDGET, 20, 40)[:4]:
+        tok = pack(levels, actions, step, source)
+        targets = tok.target_values
+        mask = tok.channel_mask()[:, tok.context_slots :]
+        draws = target_noise(tok, torch.Generator().manual_seed(3))
+        first, second = draws(), draws()
+        assert first.shape == targets.shape and not torch.equal(first, second)
+        assert bool((first[~mask] == 0).all()) and bool((first[mask] != 0).all())
+        whole = torch.randn(targets.shape, generator=torch.Generator().manual_seed(3))
+        if bool(mask.all()):
+            assert torch.equal(first, whole)
+        padded |= not bool(mask.all())
+    assert padded == ("framepack" in method)  # FramePack's targets pad to the widest kernel

@@ -3,6 +3,8 @@ K/V reuse), unpack the target latents (a rollout is plan + denoiser + latent sto
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -71,11 +73,7 @@ class DiTDenoiser:
         if eta:  # stochastic DDIM: fresh noise from the step's own stream (seed, step index)
             if generator is None:
                 raise ValueError(f"diffusion.sample_eta = {eta}: the step needs its generator")
-            shape = tokens.target_values.shape
-
-            def fresh() -> Tensor:
-                return host_randn(shape, generator, noise.device)
-
+            fresh = target_noise(tokens, generator)
         values = sample_targets(
             self.model,
             tokens,
@@ -87,6 +85,22 @@ class DiTDenoiser:
             fresh_noise=fresh,
         )
         return unpack_targets(values, step, self.source, self.shapes, noise.shape[-1])[0]
+
+
+def target_noise(tokens: Tokens, generator: torch.Generator) -> Callable[[], Tensor]:
+    """Draws of standard normal noise shaped like ``tokens``' target values [B, St, Cin], from
+    ``generator``: in the real channels (``channel_mask``, in (batch, token, channel) order),
+    zero in the padding. Drawing only those keeps the CPU draw small where patchified tokens
+    pad most channels (FramePack's level-0 targets use C of 4^k * C); where every channel is
+    real (the hierarchical methods) the numbers are those of one draw of the whole shape."""
+    mask = tokens.channel_mask()[:, tokens.context_slots :]
+    count = int(mask.sum())
+
+    def draw() -> Tensor:
+        values = host_randn((count,), generator, mask.device)
+        return torch.zeros(mask.shape, device=mask.device).masked_scatter_(mask, values)
+
+    return draw
 
 
 def _discarded_noise(

@@ -5,6 +5,7 @@ trainer state are refused by every command that reads them, naming the file."""
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -79,6 +80,12 @@ def test_an_autoencoder_stopped_before_calibration_is_refused(tmp_path, capsys):
     argv = ["ae", "encode", "--ckpt", str(tmp_path / "ae"), "--data", str(tmp_path)]
     assert main([*argv, "--out", str(tmp_path / "latents")]) == 1
     assert "latent statistics were never set" in one_error(capsys)
+    # a reconstruction does not need them: `ae recon` shows the run as it is
+    video = tmp_path / "clip.npz"
+    np.savez(video, video=np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), np.uint8))
+    recon = ["ae", "recon", "--ckpt", str(tmp_path / "ae"), "--video", str(video)]
+    assert main([*recon, "--out", str(tmp_path / "recon.png")]) == 0
+    assert (tmp_path / "recon.png").stat().st_size > 0
     ae.latent_std.fill_(2.0)  # calibrated
     write_checkpoint(tmp_path / "ae", ae.state_dict(), config, {"step": 200})
     assert load_autoencoder(tmp_path / "ae").latent_std[0, 0] == 2.0

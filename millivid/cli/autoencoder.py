@@ -79,7 +79,9 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _recon(args: argparse.Namespace) -> int:
-    model = load_autoencoder(args.ckpt, args.device)
+    # a reconstruction does not read the latent statistics: a run stopped before calibration
+    # (e.g. looked at between the pieces of its training) shows as it will
+    model = load_autoencoder(args.ckpt, args.device, calibrated=False)
     print(f"grid: {recon_grid(model, args.video, args.out, args.frames)}")
     frames = torch.from_numpy(load_video(args.video, keys=("video",)).video)
     for level, psnr in enumerate(reconstruction_psnr(model, frames)):

@@ -60,6 +60,12 @@ def test_make_train_encode_recon_end_to_end(tmp_path, capsys):
     )
     cache = LatentCache(latents)
     assert len(cache) == 2 and cache.tokens_per_frame == (16, 4, 1)
+    # the cascaded model is trained over a cascaded autoencoder's levels, not these
+    assert cache.autoencoder_kind == "hierarchical"
+    video = ["video", "train", "--preset", "tiny", "--latents", str(latents), "--device", "cpu"]
+    capsys.readouterr()
+    assert main([*video, "--method", "cascaded", "--out", str(tmp_path / "vc")]) == 1
+    assert "latents of a hierarchical autoencoder, but method cascaded" in capsys.readouterr().err
     # the same autoencoder again resumes; another one may not add its latents to this cache
     encode = ["ae", "encode", "--data", str(data), "--out", str(latents)]
     assert main([*encode, "--ckpt", str(run)]) == 0

@@ -1,9 +1,9 @@
 """The latent cache: every level's latents of every frame of a dataset, one file per video.
 
 Layout: ``ROOT/cache.json`` (levels, channels, level shapes, tokens per frame, video count, the
-autoencoder run it came from) and ``ROOT/<index:06d>.safetensors`` holding ``level0`` …
-``level{L-1}`` (float16 [T, h_l, w_l, C]), ``actions`` (int64 [T]) and, when the dataset has
-them, ``poses`` (float32 [T, 5]: x, y, z, yaw°, pitch°). Files are written
+autoencoder run it came from, its kind and weight digest) and ``ROOT/<index:06d>.safetensors``
+holding ``level0`` … ``level{L-1}`` (float16 [T, h_l, w_l, C]), ``actions`` (int64 [T]) and,
+when the dataset has them, ``poses`` (float32 [T, 5]: x, y, z, yaw°, pitch°). Files are written
 atomically (temp + rename), so an interrupted ``millivid ae encode`` resumes where it stopped.
 """
 
@@ -42,6 +42,11 @@ class LatentCache:
     def autoencoder_digest(self) -> str | None:
         """Weight digest of the autoencoder that wrote the cache (None: not recorded)."""
         return self.meta.get("autoencoder_digest")
+
+    @property
+    def autoencoder_kind(self) -> str | None:
+        """Kind (``ae.kind``) of the autoencoder that wrote the cache (None: not recorded)."""
+        return self.meta.get("autoencoder_kind")
 
     @property
     def channels(self) -> int:

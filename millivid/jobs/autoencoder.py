@@ -154,6 +154,7 @@ def encode_dataset(run: Path, data: Path, out: Path, device: str = "cpu") -> Pat
             "videos": len(paths),
             "autoencoder": str(run),
             "autoencoder_digest": digest,
+            "autoencoder_kind": model.cfg.kind,
             "data": str(data),
         },
     )

@@ -21,15 +21,17 @@ from millivid.diffusion import diffuse, sample_time, v_from_x0_eps
 from millivid.model.dit import VideoDiT
 from millivid.model.packing import pack
 from millivid.model.tokens import Tokens, check_context_noise_scope, noise_context
-from millivid.plan import context_source, sample_training_step, step_kinds
+from millivid.plan import METHODS, context_source, sample_training_step, step_kinds
 from millivid.presets import Config
 
 
 class LatentSource(Protocol):
-    """Anything like ``millivid.data.latent_cache.LatentCache``; ``autoencoder_digest``: the
-    weight digest of the autoencoder the latents came from, or None when unknown."""
+    """Anything like ``millivid.data.latent_cache.LatentCache``; ``autoencoder_digest`` and
+    ``autoencoder_kind``: the weight digest and kind (``ae.kind``) of the autoencoder the latents
+    came from, or None when unknown."""
 
     autoencoder_digest: str | None
+    autoencoder_kind: str | None
 
     def __len__(self) -> int: ...
 
@@ -48,6 +50,7 @@ class InMemoryLatents:
     per video, or None."""
 
     autoencoder_digest = None
+    autoencoder_kind = None
 
     def __init__(
         self,
@@ -116,6 +119,21 @@ class VideoBatch:
         )
 
 
+def check_latent_kind(method: str, source: LatentSource) -> None:
+    """Refuse latents of another autoencoder kind than the method's own where the method needs
+    its own (``cascaded``: a single-level autoencoder's mean-pooled levels; trained over a
+    hierarchical autoencoder's levels it would be another model under its name). A method of
+    the hierarchical kind may train over either (``cascaded-framepack``)."""
+    needed = METHODS[method].ae
+    found = source.autoencoder_kind
+    if needed != "hierarchical" and found is not None and found != needed:
+        raise ValueError(
+            f"{getattr(source, 'root', 'the latent source')}: latents of a {found} autoencoder, "
+            f"but method {method} is trained over a {needed} autoencoder's: encode the videos "
+            f"with one (millivid ae train --set ae.kind={needed}, then ae encode)"
+        )
+
+
 class VideoTask:
     """``TrainTask`` of the video model for one method (see millivid/train)."""
 
@@ -129,6 +147,7 @@ class VideoTask:
         self.items_per_batch = self.batch_size * sequence_length(config, method)
         if len(source) == 0:
             raise ValueError("the latent source holds no videos")
+        check_latent_kind(method, source)
         if not 0.0 <= config.diffusion.context_noise <= 1.0:
             raise ValueError(
                 f"diffusion.context_noise = {config.diffusion.context_noise}: the largest "

@@ -193,69 +193,36 @@ def pack_spans(
     step with ``memory``, (latents [B, M, h, w, C] of the memory level, or level 0 for patchify
     sources; frames int64 [B, M], -1 where none), see ``millivid.model.memory``.
     """
-    if len(context) != len(step.context):
-        raise ValueError(f"step has {len(step.context)} context spans, got {len(context)} tensors")
     target_spans = (step.target, *step.discarded)
-    if len(targets) != len(target_spans):
-        raise ValueError(f"step has {len(target_spans)} target spans, got {len(targets)} tensors")
-    if actions.dim() != 2 or actions.shape[1] < step.last_frame:
-        raise ValueError(
-            f"actions: expected int64 [B, T] with T >= {step.last_frame}, got {tuple(actions.shape)}"
-        )
+    _check_inputs(step, context, targets, actions, poses, memory)
     if poses is not None:
-        if poses.dim() != 3 or poses.shape[1] < step.last_frame or poses.shape[2] < 4:
-            raise ValueError(
-                f"poses: expected float [B, T, 5] with T >= {step.last_frame}, "
-                f"got {tuple(poses.shape)}"
-            )
         poses = relative_poses(poses, step.target.start)
     source = ContextSource(source)
     channels = (context[0] if context else targets[0]).shape[-1]
-    cin = source.token_channels(channels, levels)
-    parts = []
-    for what, spans, tensors in (
-        ("context", step.context, context),
-        ("target", target_spans, targets),
-    ):
-        for span, x in zip(spans, tensors, strict=True):
-            _check_span(x, span, what)
-            kernel = source.kernel(span.level)
-            if kernel:
-                x = patchify(x, 2**kernel)
-            rel = poses.to(x.device) if poses is not None else None
-            parts.append(_span_tokens(x, span, kernel, actions.to(x.device), rel))
-        if what == "context":
-            present = sum(p["values"].shape[1] for p in parts)
-            if present != step.context_tokens:
-                raise ValueError(
-                    f"context latents give {present} tokens, step says {step.context_tokens}"
-                )
-            if (memory is None) != (step.memory is None):
-                raise ValueError(
-                    f"step memory {step.memory}: memory latents "
-                    f"{'missing' if memory is None else 'given to a step without memory'}"
-                )
-            if memory is not None:
-                x, frames = memory
-                if x.dim() != 5 or frames.shape != (x.shape[0], step.memory.frames):
-                    raise ValueError(
-                        f"memory: expected latents [B, {step.memory.frames}, h, w, C] and frames "
-                        f"[B, {step.memory.frames}], got {tuple(x.shape)}, {tuple(frames.shape)}"
-                    )
-                kernel = source.kernel(step.memory.level)
-                if kernel:
-                    x = patchify(x, 2**kernel)
-                rel = poses.to(x.device) if poses is not None else None
-                parts.append(
-                    _memory_tokens(x, frames, step.memory.level, kernel, actions.to(x.device), rel)
-                )
-                present += step.memory.tokens
-            if step.missing_tokens:
-                like = targets[0]
-                parts.append(_padding(like.shape[0], step.missing_tokens, step.target.start, like))
-            context_slots = present + step.missing_tokens
+
+    def span_tokens(x: Tensor, span: Span, what: str) -> dict[str, Tensor]:
+        _check_span(x, span, what)
+        kernel = source.kernel(span.level)
+        if kernel:
+            x = patchify(x, 2**kernel)
+        rel = poses.to(x.device) if poses is not None else None
+        return _span_tokens(x, span, kernel, actions.to(x.device), rel)
+
+    parts = [span_tokens(x, span, "context") for span, x in zip(step.context, context, strict=True)]
+    present = sum(p["values"].shape[1] for p in parts)
+    if present != step.context_tokens:
+        raise ValueError(f"context latents give {present} tokens, step says {step.context_tokens}")
+    if memory is not None:
+        parts.append(_step_memory_tokens(step, memory, source, actions, poses))
+        present += step.memory.tokens
+    if step.missing_tokens:
+        like = targets[0]
+        parts.append(_padding(like.shape[0], step.missing_tokens, step.target.start, like))
+    context_slots = present + step.missing_tokens
+    parts += [span_tokens(x, span, "target") for span, x in zip(target_spans, targets, strict=True)]
     merged = {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0] if k != "values"}
     values = [p["values"] for p in parts]
+    cin = source.token_channels(channels, levels)
     merged["values"] = _merge_values(values, cin, dtype, channels if compact else 0)
     b, length = merged["level"].shape
     if length - context_slots != step.target_tokens:
@@ -270,6 +237,61 @@ def pack_spans(
         context_slots=context_slots,
         channels=channels,
     )
+
+
+def _check_inputs(
+    step: Step,
+    context: Sequence[Tensor],
+    targets: Sequence[Tensor],
+    actions: Tensor,
+    poses: Tensor | None,
+    memory: tuple[Tensor, Tensor] | None,
+) -> None:
+    """``pack_spans``' errors for inputs that do not match the step (each span's own shape is
+    checked as it is packed)."""
+    if len(context) != len(step.context):
+        raise ValueError(f"step has {len(step.context)} context spans, got {len(context)} tensors")
+    spans = 1 + len(step.discarded)
+    if len(targets) != spans:
+        raise ValueError(f"step has {spans} target spans, got {len(targets)} tensors")
+    if actions.dim() != 2 or actions.shape[1] < step.last_frame:
+        raise ValueError(
+            f"actions: expected int64 [B, T] with T >= {step.last_frame}, got {tuple(actions.shape)}"
+        )
+    if poses is not None and (
+        poses.dim() != 3 or poses.shape[1] < step.last_frame or poses.shape[2] < 4
+    ):
+        raise ValueError(
+            f"poses: expected float [B, T, 5] with T >= {step.last_frame}, got {tuple(poses.shape)}"
+        )
+    if (memory is None) != (step.memory is None):
+        raise ValueError(
+            f"step memory {step.memory}: memory latents "
+            f"{'missing' if memory is None else 'given to a step without memory'}"
+        )
+    if memory is not None:
+        x, frames = memory
+        if x.dim() != 5 or frames.shape != (x.shape[0], step.memory.frames):
+            raise ValueError(
+                f"memory: expected latents [B, {step.memory.frames}, h, w, C] and frames "
+                f"[B, {step.memory.frames}], got {tuple(x.shape)}, {tuple(frames.shape)}"
+            )
+
+
+def _step_memory_tokens(
+    step: Step,
+    memory: tuple[Tensor, Tensor],
+    source: ContextSource,
+    actions: Tensor,
+    poses: Tensor | None,
+) -> dict[str, Tensor]:
+    """The tokens of a step's memory frames (``memory``: latents, frames; checked)."""
+    x, frames = memory
+    kernel = source.kernel(step.memory.level)
+    if kernel:
+        x = patchify(x, 2**kernel)
+    rel = poses.to(x.device) if poses is not None else None
+    return _memory_tokens(x, frames, step.memory.level, kernel, actions.to(x.device), rel)
 
 
 def _read(levels: Sequence[Tensor], span: Span, source: ContextSource) -> Tensor:

@@ -100,7 +100,8 @@ def test_revisit_context_with_noised_coarse_context(tmp_path):
     for noise in ("0", "0.3"):
         out = tmp_path / f"noise{noise}.json"
         args = ["--ckpt", "checkpoints/mini/millivid", "--videos", "1", "--steps", "2", "--t", "1"]
-        args += ["--level", "1", "--memory", "--context-noise", noise, "--json", str(out)]
+        args += ["--frames", "384", "--level", "1", "--memory", "--context-noise", noise]
+        args += ["--json", str(out)]
         run_benchmark("revisit_context.py", *args)
         result = json.loads(out.read_text())
         assert result["context_noise"] == float(noise) and result["steps"] == 2

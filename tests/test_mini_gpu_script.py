@@ -61,7 +61,7 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         TRAIN_STEPS="4",
         STEPS="2",
         AE_STEPS="3",
-        AE_VARIANTS="hierarchical cascaded all-levels c32-lr2",
+        AE_VARIANTS="cascaded c32-lr2",  # side by side; each with its own overrides
         AE_COOLDOWN="0.5",
         SETS="ae.channels=8",  # every stage: the tiny autoencoder at C = 8 (preset: 4)
         SWEEP="noise0:--sample-context-noise 0.25 --sample-steps 2 --sample-eta 1",
@@ -85,8 +85,6 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         "fullres.safetensors",
         "meta.tar.gz",
         "eval.tar.gz",
-        "ae_recon_hierarchical.png",
-        "ae_recon_all-levels.png",
         "ae_recon_cascaded.png",
         "ae_recon_c32-lr2.png",
     ):
@@ -104,10 +102,8 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
     state = json.loads((swept / "stages.json").read_text())
     assert {"rollout/millivid-cc", "rollout/fullres"} <= set(state)
     quality = back["ae_quality.txt"].read_text()
-    assert quality.count("psnr") >= 4, quality[
-        -2000:
-    ]  # hierarchical, cascaded, all-levels, c32-lr2
-    assert "== c32-lr2" in quality
+    assert quality.count("psnr") >= 2, quality[-2000:]  # cascaded, c32-lr2
+    assert "== cascaded" in quality and "== c32-lr2" in quality
     saved = json.loads((tmp_path / "run" / "ae-c32-lr2" / "checkpoint" / "config.json").read_text())
     assert saved["ae"]["channels"] == 32 and saved["ae_train"]["lr"] == 2e-3  # both overrides
     assert saved["ae_train"]["cooldown"] == 0.5

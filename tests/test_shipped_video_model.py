@@ -32,7 +32,7 @@ def test_shipped_millivid_model_uses_its_context():
     # on the context a teacher-forced rollout would give it)
     cfg = replace(
         cfg,
-        video_train=replace(cfg.video_train, batch_size=16),
+        video_train=replace(cfg.video_train, batch_size=8),
         diffusion=replace(cfg.diffusion, context_noise=0.0),
     )
     poses = [videos.poses[i] for i in range(2)]

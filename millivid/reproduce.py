@@ -63,7 +63,7 @@ from millivid.rollout.folder import rollout_folder
 from millivid.rollout.generate import load_video_model, video_checkpoint_config
 from millivid.train import train
 from millivid.train.checkpoint import CheckpointError, load_trainer_state
-from millivid.train.continuation import continuation_step
+from millivid.train.continuation import state_to_resume
 from millivid.variants import VARIANTS, variant_config
 
 
@@ -241,7 +241,7 @@ def stage_video(run: Run) -> None:
         cache = LatentCache(run.latent_dirs[vcfg.ae.kind])
         out = run.path / "video" / variant
         state = run.states / variant if run.states is not None else None
-        resume_from = _state_to_resume(state, vcfg.video_train.steps)
+        resume_from = state_to_resume(state, vcfg.video_train.steps) if state else None
         if _trained(out, vcfg.video_train.steps):
             continue
         run.log(f"video model: {variant}")
@@ -260,18 +260,6 @@ def stage_video(run: Run) -> None:
                 device=run.device,
                 overwrite=not resume and resume_from is None,
             )
-
-
-def _state_to_resume(state: Path | None, steps: int) -> Path | None:
-    """``state`` when it holds a continuation state to go on from; one past ``steps`` is
-    refused (the model there is not the one the config asks for)."""
-    step = continuation_step(state) if state is not None else None
-    if step is not None and step > steps:
-        raise ValueError(
-            f"{state}: its continuation state is at step {step}, past video_train.steps={steps}: "
-            "raise the steps, or give --continuation another folder"
-        )
-    return state if step is not None else None
 
 
 def stage_rollout(run: Run) -> None:

@@ -145,6 +145,18 @@ def continuation_step(folder: Path) -> int | None:
     return None
 
 
+def state_to_resume(folder: Path, steps: int) -> Path | None:
+    """``folder`` when it holds a continuation state to go on from (else None); a state past
+    ``steps`` is refused: the model there is not the one a config of ``steps`` names."""
+    step = continuation_step(folder)
+    if step is not None and step > steps:
+        raise ValueError(
+            f"{folder}: its continuation state is at step {step}, past video_train.steps={steps}: "
+            "raise the steps, or give --continuation another folder"
+        )
+    return folder if step is not None else None
+
+
 def read_continuation(folder: Path) -> Continuation:
     """The continuation state in ``folder`` (or ``folder.old`` if a crash cut its swap short)."""
     folder = Path(folder)

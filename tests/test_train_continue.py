@@ -11,7 +11,12 @@ from safetensors.torch import load_file
 
 from millivid.cli import build_parser, main
 from millivid.train import CheckpointError, load_checkpoint, read_continuation, train
-from millivid.train.continuation import MAX_FILE_BYTES, load_continuation_into, write_continuation
+from millivid.train.continuation import (
+    MAX_FILE_BYTES,
+    continuation_step,
+    load_continuation_into,
+    write_continuation,
+)
 from millivid.train.optim import build_optimizers
 from tests.test_train import CFG, ToyTask
 from tests.test_video_task import synthetic_latents
@@ -88,6 +93,8 @@ def test_a_new_folder_continues_from_the_continuation_state(runs, tmp_path):
     assert all(torch.allclose(a[k], b[k], rtol=0.02, atol=2e-3) for k in a)
     assert read_continuation(state).step == 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "state"]  # no .tmp / .old
+    state.rename(tmp_path / "state.old")  # a crash between the swap's two renames
+    assert read_continuation(state).step == continuation_step(state) == 10
 
 
 def test_state_files_are_bf16_and_name_what_they_hold(runs):

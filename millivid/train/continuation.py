@@ -136,13 +136,19 @@ class Continuation:
         }
 
 
-def continuation_step(folder: Path) -> int | None:
-    """The step of the continuation state in ``folder`` (or ``folder.old``); None if none."""
+def _state_folder(folder: Path) -> Path | None:
+    """``folder``, or ``folder.old`` if a crash cut its swap short: the one holding a state."""
     folder = Path(folder)
     for candidate in (folder, folder.with_name(f"{folder.name}.old")):
         if (candidate / "state.json").exists():
-            return int(read_json(candidate / "state.json")["step"])
+            return candidate
     return None
+
+
+def continuation_step(folder: Path) -> int | None:
+    """The step of the continuation state in ``folder`` (or ``folder.old``); None if none."""
+    found = _state_folder(folder)
+    return int(read_json(found / "state.json")["step"]) if found is not None else None
 
 
 def state_to_resume(folder: Path, steps: int) -> Path | None:
@@ -159,13 +165,10 @@ def state_to_resume(folder: Path, steps: int) -> Path | None:
 
 def read_continuation(folder: Path) -> Continuation:
     """The continuation state in ``folder`` (or ``folder.old`` if a crash cut its swap short)."""
-    folder = Path(folder)
-    for candidate in (folder, folder.with_name(f"{folder.name}.old")):
-        if (candidate / "state.json").exists():
-            folder = candidate
-            break
-    else:
+    found = _state_folder(folder)
+    if found is None:
         raise CheckpointError(f"{folder}: no continuation state (expected {folder}/state.json)")
+    folder = found
     state = read_json(folder / "state.json")
     if state.get("format") != FORMAT:
         raise CheckpointError(

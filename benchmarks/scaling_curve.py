@@ -9,7 +9,8 @@ Each ``--point X=CSV`` is an evaluation's per_frame.csv (several, comma-separate
 training videos, width). Prints, per point and horizon, the mean ``--metric`` of every method
 (the trivial baselines included: they do not change along the curve, so they are the lines to
 beat) and the lead of ``--method`` over ``--baseline``, paired over the videos both have (mean ±
-95 % interval), in all frames and in the revisit and novel frames alone. ``--out`` draws it: the
+95 % interval), in all frames and in the revisit and novel frames alone (a point with only one
+of the two has its means and no lead). ``--out`` draws it: the
 means per horizon in the top row (``--methods``: only these), the paired lead with its
 interval below. ``--json`` keeps the numbers of every point; ``--points-json`` reads such a
 file back, so a curve can grow by a point without the earlier points' per_frame.csv.
@@ -47,16 +48,17 @@ def parse_point(text: str) -> tuple[float, list[Path]]:
 
 def curve_point(paths: list[Path], method: str, baseline: str, metric: str, ecfg) -> dict:
     """At one point: {"means": {name: {horizon: mean}}, "lead": {split: {horizon: cell}}} where a
-    cell is ``paired_differences``' (mean, ci95, wins, videos) of ``method`` − ``baseline``."""
+    cell is ``paired_differences``' (mean, ci95, wins, videos) of ``method`` − ``baseline``; a
+    point with the rows of only one of the two (the other still training) has no lead cells."""
     for p in paths:
         if not p.is_file():
             raise SystemExit(f"{p}: no such per_frame.csv")
     res = results_from_csv(paths, ecfg)
     if metric not in res.metrics:
         raise SystemExit(f"{', '.join(map(str, paths))}: no {metric!r} column ({res.metrics})")
-    for name in (method, baseline):
-        if name not in res.horizons:
-            raise SystemExit(f"{', '.join(map(str, paths))}: no rows of {name!r}")
+    both = method in res.horizons and baseline in res.horizons
+    if not (both or method in res.horizons or baseline in res.horizons):
+        raise SystemExit(f"{', '.join(map(str, paths))}: no rows of {method!r} or {baseline!r}")
     names = ecfg.horizon_names
     table = FrameTable.from_rows(res.rows, (metric,), ecfg.horizon_ends)  # built once
     per_video = table.video_means(names)
@@ -68,8 +70,8 @@ def curve_point(paths: list[Path], method: str, baseline: str, metric: str, ecfg
         }
         for name, videos in per_video.items()
     }
-    lead = {}
-    for split in SPLITS:
+    lead = {split: {} for split in SPLITS}  # one of the two models alone: its means, no lead
+    for split in SPLITS if both else ():
         paired = paired_differences(
             table, (metric,), names, ecfg.horizon_ends, baseline, split, fallback=False
         )
@@ -129,7 +131,9 @@ def plot_curve(points: dict[float, dict], method, baseline, metric, names, x_lab
 
     xs = sorted(points)
     methods = sorted({m for p in points.values() for m in p["means"]})
-    fig, axes = plt.subplots(2, len(names), figsize=(4.2 * len(names), 6.4), squeeze=False)
+    fig, axes = plt.subplots(
+        2, len(names), figsize=(4.2 * len(names), 6.8), squeeze=False, sharex=True
+    )  # one x range for every panel, also where the lead has fewer points than the means
     for k, h in enumerate(names):
         top, bottom = axes[0, k], axes[1, k]
         for i, m in enumerate(methods):
@@ -153,12 +157,22 @@ def plot_curve(points: dict[float, dict], method, baseline, metric, names, x_lab
                 )
         bottom.axhline(0, color="black", linewidth=0.8)
         bottom.set_title(f"{method}\n− {baseline}, {h} horizon", fontsize=9)
+        bottom.set_xlabel(x_label)
         for ax in (top, bottom):
-            ax.set_xlabel(x_label)
             ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7)
-    axes[1, 0].legend(fontsize=7)
-    fig.tight_layout()
+    legend = {}  # every method drawn in some top panel, once
+    for ax in axes[0]:
+        legend.update(zip(*reversed(ax.get_legend_handles_labels())))
+    if legend:
+        fig.legend(
+            legend.values(), legend, loc="upper center", ncol=min(len(legend), 6), fontsize=8,
+            frameon=False,
+        )  # fmt: skip
+    for ax in axes[1]:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+            break
+    fig.tight_layout(rect=(0, 0, 1, 0.95))  # room for the methods' legend above the panels
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)

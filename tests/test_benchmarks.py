@@ -362,24 +362,35 @@ def test_scaling_curve_pairs_the_lead_at_each_point_and_splits_it(tmp_path):
     )
     assert other.returncode != 0 and "A − B in psnr, not B − A in psnr" in other.stderr
 
+    # a point where only the baseline has finished: its means join the curve, the lead stays empty
+    alone = tmp_path / "p3.csv"
+    alone.write_text("method,video,frame,revisit,turn,psnr\nB,v0,300,0,0,13\nB,v1,300,1,0,15\n")
+    three = tmp_path / "three.json"
+    done = run_benchmark("scaling_curve.py", "--points-json", str(out), "--point", f"3={alone}",
+                         "--method", "A", "--baseline", "B", "--json", str(three),
+                         "--out", str(tmp_path / "three.png"))  # fmt: skip
+    third = json.loads(three.read_text())["points"]["3"]
+    assert third["means"] == {"B": {"long": pytest.approx(14.0)}}
+    assert third["lead"] == {"all": {}, "revisit": {}, "novel": {}}
+    assert "| 3 | - | 14.00 | - | - | - | -" in done.stdout
+
 
 def test_scaling_curve_names_a_point_it_cannot_read(tmp_path):
-    bad = subprocess.run(
-        [sys.executable, "benchmarks/scaling_curve.py", "--point", "steps=x.csv"]
-        + ["--method", "A", "--baseline", "B"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert bad.returncode != 0 and "expected NUMBER=per_frame.csv" in bad.stderr
-    missing = subprocess.run(
-        [sys.executable, "benchmarks/scaling_curve.py", "--point", f"1={tmp_path / 'no.csv'}"]
-        + ["--method", "A", "--baseline", "B"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert missing.returncode != 0 and "no such per_frame.csv" in missing.stderr
+    neither = tmp_path / "p.csv"  # rows of neither model
+    neither.write_text("method,video,frame,revisit,turn,psnr\nC,v0,300,0,0,13\n")
+    for point, message in (
+        ("steps=x.csv", "expected NUMBER=per_frame.csv"),
+        (f"1={tmp_path / 'no.csv'}", "no such per_frame.csv"),
+        (f"1={neither}", "no rows of 'A' or 'B'"),
+    ):
+        bad = subprocess.run(
+            [sys.executable, "benchmarks/scaling_curve.py", "--point", point]
+            + ["--method", "A", "--baseline", "B"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert bad.returncode != 0 and message in bad.stderr, point
 
 
 def test_matched_sharpness_removes_a_hedge_and_keeps_knowledge(tmp_path):

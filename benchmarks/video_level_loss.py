@@ -46,7 +46,16 @@ from millivid.plan import context_source  # noqa: E402
 from millivid.plan.training_steps import step_kinds  # noqa: E402
 from millivid.rollout.generate import load_video_model  # noqa: E402
 from millivid.typed_config import apply_overrides  # noqa: E402
-from millivid.world import TEST_SEED_OFFSET, make_videos  # noqa: E402
+from millivid.world import make_videos, split_seeds  # noqa: E402
+
+
+def videos_of(split: str, videos: int) -> tuple[list[int], bool]:
+    """The world seeds of ``split`` and whether they are rendered as test trajectories."""
+    if split == "train":  # the model's own training videos (seeds 0.., its world config)
+        return split_seeds(0, videos, test=False), False
+    if split == "unseen":  # videos of the training kind from seeds no training run uses
+        return split_seeds(2000, videos, test=True), False
+    return split_seeds(1000, videos, test=True), True  # held-out test trajectories
 
 
 def level_losses(args: argparse.Namespace) -> dict:
@@ -54,12 +63,7 @@ def level_losses(args: argparse.Namespace) -> dict:
     cfg = apply_overrides(cfg, args.set)
     ae = load_autoencoder(Path(args.ae), args.device)
     world = replace(cfg.world, frames=args.frames)
-    if args.split == "train":  # the model's own training videos (seeds 0.., its world config)
-        seeds, test = list(range(args.videos)), False
-    elif args.split == "unseen":  # videos of the same kind (its world config) it never saw
-        seeds, test = [TEST_SEED_OFFSET + 2000 + i for i in range(args.videos)], False
-    else:
-        seeds, test = [TEST_SEED_OFFSET + 1000 + i for i in range(args.videos)], True
+    seeds, test = videos_of(args.split, args.videos)
     videos = make_videos(seeds, world, test=test)
     with torch.no_grad():
         latents = [

@@ -138,6 +138,9 @@ VARIANTS: dict[str, Variant] = {
     "cascaded-framepack": Variant("hierarchical-framepack", ae="cascaded"),
     # half the sequence mirrored coarse targets, discarded at sampling (paper Fig. 7)
     "mirrored-framepack": Variant("mirrored-framepack"),
+    "mirrored-framepack-memory": Variant(
+        "mirrored-framepack", condition="both", pose_rope=True, memory=4
+    ),
     "upscale": Variant("upscale"),
     "cascaded": Variant("cascaded"),
     # the paper's Fig. 6 ablations: MILLIVID's plan over the cascaded autoencoder's mean-pooled

@@ -184,6 +184,7 @@ def test_the_default_memory_variants_and_conditioning_augmentation_run_end_to_en
     variants = "millivid-memory,framepack-memory,fullres-memory,millivid-memory-aug"
     variants += ",millivid-split-memory"  # memory at a level per target level
     variants += ",upscale-own-level-memory"  # rollout + upscaling, memory at its own level
+    variants += ",mirrored-framepack-memory"  # FramePack with discarded coarse targets (Fig. 7)
     assert run(out, "--variants", variants) == 0
     for variant in variants.split(","):
         assert len(list((out / "rollouts" / variant).glob("*.npz"))) == 2, variant

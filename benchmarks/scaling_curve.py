@@ -56,8 +56,8 @@ def curve_point(paths: list[Path], method: str, baseline: str, metric: str, ecfg
     res = results_from_csv(paths, ecfg)
     if metric not in res.metrics:
         raise SystemExit(f"{', '.join(map(str, paths))}: no {metric!r} column ({res.metrics})")
-    both = method in res.horizons and baseline in res.horizons
-    if not (both or method in res.horizons or baseline in res.horizons):
+    present = {method, baseline} & res.horizons.keys()
+    if not present:
         raise SystemExit(f"{', '.join(map(str, paths))}: no rows of {method!r} or {baseline!r}")
     names = ecfg.horizon_names
     table = FrameTable.from_rows(res.rows, (metric,), ecfg.horizon_ends)  # built once
@@ -71,7 +71,7 @@ def curve_point(paths: list[Path], method: str, baseline: str, metric: str, ecfg
         for name, videos in per_video.items()
     }
     lead = {split: {} for split in SPLITS}  # one of the two models alone: its means, no lead
-    for split in SPLITS if both else ():
+    for split in SPLITS if len(present) == 2 else ():
         paired = paired_differences(
             table, (metric,), names, ecfg.horizon_ends, baseline, split, fallback=False
         )

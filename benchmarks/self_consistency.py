@@ -3,7 +3,7 @@
     python benchmarks/self_consistency.py --pred-dir RUN/rollouts --gt-dir RUN/gt --start 256
 
 PSNR against the ground truth rewards memory only where the camera comes back to a view of the
-*context* (docs/RESULTS.md, "The memory ceiling"). This measures the other half of long-range
+*context* (docs/results/HISTORY.md, "The memory ceiling"). This measures the other half of long-range
 consistency, returns within the generated frames. For every generated frame j whose ground-truth
 pose is within 2 blocks and 15° of an earlier generated frame i <= j - gap (the nearest such
 pose), and a frame k of the same window that shows somewhere else (pose gap above twice the

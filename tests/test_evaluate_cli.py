@@ -405,18 +405,26 @@ def test_methods_are_compared_on_shared_videos_only(run_dir, tmp_path):
     assert both.horizons["shifted"] != v0.horizons["shifted"]
 
 
-def test_from_csv_merges_files_and_refuses_duplicates(run_dir, tmp_path):
-    """Methods evaluated separately (separate runs) are tabulated together from their CSVs."""
+def test_from_csv_keeps_agreeing_rows_once_and_selects_and_renames_methods(run_dir, tmp_path):
+    """Methods evaluated separately (separate runs) are tabulated together from their CSVs; rows
+    two files both hold are kept once when they agree and refused when they differ;
+    ``CSV:METHOD=NEW`` takes one method of a file under another name."""
+    from millivid.evaluate.results import results_from_csv
+    from millivid.presets import EVAL_PRESETS
+
     _ensure_eval(run_dir)
-    rows = list(csv.DictReader((run_dir / "eval" / "per_frame.csv").open()))
-    parts = {}
-    for method in ("shifted", "random"):
-        path = tmp_path / f"{method}.csv"
+    whole_csv = run_dir / "eval" / "per_frame.csv"
+    rows = list(csv.DictReader(whole_csv.open()))
+
+    def write(name, chosen):
+        path = tmp_path / f"{name}.csv"
         with path.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
-            writer.writerows(r for r in rows if r["method"] == method)
-        parts[method] = path
+            writer.writerows(chosen)
+        return path
+
+    parts = {m: write(m, [r for r in rows if r["method"] == m]) for m in ("shifted", "random")}
     out = tmp_path / "merged"
     args = ["--horizons", "8,16,64", "--start", "8", "--out", str(out)]
     assert main(["evaluate", "--from-csv", *map(str, parts.values()), *args]) == 0
@@ -426,8 +434,27 @@ def test_from_csv_merges_files_and_refuses_duplicates(run_dir, tmp_path):
         for h, vals in horizons.items():
             for k, v in vals.items():
                 assert merged["horizons"][m][h][k] == pytest.approx(v, rel=1e-9), (m, h, k)
-    dup = ["evaluate", "--from-csv", str(parts["shifted"]), str(parts["shifted"]), *args]
-    assert main(dup) == 1
+    cfg = replace(EVAL_PRESETS["tiny"], horizon_ends=(8, 16, 64))
+    # the whole file and one of its parts agree on "shifted": kept once
+    again = results_from_csv([whole_csv, parts["shifted"]], cfg)
+    assert len(again.rows) == len(rows)
+    assert again.horizons == results_from_csv(whole_csv, cfg).horizons
+    # the same method with other values in a second file: refused, naming both files
+    other = [dict(r, psnr=str(float(r["psnr"]) + 1.0)) for r in rows if r["method"] == "shifted"]
+    longer = write("shifted_longer", other)
+    with pytest.raises(ValueError, match="'shifted'.*different values") as refused:
+        results_from_csv([whole_csv, longer], cfg)
+    assert str(longer) in str(refused.value) and str(whole_csv) in str(refused.value)
+    assert main(["evaluate", "--from-csv", str(whole_csv), str(longer), *args]) == 1
+    # ... and taken from it under another name: one more method, one dB above
+    spec = f"{longer}:shifted=shifted-longer"
+    assert main(["evaluate", "--from-csv", str(whole_csv), spec, *args]) == 0
+    both = json.loads((out / "results.json").read_text())["horizons"]
+    assert set(both) == {"shifted", "random", "shifted-longer"}
+    for h, vals in both["shifted"].items():
+        assert both["shifted-longer"][h]["psnr"] == pytest.approx(vals["psnr"] + 1.0), h
+    with pytest.raises(ValueError, match="no method nope .*it has shifted"):
+        results_from_csv([whole_csv, f"{longer}:nope"], cfg)
 
 
 def test_from_csv_refuses_files_of_other_test_videos_with_the_same_names(run_dir, tmp_path):

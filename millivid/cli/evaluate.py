@@ -75,11 +75,13 @@ def _add_table_flags(p: argparse.ArgumentParser) -> None:
     the paired differences, the revisit split."""
     p.add_argument(
         "--from-csv",
-        type=Path,
         nargs="+",
         metavar="CSV",
         help="re-tabulate per_frame.csv files (merged; e.g. methods evaluated in different "
-        "runs on the same test set) without recomputing",
+        "runs on the same test set) without recomputing; CSV:METHOD[=NEW],... takes only those "
+        "methods of a file, renamed to NEW where given (e.g. "
+        "run2/eval/per_frame.csv:millivid=millivid-12000); rows that two files both have must "
+        "agree (the trivial baselines of one test set do) and are kept once",
     )
     p.add_argument(
         "--overlap",

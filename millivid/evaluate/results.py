@@ -99,20 +99,27 @@ def _summarize_splits(res: SetResults, cfg: EvalConfig, table: FrameTable) -> No
 
 
 def results_from_csv(
-    paths: Path | Sequence[Path],
+    paths: str | Path | Sequence[str | Path],
     cfg: EvalConfig,
     common: bool = True,
     drop_mismatched: bool = False,
 ) -> SetResults:
     """Re-tabulate ``per_frame.csv`` files written by ``write_set_outputs`` (no metric is
     recomputed; set metrics such as FID/FVD are not in the CSV). Several files (e.g. methods
-    evaluated in different runs on the same test set) are merged: the metrics they all have,
-    and a (method, video) pair may come from one file only. Files that label a video's frames
-    differently (revisit / turn columns) hold different videos under one name: a ValueError
-    names them, or with ``drop_mismatched`` a warning does and they are left out. ``common``:
-    as in ``evaluate_sets``."""
-    paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
-    tables = [_read_per_frame_csv(p) for p in paths]
+    evaluated in different runs on the same test set) are merged: the metrics they all have.
+    Each entry is a file, or ``FILE:METHOD[=NEW],...`` to take only those methods from it, each
+    renamed to NEW where given (e.g. the same variant trained for longer in another run). A
+    (method, video) pair in several files must have the same rows in each (the trivial
+    baselines of runs on one test set do; they are kept once); otherwise a ValueError names the
+    files. Files that label a video's frames differently (revisit / turn columns) hold
+    different videos under one name: a ValueError names them, or with ``drop_mismatched`` a
+    warning does and they are left out. ``common``: as in ``evaluate_sets``."""
+    specs = [paths] if isinstance(paths, str | Path) else list(paths)
+    paths, tables = [], []
+    for spec in specs:
+        path, names = csv_spec(spec)
+        paths.append(path)
+        tables.append(_select_methods(path, *_read_per_frame_csv(path), names))
     mismatched = _mismatched_videos(paths, [rows for _, rows in tables])
     if mismatched and not drop_mismatched:
         raise ValueError(
@@ -124,15 +131,19 @@ def results_from_csv(
             (metrics, [r for r in rows if r["video"] not in mismatched]) for metrics, rows in tables
         ]
     metrics = tuple(m for m in tables[0][0] if all(m in t[0] for t in tables))
+    columns = (*KEY_COLUMNS, *SPLIT_COLUMNS, *metrics)
     rows, origin = [], {}
     for path, (_, file_rows) in zip(paths, tables):
-        for key in {(r["method"], r["video"]) for r in file_rows}:
-            if key in origin:
+        for key, (pair_rows, values) in _rows_by_pair(file_rows, columns).items():
+            if key not in origin:
+                origin[key] = (path, values)
+                rows += pair_rows
+            elif origin[key][1] != values:
                 raise ValueError(
-                    f"method {key[0]!r}, video {key[1]!r} is in {origin[key]} and {path}"
+                    f"method {key[0]!r}, video {key[1]!r} is in {origin[key][0]} and {path} with "
+                    "different values: take it from one file (FILE:METHOD,...) or rename it in "
+                    "one (FILE:METHOD=NEW)"
                 )
-            origin[key] = path
-        rows += [{k: r.get(k) for k in (*KEY_COLUMNS, *SPLIT_COLUMNS, *metrics)} for r in file_rows]
     if common:
         by_method: dict[str, set[str]] = {}
         for r in rows:
@@ -143,6 +154,48 @@ def results_from_csv(
     summarize_rows(res, cfg)
     res.thresholds = _csv_thresholds(paths) or res.thresholds
     return res
+
+
+def csv_spec(spec: str | Path) -> tuple[Path, dict[str, str] | None]:
+    """``FILE`` -> (FILE, None); ``FILE:METHOD[=NEW],...`` -> (FILE, {METHOD: NEW or METHOD})."""
+    if Path(spec).exists() or ":" not in str(spec):
+        return Path(spec), None
+    head, _, selection = str(spec).rpartition(":")
+    names = {}
+    for item in selection.split(","):
+        old, _, new = (part.strip() for part in item.partition("="))
+        if not old:
+            raise ValueError(f"{spec}: an empty method name in the selection after ':'")
+        names[old] = new or old
+    return Path(head), names
+
+
+def _select_methods(
+    path: Path, metrics: tuple[str, ...], rows: list[dict], names: dict[str, str] | None
+) -> tuple[tuple[str, ...], list[dict]]:
+    """The rows of the methods in ``names`` (all with None), renamed; a ValueError names a
+    method the file does not have."""
+    if names is None:
+        return metrics, rows
+    have = list(dict.fromkeys(r["method"] for r in rows))
+    missing = [m for m in names if m not in have]
+    if missing:
+        raise ValueError(f"{path}: no method {', '.join(missing)} (it has {', '.join(have)})")
+    return metrics, [r | {"method": names[r["method"]]} for r in rows if r["method"] in names]
+
+
+def _rows_by_pair(rows: list[dict], columns: Sequence[str]) -> dict[tuple[str, str], tuple]:
+    """(method, video) -> (that pair's rows restricted to ``columns``, in frame order; their
+    values as tuples, NaN as None, so that equal rows compare equal)."""
+    out: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        out.setdefault((r["method"], r["video"]), []).append({c: r.get(c) for c in columns})
+    pairs = {}
+    for key, pair in out.items():
+        pair.sort(key=lambda r: r["frame"])
+        values = [tuple(None if v != v else v for v in r.values()) for r in pair]  # v != v: NaN
+        pairs[key] = (pair, values)
+    return pairs
 
 
 def _mismatched_videos(paths: Sequence[Path], tables: Sequence[list[dict]]) -> dict[str, tuple]:

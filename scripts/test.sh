@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS=test,metrics bash scripts/setup.sh
 .venv/bin/ruff check millivid tests benchmarks
-.venv/bin/python -m pytest -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -p no:cacheprovider --durations=15 "$@"

@@ -87,8 +87,8 @@ def test_video_level_loss_splits_draw_disjoint_seeds():
 
 
 def test_video_level_loss_scores_the_shipped_model_under_a_config_change(tmp_path):
-    """The teacher-forced level losses of docs/RESULTS.md, on one short held-out video, with a
-    --set that the weights allow (more memory frames than it was trained with)."""
+    """The teacher-forced level losses of docs/results/HISTORY.md, on one short held-out video,
+    with a --set that the weights allow (more memory frames than it was trained with)."""
     out = tmp_path / "levels.json"
     args = ["--ckpt", "checkpoints/mini/millivid", "--videos", "1", "--frames", "400"]
     args += ["--batch", "2", "--set", "plan.memory_frames=8", "--json", str(out)]
@@ -102,8 +102,8 @@ def test_video_level_loss_scores_the_shipped_model_under_a_config_change(tmp_pat
 
 
 def test_revisit_context_with_noised_coarse_context(tmp_path):
-    """The memory-removal check of docs/RESULTS.md with the coarse context noised, on one video:
-    noising it makes the fine step's loss higher than with the coarse context clean."""
+    """The memory-removal check of docs/results/HISTORY.md with the coarse context noised, on one
+    video: noising it makes the fine step's loss higher than with the coarse context clean."""
     losses = {}
     for noise in ("0", "0.3"):
         out = tmp_path / f"noise{noise}.json"
@@ -285,8 +285,9 @@ def test_returns_counts_a_way_back_and_not_a_straight_line():
 
 
 def test_rollout_backends_compares_attention_kernels(tmp_path):
-    """The kernel check of docs/RESULTS.md on one short held-out video: the math backend's first
-    rollout step, and flash's (the CPU has both) within float error of it, twice each."""
+    """The kernel check of docs/results/HISTORY.md on one short held-out video: the math
+    backend's first rollout step, and flash's (the CPU has both) within float error of it, twice
+    each."""
     out = tmp_path / "backends.json"
     args = ["--ckpt", "checkpoints/mini/millivid", "--videos", "1", "--context", "32"]
     args += ["--frames", "3", "--steps", "1", "--batch", "1", "--device", "cpu", "--json", str(out)]

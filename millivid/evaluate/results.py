@@ -118,8 +118,9 @@ def results_from_csv(
     paths, tables = [], []
     for spec in specs:
         path, names = csv_spec(spec)
+        metrics, rows = _read_per_frame_csv(path)
         paths.append(path)
-        tables.append(_select_methods(path, *_read_per_frame_csv(path), names))
+        tables.append((metrics, _select_methods(path, rows, names)))
     mismatched = _mismatched_videos(paths, [rows for _, rows in tables])
     if mismatched and not drop_mismatched:
         raise ValueError(
@@ -170,18 +171,16 @@ def csv_spec(spec: str | Path) -> tuple[Path, dict[str, str] | None]:
     return Path(head), names
 
 
-def _select_methods(
-    path: Path, metrics: tuple[str, ...], rows: list[dict], names: dict[str, str] | None
-) -> tuple[tuple[str, ...], list[dict]]:
+def _select_methods(path: Path, rows: list[dict], names: dict[str, str] | None) -> list[dict]:
     """The rows of the methods in ``names`` (all with None), renamed; a ValueError names a
     method the file does not have."""
     if names is None:
-        return metrics, rows
+        return rows
     have = list(dict.fromkeys(r["method"] for r in rows))
     missing = [m for m in names if m not in have]
     if missing:
         raise ValueError(f"{path}: no method {', '.join(missing)} (it has {', '.join(have)})")
-    return metrics, [r | {"method": names[r["method"]]} for r in rows if r["method"] in names]
+    return [r | {"method": names[r["method"]]} for r in rows if r["method"] in names]
 
 
 def _rows_by_pair(rows: list[dict], columns: Sequence[str]) -> dict[tuple[str, str], tuple]:

@@ -20,6 +20,9 @@ frames than it was trained with?).
 the model *not* told (as a rollout's generated context is imperfect while the model takes it for
 the truth): how sensitive is each target level to an imperfect history?
 
+``--levels 3`` scores only those target levels (the coarsest one's first-frame check comes with
+it); ``--seed`` draws other steps, times and noise: a second draw of the same check.
+
 ``--split train`` scores the first training seeds instead, as the checkpoint's world config
 renders them (its own training videos), and ``--split unseen`` videos rendered the same way from
 seeds no training run uses (past the test offset); unseen − train is the generalisation gap,
@@ -90,6 +93,11 @@ def level_losses(args: argparse.Namespace) -> dict:
         "levels": {},
     }
     targeted = sorted({k.step.target.level for k in step_kinds(method, cfg.plan)})
+    if args.levels is not None:
+        missing = sorted(set(args.levels) - set(targeted))
+        if missing:
+            raise SystemExit(f"--levels {missing}: {method} has steps at levels {targeted} only")
+        targeted = sorted(set(args.levels))
     for level in targeted:
         # plan.level_weights, one-hot: every step of the batch has its target at ``level``
         one_hot = tuple(float(i == level) for i in range(len(cfg.plan.tokens)))
@@ -183,6 +191,11 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1024, help="frames per video")
     parser.add_argument("--batch", type=int, default=32, help="steps per target level")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--levels",
+        type=lambda v: [int(x) for x in v.split(",")],
+        help="only these target levels, e.g. 3 (default: every level the method has steps at)",
+    )
     parser.add_argument(
         "--context-noise",
         type=float,

@@ -99,6 +99,18 @@ def test_video_level_loss_scores_the_shipped_model_under_a_config_change(tmp_pat
     for level in result["levels"].values():
         assert 0 < level["loss"] < 2 and 0 < level["context_dropped"] < 2
         assert level["context_noised"] > level["loss"]  # a history it cannot trust costs
+    # one level only, with the coarsest level's first-frame check; a level it has no steps at
+    args = ["--ckpt", "checkpoints/mini/millivid", "--videos", "1", "--frames", "400"]
+    run_benchmark("video_level_loss.py", *args, "--batch", "2", "--levels", "3", "--json", str(out))
+    result = json.loads(out.read_text())
+    assert list(result["levels"]) == ["3"] and result["first_frame"]["model"] > 0
+    wrong = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "video_level_loss.py"), *args, "--levels", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert wrong.returncode != 0 and "--levels [5]" in wrong.stderr
 
 
 def test_revisit_context_with_noised_coarse_context(tmp_path):

@@ -11,9 +11,9 @@ trajectories (no rendering): the same 64 videos `millivid data make --test` sele
     python benchmarks/revisit_reach.py --videos 64 --context 256 --frames 768 --lookback 255
 
 Each line also gives the revisit frames' share of the horizon's generated frames: the frames on
-which PSNR against the ground truth can reward memory at all (docs/results/HISTORY.md,
-"The memory ceiling"). ``--set world.KEY=VALUE`` changes the world, e.g. ``world.test_keep_lowest=1`` for
-test trajectories chosen harder to stay near the context.
+which PSNR against the ground truth can reward memory at all (docs/results/HISTORY.md, "The
+memory ceiling"). ``--set world.KEY=VALUE`` changes the world, e.g. ``world.test_keep_lowest=1``
+for test trajectories chosen harder to stay near the context.
 """
 
 from __future__ import annotations

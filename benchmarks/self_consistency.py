@@ -3,16 +3,16 @@
     python benchmarks/self_consistency.py --pred-dir RUN/rollouts --gt-dir RUN/gt --start 256
 
 PSNR against the ground truth rewards memory only where the camera comes back to a view of the
-*context* (docs/results/HISTORY.md, "The memory ceiling"). This measures the other half of long-range
-consistency, returns within the generated frames. For every generated frame j whose ground-truth
-pose is within 2 blocks and 15° of an earlier generated frame i <= j - gap (the nearest such
-pose), and a frame k of the same window that shows somewhere else (pose gap above twice the
-thresholds, the nearest to i in time), the **return contrast** is PSNR(j, i) − PSNR(j, k): how
-much more alike the video makes two views of one place than two views of different places. The
-truth has its own contrast; a rollout that remembers what it generated comes close to it, one
-that forgets has none, and so does a static or washed-out video (every pair alike: the context
-mean scores 100 dB for both). The score per method is its contrast minus the truth's, per video
-and averaged (0 = as consistent as the world; the 95 % interval is 1.96 sd / sqrt(n)).
+*context* (docs/results/HISTORY.md, "The memory ceiling"). This measures the other half of
+long-range consistency, returns within the generated frames. For every generated frame j whose
+ground-truth pose is within 2 blocks and 15° of an earlier generated frame i <= j - gap (the nearest
+such pose), and a frame k of the same window that shows somewhere else (pose gap above twice the
+thresholds, the nearest to i in time), the **return contrast** is PSNR(j, i) − PSNR(j, k): how much
+more alike the video makes two views of one place than two views of different places. The truth has
+its own contrast; a rollout that remembers what it generated comes close to it, one that forgets has
+none, and so does a static or washed-out video (every pair alike: the context mean scores 100 dB for
+both). The score per method is its contrast minus the truth's, per video and averaged (0 = as
+consistent as the world; the 95 % interval is 1.96 sd / sqrt(n)).
 
 Prints per method (a folder of <video>.npz under --pred-dir, as `millivid evaluate --pred-dir`
 reads them): videos and pairs, mean PSNR(j, i), mean contrast, and contrast minus the truth's;

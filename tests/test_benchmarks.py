@@ -18,13 +18,16 @@ SMOKE = {
 }
 
 
-def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess:
+def run_benchmark(script: str, *args: str, fails_with: str = "") -> subprocess.CompletedProcess:
     """``benchmarks/<script>`` with ``args`` from the checkout root; fails the test (with its
-    stderr) unless it exits 0."""
+    stderr) unless it exits 0, or with ``fails_with``: unless it fails with that in its stderr."""
     done = subprocess.run(
         [sys.executable, f"benchmarks/{script}", *args], cwd=ROOT, capture_output=True, text=True
     )
-    assert done.returncode == 0, done.stderr[-2000:]
+    if fails_with:
+        assert done.returncode != 0 and fails_with in done.stderr, done.stderr[-2000:]
+    else:
+        assert done.returncode == 0, done.stderr[-2000:]
     return done
 
 
@@ -104,13 +107,7 @@ def test_video_level_loss_scores_the_shipped_model_under_a_config_change(tmp_pat
     run_benchmark("video_level_loss.py", *args, "--batch", "2", "--levels", "3", "--json", str(out))
     result = json.loads(out.read_text())
     assert list(result["levels"]) == ["3"] and result["first_frame"]["model"] > 0
-    wrong = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "video_level_loss.py"), *args, "--levels", "5"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert wrong.returncode != 0 and "--levels [5]" in wrong.stderr
+    run_benchmark("video_level_loss.py", *args, "--levels", "5", fails_with="--levels [5]")
 
 
 def test_revisit_context_with_noised_coarse_context(tmp_path):
@@ -374,14 +371,8 @@ def test_scaling_curve_pairs_the_lead_at_each_point_and_splits_it(tmp_path):
     run_benchmark("scaling_curve.py", "--points-json", str(only_first), *points[2:], "--method",
                   "A", "--baseline", "B", "--json", str(grown))  # fmt: skip
     assert json.loads(grown.read_text()) == result
-    other = subprocess.run(
-        [sys.executable, "benchmarks/scaling_curve.py", "--points-json", str(only_first)]
-        + ["--method", "B", "--baseline", "A"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert other.returncode != 0 and "A − B in psnr, not B − A in psnr" in other.stderr
+    run_benchmark("scaling_curve.py", "--points-json", str(only_first), "--method", "B",
+                  "--baseline", "A", fails_with="A − B in psnr, not B − A in psnr")  # fmt: skip
 
     # a point where only the baseline has finished: its means join the curve, the lead stays empty
     alone = tmp_path / "p3.csv"
@@ -404,14 +395,8 @@ def test_scaling_curve_names_a_point_it_cannot_read(tmp_path):
         (f"1={tmp_path / 'no.csv'}", "no such per_frame.csv"),
         (f"1={neither}", "no rows of 'A' or 'B'"),
     ):
-        bad = subprocess.run(
-            [sys.executable, "benchmarks/scaling_curve.py", "--point", point]
-            + ["--method", "A", "--baseline", "B"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        )
-        assert bad.returncode != 0 and message in bad.stderr, point
+        run_benchmark("scaling_curve.py", "--point", point, "--method", "A", "--baseline", "B",
+                      fails_with=message)  # fmt: skip
 
 
 def test_matched_sharpness_removes_a_hedge_and_keeps_knowledge(tmp_path):

@@ -41,6 +41,8 @@
 # a training longer than one machine's lease, in pieces on fresh machines that get only DIR.
 # DDP_GPUS=N: `train` trains each variant on N GPUs at once (torchrun + DDP; BATCH is per GPU,
 # so BATCH=64 DDP_GPUS=2 keeps the global batch of 128).
+# STORE=1|0: world videos written uncompressed (24 MB each, faster) or compressed (7 MB); the
+# default is 1 up to TRAIN_VIDEOS=1024, so that 2,048 and more fit a 64 GiB disk.
 # Dry run on a CPU: PRESET=tiny DEVICE=cpu AE= TRAIN_VIDEOS=4 TEST_VIDEOS=2 TRAIN_STEPS=6 ...
 set -uo pipefail
 RUN=${RUN:-/tmp/mini}
@@ -55,6 +57,9 @@ SET_ARGS=()
 for o in ${SETS:-}; do SET_ARGS+=(--set "$o"); done
 TRAIN_VIDEOS=${TRAIN_VIDEOS:-512}
 TEST_VIDEOS=${TEST_VIDEOS:-64}
+STORE=${STORE:-$((TRAIN_VIDEOS <= 1024))}
+STORE_ARG=()
+[ "$STORE" = 1 ] && STORE_ARG=(--store)
 TRAIN_STEPS=${TRAIN_STEPS:-5000}
 BATCH=${BATCH:-128}
 WORKERS=${WORKERS:-12}
@@ -85,7 +90,7 @@ models_and_test_set() {  # on a fresh machine: VARIANTS' models from runs/mini_g
   for v in $VARIANTS; do
     [ -d "$RUN/video/$v" ] || { mkdir -p "$RUN/video" && cp -r "runs/mini_gpu/$v" "$RUN/video/$v"; }
   done
-  [ -d "$RUN/gt" ] || repro --stages data --workers 16 --store >> "$OUT/data.log" 2>&1
+  [ -d "$RUN/gt" ] || repro --stages data --workers 16 "${STORE_ARG[@]}" >> "$OUT/data.log" 2>&1
 }
 in_order() {  # items "MARKER PHASE [VAR=value ...]": each not yet marked done in RUN/done runs
   # once, in order, with those variables, within LIMIT seconds (exit 75: call again to go on);
@@ -137,7 +142,7 @@ data)  # + the cascaded autoencoder and its latents when VARIANTS has cascaded
       [ -e "$RUN/$d" ] || ln -s "$(cd "$DATA_FROM/$d" && pwd)" "$RUN/$d" || exit 1
     done
   fi
-  repro --variants "${VARIANTS// /,}" --stages data,ae,latents --workers 16 --store \
+  repro --variants "${VARIANTS// /,}" --stages data,ae,latents --workers 16 "${STORE_ARG[@]}" \
     --set ae_train.compile="$COMPILE" > "$OUT/data.log" 2>&1 || exit 1
   ;;
 bench)

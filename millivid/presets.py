@@ -139,7 +139,7 @@ class ReproduceConfig:
     sample_eta: float | None = None  # DDIM eta of the rollouts (None: each checkpoint's)
     compile: bool | None = None  # rollouts under torch.compile (None: on CUDA)
     metrics: str = "psnr,ssim,sharpness,probe,action"
-    workers: int | None = None  # world-rendering threads
+    workers: int | None = None  # world-rendering threads, latent-encoding readers (None: auto)
     compress: bool = (
         True  # False: uncompressed .npz (faster to write and read, 25 MB per mini video)
     )

@@ -64,12 +64,14 @@ from millivid.rollout.generate import load_video_model, video_checkpoint_config
 from millivid.train import train
 from millivid.train.checkpoint import CheckpointError, load_trainer_state
 from millivid.train.continuation import state_to_resume
+from millivid.train.signals import sigterm_as_interrupt
 from millivid.variants import VARIANTS, variant_config
 
 
 class StageClock:
-    """Accumulates wall seconds per stage in RUN/stages.json (written after every stage; the
-    file is re-read just before, so runs of other variants beside this one keep their seconds)."""
+    """Accumulates wall seconds per stage in RUN/stages.json (written after every stage, also one
+    that a SIGTERM stops; the file is re-read just before, so runs of other variants beside this
+    one keep their seconds)."""
 
     def __init__(self, run: Path) -> None:
         self.path = run / "stages.json"
@@ -78,7 +80,8 @@ class StageClock:
     def stage(self, name: str) -> Iterator[None]:
         begin = time.perf_counter()
         try:
-            yield
+            with sigterm_as_interrupt():
+                yield
         finally:
             if int(os.environ.get("RANK", 0)) == 0:  # under torchrun: rank 0 keeps the time
                 self._add(name, time.perf_counter() - begin)
@@ -228,7 +231,7 @@ def stage_ae(run: Run) -> None:
 def stage_latents(run: Run) -> None:
     """The latent cache of the training videos under every autoencoder."""
     for kind, ae_run in run.ae_runs.items():
-        encode_dataset(ae_run, run.train_dir, run.latent_dirs[kind], run.device)
+        encode_dataset(ae_run, run.train_dir, run.latent_dirs[kind], run.device, run.rcfg.workers)
 
 
 def stage_video(run: Run) -> None:

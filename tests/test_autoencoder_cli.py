@@ -60,6 +60,18 @@ def test_make_train_encode_recon_end_to_end(tmp_path, capsys):
     )
     cache = LatentCache(latents)
     assert len(cache) == 2 and cache.tokens_per_frame == (16, 4, 1)
+    # videos read by worker processes (the default) or by this one: the same latents; a file
+    # that is missing is encoded again, the others are kept
+    again = tmp_path / "latents-0"
+    shutil.copytree(latents, again)
+    (again / "000001.safetensors").unlink()
+    kept = (again / "000000.safetensors").stat().st_mtime_ns
+    encode_here = ["ae", "encode", "--ckpt", str(run), "--data", str(data), "--workers", "0"]
+    assert main([*encode_here, "--out", str(again)]) == 0
+    assert (again / "000000.safetensors").stat().st_mtime_ns == kept
+    for name in ("000000.safetensors", "000001.safetensors"):
+        a, b = load_file(latents / name), load_file(again / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # the cascaded model is trained over a cascaded autoencoder's levels, not these
     assert cache.autoencoder_kind == "hierarchical"
     video = ["video", "train", "--preset", "tiny", "--latents", str(latents), "--device", "cpu"]

@@ -2,11 +2,16 @@
 read them, and a re-run skips finished stages (resume after an interruption)."""
 
 import json
+import os
+import signal
+import time
 
 import numpy as np
+import pytest
 import torch
 
 from millivid.cli import main
+from millivid.reproduce import StageClock
 
 FAST = [
     "--preset", "tiny",
@@ -242,3 +247,18 @@ def test_continuation_carries_a_video_training_to_a_fresh_run_folder(tmp_path, c
     third = tmp_path / "third"
     assert run(third, *video, "--continuation", str(states), "--ae", str(first / "ae")) == 1
     assert "is at step 9, past video_train.steps=6" in capsys.readouterr().err
+
+
+def test_a_stage_stopped_by_sigterm_keeps_its_seconds(tmp_path):
+    """`timeout` stops a stage with SIGTERM: the stage ends with KeyboardInterrupt (not Python's
+    immediate exit), its seconds are added to stages.json, and the handler before is restored."""
+    before = signal.getsignal(signal.SIGTERM)
+    clock = StageClock(tmp_path)
+    with clock.stage("data"):
+        time.sleep(0.05)
+    with pytest.raises(KeyboardInterrupt, match="signal 15"), clock.stage("data"):
+        time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)
+    assert 0.1 <= json.loads((tmp_path / "stages.json").read_text())["data"] < 5
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -42,6 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     en.add_argument("--ckpt", type=Path, required=True, help="autoencoder run folder")
     en.add_argument("--data", type=Path, required=True, help="dataset folder of .npz videos")
     en.add_argument("--out", type=Path, required=True, help="latent cache folder")
+    en.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes reading (decompressing) the next videos while one is encoded; 0: none "
+        "(default: min(4, cores))",
+    )
     add_device_flag(en)
     en.set_defaults(func=_encode)
     ex = acts.add_parser("export", help="bf16 safetensors + config of a run (small, shippable)")
@@ -74,7 +81,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _encode(args: argparse.Namespace) -> int:
-    print(f"latent cache: {encode_dataset(args.ckpt, args.data, args.out, args.device)}")
+    out = encode_dataset(args.ckpt, args.data, args.out, args.device, args.workers)
+    print(f"latent cache: {out}")
     return 0
 
 

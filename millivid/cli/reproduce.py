@@ -59,7 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--metrics", help="evaluation metrics (default psnr,ssim,sharpness,probe,action)"
     )
     p.add_argument(
-        "--workers", type=int, help="world-rendering threads (default: min(8, CPU cores))"
+        "--workers",
+        type=int,
+        help="world-rendering threads and latent-encoding reader processes (default: min(8, "
+        "CPU cores) and min(4, CPU cores))",
     )
     p.add_argument("--store", action="store_true", help="write uncompressed videos (faster)")
     p.add_argument(

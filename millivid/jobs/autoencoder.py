@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 from functools import partial
@@ -127,12 +128,35 @@ def check_cache_autoencoder(out: Path, digest: str, run: Path) -> None:
         )
 
 
+class _VideosToEncode(torch.utils.data.Dataset):
+    """Item k: (index in ``paths``, frames uint8 [T, H, W, 3], actions, poses or None) of the
+    k-th video in ``todo``, read (and decompressed) in a DataLoader worker."""
+
+    def __init__(self, paths: list[Path], todo: list[int]) -> None:
+        self.paths, self.todo = paths, todo
+
+    def __len__(self) -> int:
+        return len(self.todo)
+
+    def __getitem__(self, k: int):
+        i = self.todo[k]
+        path = self.paths[i]
+        keys = ("video", "actions") + (("poses",) if "poses" in read_header(path) else ())
+        record = load_video(path, keys=keys)
+        poses = torch.from_numpy(record.poses) if record.poses is not None else None
+        return i, torch.from_numpy(record.video), torch.from_numpy(record.actions), poses
+
+
 @torch.no_grad()
-def encode_dataset(run: Path, data: Path, out: Path, device: str = "cpu") -> Path:
+def encode_dataset(
+    run: Path, data: Path, out: Path, device: str = "cpu", workers: int | None = None
+) -> Path:
     """Encode every video of ``data`` into a latent cache at ``out`` (resumes, skipping done files).
 
     Frames go through the encoder in chunks of at most 65,536 tokens (512 mini frames, 192 paper
-    frames), so memory stays bounded at any preset."""
+    frames), so memory stays bounded at any preset. ``workers`` DataLoader processes read the
+    next videos meanwhile (decompressing a compressed mini video takes longer than encoding it
+    on a GPU); 0 reads them in this process, None: min(4, cores)."""
     model = load_autoencoder(run, device)
     batch = max(1, min(512, 65_536 // sum(model.tokens_per_level())))
     digest = weights_digest(model)
@@ -158,19 +182,24 @@ def encode_dataset(run: Path, data: Path, out: Path, device: str = "cpu") -> Pat
             "data": str(data),
         },
     )
-    for i, path in enumerate(tqdm(paths, desc="encode", unit="video")):
-        target = out / f"{i:06d}.safetensors"
-        if target.exists():
-            continue
-        keys = ("video", "actions") + (("poses",) if "poses" in read_header(path) else ())
-        record = load_video(path, keys=keys)
-        frames = torch.from_numpy(record.video)
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1)
+    todo = [i for i in range(len(paths)) if not (out / f"{i:06d}.safetensors").exists()]
+    videos = torch.utils.data.DataLoader(
+        _VideosToEncode(paths, todo),
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=2 if workers else None,
+    )
+    bar = tqdm(
+        videos, desc="encode", unit="video", initial=len(paths) - len(todo), total=len(paths)
+    )
+    for i, frames, actions, poses in bar:
         chunks = [
             model.encode(frames[s : s + batch].to(device)) for s in range(0, len(frames), batch)
         ]
         levels = [torch.cat([c[lvl] for c in chunks]) for lvl in range(model.cfg.levels)]
-        poses = torch.from_numpy(record.poses) if record.poses is not None else None
-        write_latent_video(target, levels, torch.from_numpy(record.actions), poses)
+        write_latent_video(out / f"{i:06d}.safetensors", levels, actions, poses)
     return out
 
 

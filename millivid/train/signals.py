@@ -25,6 +25,23 @@ def _handling(signum: int | None, handler: Callable | int) -> Iterator[None]:
         signal.signal(signum, previous)
 
 
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block the first SIGTERM raises KeyboardInterrupt, so ``finally`` clauses run
+    (Python's default ends the process at once); later ones are ignored, as GNU `timeout` sends
+    it twice. Blocks that must stop at a step boundary use ``StepBoundaryStop`` inside."""
+    raised = False
+
+    def handler(signum, frame) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise KeyboardInterrupt(f"signal {signum}")
+
+    with _handling(getattr(signal, "SIGTERM", None), handler):
+        yield
+
+
 def ignore_worker_exits():
     """`timeout` and Ctrl-C signal the whole process group, so DataLoader workers die with the
     trainer; within the block the loader's SIGCHLD handler cannot raise (e.g. mid-save)."""

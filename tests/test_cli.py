@@ -82,7 +82,10 @@ def test_help_shows_the_defaults(monkeypatch):
         "training videos (default: the preset's: tiny 6, mini 1024, paper 10000)" in reproduce_help
     )
     assert "(default: millivid-own-level-memory,framepack-memory,fullres-memory)" in reproduce_help
-    assert "world-rendering threads (default: min(8, CPU cores))" in reproduce_help
+    assert (
+        "latent-encoding reader processes (default: min(8, CPU cores) and min(4, CPU cores))"
+        in reproduce_help
+    )
 
 
 def test_every_option_with_a_default_says_it(monkeypatch):

@@ -16,3 +16,6 @@ class VideoFileError(ValueError):
         self.path, self.key, self.problem = Path(path), key, problem
         where = f"{self.path}" + (f" key {key!r}" if key else "")
         super().__init__(f"{where}: {problem}")
+
+    def __reduce__(self):  # pickled whole, e.g. from a DataLoader worker to the main process
+        return type(self), (self.path, self.key, self.problem)

@@ -130,7 +130,9 @@ def check_cache_autoencoder(out: Path, digest: str, run: Path) -> None:
 
 class _VideosToEncode(torch.utils.data.Dataset):
     """Item k: (index in ``paths``, frames uint8 [T, H, W, 3], actions, poses or None) of the
-    k-th video in ``todo``, read (and decompressed) in a DataLoader worker."""
+    k-th video in ``todo``, read (and decompressed) in a DataLoader worker; or the error that
+    names the bad file, for the main process to raise as it is (the loader would turn it into
+    a RuntimeError holding a worker's traceback)."""
 
     def __init__(self, paths: list[Path], todo: list[int]) -> None:
         self.paths, self.todo = paths, todo
@@ -141,8 +143,11 @@ class _VideosToEncode(torch.utils.data.Dataset):
     def __getitem__(self, k: int):
         i = self.todo[k]
         path = self.paths[i]
-        keys = ("video", "actions") + (("poses",) if "poses" in read_header(path) else ())
-        record = load_video(path, keys=keys)
+        try:
+            keys = ("video", "actions") + (("poses",) if "poses" in read_header(path) else ())
+            record = load_video(path, keys=keys)
+        except (ValueError, OSError) as err:  # VideoFileError, a missing file: the user's to fix
+            return err
         poses = torch.from_numpy(record.poses) if record.poses is not None else None
         return i, torch.from_numpy(record.video), torch.from_numpy(record.actions), poses
 
@@ -194,7 +199,10 @@ def encode_dataset(
     bar = tqdm(
         videos, desc="encode", unit="video", initial=len(paths) - len(todo), total=len(paths)
     )
-    for i, frames, actions, poses in bar:
+    for item in bar:
+        if isinstance(item, Exception):
+            raise item
+        i, frames, actions, poses = item
         chunks = [
             model.encode(frames[s : s + batch].to(device)) for s in range(0, len(frames), batch)
         ]

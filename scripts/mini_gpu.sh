@@ -10,8 +10,9 @@
 #   bash scripts/mini_gpu.sh export   # bf16 models + logs into OUT
 #   bash scripts/mini_gpu.sh rollout  # test-set rollouts of VARIANTS (models from runs/mini_gpu/<v>
 #                                     # on a fresh machine; makes the data when it is missing)
-#   bash scripts/mini_gpu.sh eval     # evaluation of every rolled-out variant, report, and the
-#                                     # return contrast (benchmarks/self_consistency.py)
+#   bash scripts/mini_gpu.sh eval     # evaluation of every rolled-out variant (OUT/per_frame.csv.gz:
+#                                     # its rows, the file to keep), report, and the return
+#                                     # contrast (benchmarks/self_consistency.py)
 #   bash scripts/mini_gpu.sh all      # data, train, export, rollout, eval: the phases not done
 #                                     # yet, in order (RUN/done/ marks each); LIMIT=SECONDS stops
 #                                     # the call in time (exit 75: call again to go on);
@@ -203,8 +204,11 @@ rollout)
   cp "$RUN/stages.json" "$OUT/"
   exit "$rc"
   ;;
-eval)  # every variant under RUN/rollouts
-  repro --variants "${VARIANTS// /,}" --stages evaluate,report > "$OUT/eval.log" 2>&1
+eval)  # every variant under RUN/rollouts; the per-frame rows reach OUT first (per_frame.csv.gz,
+  # the file to keep), then the report and the return contrast
+  repro --variants "${VARIANTS// /,}" --stages evaluate > "$OUT/eval.log" 2>&1 || exit 1
+  gzip -9nc "$RUN/eval/per_frame.csv" > "$OUT/per_frame.csv.gz"
+  repro --variants "${VARIANTS// /,}" --stages report >> "$OUT/eval.log" 2>&1
   consistency "$RUN" >> "$OUT/eval.log" 2>&1
   (cd "$RUN" && tar czf "$OUT/eval.tar.gz" stages.json eval plans)
   ;;

@@ -1,6 +1,7 @@
 """scripts/mini_gpu.sh (the mini reproduction on a GPU) works phase by phase: a dry run on the
 CPU with the tiny preset, so a broken script is caught here and not on the GPU."""
 
+import gzip
 import json
 import os
 import shutil
@@ -85,11 +86,15 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         "fullres.safetensors",
         "meta.tar.gz",
         "eval.tar.gz",
+        "per_frame.csv.gz",
         "ae_recon_cascaded.png",
         "ae_recon_c32-lr2.png",
     ):
         assert back[name].stat().st_size > 0, name
     table = (tmp_path / "run" / "eval" / "table.md").read_text()
+    # the per-frame rows to keep, gzipped: the run's CSV, byte for byte
+    kept = gzip.decompress(back["per_frame.csv.gz"].read_bytes())
+    assert kept == (tmp_path / "run" / "eval" / "per_frame.csv").read_bytes()
     assert "millivid-cc" in table and "fullres" in table
     # the return contrast of every rollout set, paired with the first variant's
     consistency = json.loads((tmp_path / "run" / "eval" / "self_consistency.json").read_text())

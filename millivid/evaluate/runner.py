@@ -26,6 +26,7 @@ from millivid.evaluate.results import (
     json_safe,
     results_from_csv,
     shared_videos,
+    stored,
     summarize_rows,
 )
 from millivid.evaluate.splits import ACTION_METRICS, SPLIT_COLUMNS, frame_splits
@@ -203,7 +204,7 @@ def _rows(method: str, video: str, per_frame: dict, truth: _GroundTruth, n: int)
     for i in range(n):
         row = {"method": method, "video": video, "frame": i + 1}
         row.update({c: None if v is None else v[i] for c, v in cols.items()})
-        row.update({m: v[i] for m, v in per_frame.items()})
+        row.update({m: stored(v[i]) for m, v in per_frame.items()})
         rows.append(row)
     return rows
 

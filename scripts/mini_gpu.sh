@@ -10,6 +10,8 @@
 #   bash scripts/mini_gpu.sh export   # bf16 models + logs into OUT
 #   bash scripts/mini_gpu.sh rollout  # test-set rollouts of VARIANTS (models from runs/mini_gpu/<v>
 #                                     # on a fresh machine; makes the data when it is missing)
+#   bash scripts/mini_gpu.sh shipped  # the shipped model (or SHIPPED=CHECKPOINT) rolled out on the
+#                                     # same test set, scored by `eval` as millivid-shipped
 #   bash scripts/mini_gpu.sh eval     # evaluation of every rolled-out variant (OUT/per_frame.csv.gz:
 #                                     # its rows, the file to keep), report, and the return
 #                                     # contrast (benchmarks/self_consistency.py)
@@ -93,6 +95,13 @@ models_and_test_set() {  # on a fresh machine: VARIANTS' models from runs/mini_g
   done
   [ -d "$RUN/gt" ] || repro --stages data --workers 16 "${STORE_ARG[@]}" >> "$OUT/data.log" 2>&1
 }
+beside() {  # run folder $1 beside RUN: RUN's test set and its own autoencoders (without AE) linked
+  mkdir -p "$1/video"
+  ln -sfn "$(cd "$RUN" && pwd)/gt" "$1/gt"
+  for a in "$RUN"/ae*/; do
+    [ -d "$a" ] && ln -sfn "$(cd "$a" && pwd)" "$1/$(basename "$a")"
+  done
+}
 in_order() {  # items "MARKER PHASE [VAR=value ...]": each not yet marked done in RUN/done runs
   # once, in order, with those variables, within LIMIT seconds (exit 75: call again to go on);
   # a rollout or sweep starts only with ROLLOUT_NEED seconds left (default 0)
@@ -104,7 +113,7 @@ in_order() {  # items "MARKER PHASE [VAR=value ...]": each not yet marked done i
     [ -e "$RUN/done/$marker" ] && continue
     left=$((end - SECONDS - 15))  # margin for a stopped trainer to save
     need=0
-    case $phase in rollout | sweep) need=${ROLLOUT_NEED:-0} ;; esac
+    case $phase in rollout | shipped | sweep) need=${ROLLOUT_NEED:-0} ;; esac
     [ "$left" -gt "$need" ] ||
       { echo "$marker: no time left in LIMIT ($left s, $need needed); call again" >&2; return 75; }
     [ -n "$ROLLOUT_GIVEN" ] || export ROLLOUT_S=$left
@@ -204,6 +213,21 @@ rollout)
   cp "$RUN/stages.json" "$OUT/"
   exit "$rc"
   ;;
+shipped)  # a given checkpoint (SHIPPED: a folder with config.json and model.safetensors; default
+  # the shipped checkpoints/mini/millivid, of variant SHIPPED_VARIANT) rolled out on RUN's test
+  # set into RUN/rollouts/SHIPPED_AS (default millivid-shipped): `eval` scores it beside VARIANTS
+  sv=${SHIPPED_VARIANT:-millivid-own-level-memory}
+  as=${SHIPPED_AS:-millivid-shipped}
+  models_and_test_set
+  beside "$RUN-$as"
+  [ -e "$RUN-$as/video/$sv/checkpoint" ] || { mkdir -p "$RUN-$as/video/$sv" &&
+    cp -r "${SHIPPED:-checkpoints/mini/millivid}" "$RUN-$as/video/$sv/checkpoint"; } || exit 1
+  timeout "$ROLLOUT_S" python -m millivid reproduce --preset "$PRESET" --out "$RUN-$as" \
+    ${AE:+--ae "$AE"} --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" \
+    --device "$DEVICE" "${SET_ARGS[@]}" --variants "$sv" --stages rollout --rollout-batch 64 \
+    --sample-steps "$STEPS" >> "$OUT/rollout_shipped.log" 2>&1 || exit $?
+  mkdir -p "$RUN/rollouts" && ln -sfn "$(cd "$RUN-$as/rollouts/$sv" && pwd)" "$RUN/rollouts/$as"
+  ;;
 eval)  # every variant under RUN/rollouts; the per-frame rows reach OUT first (per_frame.csv.gz,
   # the file to keep), then the report and the return contrast
   repro --variants "${VARIANTS// /,}" --stages evaluate > "$OUT/eval.log" 2>&1 || exit 1
@@ -221,12 +245,8 @@ sweep)  # one rollout setting per entry, spread over GPUS like `rollout`; tables
     name=${entry%%:*}
     read -ra args <<< "${entry#*:}"
     sweep_run="$RUN-$name"
-    mkdir -p "$sweep_run/video"
-    ln -sfn "$(cd "$RUN" && pwd)/gt" "$sweep_run/gt"
+    beside "$sweep_run"
     for v in $VARIANTS; do ln -sfn "$(cd "$RUN/video/$v" && pwd)" "$sweep_run/video/$v"; done
-    for a in "$RUN"/ae*/; do  # autoencoders trained in RUN (without AE)
-      [ -d "$a" ] && ln -sfn "$(cd "$a" && pwd)" "$sweep_run/$(basename "$a")"
-    done
     gpu=$(gpu_of $i); i=$((i + 1))
     ([ -n "$gpu" ] && export CUDA_VISIBLE_DEVICES=$gpu
     timeout "$ROLLOUT_S" python -m millivid reproduce --preset "$PRESET" --out "$sweep_run" \
@@ -278,8 +298,10 @@ ae)  # like-for-like: same data, steps and batch; the trainings share the GPU. A
 all)  # one command to repeat on machines that cap how long a command may run
   items=()
   for phase in ${PHASES:-data train export rollout eval}; do
-    case $phase in data | train | export | rollout | eval) ;;
-    *) echo "PHASES: unknown phase $phase (data train export rollout eval)" >&2; exit 2 ;; esac
+    case $phase in data | train | export | rollout | shipped | eval) ;;
+    *) echo "PHASES: unknown phase $phase (data train export rollout shipped eval)" >&2
+      exit 2 ;;
+    esac
     items+=("$phase $phase")
   done
   in_order "${items[@]}" || exit $?

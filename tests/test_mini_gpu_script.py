@@ -1,7 +1,9 @@
 """scripts/mini_gpu.sh (the mini reproduction on a GPU) works phase by phase: a dry run on the
 CPU with the tiny preset, so a broken script is caught here and not on the GPU."""
 
+import csv
 import gzip
+import io
 import json
 import os
 import shutil
@@ -68,7 +70,10 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         SWEEP="noise0:--sample-context-noise 0.25 --sample-steps 2 --sample-eta 1",
     )
     back = {}
-    for phase in ("data", "train", "export", "rollout", "eval", "sweep", "ae"):
+    # `shipped`: a given checkpoint (here the run's own millivid-cc) beside the variants
+    env["SHIPPED"] = str(tmp_path / "run" / "video" / "millivid-cc" / "checkpoint")
+    env["SHIPPED_VARIANT"] = "millivid-cc"
+    for phase in ("data", "train", "export", "rollout", "shipped", "eval", "sweep", "ae"):
         out = tmp_path / "out" / phase  # a fresh OUT per phase: what that phase leaves in it
         env["OUT"] = str(out)
         done = subprocess.run(
@@ -95,6 +100,13 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
     # the per-frame rows to keep, gzipped: the run's CSV, byte for byte
     kept = gzip.decompress(back["per_frame.csv.gz"].read_bytes())
     assert kept == (tmp_path / "run" / "eval" / "per_frame.csv").read_bytes()
+    # the shipped checkpoint's rows: the same model, the same rollout noise, the same frames
+    rows = list(csv.DictReader(io.StringIO(kept.decode())))
+    scores = {
+        m: [r["psnr"] for r in rows if r["method"] == m]
+        for m in ("millivid-cc", "millivid-shipped")
+    }
+    assert scores["millivid-shipped"] and scores["millivid-shipped"] == scores["millivid-cc"]
     assert "millivid-cc" in table and "fullres" in table
     # the return contrast of every rollout set, paired with the first variant's
     consistency = json.loads((tmp_path / "run" / "eval" / "self_consistency.json").read_text())

@@ -320,8 +320,8 @@ def stage_evaluate(run: Run) -> None:
     reconstruct = None
     if any(k in RUN_AE_BASELINES for k in todo):
         reconstruct = frame_reconstructor(run.ae_runs["hierarchical"], run.device)
-    for kind in todo:
-        write_baselines(gt, rollouts / kind, [kind], context, ecfg, reconstruct)
+    if todo:
+        write_baselines(gt, rollouts, todo, context, ecfg, reconstruct, subfolders=True)
     missing = [v for v in run.rcfg.variants if not any((rollouts / v).glob("*.npz"))]
     if missing:  # a variant whose rollout stage failed (its error said why) is not in the table
         run.log(

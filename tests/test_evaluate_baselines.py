@@ -97,6 +97,26 @@ def test_baseline_command_writes_rollout_files(gt_dir, tmp_path, capsys):
     assert sorted(p.name for p in one.iterdir()) == ["v0.npz", "v1.npz"]  # OUT/<video>.npz
 
 
+def test_every_kind_is_written_from_one_read_of_each_video(gt_dir, tmp_path, monkeypatch):
+    """Several kinds into per-kind folders (as `reproduce` asks, also for one kind): each ground
+    truth is read once for all of them, and the files are those of one kind at a time."""
+    import millivid.evaluate.baselines as baselines
+    from millivid.presets import EVAL_PRESETS
+
+    cfg = EVAL_PRESETS["tiny"]
+    reads = []
+    load = baselines.load_video
+    monkeypatch.setattr(baselines, "load_video", lambda p, **kw: reads.append(p) or load(p, **kw))
+    kinds = ["copy-last", "context-mean", "nearest-pose"]
+    written = baselines.write_baselines(gt_dir, tmp_path / "all", kinds, CONTEXT, cfg, workers=2)
+    assert sorted(p.name for p in reads) == ["v0.npz", "v1.npz"]
+    for k in kinds:
+        alone = baselines.write_baselines(gt_dir, tmp_path / k, [k], CONTEXT, cfg, subfolders=True)
+        assert alone[k] == [tmp_path / k / k / f"v{i}.npz" for i in range(2)]
+        for mine, theirs in zip(written[k], alone[k], strict=True):
+            assert (np.load(mine)["video"] == np.load(theirs)["video"]).all()
+
+
 def test_nearest_pose_without_poses_names_the_file(world, tmp_path, capsys):
     gt = tmp_path / "gt"
     gt.mkdir()

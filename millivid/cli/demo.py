@@ -137,8 +137,8 @@ def _rollout(args: argparse.Namespace, seed: int) -> int:
     (run / "plans").mkdir(exist_ok=True)
     shutil.copy(paths["plan"], run / "plans" / f"{method}.png")
     ecfg = EVAL_PRESETS[cfg.preset]
-    for kind in BASELINES:  # what the model must beat; copies of context frames, no model
-        write_baselines(run / "gt", run / "rollouts" / kind, [kind], args.context, ecfg)
+    # what the model must beat; copies of context frames, no model
+    write_baselines(run / "gt", run / "rollouts", BASELINES, args.context, ecfg, subfolders=True)
     res = evaluate_sets(
         run / "rollouts",
         run / "gt",

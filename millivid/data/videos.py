@@ -19,6 +19,9 @@ import os
 import struct
 import zipfile
 import zlib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -37,6 +40,7 @@ __all__ = [
     "load_video",
     "load_window",
     "open_array",
+    "read_ahead",
     "read_header",
     "read_mp4",
     "save_video",
@@ -288,3 +292,17 @@ def load_video_window(
     wanted = ["video", *[k for k in (present if keys is None else keys) if k != "video"]]
     arrays = {k: load_window(path, k, start, stop) for k in wanted}
     return VideoRecord(**validate_arrays(arrays, path))
+
+
+def read_ahead(pool: Executor, fn: Callable, items: Iterable, ahead: int) -> Iterator:
+    """``fn(x)`` for each of ``items``, in order, each started on ``pool`` up to ``ahead`` items
+    before it is consumed: video files are read (zlib frees the GIL) while the caller computes.
+    An error of ``fn`` is raised where its item is consumed."""
+    items = iter(items)
+    queue = deque(pool.submit(fn, x) for _, x in zip(range(max(1, ahead)), items))
+    while queue:
+        done = queue.popleft()
+        for x in items:
+            queue.append(pool.submit(fn, x))
+            break
+        yield done.result()

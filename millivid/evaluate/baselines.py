@@ -22,12 +22,15 @@ rollout, so ``millivid evaluate --pred-dir`` scores it as a method named after i
 
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from millivid.data.videos import VideoRecord, load_video, read_header, save_video
+from millivid.data.videos import VideoRecord, load_video, read_ahead, read_header, save_video
 from millivid.evaluate.config import EvalConfig
 from millivid.evaluate.splits import nearest_context
 
@@ -121,27 +124,45 @@ def write_baselines(
     context: int,
     cfg: EvalConfig,
     reconstruct: Reconstruct | None = None,
+    subfolders: bool | None = None,
+    workers: int | None = None,
 ) -> dict[str, list[Path]]:
     """Write every ground-truth video of ``gt_dir`` as each baseline in ``kinds``.
 
-    One kind: ``out/<video>.npz``; several: ``out/<kind>/<video>.npz`` (so ``out`` is the
-    ``--pred-dir`` of ``millivid evaluate``). Files hold ``video`` (context then generated
-    frames) and the ground-truth ``actions`` when present. Returns {kind: written paths}.
+    ``out/<kind>/<video>.npz`` with ``subfolders`` (default: when there are several kinds, so
+    that ``out`` is the ``--pred-dir`` of ``millivid evaluate``), else ``out/<video>.npz``.
+    Files hold ``video`` (context then generated frames) and the ground-truth ``actions`` when
+    present. Each video is read once for every kind; ``workers`` threads (default min(4,
+    cores)) read the next videos and write the finished ones. Returns {kind: written paths}.
     """
     gt_files = sorted(Path(gt_dir).glob("*.npz"))
     if not gt_files:
         raise FileNotFoundError(f"no .npz ground-truth videos in {gt_dir}")
-    folders = {k: Path(out) if len(kinds) == 1 else Path(out) / k for k in kinds}
+    split = len(kinds) > 1 if subfolders is None else subfolders
+    folders = {k: Path(out) / k if split else Path(out) for k in kinds}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
     written: dict[str, list[Path]] = {k: [] for k in kinds}
-    for gt in gt_files:
-        rec = load_video(gt, keys=[k for k in ("actions", "poses") if k in read_header(gt)])
-        for k in kinds:
-            try:
-                video = baseline_video(k, rec.video, rec.poses, context, cfg, reconstruct)
-            except ValueError as err:
-                raise ValueError(f"{gt}: {err}") from None
-            folders[k].mkdir(parents=True, exist_ok=True)
-            path = folders[k] / gt.name
-            save_video(path, VideoRecord(video=video, actions=rec.actions))
-            written[k].append(path)
+    workers = workers or min(4, os.cpu_count() or 1)
+
+    def read(gt: Path) -> VideoRecord:
+        return load_video(gt, keys=[k for k in ("actions", "poses") if k in read_header(gt)])
+
+    with ThreadPoolExecutor(workers) as pool:
+        writes: deque[Future] = deque()
+        for gt, rec in zip(gt_files, read_ahead(pool, read, gt_files, workers)):
+            for k in kinds:
+                try:
+                    video = baseline_video(k, rec.video, rec.poses, context, cfg, reconstruct)
+                except ValueError as err:
+                    raise ValueError(f"{gt}: {err}") from None
+                path = folders[k] / gt.name
+                writes.append(
+                    pool.submit(save_video, path, VideoRecord(video=video, actions=rec.actions))
+                )
+                written[k].append(path)
+            while len(writes) > 2 * workers:  # bound the memory held by queued writes
+                writes.popleft().result()
+        for w in writes:
+            w.result()
     return written

@@ -19,7 +19,8 @@
 #                                     # yet, in order (RUN/done/ marks each); LIMIT=SECONDS stops
 #                                     # the call in time (exit 75: call again to go on);
 #                                     # PHASES="rollout eval": only those (e.g. for models
-#                                     # copied into RUN/video/)
+#                                     # copied into RUN/video/; "... rollout shipped eval": the
+#                                     # shipped model scored too)
 #   bash scripts/mini_gpu.sh curve    # repeatable like all: data, then per step count of
 #                                     # POINTS (e.g. "2500 5000 10000") train on to it and
 #                                     # score there (sweep s<point>); OUT/steps_curve.png, .md,
@@ -93,6 +94,9 @@ models_and_test_set() {  # on a fresh machine: VARIANTS' models from runs/mini_g
   for v in $VARIANTS; do
     [ -d "$RUN/video/$v" ] || { mkdir -p "$RUN/video" && cp -r "runs/mini_gpu/$v" "$RUN/video/$v"; }
   done
+  test_set
+}
+test_set() {  # RUN's test set (and data), made when it is missing
   [ -d "$RUN/gt" ] || repro --stages data --workers 16 "${STORE_ARG[@]}" >> "$OUT/data.log" 2>&1
 }
 beside() {  # run folder $1 beside RUN: RUN's test set and its own autoencoders (without AE) linked
@@ -218,7 +222,7 @@ shipped)  # a given checkpoint (SHIPPED: a folder with config.json and model.saf
   # set into RUN/rollouts/SHIPPED_AS (default millivid-shipped): `eval` scores it beside VARIANTS
   sv=${SHIPPED_VARIANT:-millivid-own-level-memory}
   as=${SHIPPED_AS:-millivid-shipped}
-  models_and_test_set
+  test_set || exit 1
   beside "$RUN-$as"
   [ -e "$RUN-$as/video/$sv/checkpoint" ] || { mkdir -p "$RUN-$as/video/$sv" &&
     cp -r "${SHIPPED:-checkpoints/mini/millivid}" "$RUN-$as/video/$sv/checkpoint"; } || exit 1

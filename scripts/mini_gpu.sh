@@ -79,9 +79,15 @@ read -ra GPU_LIST <<< "${GPUS:-}"
 gpu_of() {  # the GPU of the i-th variant (empty: the default device)
   [ "${#GPU_LIST[@]}" -gt 0 ] && echo "${GPU_LIST[$(($1 % ${#GPU_LIST[@]}))]}"
 }
-repro() { python -m millivid reproduce --preset "$PRESET" --out "$RUN" ${AE:+--ae "$AE"} \
-  --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" --device "$DEVICE" "${SET_ARGS[@]}" \
-  "$@"; }
+REPRO_ARGS=(--preset "$PRESET" ${AE:+--ae "$AE"} --train-videos "$TRAIN_VIDEOS"
+  --test-videos "$TEST_VIDEOS" --device "$DEVICE" "${SET_ARGS[@]}")
+repro() { python -m millivid reproduce --out "$RUN" "${REPRO_ARGS[@]}" "$@"; }
+rollouts() {  # `reproduce "$@"` in run folder $1 with the rollout settings, within ROLLOUT_S
+  local out=$1
+  shift
+  timeout "$ROLLOUT_S" python -m millivid reproduce --out "$out" "${REPRO_ARGS[@]}" \
+    --rollout-batch 64 --sample-steps "$STEPS" "$@"
+}
 finish() {  # wait for these processes to end, also when a SIGTERM interrupts `wait`
   local rc=0 s pid
   for pid in "$@"; do
@@ -206,10 +212,7 @@ rollout)
   pids=()
   for gpu in "${!group[@]}"; do
     ([ "$gpu" != default ] && export CUDA_VISIBLE_DEVICES=$gpu
-    timeout "$ROLLOUT_S" python -m millivid reproduce --preset "$PRESET" --out "$RUN" \
-      ${AE:+--ae "$AE"} --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" \
-      --device "$DEVICE" "${SET_ARGS[@]}" --variants "${group[$gpu]}" --stages rollout \
-      --rollout-batch 64 --sample-steps "$STEPS" >> "$OUT/rollout_$gpu.log" 2>&1) &
+    rollouts "$RUN" --variants "${group[$gpu]}" --stages rollout >> "$OUT/rollout_$gpu.log" 2>&1) &
     pids+=($!)
   done
   rc=0
@@ -226,10 +229,8 @@ shipped)  # a given checkpoint (SHIPPED: a folder with config.json and model.saf
   beside "$RUN-$as"
   [ -e "$RUN-$as/video/$sv/checkpoint" ] || { mkdir -p "$RUN-$as/video/$sv" &&
     cp -r "${SHIPPED:-checkpoints/mini/millivid}" "$RUN-$as/video/$sv/checkpoint"; } || exit 1
-  timeout "$ROLLOUT_S" python -m millivid reproduce --preset "$PRESET" --out "$RUN-$as" \
-    ${AE:+--ae "$AE"} --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" \
-    --device "$DEVICE" "${SET_ARGS[@]}" --variants "$sv" --stages rollout --rollout-batch 64 \
-    --sample-steps "$STEPS" >> "$OUT/rollout_shipped.log" 2>&1 || exit $?
+  rollouts "$RUN-$as" --variants "$sv" --stages rollout >> "$OUT/rollout_shipped.log" 2>&1 ||
+    exit $?
   mkdir -p "$RUN/rollouts" && ln -sfn "$(cd "$RUN-$as/rollouts/$sv" && pwd)" "$RUN/rollouts/$as"
   ;;
 eval)  # every variant under RUN/rollouts; the per-frame rows reach OUT first (per_frame.csv.gz,
@@ -253,10 +254,7 @@ sweep)  # one rollout setting per entry, spread over GPUS like `rollout`; tables
     for v in $VARIANTS; do ln -sfn "$(cd "$RUN/video/$v" && pwd)" "$sweep_run/video/$v"; done
     gpu=$(gpu_of $i); i=$((i + 1))
     ([ -n "$gpu" ] && export CUDA_VISIBLE_DEVICES=$gpu
-    timeout "$ROLLOUT_S" python -m millivid reproduce --preset "$PRESET" --out "$sweep_run" \
-      ${AE:+--ae "$AE"} --train-videos "$TRAIN_VIDEOS" --test-videos "$TEST_VIDEOS" \
-      --device "$DEVICE" "${SET_ARGS[@]}" --variants "${VARIANTS// /,}" \
-      --stages rollout,evaluate --rollout-batch 64 --sample-steps "$STEPS" "${args[@]}" \
+    rollouts "$sweep_run" --variants "${VARIANTS// /,}" --stages rollout,evaluate "${args[@]}" \
       >> "$OUT/sweep_$name.log" 2>&1 && consistency "$sweep_run" >> "$OUT/sweep_$name.log" 2>&1 &&
       (cd "$sweep_run" && tar czf "$OUT/sweep_$name.tar.gz" eval/table.md eval/paired.md \
         eval/per_frame.csv eval/self_consistency.md eval/self_consistency.json)) &

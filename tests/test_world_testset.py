@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from millivid.presets import PRESETS
 from millivid.world import TEST_SEED_OFFSET, select_test_actions
 from millivid.world.agent import FORWARD, flat_trajectory
-from millivid.world.testset import chamfer_distance, context_chamfer
+from millivid.world.testset import CHAMFER_CHUNK, chamfer_distance, context_chamfer
 from millivid.world.videos import video_actions
 
 CFG = replace(PRESETS["tiny"].world, frames=128, test_context_frames=32, test_action_candidates=40)
@@ -89,6 +89,16 @@ def test_revisit_training_videos_take_the_a1_choice_of_their_own_seeds():
         law[0],
         video_actions([3], replace(CFG, test_action_candidates=1, train_actions="revisit"))[0],
     )
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(1, 3 * CHAMFER_CHUNK + 1), st.integers(0, 2**31))
+def test_context_chamfer_in_chunks_equals_one_call(k, seed):
+    # the test set and the revisit training videos depend on these exact values
+    actions = torch.randint(0, 3, (k, CFG.frames), generator=torch.Generator().manual_seed(seed))
+    xy = flat_trajectory(actions, torch.zeros(k), CFG)
+    c = CFG.test_context_frames
+    assert torch.equal(context_chamfer(actions, CFG), chamfer_distance(xy[:, :c], xy[:, c:]))
 
 
 def test_bad_context_length_is_a_clear_error():

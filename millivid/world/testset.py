@@ -57,13 +57,18 @@ def chamfer_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return dist.amin(2).mean(1) + dist.amin(1).mean(1)
 
 
+# Trajectories per chamfer_distance call: each call's [n, context, rest] float64 distances stay in
+# the CPU caches (about 3 times faster than one call for all 100 candidates, the same values).
+CHAMFER_CHUNK = 8
+
+
 def context_chamfer(actions: torch.Tensor, cfg: WorldConfig) -> torch.Tensor:
     """Chamfer distance context-XY vs rest of flat trajectories: actions int [K, T] -> [K]."""
     c = cfg.test_context_frames
     if not 0 < c < actions.shape[1]:
         raise ValueError(f"world.test_context_frames={c} must be in (0, frames={actions.shape[1]})")
     xy = flat_trajectory(actions, torch.zeros(actions.shape[0]), cfg)
-    return chamfer_distance(xy[:, :c], xy[:, c:])
+    return torch.cat([chamfer_distance(p[:, :c], p[:, c:]) for p in xy.split(CHAMFER_CHUNK)])
 
 
 @dataclass

@@ -21,7 +21,8 @@ context (``diffusion.context_noise``), ``millivid-memory-aug-all``, ``framepack-
 the recent frames of a rollout are generated too); ``millivid-coarse-memory`` spends the same memory tokens on
 16 level-1 frames (``plan.memory_level``), ``millivid-own-level-memory`` at each step's own
 target level and ``millivid-split-memory`` at level 0 for fine and level 1 for coarse steps
-(``plan.memory_levels``). The default set is the recipe of the shipped model (which
+(``plan.memory_levels``); ``millivid-level-shift`` is the shipped recipe with a schedule per
+latent level (``diffusion.level_shift``). The default set is the recipe of the shipped model (which
 also trained on ``world.train_actions = revisit``) and its baselines with the same memory
 (docs/RESULTS.md): ``millivid-own-level-memory``, ``framepack-memory``, ``fullres-memory``.
 """
@@ -57,6 +58,7 @@ class Variant:
     # context or of all of it (diffusion.context_noise_scope)
     context_noise: tuple[float, float] = (0.0, 0.0)
     context_noise_scope: str = "coarse"
+    level_shift: float = 0.0  # diffusion.level_shift (0: the config's)
 
     @property
     def autoencoder(self) -> str:
@@ -150,6 +152,10 @@ VARIANTS: dict[str, Variant] = {
     "cascaded-memory-aug": replace(MEMORY_AUG, method="cascaded"),
     "cascaded-own-level-memory": replace(OWN_LEVEL, method="cascaded"),
     "upscale-own-level-memory": replace(OWN_LEVEL, method="upscale"),
+    # the shipped recipe with a schedule per level (diffusion.level_shift): Simple Diffusion's
+    # shift = resolution / base resolution applied down the pyramid, level l at 2^-l of level 0,
+    # so the coarser the level, the less noise at each t
+    "millivid-level-shift": replace(OWN_LEVEL, level_shift=0.5),
 }
 
 
@@ -172,6 +178,7 @@ def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
             context_noise_scope=(
                 v.context_noise_scope if any(v.context_noise) else cfg.diffusion.context_noise_scope
             ),
+            level_shift=v.level_shift or cfg.diffusion.level_shift,
         ),
         plan=replace(
             cfg.plan,

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from millivid.diffusion.schedule import Schedule
+from torch import Tensor
+
+from millivid.diffusion.schedule import Schedule, alpha_sigma
 
 
 @dataclass(frozen=True)
 class DiffusionConfig:
     """Shifted cosine log-SNR schedule, v-prediction, DDIM, classifier-free guidance."""
 
-    shift: float = 1.0  # Simple Diffusion shift, level-independent (paper: 1.0)
+    shift: float = 1.0  # Simple Diffusion shift (paper: 1.0, the same for every level)
+    # targets at latent level l use the schedule of shift * level_shift^l (not in the paper, which
+    # is 1.0: one schedule for every level; < 1: the coarser the level, the less noise at each t)
+    level_shift: float = 1.0
     context_dropout: float = 0.1  # paper A.2: drop all context tokens w.p. 0.1 for CFG
     sample_steps: int = 50  # DDIM steps per rollout step
     # DDIM eta in [0, 1]: 0 = deterministic (the paper's sampler), 1 = DDPM ancestral steps
@@ -27,7 +33,24 @@ class DiffusionConfig:
     # recent frames are generated too; the full-resolution methods have no coarse context)
     context_noise_scope: str = "coarse"
 
+    def __post_init__(self) -> None:
+        if not self.level_shift > 0:
+            raise ValueError(f"diffusion.level_shift = {self.level_shift}: must be > 0 (1.0 = off)")
+
     @property
     def schedule(self) -> Schedule:
-        """The noise schedule of ``shift``."""
+        """The noise schedule of ``shift`` (context noise; targets: ``target_schedule``)."""
         return Schedule(self.shift)
+
+    def target_schedule(self, level: int) -> Schedule:
+        """The schedule of targets at latent ``level`` (0 = finest): the DDIM steps of a
+        rollout step of that level."""
+        return Schedule(self.shift * self.level_shift**level)
+
+    def target_alpha_sigma(self, t: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
+        """(alpha, sigma) at times ``t`` [B] for targets at latent levels ``level`` [B]: each
+        element on its ``target_schedule`` (training, where one batch mixes levels)."""
+        lam = self.schedule.logsnr(t)
+        if self.level_shift != 1.0:  # log(shift * r^l) = log(shift) + l log(r)
+            lam = lam - 2.0 * math.log(self.level_shift) * level.to(lam)
+        return alpha_sigma(lam)

@@ -230,7 +230,8 @@ class VideoTask:
         batch = batch.to(device)
         tokens, t, noise = batch.tokens, batch.t, batch.noise
         x0 = tokens.target_values.float()
-        a, s = self.config.diffusion.schedule.alpha_sigma(t)
+        level = tokens.level[:, tokens.context_slots]  # the step's target span comes first
+        a, s = self.config.diffusion.target_alpha_sigma(t, level)
         a, s = a.view(-1, 1, 1), s.view(-1, 1, 1)
         mask = tokens.channel_mask()[:, tokens.context_slots :].float()
         noise = torch.nn.functional.pad(noise, (0, x0.shape[-1] - noise.shape[-1])) * mask

@@ -78,7 +78,7 @@ class DiTDenoiser:
             self.model,
             tokens,
             ddim_times(self.diffusion.sample_steps),
-            self.diffusion.schedule,
+            self.diffusion.target_schedule(step.target.level),
             self.diffusion.guidance,
             self.reuse_context,
             eta=eta,

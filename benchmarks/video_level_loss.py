@@ -20,6 +20,11 @@ frames than it was trained with?).
 the model *not* told (as a rollout's generated context is imperfect while the model takes it for
 the truth): how sensitive is each target level to an imperfect history?
 
+``--times 0.1,0.5,0.9`` also scores every level's steps with all targets at each of these
+diffusion times (same steps and noise): the v-loss, its ratio to the context-dropped one and the
+clean estimate's MSE (sigma^2 times the v-loss, on the level's own schedule) per time, i.e. at
+which noise levels the model uses its context (``diffusion.level_shift`` moves them per level).
+
 ``--levels 3`` scores only those target levels (the coarsest one's first-frame check comes with
 it); ``--seed`` draws other steps, times and noise: a second draw of the same check.
 
@@ -114,6 +119,24 @@ def level_losses(args: argparse.Namespace) -> dict:
             noisy = untold_noise(batch, args.context_noise, cfg, args.seed)
             with torch.no_grad():
                 row["context_noised"] = float(task.loss(model, noisy, args.device)[0])
+        for time in args.times:
+            fixed = replace(batch, t=torch.full_like(batch.t, time))
+            at = replace(fixed, tokens=blind.tokens, dropped=every)
+            with torch.no_grad():
+                v_loss = float(task.loss(model, fixed, args.device)[0])
+                v_null = float(task.loss(model, at, args.device)[0])
+            sigma = float(cfg.diffusion.target_schedule(level).alpha_sigma(torch.tensor(time))[1])
+            row.setdefault("times", {})[time] = {
+                "loss": v_loss,
+                "context_dropped": v_null,
+                "ratio": v_loss / v_null,
+                "x0_mse": sigma**2 * v_loss,
+            }
+            print(
+                f"  t = {time:.2f}: v-loss {v_loss:.3f}, context dropped {v_null:.3f}, ratio "
+                f"{v_loss / v_null:.2f}, clean-estimate MSE {sigma**2 * v_loss:.4f}",
+                flush=True,
+            )
         out["levels"][level] = row
         print(
             f"target level {level}: v-loss {loss:.3f}, context dropped {null:.3f}, "
@@ -162,7 +185,7 @@ def first_frame_error(model, cfg, method, latents, poses, args) -> dict:
         batch = task.batch(0, torch.Generator().manual_seed(args.seed)).to(args.device)
         tokens = batch.tokens
         t = torch.ones_like(batch.t)
-        a, s = cfg.diffusion.schedule.alpha_sigma(t)
+        a, s = cfg.diffusion.target_schedule(level).alpha_sigma(t)
         a, s = a.view(-1, 1, 1).float(), s.view(-1, 1, 1).float()
         x0 = tokens.target_values.float()
         z = a * x0 + s * torch.randn_like(x0)
@@ -201,6 +224,12 @@ def main() -> None:
         type=float,
         default=0.0,
         help="also score with every context token noised to this time, the model not told",
+    )
+    parser.add_argument(
+        "--times",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[],
+        help="also score every level at these diffusion times, e.g. 0.1,0.5,0.9",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument(

@@ -104,9 +104,14 @@ def test_video_level_loss_scores_the_shipped_model_under_a_config_change(tmp_pat
         assert level["context_noised"] > level["loss"]  # a history it cannot trust costs
     # one level only, with the coarsest level's first-frame check; a level it has no steps at
     args = ["--ckpt", "checkpoints/mini/millivid", "--videos", "1", "--frames", "400"]
-    run_benchmark("video_level_loss.py", *args, "--batch", "2", "--levels", "3", "--json", str(out))
+    args += ["--batch", "2", "--levels", "3", "--times", "0.2,0.9", "--json", str(out)]
+    run_benchmark("video_level_loss.py", *args)
     result = json.loads(out.read_text())
     assert list(result["levels"]) == ["3"] and result["first_frame"]["model"] > 0
+    times = result["levels"]["3"]["times"]
+    assert sorted(times) == ["0.2", "0.9"]
+    assert times["0.2"]["x0_mse"] < times["0.9"]["x0_mse"]  # less noise, a closer estimate
+    args = ["--ckpt", "checkpoints/mini/millivid", "--videos", "1", "--frames", "400"]
     run_benchmark("video_level_loss.py", *args, "--levels", "5", fails_with="--levels [5]")
 
 

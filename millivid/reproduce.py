@@ -12,6 +12,7 @@ dataset and latent writers skip finished files, rollouts resume from their saved
     ae/                          autoencoder run (or --ae: an existing one, e.g. checkpoints/mini/ae)
     latents/                     latent cache of data/train
     ae-cascaded/, latents-cascaded/   the same for the cascaded autoencoder (variant ``cascaded``)
+    ae-pooled/, latents-pooled/       the same for the hierarchical one, coarse levels pooled
     video/<variant>/             one video-model run per method variant
     gt/ -> data/test/0000        ground truth, the layout millivid evaluate/report read
     rollouts/<variant>/<name>.npz
@@ -49,6 +50,7 @@ from millivid.evaluate.report import build_report
 from millivid.evaluate.runner import evaluate_sets
 from millivid.evaluate.suite import MetricSuite, parse_metrics
 from millivid.jobs.autoencoder import (
+    derive_pooled,
     encode_dataset,
     frame_reconstructor,
     load_autoencoder,
@@ -179,7 +181,7 @@ def make_run(
     kinds = sorted(
         {VARIANTS[v].autoencoder for v in rcfg.variants if v in VARIANTS} | {"hierarchical"}
     )
-    suffix = {"hierarchical": "", "cascaded": "-cascaded"}
+    suffix = {"hierarchical": "", "cascaded": "-cascaded", "pooled": "-pooled"}
     ae_runs = {k: path / f"ae{suffix[k]}" for k in kinds}
     if ae is not None:
         ae_runs["hierarchical"] = ae
@@ -219,6 +221,11 @@ def stage_ae(run: Run) -> None:
     for kind, ae_run in run.ae_runs.items():
         if kind == "hierarchical" and run.given_ae is not None:
             run.log(f"autoencoder: using {run.given_ae}")
+            continue
+        if kind == "pooled":  # the hierarchical one (trained above), its coarse levels pooled
+            if not (ae_run / "checkpoint" / "model.safetensors").exists():
+                with run.clock.stage("ae/pooled"):
+                    derive_pooled(run.ae_runs["hierarchical"], run.train_dir, ae_run, run.device)
             continue
         if _ae_finished(ae_run, cfg.ae_train.steps):
             continue

@@ -9,7 +9,8 @@ autoencoder's levels), ``mirrored-framepack``, ``upscale`` (rollout + upscaling)
 mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for;
 ``cascaded-memory-aug``: in the recipe of ``millivid-memory-aug``; ``upscale-own-level-memory``
 and ``cascaded-own-level-memory``: in the shipped model's, ``millivid-own-level-memory``, with
-the memory at each step's own level);
+the memory at each step's own level; ``cascaded-pooled-own-level-memory``: the same over the
+hierarchical autoencoder's own level 0, mean-pooled, ``ae.kind = pooled``);
 ``<method>-poses`` variants condition on the camera poses as well as the actions;
 ``<method>-poserope`` variants also rotate queries and keys by the pose (``model.pose_rope``);
 ``<method>-memory`` variants add to every step 4 level-0 frames retrieved by camera pose from
@@ -152,6 +153,10 @@ VARIANTS: dict[str, Variant] = {
     "cascaded-memory-aug": replace(MEMORY_AUG, method="cascaded"),
     "cascaded-own-level-memory": replace(OWN_LEVEL, method="cascaded"),
     "upscale-own-level-memory": replace(OWN_LEVEL, method="upscale"),
+    # the cascaded ablation as the paper's Fig. 6 words it: the shipped recipe over the mean-
+    # pooled levels of the hierarchical autoencoder's own level 0 (ae.kind = pooled), so that
+    # both models share level 0 and its decoder and differ in the coarse levels alone
+    "cascaded-pooled-own-level-memory": replace(OWN_LEVEL, method="cascaded", ae="pooled"),
     # the shipped recipe with a schedule per level (diffusion.level_shift): Simple Diffusion's
     # shift = resolution / base resolution applied down the pyramid, level l at 2^-l of level 0,
     # so the coarser the level, the less noise at each t

@@ -28,7 +28,7 @@ def test_token_counts_per_level(name):
     )
 
 
-@pytest.mark.parametrize("kind", ["hierarchical", "cascaded"])
+@pytest.mark.parametrize("kind", ["hierarchical", "cascaded", "pooled"])
 def test_encode_shapes_and_decode_every_level_to_a_frame(kind):
     model = HierarchicalAutoencoder(replace(TINY, kind=kind)).eval()
     latents = model.encode(frames())
@@ -43,6 +43,25 @@ def test_cascaded_coarse_levels_are_mean_pooled_level0():
     raw = model.encode_raw(frames().permute(0, 3, 1, 2).float() / 127.5 - 1)
     assert torch.allclose(raw[1], raw[0].reshape(4, 2, 2, 2, 2, 4).mean((2, 4)), atol=1e-6)
     assert torch.allclose(raw[2], raw[0].mean((1, 2), keepdim=True), atol=1e-6)
+
+
+def test_pooled_kind_keeps_the_hierarchical_level0_and_pools_it_for_the_rest(tmp_path):
+    torch.manual_seed(0)
+    hier = HierarchicalAutoencoder(TINY).eval()
+    pooled = HierarchicalAutoencoder(replace(TINY, kind="pooled")).eval()
+    pooled.load_state_dict(hier.state_dict())
+    images = frames().permute(0, 3, 1, 2).float() / 127.5 - 1
+    h, p = hier.encode_raw(images), pooled.encode_raw(images)
+    assert torch.equal(h[0], p[0])  # the encoder reads the whole pyramid, as trained
+    assert torch.allclose(p[1], p[0].reshape(4, 2, 2, 2, 2, 4).mean((2, 4)), atol=1e-6)
+    assert torch.allclose(p[2], p[0].mean((1, 2), keepdim=True), atol=1e-6)
+    assert not torch.allclose(h[1], p[1])
+    # derived from a trained hierarchical autoencoder, never trained itself
+    from millivid.jobs.autoencoder import train_autoencoder
+
+    cfg = replace(PRESETS["tiny"], ae=replace(TINY, kind="pooled"))
+    with pytest.raises(ValueError, match="ae.kind = pooled is not trained"):
+        train_autoencoder(cfg, tmp_path / "data", tmp_path / "run")
 
 
 def test_other_levels_are_zeroed_in_the_decoder():

@@ -123,6 +123,29 @@ def test_cascaded_variants_train_and_use_their_own_autoencoder(tmp_path):
         assert len(list((out / "rollouts" / variant).glob("*.npz"))) == 2
 
 
+def test_the_pooled_cascaded_variant_shares_level_0_with_the_hierarchical_autoencoder(tmp_path):
+    """Fig. 6's cascaded model as the paper words it: the hierarchical autoencoder's own level 0,
+    mean-pooled for the coarser levels (derived, not trained), its cache, model and rollouts."""
+    from millivid.data.latent_cache import LatentCache
+
+    out = tmp_path / "run"
+    variant = "cascaded-pooled-own-level-memory"
+    assert run(out, "--variants", variant, "--stages", "data,ae,latents,video,rollout") == 0
+    saved = json.loads((out / "ae-pooled" / "checkpoint" / "config.json").read_text())
+    assert saved["ae"]["kind"] == "pooled" and not (out / "ae-cascaded").exists()
+    hier, pooled = LatentCache(out / "latents"), LatentCache(out / "latents-pooled")
+    assert pooled.autoencoder_kind == "pooled"
+    (h, _), (p, _) = hier.load(0), pooled.load(0)
+    assert torch.equal(h[0], p[0])  # the same level 0, to the bit
+    for lvl in range(1, len(p)):
+        # coarser levels: level 0 mean-pooled (in the raw latents), standardized per channel
+        assert p[lvl].shape == h[lvl].shape and not torch.allclose(p[lvl], h[lvl])
+        assert abs(float(p[lvl].mean())) < 0.5 and 0.5 < float(p[lvl].std()) < 2
+    video = json.loads((out / "video" / variant / "checkpoint" / "config.json").read_text())
+    assert (video["method"], video["ae"]["kind"]) == ("cascaded", "pooled")
+    assert len(list((out / "rollouts" / variant).glob("*.npz"))) == 2
+
+
 def test_a_variant_trains_over_its_methods_autoencoder_unless_it_names_another():
     from millivid.plan import METHODS
     from millivid.presets import load_preset
@@ -137,6 +160,9 @@ def test_a_variant_trains_over_its_methods_autoencoder_unless_it_names_another()
     for name, variant in VARIANTS.items():
         method, vcfg = variant_config(cfg, name)
         assert vcfg.ae.kind == variant.autoencoder == (variant.ae or METHODS[method].ae), name
+    assert {name for name, v in VARIANTS.items() if v.autoencoder == "pooled"} == {
+        "cascaded-pooled-own-level-memory"
+    }
     cascaded = {name for name, v in VARIANTS.items() if v.autoencoder == "cascaded"}
     assert cascaded == {
         "cascaded",

@@ -17,7 +17,11 @@ class AutoencoderConfig:
     width: int = 256
     depth: int = 6  # transformer blocks in the encoder and in the decoder (each)
     heads: int = 4
-    kind: Literal["hierarchical", "cascaded"] = "hierarchical"
+    # hierarchical: every level learned (the paper); cascaded: one learned level, the coarser
+    # ones its level 0 mean-pooled (trained so, Fig. 5); pooled: a trained hierarchical
+    # autoencoder's own level 0 mean-pooled for the coarser levels (Fig. 6's cascaded model;
+    # only level 0 decodes: ``derive_pooled``)
+    kind: Literal["hierarchical", "cascaded", "pooled"] = "hierarchical"
     # training loss: MSE over the whole output pyramid, plus these optional terms
     gradient_weight: float = 0.0  # L1 of image gradients, every level of the output pyramid
     # decode every level of every example (the encoder runs once), not one sampled level per

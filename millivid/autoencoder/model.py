@@ -9,7 +9,10 @@ same embeddings are added, a ViT with AdaLN on the level embedding runs, and eve
 tokens are unpatchified into the output pyramid (the top image is the reconstruction).
 
 Cascaded variant (``kind="cascaded"``, paper §5 Q1): one learned level; coarser levels are the
-level-0 latents mean-pooled by 2^l, decoded through the same interface.
+level-0 latents mean-pooled by 2^l, decoded through the same interface. ``kind="pooled"``: a
+hierarchical autoencoder whose coarser levels are replaced by its own level 0 mean-pooled (the
+encoder runs as trained, so level 0 is the hierarchical one; its decoder never saw pooled
+latents, so only level 0 decodes).
 
 Latents are normalized per level and channel by statistics stored in the weights
 (``calibrate``), so the diffusion model sees roughly unit variance.
@@ -85,7 +88,8 @@ class HierarchicalAutoencoder(nn.Module):
             )
         self.cfg = cfg
         self.side = cfg.image_size // cfg.patch
-        self.enc_levels = 1 if cfg.kind == "cascaded" else cfg.levels
+        self.enc_levels = 1 if cfg.kind == "cascaded" else cfg.levels  # levels the ViT reads
+        self.learned_levels = cfg.levels if cfg.kind == "hierarchical" else 1  # the rest: pooled
         d, pp = cfg.width, cfg.patch * cfg.patch * 3
         self.patch_embed = nn.Linear(pp, d)  # shared by every pyramid level
         self.enc_level = nn.Parameter(torch.randn(cfg.levels, d) * 0.02)
@@ -157,7 +161,8 @@ class HierarchicalAutoencoder(nn.Module):
             rearrange(z[:, s], "b (h w) c -> b h w c", h=self.side >> i)
             for i, s in enumerate(self._slices()[: self.enc_levels])
         ]
-        for lvl in range(self.enc_levels, self.cfg.levels):  # cascaded: mean-pooled level 0
+        del levels[self.learned_levels :]
+        for lvl in range(self.learned_levels, self.cfg.levels):  # mean-pooled level 0
             pooled = F.avg_pool2d(rearrange(levels[0], "b h w c -> b c h w"), 2**lvl)
             levels.append(rearrange(pooled, "b c h w -> b h w c"))
         return levels

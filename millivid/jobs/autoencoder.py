@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -63,6 +64,11 @@ def train_autoencoder(
 ) -> Path:
     """Train the autoencoder of ``cfg`` on a dataset folder; calibrate the latent statistics.
     ``resume_from``, ``continuation``, ``overwrite``: as in ``millivid.train.train``."""
+    if cfg.ae.kind == "pooled":
+        raise ValueError(
+            "ae.kind = pooled is not trained: it is a trained hierarchical autoencoder with its "
+            "coarser levels pooled from its level 0 (millivid.jobs.autoencoder.derive_pooled)"
+        )
     config = {"stage": "autoencoder", **to_dict(cfg)}
     starts = {"resume": resume, "resume_from": resume_from, "overwrite": overwrite}
     check_run_start(out, cfg.ae_train, config, **starts)  # before loading the frames
@@ -79,11 +85,37 @@ def train_autoencoder(
         task, cfg.ae_train, out, config=config, continuation=continuation, device=device, **starts
     )
     model = load_autoencoder(out, device=str(resolve_device(device)), calibrated=False)
-    pick = sorted(random.Random(0).sample(range(len(frames)), min(len(frames), 4096)))
-    model.calibrate(frames[pick].to(model.latent_mean.device))
+    model.calibrate(calibration_frames(frames).to(model.latent_mean.device))
     # rewrite the checkpoint with the statistics, keeping the trainer state for --resume
     write_checkpoint(out, model.state_dict(), config, load_trainer_state(out))
     return ckpt
+
+
+def calibration_frames(frames: DatasetFrames) -> torch.Tensor:
+    """The frames the latent statistics are calibrated on: 4,096 drawn with a fixed seed."""
+    pick = sorted(random.Random(0).sample(range(len(frames)), min(len(frames), 4096)))
+    return frames[pick]
+
+
+def derive_pooled(hierarchical: Path, data: Path, out: Path, device: str = "auto") -> Path:
+    """Write to the run folder ``out`` the trained hierarchical autoencoder ``hierarchical`` as
+    kind ``pooled``: the same weights and level 0, the coarser levels its level 0 mean-pooled
+    (the paper's Fig. 6 cascaded model), their latent statistics calibrated on ``data``'s frames
+    (level 0 keeps its own, so its latents are the hierarchical ones bit for bit)."""
+    config = load_checkpoint(hierarchical)[1]
+    model = load_autoencoder(hierarchical, device=str(resolve_device(device)))
+    if model.cfg.kind != "hierarchical":
+        raise ValueError(
+            f"{hierarchical}: a {model.cfg.kind} autoencoder; ae.kind = pooled is derived from a "
+            "hierarchical one"
+        )
+    pooled = HierarchicalAutoencoder(replace(model.cfg, kind="pooled"))
+    load_weights_into(pooled, model.state_dict(), str(hierarchical))
+    pooled = pooled.to(model.latent_mean.device).eval()
+    pooled.calibrate(calibration_frames(frame_bank(data)).to(model.latent_mean.device))
+    pooled.latent_mean[0], pooled.latent_std[0] = model.latent_mean[0], model.latent_std[0]
+    config = {**config, "ae": {**config["ae"], "kind": "pooled"}}
+    return write_checkpoint(out, pooled.state_dict(), config)
 
 
 def load_autoencoder(

@@ -122,12 +122,15 @@ class VideoBatch:
 
 def check_latent_kind(method: str, source: LatentSource) -> None:
     """Refuse latents of another autoencoder kind than the method's own where the method needs
-    its own (``cascaded``: a single-level autoencoder's mean-pooled levels; trained over a
-    hierarchical autoencoder's levels it would be another model under its name). A method of
-    the hierarchical kind may train over either (``cascaded-framepack``)."""
+    its own (``cascaded``: mean-pooled levels, of a single-level autoencoder or of a hierarchical
+    one's level 0, ``pooled``; trained over a hierarchical autoencoder's learned levels it would
+    be another model under its name). A method of the hierarchical kind may train over any
+    (``cascaded-framepack``)."""
     needed = METHODS[method].ae
     found = source.autoencoder_kind
-    if needed != "hierarchical" and found is not None and found != needed:
+    # cascaded: coarse levels mean-pooled from level 0, by its own autoencoder or a pooled one
+    same = {"cascaded": ("cascaded", "pooled")}.get(needed, (needed,))
+    if needed != "hierarchical" and found is not None and found not in same:
         raise ValueError(
             f"{getattr(source, 'root', 'the latent source')}: latents of a {found} autoencoder, "
             f"but method {method} is trained over a {needed} autoencoder's: encode the videos "

@@ -161,3 +161,27 @@ def test_all_levels_decodes_every_level_and_averages_their_losses():
             for lvl in range(TINY.levels)
         ]
     torch.testing.assert_close(loss_all, torch.stack(per_level).mean(), atol=1e-5, rtol=1e-5)
+
+
+def test_ae_pooled_derives_from_the_shipped_autoencoder_and_refuses_other_kinds(tmp_path, capsys):
+    from millivid.cli import main
+    from millivid.jobs.autoencoder import load_autoencoder
+
+    data = tmp_path / "data"
+    args = ["data", "make", "--preset", "mini", "--videos", "1", "--out", str(data)]
+    assert main([*args, "--device", "cpu"]) == 0
+    out = tmp_path / "pooled"
+    ae = "checkpoints/mini/ae"
+    assert main(["ae", "pooled", "--ckpt", ae, "--data", str(data), "--out", str(out)]) == 0
+    hier, pooled = load_autoencoder(ae), load_autoencoder(out)
+    assert pooled.cfg.kind == "pooled"
+    x = frames(8, size=64)
+    with torch.no_grad():
+        h, p = hier.encode(x), pooled.encode(x)
+    assert torch.equal(h[0], p[0]) and not torch.allclose(h[3], p[3])
+    capsys.readouterr()
+    again = ["ae", "pooled", "--ckpt", str(out), "--data", str(data), "--out", str(tmp_path / "x")]
+    assert main(again) == 1
+    assert "a pooled autoencoder; ae.kind = pooled is derived from a hierarchical one" in (
+        capsys.readouterr().err
+    )

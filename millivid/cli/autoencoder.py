@@ -1,4 +1,4 @@
-"""``millivid ae train|encode|recon``: the hierarchical autoencoder's jobs."""
+"""``millivid ae train|encode|export|pooled|recon``: the hierarchical autoencoder's jobs."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from millivid.cli.common import (
 from millivid.cli.video import run_export
 from millivid.data.videos import load_video
 from millivid.jobs.autoencoder import (
+    derive_pooled,
     encode_dataset,
     load_autoencoder,
     recon_grid,
@@ -26,7 +27,7 @@ from millivid.jobs.autoencoder import (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    ae = sub.add_parser("ae", help="hierarchical autoencoder: train, encode, export, recon")
+    ae = sub.add_parser("ae", help="hierarchical autoencoder: train, encode, export, pooled, recon")
     acts = ae.add_subparsers(dest="ae_command", metavar="ACTION", required=True)
     tr = acts.add_parser("train", help="train on a dataset folder (resumable)")
     add_preset_flags(tr)
@@ -55,6 +56,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("--ckpt", type=Path, required=True, help="autoencoder run folder")
     ex.add_argument("--out", type=Path, required=True, help="output folder")
     ex.set_defaults(func=run_export)
+    po = acts.add_parser(
+        "pooled",
+        help="a trained hierarchical autoencoder with its coarser levels its own level 0 "
+        "mean-pooled (ae.kind = pooled, the paper's Fig. 6 cascaded model; only level 0 decodes)",
+    )
+    po.add_argument("--ckpt", type=Path, required=True, help="hierarchical autoencoder folder")
+    po.add_argument(
+        "--data", type=Path, required=True, help="dataset folder whose frames calibrate it"
+    )
+    po.add_argument("--out", type=Path, required=True, help="run folder")
+    add_device_flag(po)
+    po.set_defaults(func=_pooled)
     rc = acts.add_parser("recon", help="paper Fig. 5: original and each level's reconstruction")
     rc.add_argument("--ckpt", type=Path, required=True, help="autoencoder run folder")
     rc.add_argument("--video", type=Path, required=True, help="a video .npz")
@@ -83,6 +96,11 @@ def _train(args: argparse.Namespace) -> int:
 def _encode(args: argparse.Namespace) -> int:
     out = encode_dataset(args.ckpt, args.data, args.out, args.device, args.workers)
     print(f"latent cache: {out}")
+    return 0
+
+
+def _pooled(args: argparse.Namespace) -> int:
+    print(f"checkpoint: {derive_pooled(args.ckpt, args.data, args.out, args.device)}")
     return 0
 
 

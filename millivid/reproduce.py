@@ -181,7 +181,7 @@ def make_run(
     kinds = sorted(
         {VARIANTS[v].autoencoder for v in rcfg.variants if v in VARIANTS} | {"hierarchical"}
     )
-    suffix = {"hierarchical": "", "cascaded": "-cascaded", "pooled": "-pooled"}
+    suffix = {k: "" if k == "hierarchical" else f"-{k}" for k in kinds}
     ae_runs = {k: path / f"ae{suffix[k]}" for k in kinds}
     if ae is not None:
         ae_runs["hierarchical"] = ae
@@ -223,7 +223,7 @@ def stage_ae(run: Run) -> None:
             run.log(f"autoencoder: using {run.given_ae}")
             continue
         if kind == "pooled":  # the hierarchical one (trained above), its coarse levels pooled
-            if not (ae_run / "checkpoint" / "model.safetensors").exists():
+            if not _has_checkpoint(ae_run):
                 with run.clock.stage("ae/pooled"):
                     derive_pooled(run.ae_runs["hierarchical"], run.train_dir, ae_run, run.device)
             continue

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, fields
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -299,10 +300,8 @@ def read_ahead(pool: Executor, fn: Callable, items: Iterable, ahead: int) -> Ite
     before it is consumed: video files are read (zlib frees the GIL) while the caller computes.
     An error of ``fn`` is raised where its item is consumed."""
     items = iter(items)
-    queue = deque(pool.submit(fn, x) for _, x in zip(range(max(1, ahead)), items))
+    queue = deque(pool.submit(fn, x) for x in islice(items, max(1, ahead)))
     while queue:
         done = queue.popleft()
-        for x in items:
-            queue.append(pool.submit(fn, x))
-            break
+        queue.extend(pool.submit(fn, x) for x in islice(items, 1))
         yield done.result()

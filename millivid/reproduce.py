@@ -8,7 +8,7 @@ command can be re-run after an interruption (Ctrl-C, a crash, or the ``timeout``
 a machine that caps how long a command may run): the trainers save on SIGTERM and resume, the
 dataset and latent writers skip finished files, rollouts resume from their saved latent store. Layout of RUN::
 
-    data/train/, data/test/      world videos (millivid data make)
+    data/train/, data/test/      world videos (millivid data make; labels and depth: test only)
     ae/                          autoencoder run (or --ae: an existing one, e.g. checkpoints/mini/ae)
     latents/                     latent cache of data/train
     ae-cascaded/, latents-cascaded/   the same for the cascaded autoencoder (variant ``cascaded``)
@@ -190,14 +190,16 @@ def make_run(
 
 
 def stage_data(run: Run) -> None:
-    """World videos for training and test; ``gt`` links to the test videos."""
+    """World videos for training and test; ``gt`` links to the test videos. Only the test
+    videos carry the per-pixel labels and depth (the evaluation reads them; training does not):
+    training files are half the bytes (a folder begun with them goes on with them)."""
     rcfg = run.rcfg
     for out, n, test in (
         (run.train_dir, rcfg.train_videos, False),
         (run.test_dir, rcfg.test_videos, True),
     ):
-        meta = out / "dataset.json"
-        if meta.exists() and read_json(meta).get("complete"):
+        meta = read_json(out / "dataset.json") if (out / "dataset.json").exists() else {}
+        if meta.get("complete"):
             continue
         make_dataset(
             out,
@@ -205,6 +207,7 @@ def stage_data(run: Run) -> None:
             n,
             test=test,
             device=run.device,
+            side_outputs=test or "labels" in meta.get("keys", ()),
             workers=rcfg.workers,
             preset=run.cfg.preset,
             compress=rcfg.compress,

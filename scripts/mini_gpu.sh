@@ -45,8 +45,9 @@
 # a training longer than one machine's lease, in pieces on fresh machines that get only DIR.
 # DDP_GPUS=N: `train` trains each variant on N GPUs at once (torchrun + DDP; BATCH is per GPU,
 # so BATCH=64 DDP_GPUS=2 keeps the global batch of 128).
-# STORE=1|0: world videos written uncompressed (24 MB each, faster) or compressed (7 MB); the
-# default is 1 up to TRAIN_VIDEOS=1024, so that 2,048 and more fit a 64 GiB disk.
+# STORE=1|0: world videos written uncompressed (faster) or compressed; a training video without
+# labels and depth is 12.6 MB (4.9 MB compressed); the default is 1 up to TRAIN_VIDEOS=2048
+# (26 GB), so that 4,096 fit a 64 GiB disk compressed.
 # Dry run on a CPU: PRESET=tiny DEVICE=cpu AE= TRAIN_VIDEOS=4 TEST_VIDEOS=2 TRAIN_STEPS=6 ...
 set -uo pipefail
 RUN=${RUN:-/tmp/mini}
@@ -61,7 +62,7 @@ SET_ARGS=()
 for o in ${SETS:-}; do SET_ARGS+=(--set "$o"); done
 TRAIN_VIDEOS=${TRAIN_VIDEOS:-512}
 TEST_VIDEOS=${TEST_VIDEOS:-64}
-STORE=${STORE:-$((TRAIN_VIDEOS <= 1024))}
+STORE=${STORE:-$((TRAIN_VIDEOS <= 2048))}
 STORE_ARG=()
 [ "$STORE" = 1 ] && STORE_ARG=(--store)
 TRAIN_STEPS=${TRAIN_STEPS:-5000}

@@ -3,6 +3,7 @@ read them, and a re-run skips finished stages (resume after an interruption)."""
 
 import json
 import os
+import shutil
 import signal
 import time
 
@@ -11,6 +12,8 @@ import pytest
 import torch
 
 from millivid.cli import main
+from millivid.data.make import make_dataset
+from millivid.presets import load_preset
 from millivid.reproduce import StageClock
 
 FAST = [
@@ -231,6 +234,39 @@ def test_the_default_memory_variants_and_conditioning_augmentation_run_end_to_en
     assert saved["diffusion"]["context_noise"] == 0.5
     assert saved["diffusion"]["sample_context_noise"] == 0.1
     assert "millivid-memory-aug" in (out / "eval" / "table.md").read_text()
+
+
+def test_only_the_test_videos_carry_labels_and_depth(tmp_path):
+    """Training reads frames, actions and poses; the evaluation reads the test videos' labels.
+    A training folder begun with labels and depth (before this rule) goes on with them."""
+    out = tmp_path / "run"
+    assert run(out, "--stages", "data") == 0
+    keys = {s: dataset_json(out, s)["keys"] for s in SPLITS}
+    assert keys == {"train": ["video", "actions", "poses"], "test": [*KEYS, "labels", "depth"]}
+    with np.load(out / "data" / "train" / "0000" / "000000.npz") as f:
+        assert sorted(f.files) == sorted(KEYS)
+
+    older = tmp_path / "older"
+    assert run(older, "--stages", "data") == 0
+    train = older / "data" / "train"
+    shutil.rmtree(train)
+    n = len(dataset_json(out, "train")["files"])
+    make_dataset(train, load_preset("tiny").world, n, shard_size=n, progress=False)
+    meta = json.loads((train / "dataset.json").read_text())
+    (train / "dataset.json").write_text(json.dumps(meta | {"complete": False}))
+    (train / meta["files"][-1]).unlink()  # stopped before its last video
+    assert run(older, "--stages", "data") == 0
+    assert dataset_json(older, "train")["complete"]
+    with np.load(train / meta["files"][-1]) as f:
+        assert {"labels", "depth"} <= set(f.files)
+
+
+SPLITS, KEYS = ("train", "test"), ["video", "actions", "poses"]
+
+
+def dataset_json(run_dir, split):
+    """The dataset.json of one split of a run folder."""
+    return json.loads((run_dir / "data" / split / "dataset.json").read_text())
 
 
 def test_a_variant_without_rollouts_is_named_not_silently_left_out(tmp_path, capsys):

@@ -20,11 +20,12 @@ from millivid.data.make import candidate_count, keep_farthest, make_dataset, pla
 from millivid.data.videos import load_video
 from millivid.presets import load_preset
 from millivid.world import TEST_SEED_OFFSET, WorldVideos, distance_covered
+from millivid.world import videos as world_videos
 
-TINY = replace(load_preset("tiny").world, frames=6, size=8)
+TINY = replace(load_preset("tiny").world, frames=6, size=8, test_context_frames=2)
 
 
-def fake_make_videos(seeds, cfg, device="cpu", test=False):
+def fake_make_videos(seeds, cfg, device="cpu", test=False, actions=None):
     """Deterministic per-seed arrays with the world's shapes and dtypes."""
     out = []
     for s in seeds:
@@ -128,14 +129,14 @@ def test_test_set_keeps_largest_distance(tmp_path, monkeypatch):
     distances = {TEST_SEED_OFFSET + j: d for j, d in enumerate([3.0, 9.0, 1.0, 7.0, 9.0, 2.0])}
     asked = []
 
-    def fake_distances(seeds, cfg, device, batch, progress=True):
+    def fake_distances(seeds, cfg, device, batch, progress=True, actions=None):
         asked.extend(seeds)
         return [distances[s] for s in seeds]
 
     monkeypatch.setattr(make_mod, "selection_distances", fake_distances)
     seen_test = []
 
-    def render(seeds, cfg, device="cpu", test=False):
+    def render(seeds, cfg, device="cpu", test=False, actions=None):
         seen_test.append(test)
         return fake_make_videos(seeds, cfg, device, test)
 
@@ -156,7 +157,7 @@ def test_test_set_keeps_largest_distance(tmp_path, monkeypatch):
         )
 
 
-def test_real_world_tiny_test_set(tmp_path):
+def test_real_world_tiny_test_set(tmp_path, monkeypatch):
     """Against the real world: kept videos' rendered poses match the ranked distances."""
     cfg = replace(
         load_preset("tiny").world,
@@ -166,7 +167,7 @@ def test_real_world_tiny_test_set(tmp_path):
         test_action_candidates=4,
         test_keep_lowest=2,
     )
-    meta = make_dataset(tmp_path, cfg, 2, test=True, candidates=4, progress=False)
+    meta = make_dataset(tmp_path, cfg, 2, test=True, candidates=8, progress=False, workers=1)
     sel = meta["selection"]
     ranked = sorted(sel["distance_covered"], reverse=True)
     kept = []
@@ -176,6 +177,23 @@ def test_real_world_tiny_test_set(tmp_path):
         kept.append(float(distance_covered(torch.from_numpy(rec.poses)[None])[0]))
     assert sorted(kept, reverse=True) == pytest.approx(ranked[:2], abs=1e-3)
     assert all(s >= TEST_SEED_OFFSET for s in meta["seeds"])
+    # the actions chosen over 4 processes: the same test set, byte for byte
+    pools = []
+
+    class Pool(world_videos.ProcessPoolExecutor):
+        def __init__(self, processes, *args):
+            pools.append(processes)
+            super().__init__(processes, *args)
+
+    monkeypatch.setattr(world_videos, "ProcessPoolExecutor", Pool)
+    spread = make_dataset(
+        tmp_path / "spread", cfg, 2, test=True, candidates=8, progress=False, workers=4
+    )
+    assert pools == [4]
+    assert spread["seeds"] == meta["seeds"] and spread["selection"] == sel
+    assert tree_bytes(tmp_path / "spread") == {
+        k: v for k, v in tree_bytes(tmp_path).items() if not k.startswith("spread/")
+    }
 
 
 def test_cli_make_and_check(tmp_path, capsys):

@@ -70,6 +70,13 @@ def test_test_videos_use_the_selected_actions():
         assert torch.equal(row, select_test_actions(seed, CFG).actions)
 
 
+def test_choices_spread_over_processes_are_the_same():
+    seeds = [TEST_SEED_OFFSET + s for s in range(6)]
+    serial = video_actions(seeds, CFG, test=True)
+    assert torch.equal(video_actions(seeds, CFG, test=True, processes=2), serial)
+    assert serial.shape == (6, CFG.frames) and serial.dtype == torch.long
+
+
 def test_selected_test_trajectories_overlap_more_than_training_ones():
     seeds = range(12)
     train = context_chamfer(video_actions(list(seeds), CFG), CFG).mean()

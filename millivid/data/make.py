@@ -72,15 +72,41 @@ def selection_distances(
     device: str | torch.device,
     batch: int,
     progress: bool = True,
+    actions: torch.Tensor | None = None,
 ) -> list[float]:
-    """``distance_covered`` of each test seed's trajectory, simulated without rendering."""
+    """``distance_covered`` of each test seed's trajectory, simulated without rendering;
+    ``actions`` int64 [len(seeds), T]: the seeds' A.1 choices, when already made."""
+    if actions is None:
+        actions = video_actions(seeds, cfg, test=True)
     out: list[float] = []
     for i in tqdm(range(0, len(seeds), batch), desc="select", unit="batch", disable=not progress):
-        chunk = list(seeds[i : i + batch])
-        world = generate_worlds(chunk, cfg, device)
-        poses, _ = simulate(world, video_actions(chunk, cfg, test=True).to(device), cfg)
+        world = generate_worlds(list(seeds[i : i + batch]), cfg, device)
+        poses, _ = simulate(world, actions[i : i + batch].to(device), cfg)
         out.extend(distance_covered(poses).cpu().tolist())
     return out
+
+
+# fewer processes than this choose actions in one process (with its threads, as fast: 200
+# choices took 8.5 s in one process and 10.2 s over two on a 2-core CPU)
+CHOICE_MIN_PROCESSES = 4
+
+
+class ActionChoices:
+    """Each seed's actions (``video_actions``), made once: the seeds asked for in one call are
+    chosen over ``workers`` processes when there are at least ``CHOICE_MIN_PROCESSES``."""
+
+    def __init__(self, cfg: WorldConfig, test: bool, workers: int = 1, progress: bool = False):
+        self.cfg, self.test, self.progress = cfg, test, progress
+        self.processes = workers if workers >= CHOICE_MIN_PROCESSES else 1
+        self.known: dict[int, torch.Tensor] = {}
+
+    def __call__(self, seeds: Sequence[int]) -> torch.Tensor:
+        """int64 [len(seeds), T]."""
+        missing = [s for s in dict.fromkeys(seeds) if s not in self.known]
+        if missing:
+            rows = video_actions(missing, self.cfg, self.test, self.processes, self.progress)
+            self.known.update(zip(missing, rows, strict=True))
+        return torch.stack([self.known[s] for s in seeds]) if seeds else torch.empty(0, 0).long()
 
 
 SELECTION_DECIMALS = 2  # distances are sums of 0.25-block moves: their float noise is ~1e-4
@@ -105,14 +131,17 @@ def plan_seeds(
     device: str | torch.device,
     batch: int,
     progress: bool = True,
+    choices: ActionChoices | None = None,
 ) -> tuple[list[int], dict | None]:
-    """The seeds to render, in file order, and the test-set selection record (or None)."""
+    """The seeds to render, in file order, and the test-set selection record (or None);
+    ``choices`` makes the candidates' actions (default: one after another)."""
     if not test:
         return split_seeds(first_seed, videos, test=False), None
     if candidates < videos:
         raise ValueError(f"--candidates {candidates} must be >= --videos {videos}")
     pool = split_seeds(first_seed, candidates, test=True)
-    dist = selection_distances(pool, cfg, device, batch, progress)
+    actions = choices(pool) if choices else None
+    dist = selection_distances(pool, cfg, device, batch, progress, actions)
     kept = sorted(pool[j] for j in keep_farthest(dist, videos))
     selection = {
         "rule": "paper A.1: keep the candidates with the largest distance_covered "
@@ -199,6 +228,8 @@ def make_dataset(
     with folder_lock(out, "millivid data make"):  # its temporaries are not stale: keep out
         remove_stale_temporaries(out)
         batch = batch or auto_batch(cfg, device)
+        workers = workers or min(8, os.cpu_count() or 1)
+        choices = ActionChoices(cfg, test, workers, progress)
         keys = ("video", "actions", "poses", *(SIDE_KEYS if side_outputs else ()))
         if test and candidates is None:
             candidates = candidate_count(videos)
@@ -209,7 +240,7 @@ def make_dataset(
             seeds, selection = old["seeds"], old.get("selection")
         else:
             seeds, selection = plan_seeds(
-                videos, cfg, test, candidates, first_seed, device, batch, progress
+                videos, cfg, test, candidates, first_seed, device, batch, progress, choices
             )
             if old is not None and old.get("seeds") != seeds:
                 raise ValueError(f"{out / DATASET_JSON}: key 'seeds' differs from this run")
@@ -217,6 +248,7 @@ def make_dataset(
         write_json_atomic(out / DATASET_JSON, meta)
 
         todo = [i for i, f in enumerate(meta["files"]) if not (out / f).is_file()]
+        choices([seeds[i] for i in todo])  # all at once: over the processes
         _render(
             out,
             cfg,
@@ -229,7 +261,7 @@ def make_dataset(
             compress,
             workers,
             progress,
-            test,
+            choices,
         )
         meta["complete"] = True
         write_json_atomic(out / DATASET_JSON, meta)
@@ -237,10 +269,9 @@ def make_dataset(
 
 
 def _render(
-    out, cfg, meta, todo, keys, make_videos, device, batch, compress, workers, progress, test
+    out, cfg, meta, todo, keys, make_videos, device, batch, compress, workers, progress, choices
 ):
     """Render the ``todo`` indices in batches; write files on a thread pool (zlib frees the GIL)."""
-    workers = workers or min(8, os.cpu_count() or 1)
     bar = tqdm(
         total=len(meta["files"]),
         initial=len(meta["files"]) - len(todo),
@@ -253,7 +284,8 @@ def _render(
     with ThreadPoolExecutor(workers) as pool:
         for b in range(0, len(todo), batch):
             indices = todo[b : b + batch]
-            rendered = make_videos([meta["seeds"][i] for i in indices], cfg, device, test=test)
+            seeds = [meta["seeds"][i] for i in indices]
+            rendered = make_videos(seeds, cfg, device, test=choices.test, actions=choices(seeds))
             arrays = {k: getattr(rendered, k).cpu().numpy() for k in keys}
             while len(pending) > 2 * batch:  # bound the memory held by queued writes
                 pending.pop(0).result()

@@ -42,10 +42,9 @@ from pathlib import Path
 from millivid.atomic import read_json, write_json_atomic
 from millivid.data.latent_cache import LatentCache
 from millivid.data.make import make_dataset
-from millivid.data.videos import load_video
 from millivid.device import resolve_device
 from millivid.evaluate.baselines import BASELINES, write_baselines
-from millivid.evaluate.outputs import comparison_grid, write_set_outputs
+from millivid.evaluate.outputs import rollout_grid, write_set_outputs
 from millivid.evaluate.report import build_report
 from millivid.evaluate.runner import evaluate_sets
 from millivid.evaluate.suite import MetricSuite, parse_metrics
@@ -92,20 +91,6 @@ class StageClock:
         spent = read_json(self.path) if self.path.exists() else {}
         spent[name] = spent.get(name, 0.0) + seconds
         write_json_atomic(self.path, spent)
-
-
-def write_grid(run: Path, context: int, frames: int) -> Path | None:
-    """eval/grid.png: the first test video, ground truth and every rolled-out method, at the
-    last context frame and 1, 8, 64, then every 128 generated frames."""
-    gt = sorted((run / "gt").glob("*.npz"))
-    if not gt:
-        return None
-    videos = {"ground truth": load_video(gt[0], keys=("video",)).video}
-    for pred in sorted((run / "rollouts").glob(f"*/{gt[0].name}")):
-        videos[pred.parent.name] = load_video(pred, keys=("video",)).video
-    offsets = sorted({1, 8, 64, *range(128, frames + 1, 128), frames})
-    picks = [context - 1, *(context + k - 1 for k in offsets if k <= frames)]
-    return comparison_grid(videos, picks, context, run / "eval" / "grid.png")
 
 
 def _trained(run: Path, steps: int) -> bool:
@@ -360,7 +345,9 @@ def stage_report(run: Run) -> None:
     report, rcfg = run.path / "report.html", run.rcfg
     if _fresh(report, run.path / "eval"):
         return
-    write_grid(run.path, rcfg.context, rcfg.frames)  # before the report: eval/ must stay older
+    # before the report: eval/ must stay older
+    grid = run.path / "eval" / "grid.png"
+    rollout_grid(run.path / "gt", run.path / "rollouts", rcfg.context, rcfg.frames, grid)
     build_report(run.path, report, max_frames=rcfg.context + rcfg.frames)
 
 

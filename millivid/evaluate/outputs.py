@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from millivid.atomic import atomic_path, write_json_atomic, write_text_atomic
+from millivid.data.videos import load_video
 from millivid.evaluate.baselines import AE_BASELINES, KNOWN
 from millivid.evaluate.image_metrics import PSNR_CAP_DB
 from millivid.evaluate.markdown import (
@@ -225,3 +226,20 @@ def comparison_grid(
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
     return path
+
+
+def rollout_grid(
+    gt_dir: Path, pred_dir: Path, context: int, frames: int, path: Path
+) -> Path | None:
+    """``comparison_grid`` of the first ground-truth video and every method's rollout of it
+    (``pred_dir/<method>/``) at the last context frame and 1, 8, 64, then every 128 generated
+    frames; None without ground truth."""
+    gt = sorted(Path(gt_dir).glob("*.npz"))
+    if not gt:
+        return None
+    videos = {"ground truth": load_video(gt[0], keys=("video",)).video}
+    for pred in sorted(Path(pred_dir).glob(f"*/{gt[0].name}")):
+        videos[pred.parent.name] = load_video(pred, keys=("video",)).video
+    offsets = sorted({1, 8, 64, *range(128, frames + 1, 128), frames})
+    picks = [context - 1, *(context + k - 1 for k in offsets if k <= frames)]
+    return comparison_grid(videos, picks, context, path)

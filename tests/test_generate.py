@@ -131,6 +131,30 @@ def test_compiled_rollout_equals_eager_and_compiles_once_per_model(tmp_path, mon
     assert len(compiled) == 6
 
 
+def test_bf16_runs_the_model_under_autocast_on_the_cpu(tmp_path, monkeypatch):
+    """--bf16 reaches the sampler (autocast around the model, the default off on the CPU) and
+    changes the video by bf16 rounding only."""
+    import millivid.model.ddim_sampler as sampler
+
+    seen, real = [], torch.autocast
+
+    def autocast(device, dtype, enabled):
+        seen.append(enabled)
+        return real(device, dtype=dtype, enabled=enabled)
+
+    monkeypatch.setattr(sampler.torch, "autocast", autocast)
+    video, ae = make_runs(tmp_path)
+    assert run(video, ae, tmp_path / "fp32") == 0
+    assert seen and not any(seen)
+    seen.clear()
+    assert run(video, ae, tmp_path / "bf16", "--bf16") == 0
+    assert seen and all(seen)
+    with np.load(tmp_path / "fp32.npz") as a, np.load(tmp_path / "bf16.npz") as b:
+        assert np.array_equal(a["video"][:24], b["video"][:24])  # the context, as given
+        diff = np.abs(a["video"][24:].astype(int) - b["video"][24:].astype(int))
+        assert diff.any() and diff.max() <= 3
+
+
 def test_bad_inputs_give_clear_errors(tmp_path, capsys):
     video, ae = make_runs(tmp_path)
     assert (

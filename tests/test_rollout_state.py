@@ -1,6 +1,9 @@
 """A rollout resumes only the state its own request saved; non-finite guidance and latents are
 errors, never a black video."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -50,6 +53,12 @@ def stop_after(monkeypatch, step, call=0):
 def test_a_rerun_with_other_settings_refuses_the_saved_state(tmp_path, monkeypatch, capsys):
     ckpt, ae = make_runs(tmp_path)
     other, _ = make_runs(tmp_path / "other")  # other random weights
+    shifted = tmp_path / "shifted"  # the same weights, another schedule per level
+    shutil.copytree(ckpt, shifted)
+    config = next(shifted.rglob("config.json"))
+    saved = json.loads(config.read_text())
+    saved["diffusion"]["level_shift"] = 0.5
+    config.write_text(json.dumps(saved))
     npz = small_video(tmp_path / "in.npz")
     stop_after(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
@@ -65,6 +74,7 @@ def test_a_rerun_with_other_settings_refuses_the_saved_state(tmp_path, monkeypat
         "sample_eta": (ckpt, "--eta", "1"),
         "context": (ckpt, "--context", "20"),
         "model": (other,),
+        "level_shift": (shifted,),
     }
     for key, (model, *extra) in reruns.items():
         assert generate(model, ae, npz, tmp_path / "g", *extra) == 1, key

@@ -109,6 +109,17 @@ def add_device_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_bf16_flag(parser: argparse.ArgumentParser) -> None:
+    """``--bf16`` / ``--no-bf16``: the video model under bf16 autocast (``args.bf16``; None: the
+    default, on CUDA only)."""
+    parser.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        help="run the video model under bf16 autocast (default: on CUDA; on a CPU with bf16 "
+        "units, AVX512-BF16 or AMX, faster too, frames within rounding of float32)",
+    )
+
+
 def add_preset_flags(
     parser: argparse.ArgumentParser, default: str | None = "mini", help: str = "named config"
 ) -> None:

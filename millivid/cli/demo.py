@@ -19,7 +19,7 @@ import json
 import shutil
 from pathlib import Path
 
-from millivid.cli.common import add_device_flag, add_preset_flags, config_from_args
+from millivid.cli.common import add_bf16_flag, add_device_flag, add_preset_flags, config_from_args
 from millivid.cli.world import render_to_files
 from millivid.data.videos import save_video
 from millivid.device import resolve_device
@@ -72,6 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="DDIM steps per rollout step (default: CPU 16, GPU 50)",
     )
+    add_bf16_flag(parser)
     parser.add_argument("--render-only", action="store_true", help="only render a world video")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
     add_device_flag(parser)
@@ -132,6 +133,7 @@ def _rollout(args: argparse.Namespace, seed: int) -> int:
         args.frames,
         steps=args.steps,
         poses=record.poses,
+        bf16=args.bf16,
     )
     paths = generate(req, model, cfg, method, ae, run / "rollouts" / method / name, args.device)
     (run / "plans").mkdir(exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from millivid.cli.common import add_device_flag, positive_int
+from millivid.cli.common import add_bf16_flag, add_device_flag, positive_int
 from millivid.data.videos import load_video, read_npy
 from millivid.pipeline import load
 from millivid.rollout.generate import generate
@@ -67,6 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         help="run the model under torch.compile (default: on CUDA)",
     )
+    add_bf16_flag(p)
     p.add_argument("--sample-seed", type=int, default=0, help="noise seed")
     p.add_argument("--out", type=Path, required=True, help="output path without extension")
     add_device_flag(p)
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         eta=args.eta,
         reuse_context=False if args.no_kv_reuse else None,
         compile=args.compile,
+        bf16=args.bf16,
     )
     paths = generate(req, model, cfg, method, ae, args.out, args.device, args.method)
     for kind, path in paths.items():

@@ -26,6 +26,8 @@ class DiTDenoiser:
     ``compile`` (default: when the model is on CUDA) runs the model under ``torch.compile``,
     compiled once per model (``compile_for_sampling`` wraps the model itself, in place).
     ``poses``: camera poses float [B, T, 5] of the batch for pose-conditioned models, or None.
+    ``bf16`` (default: when the model is on CUDA) runs the model under bf16 autocast; on a CPU
+    with bf16 units (AVX512-BF16, AMX) that is faster too (docs/PERFORMANCE.md).
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class DiTDenoiser:
         reuse_context: bool | None = None,
         compile: bool | None = None,
         poses: Tensor | None = None,
+        bf16: bool | None = None,
     ) -> None:
         if compile is None:
             compile = next(model.parameters()).is_cuda
@@ -44,7 +47,7 @@ class DiTDenoiser:
             compile_for_sampling(model)
         self.model, self.source, self.shapes = model, ContextSource(source), shapes
         self.diffusion, self.reuse_context = diffusion, reuse_context
-        self.poses = poses
+        self.poses, self.bf16 = poses, bf16
 
     @torch.no_grad()
     def __call__(
@@ -81,6 +84,7 @@ class DiTDenoiser:
             self.diffusion.target_schedule(step.target.level),
             self.diffusion.guidance,
             self.reuse_context,
+            self.bf16,
             eta=eta,
             fresh_noise=fresh,
         )

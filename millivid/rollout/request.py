@@ -39,6 +39,7 @@ class GenerateRequest:
     eta: float | None = None  # DDIM eta (default: the config's sample_eta; 0 = deterministic)
     reuse_context: bool | None = None
     compile: bool | None = None  # torch.compile the model (default: on CUDA)
+    bf16: bool | None = None  # the model under bf16 autocast (default: on CUDA)
 
 
 def world_video(cfg: Config, seed: int, context: int, frames: int) -> VideoRecord:

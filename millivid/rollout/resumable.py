@@ -94,7 +94,7 @@ def prepare_rollout(
     check_sampler(diffusion)
     source = context_source(method)
     denoiser = DiTDenoiser(
-        model, source, shapes, diffusion, req.reuse_context, req.compile, poses=poses
+        model, source, shapes, diffusion, req.reuse_context, req.compile, poses, req.bf16
     )
     derive = partial(reencode_levels, store, ae) if get_method(method).reencode else None
     return Rollout(plan, store, actions, denoiser, derive)
@@ -132,7 +132,8 @@ def request_fingerprint(
     cfg: Config,
 ) -> dict:
     """What a rollout's saved state belongs to (JSON-able): the weights, method, inputs and
-    sampler settings that decide its latents; K/V reuse and compilation change only rounding."""
+    sampler settings that decide its latents; K/V reuse, compilation and bf16 change only
+    rounding."""
     diffusion = rollout.denoiser.diffusion
     poses = rollout.denoiser.poses
     return {
@@ -151,6 +152,8 @@ def request_fingerprint(
         "ddim_steps": diffusion.sample_steps,
         "guidance": diffusion.guidance,
         "shift": diffusion.shift,
+        # only when not 1: states of earlier rollouts keep their record
+        **({"level_shift": diffusion.level_shift} if diffusion.level_shift != 1 else {}),
         "sample_context_noise": diffusion.sample_context_noise,
         # only when stochastic: states of deterministic rollouts keep their record
         **({"sample_eta": diffusion.sample_eta} if diffusion.sample_eta else {}),

@@ -161,6 +161,7 @@ class Pipeline:
         eta: float | None = None,
         seed: int = 0,
         progress: bool = False,
+        bf16: bool | None = None,
     ) -> np.ndarray:
         """The ``frames`` frames after ``context_frames``: uint8 [frames, H, W, 3].
 
@@ -173,7 +174,8 @@ class Pipeline:
         step, ``guidance``: CFG scale and ``context_noise``: the noise level of the generated
         coarse context (``diffusion.sample_context_noise``; default: the config's); ``eta``: DDIM
         eta (0 deterministic, 1 DDPM steps; default: the config's); ``seed``: the noise seed;
-        ``progress``: a progress bar over rollout steps.
+        ``progress``: a progress bar over rollout steps; ``bf16``: the model under bf16 autocast
+        (default: on CUDA).
         A batch of videos, context_frames [B, T, H, W, 3], actions [B, T'], poses [B, T', 5],
         gives [B, frames, H, W, 3], rolled out together (one noise draw per rollout step).
         """
@@ -199,6 +201,7 @@ class Pipeline:
             guidance=guidance,
             context_noise=context_noise,
             eta=eta,
+            bf16=bf16,
         )
         generated = decode_frames(self.ae, self.rollout(req, progress))
         return generated if batch is not None else generated[0]

@@ -143,6 +143,9 @@ def test_a_call_gives_what_the_rollout_functions_give(tiny, capsys):
     assert np.array_equal(out, decode_frames(pipe.ae, latents)[0])
     other_seed = pipe(record.video[:24], record.actions, steps=2, seed=8)
     assert not np.array_equal(out, other_seed)
+    bf16 = pipe(record.video[:24], record.actions, steps=2, seed=7, bf16=True)
+    diff = np.abs(bf16.astype(int) - out.astype(int))
+    assert diff.any() and diff.max() <= 3  # bf16 rounding only
 
 
 def test_a_batch_rolls_out_together(tiny, capsys):

@@ -186,6 +186,7 @@ def test_real_world_tiny_test_set(tmp_path, monkeypatch):
             super().__init__(processes, *args)
 
     monkeypatch.setattr(world_videos, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(make_mod.os, "cpu_count", lambda: 4)  # at most one process per core
     spread = make_dataset(
         tmp_path / "spread", cfg, 2, test=True, candidates=8, progress=False, workers=4
     )

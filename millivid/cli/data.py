@@ -88,8 +88,8 @@ def _register_make(sub: argparse._SubParsersAction) -> None:
         "--workers",
         type=positive_int,
         default=None,
-        help="file-writing threads, and processes choosing A.1 actions when 4 or more "
-        "(default: min(8, cores))",
+        help="file-writing threads, and processes choosing A.1 actions (at most one per core) "
+        "when 4 or more (default: min(8, cores))",
     )
     make.add_argument(
         "--no-side-outputs", action="store_true", help="leave out the per-pixel labels and depth"

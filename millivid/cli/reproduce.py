@@ -61,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--workers",
         type=int,
-        help="world-writing threads (and A.1 action-choosing processes when 4 or more) and "
+        help="world-writing threads (and A.1 action-choosing processes, one per core, when 4 "
+        "or more) and "
         "latent-encoding reader processes (default: min(8, CPU cores) and min(4, CPU cores))",
     )
     p.add_argument("--store", action="store_true", help="write uncompressed videos (faster)")

@@ -93,11 +93,13 @@ CHOICE_MIN_PROCESSES = 4
 
 class ActionChoices:
     """Each seed's actions (``video_actions``), made once: the seeds asked for in one call are
-    chosen over ``workers`` processes when there are at least ``CHOICE_MIN_PROCESSES``."""
+    chosen over ``workers`` processes (at most one per CPU core) when that makes at least
+    ``CHOICE_MIN_PROCESSES``."""
 
     def __init__(self, cfg: WorldConfig, test: bool, workers: int = 1, progress: bool = False):
         self.cfg, self.test, self.progress = cfg, test, progress
-        self.processes = workers if workers >= CHOICE_MIN_PROCESSES else 1
+        processes = min(workers, os.cpu_count() or 1)
+        self.processes = processes if processes >= CHOICE_MIN_PROCESSES else 1
         self.known: dict[int, torch.Tensor] = {}
 
     def __call__(self, seeds: Sequence[int]) -> torch.Tensor:

@@ -102,13 +102,16 @@ class ActionChoices:
         self.processes = processes if processes >= CHOICE_MIN_PROCESSES else 1
         self.known: dict[int, torch.Tensor] = {}
 
+    def choose(self, seeds: Sequence[int]) -> None:
+        """Make the actions of those of ``seeds`` not made yet, in one go."""
+        missing = [s for s in dict.fromkeys(seeds) if s not in self.known]
+        rows = video_actions(missing, self.cfg, self.test, self.processes, self.progress)
+        self.known.update(zip(missing, rows, strict=True))
+
     def __call__(self, seeds: Sequence[int]) -> torch.Tensor:
         """int64 [len(seeds), T]."""
-        missing = [s for s in dict.fromkeys(seeds) if s not in self.known]
-        if missing:
-            rows = video_actions(missing, self.cfg, self.test, self.processes, self.progress)
-            self.known.update(zip(missing, rows, strict=True))
-        return torch.stack([self.known[s] for s in seeds]) if seeds else torch.empty(0, 0).long()
+        self.choose(seeds)
+        return torch.stack([self.known[s] for s in seeds])
 
 
 SELECTION_DECIMALS = 2  # distances are sums of 0.25-block moves: their float noise is ~1e-4
@@ -250,7 +253,7 @@ def make_dataset(
         write_json_atomic(out / DATASET_JSON, meta)
 
         todo = [i for i, f in enumerate(meta["files"]) if not (out / f).is_file()]
-        choices([seeds[i] for i in todo])  # all at once: over the processes
+        choices.choose([seeds[i] for i in todo])  # all at once: over the processes
         _render(
             out,
             cfg,

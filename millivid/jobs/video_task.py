@@ -128,7 +128,6 @@ def check_latent_kind(method: str, source: LatentSource) -> None:
     (``cascaded-framepack``)."""
     needed = METHODS[method].ae
     found = source.autoencoder_kind
-    # cascaded: coarse levels mean-pooled from level 0, by its own autoencoder or a pooled one
     same = {"cascaded": ("cascaded", "pooled")}.get(needed, (needed,))
     if needed != "hierarchical" and found is not None and found not in same:
         raise ValueError(

@@ -14,6 +14,7 @@ QUOTED = {
     "millivid-shipped": (18.58, 17.39, 16.64),
     "millivid-w384-6000": (18.43, 17.14, 16.48),
     "millivid-level-shift": (18.11, 16.92, 16.10),
+    "millivid-level-shift-2": (18.63, 17.47, 16.87),
 }
 
 

@@ -333,6 +333,7 @@ def stage_evaluate(run: Run) -> None:
         ecfg,
         suite=MetricSuite(ecfg, run.device),  # on the run's device (the probe is most of the work)
         overlap=True,  # its own rollouts, context + frames long; the test videos may run on
+        cache=True,  # sets scored before (the baselines a sweep links) are not scored again
     )
     write_set_outputs(res, run.path / "eval", ecfg.horizon_names, start=context)
     if missing:

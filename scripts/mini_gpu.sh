@@ -29,7 +29,8 @@
 #                                     # sampler settings, SWEEP="name:args;name:args", e.g.
 #                                     # SWEEP="noise0:--sample-context-noise 0;cfg15:--set
 #                                     # diffusion.guidance=1.5;ddim50:--sample-steps 50", each
-#                                     # into RUN-<name> (test set and models linked from RUN)
+#                                     # into RUN-<name> (test set, models and the trivial
+#                                     # baselines' rollouts and scores linked from RUN)
 #   bash scripts/mini_gpu.sh ae       # autoencoders side by side, AE_STEPS each: hierarchical,
 #                                     # cascaded, all-levels, c32 (C = 32), c32-lr2 (and lr
 #                                     # 2e-3), c32-30db (the 30 dB recipe) (AE_VARIANTS);
@@ -245,6 +246,8 @@ eval)  # every variant under RUN/rollouts; the per-frame rows reach OUT first (p
 sweep)  # one rollout setting per entry, spread over GPUS like `rollout`; tables into OUT
   models_and_test_set
   IFS=';' read -ra entries <<< "${SWEEP:?SWEEP=\"name:args;...\" is needed}"
+  baselines=$(python -c "from millivid.reproduce import BASELINES, RUN_AE_BASELINES as A
+print(' '.join(BASELINES + A))")
   pids=()
   i=0
   for entry in "${entries[@]}"; do
@@ -252,6 +255,10 @@ sweep)  # one rollout setting per entry, spread over GPUS like `rollout`; tables
     read -ra args <<< "${entry#*:}"
     sweep_run="$RUN-$name"
     beside "$sweep_run"
+    for b in $baselines; do  # the same in every sweep: made and scored once, in RUN
+      mkdir -p "$RUN/rollouts/$b" "$sweep_run/rollouts"
+      ln -sfn "$(cd "$RUN/rollouts/$b" && pwd)" "$sweep_run/rollouts/$b"
+    done
     for v in $VARIANTS; do ln -sfn "$(cd "$RUN/video/$v" && pwd)" "$sweep_run/video/$v"; done
     gpu=$(gpu_of $i); i=$((i + 1))
     ([ -n "$gpu" ] && export CUDA_VISIBLE_DEVICES=$gpu

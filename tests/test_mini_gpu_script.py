@@ -86,6 +86,11 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
         assert done.returncode == 0, (phase, done.stderr[-2000:])
         assert len(list(out.iterdir())) <= 8, phase  # a few archives per phase, not loose files
         back.update({f.name: f for f in out.iterdir()})
+        if phase == "eval":  # the baselines' per-frame scores, kept beside their rollouts
+            kept_scores = {
+                f: f.stat().st_mtime_ns
+                for f in (tmp_path / "run" / "rollouts").glob("*/*.scores.json")
+            }
     for name in (
         "millivid-cc.safetensors",
         "fullres.safetensors",
@@ -118,6 +123,14 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
     assert (swept / "eval" / "self_consistency.md").read_text().startswith("returns within")
     state = json.loads((swept / "stages.json").read_text())
     assert {"rollout/millivid-cc", "rollout/fullres"} <= set(state)
+    # ... beside RUN's trivial baselines, linked and not scored again
+    for b in ("autoencoder", "context-mean", "copy-last", "nearest-pose", "nearest-pose-ae"):
+        link = swept / "rollouts" / b
+        assert link.resolve() == (tmp_path / "run" / "rollouts" / b).resolve(), b
+        assert link.is_symlink(), b
+        assert any(f.parent.name == b for f in kept_scores), b
+    assert "context-mean" in (swept / "eval" / "table.md").read_text()
+    assert {f: f.stat().st_mtime_ns for f in kept_scores} == kept_scores
     quality = back["ae_quality.txt"].read_text()
     assert quality.count("psnr") >= 2, quality[-2000:]  # cascaded, c32-lr2
     assert "== cascaded" in quality and "== c32-lr2" in quality
@@ -188,6 +201,9 @@ def test_curve_trains_on_to_each_point_and_scores_it_there(tmp_path, data_run):
     assert done == ["data", "sweep-s2", "sweep-s4", "train-s2", "train-s4"]
     for n in (2, 4):
         assert "millivid-cc" in (tmp_path / f"run-s{n}" / "eval" / "table.md").read_text()
+        # the trivial baselines made and scored once, in RUN, for both points
+        assert (tmp_path / f"run-s{n}" / "rollouts" / "context-mean").is_symlink()
+    assert list((tmp_path / "run" / "rollouts" / "context-mean").glob("*.scores.json"))
     log = (tmp_path / "run" / "video" / "fullres" / "metrics.jsonl").read_text().splitlines()
     assert json.loads(log[-1])["step"] == 4
     for v in ("millivid-cc", "fullres"):

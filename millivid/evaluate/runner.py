@@ -29,6 +29,7 @@ from millivid.evaluate.results import (
     stored,
     summarize_rows,
 )
+from millivid.evaluate.score_cache import load_scores, save_scores, score_key
 from millivid.evaluate.splits import ACTION_METRICS, SPLIT_COLUMNS, frame_splits
 from millivid.evaluate.suite import FRAME_METRICS, SET_METRICS, MetricSuite
 
@@ -232,15 +233,20 @@ def evaluate_sets(
     progress: bool = True,
     common: bool = True,
     overlap: bool = False,
+    cache: bool = False,
 ) -> SetResults:
     """Evaluate every method's videos against the GT videos of the same file name.
 
     With ``common`` (the default) only the GT videos that every method has are evaluated, so the
     methods are compared on the same videos; the others are named in a warning. A prediction
     of another length than its GT is refused unless ``overlap`` (as in ``evaluate_pair``).
+    ``cache``: keep each pair's per-frame scores beside its prediction and reuse the ones kept
+    there under the same files and settings (``millivid.evaluate.score_cache``; not with FID or
+    FVD, which pool every video's features).
     """
     suite = suite or MetricSuite(cfg)
     suite.load_all(metrics)
+    cache = cache and not any(m in SET_METRICS for m in metrics)
     methods = find_methods(pred_dir)
     gt_files = sorted(Path(gt_dir).glob("*.npz"))
     if not gt_files:
@@ -262,12 +268,18 @@ def evaluate_sets(
     for gt_path, method, pred_path in bar:
         if truth is None or truth.path != gt_path:
             truth = _GroundTruth.read(gt_path, cfg, start)
-        pred, gt = read_frames(pred_path), truth.frames
-        stop = _generated(pred, gt, start, (pred_path, gt_path), overlap)
-        per_frame = _per_frame(suite, metrics, pred, truth, start, stop)
-        _add_set_features(suite, metrics, acc[method], pred[start:stop], gt[start:stop], cfg)
-        res.rows += _rows(method, gt_path.stem, per_frame, truth, stop - start)
-        frames_done += stop - start
+        key = score_key(pred_path, gt_path, start, overlap, metrics, cfg) if cache else None
+        per_frame = load_scores(pred_path, key) if key else None
+        if per_frame is None:
+            pred, gt = read_frames(pred_path), truth.frames
+            stop = _generated(pred, gt, start, (pred_path, gt_path), overlap)
+            per_frame = _per_frame(suite, metrics, pred, truth, start, stop)
+            _add_set_features(suite, metrics, acc[method], pred[start:stop], gt[start:stop], cfg)
+            if key:
+                save_scores(pred_path, key, per_frame)
+        n = len(next(iter(per_frame.values())))
+        res.rows += _rows(method, gt_path.stem, per_frame, truth, n)
+        frames_done += n
         bar.set_postfix(frames=frames_done)
     summarize_rows(res, cfg)
     for method in res.horizons:

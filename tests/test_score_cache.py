@@ -100,3 +100,18 @@ def test_a_damaged_cache_file_is_scored_again(run):
     again, scored = _score(run)
     assert scored == 1
     assert again.rows == first.rows
+
+
+def test_the_cli_keeps_scores_only_when_asked(run, tmp_path):
+    from millivid.cli import main
+
+    args = ["evaluate", "--pred-dir", str(run / "rollouts"), "--gt-dir", str(run / "gt")]
+    args += ["--start", "4", "--no-progress", "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "plain")]) == 0
+    assert not list(run.glob("rollouts/*/*.scores.json"))
+    assert main([*args, "--cache", "--out", str(tmp_path / "kept")]) == 0
+    assert len(list(run.glob("rollouts/*/*.scores.json"))) == 4
+    plain = (tmp_path / "plain" / "per_frame.csv").read_text()
+    assert (tmp_path / "kept" / "per_frame.csv").read_text() == plain
+    assert main([*args, "--cache", "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "per_frame.csv").read_text() == plain

@@ -101,6 +101,12 @@ def _add_table_flags(p: argparse.ArgumentParser) -> None:
         help="sets: also evaluate videos that not every method has (default: only shared ones)",
     )
     p.add_argument(
+        "--cache",
+        action="store_true",
+        help="sets: keep each video's per-frame scores beside it (<video>.scores.json) and reuse "
+        "those kept under the same files, metrics and settings (as reproduce does)",
+    )
+    p.add_argument(
         "--reference",
         help="sets: paired.md compares every method with each of these, comma list (default: "
         "millivid, else the first method), e.g. millivid,nearest-pose",
@@ -233,6 +239,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             not args.no_progress,
             common=not args.all_videos,
             overlap=args.overlap,
+            cache=args.cache,
         )
         return _write_sets(res, args, cfg)
     raise ValueError(

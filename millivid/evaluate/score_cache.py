@@ -21,7 +21,7 @@ from millivid.evaluate.config import EvalConfig
 from millivid.evaluate.results import stored
 
 SUFFIX = ".scores.json"
-# settings that only change how the rows are tabulated, not a per-frame value
+# settings that change how rows are tabulated (or float rounding), not a per-frame value
 _TABULATION = ("horizon_names", "horizon_ends", "references", "memory_reference", "batch_frames")
 
 

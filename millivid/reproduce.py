@@ -335,7 +335,9 @@ def stage_evaluate(run: Run) -> None:
         overlap=True,  # its own rollouts, context + frames long; the test videos may run on
         cache=True,  # sets scored before (the baselines a sweep links) are not scored again
     )
-    write_set_outputs(res, run.path / "eval", ecfg.horizon_names, start=context)
+    write_set_outputs(
+        res, run.path / "eval", ecfg.horizon_names, start=context, horizon_ends=ecfg.horizon_ends
+    )
     if missing:
         with (run.path / "eval" / "table.md").open("a") as table:
             table.write(f"\nNot in this table (no rollouts): {', '.join(missing)}.\n")

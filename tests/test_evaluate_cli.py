@@ -168,6 +168,7 @@ def test_sets_write_csv_table_curves(run_dir, capsys):
     )
     for name in ("per_frame.csv", "table.md", "curves.png", "curves.svg", "results.json"):
         assert (out / name).is_file(), name
+    assert (out / "paired.png").is_file()  # shifted − random, drawn
     rows = list(csv.DictReader((out / "per_frame.csv").open()))
     assert len(rows) == 2 * 2 * 32
     assert list(rows[0]) == ["method", "video", "frame", "revisit", "turn", "psnr", "ssim"]
@@ -238,6 +239,7 @@ def test_report_html_without_browser(run_dir, tmp_path):
     assert "<table class='metrics'>" in text and "data:image/png;base64," in text  # table, curves
     assert text.count("data-start='8'") == 2  # context/generated labels know the start frame
     assert "<h2>Paired differences</h2>" in text and "<h3>shifted − random (2 videos)</h3>" in text
+    assert "href='#zoom-paired'" in text  # their picture, full size on a click
     # the revisit split: shares, its tables, and per video the frames marked for the slider
     assert "<table class='metrics shares'>" in text and "<td>revisit frames</td>" in text
     assert "<h3>Revisit and novel frames</h3>" in text and "Green bands" in text
@@ -351,6 +353,32 @@ def test_set_outputs_list_only_written_curves(tmp_path):
     out = write_set_outputs(res, tmp_path / "full", ("short",))
     assert [Path(p).name for p in out["curves"]] == ["curves.png", "curves.svg"]
     assert all(Path(p).is_file() for p in out["curves"])
+
+
+def test_set_outputs_plot_the_paired_differences_of_generated_methods(tmp_path):
+    """paired.png/svg: the generated methods' differences from the first reference, per horizon
+    (labelled by its frames); none when only trivial baselines are paired with it."""
+    from millivid.evaluate.outputs import horizon_labels, plot_paired, write_set_outputs
+    from millivid.evaluate.runner import SetResults
+
+    assert horizon_labels(("a", "b", "c"), (1, 64, 768)) == {"a": "1", "b": "2–64", "c": "65–768"}
+    assert horizon_labels(("short",), None) == {"short": "short"}
+    cell = {"mean": 0.2, "ci95": 0.1, "wins": 0.6, "videos": 4}
+    paired = {"copy-last": {"short": {"psnr": cell}}, "b": {"short": {"psnr": cell}}}
+    res = SetResults(
+        metrics=("psnr",),
+        curves={"a": {"psnr": [30.0, 29.0]}, "b": {"psnr": [29.0, 28.0]}},
+        references=("a",),
+        paired=paired,
+        paired_splits={"a": {"all": paired}},
+    )
+    out = write_set_outputs(res, tmp_path / "o", ("short",), horizon_ends=(64,))
+    names = [Path(p).name for p in out["curves"]]
+    assert names == ["curves.png", "curves.svg", "paired.png", "paired.svg"]
+    assert (tmp_path / "o" / "paired.png").stat().st_size > 5_000
+    del paired["b"]
+    assert plot_paired(paired, "a", ("psnr",), {"short": "1–64"}, tmp_path / "none") == []
+    assert not list(tmp_path.glob("none.*"))
 
 
 def test_from_csv_retabulates_the_same_results(run_dir, tmp_path):

@@ -150,7 +150,9 @@ def _rollout(args: argparse.Namespace, seed: int) -> int:
         MetricSuite(ecfg, args.device),
         progress=False,
     )
-    written = write_set_outputs(res, run / "eval", ecfg.horizon_names, start=args.context)
+    written = write_set_outputs(
+        res, run / "eval", ecfg.horizon_names, start=args.context, horizon_ends=ecfg.horizon_ends
+    )
     report = build_report(run, run / "report.html", max_frames=args.context + args.frames)
     for kind, path in {**paths, "table": written["table"], "report": report}.items():
         print(f"{kind}: {path}")

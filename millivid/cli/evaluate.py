@@ -109,7 +109,8 @@ def _add_table_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--reference",
         help="sets: paired.md compares every method with each of these, comma list (default: "
-        "millivid, else the first method), e.g. millivid,nearest-pose",
+        "millivid, else the first method), e.g. millivid,nearest-pose; paired.png draws the "
+        "generated methods' differences from the first one per horizon",
     )
     add_revisit_flags(p)
 
@@ -286,7 +287,8 @@ def generated_start(args: argparse.Namespace) -> int:
 
 
 def _write_sets(res, args: argparse.Namespace, cfg: EvalConfig) -> int:
-    paths = write_set_outputs(res, args.out or Path("eval"), cfg.horizon_names, args.start or 0)
+    out = args.out or Path("eval")
+    paths = write_set_outputs(res, out, cfg.horizon_names, args.start or 0, cfg.horizon_ends)
     if args.json:
         print(json.dumps(json_safe({"horizons": res.horizons, "files": paths})))
     else:

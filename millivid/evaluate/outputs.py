@@ -98,8 +98,12 @@ def plot_curves(
 
         handles.append(Patch(color="tab:green", alpha=0.3))
         labels.append("revisit (share of videos)")
-    # the legend goes into an empty panel when there is one, else below the panels, where it
-    # hides no curve
+    return finish_panels(fig, spare, handles, labels, out_stem)
+
+
+def finish_panels(fig, spare: list, handles: list, labels: list, out_stem: Path) -> list[Path]:
+    """Lay out a figure of panels, put the legend into the first spare panel when there is one,
+    else below the panels (where it hides no curve), and write it as .png and .svg."""
     fig.tight_layout()
     if spare:
         spare[0].legend(handles, labels, fontsize=8, loc="center")
@@ -119,8 +123,59 @@ def plot_curves(
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=120, bbox_inches="tight")
         written.append(path)
-    plt.close(fig)
+    pyplot().close(fig)
     return written
+
+
+def plot_paired(
+    paired: dict[str, dict[str, dict[str, dict[str, float]]]],
+    reference: str,
+    metrics: Sequence[str],
+    labels: dict[str, str],
+    out_stem: Path,
+) -> list[Path]:
+    """Per metric, each generated method's paired difference from ``reference`` per horizon
+    (``paired``: method -> horizon -> metric -> {mean, ci95}), as points with their 95 %
+    intervals around a zero line; ``labels``: each horizon's tick label. The trivial baselines
+    are left out (their differences dwarf those between models). Writes .png and .svg; none
+    when no generated method is paired."""
+    methods = [m for m in paired if m not in KNOWN]
+    shown = [m for m in metrics if any(m in c for p in methods for c in paired[p].values())]
+    if not shown:
+        return []
+    plt = pyplot()
+    horizons = list(labels)
+    cols = min(3, len(shown))
+    rows = (len(shown) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    width = 0.6 / len(methods)
+    for ax, metric in zip(axes.flat, shown):
+        ax.axhline(0.0, color="0.4", linewidth=0.8)
+        for i, method in enumerate(methods):
+            cells = [paired[method].get(h, {}).get(metric) for h in horizons]
+            x = [j + (i - (len(methods) - 1) / 2) * width for j, c in enumerate(cells) if c]
+            y = [c["mean"] for c in cells if c]
+            err = [c["ci95"] for c in cells if c]
+            ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, label=method, color=f"C{i % 10}")
+        ax.set_xticks(range(len(horizons)), [labels[h] for h in horizons])
+        ax.set_title(f"{display_name(metric)} {direction_arrow(metric)}, − {reference}")
+        ax.set_xlabel("frames since context")
+        ax.grid(alpha=0.3)
+        if len(horizons) > 4:
+            ax.tick_params(axis="x", labelrotation=45)
+    spare = list(axes.flat)[len(shown) :]
+    for ax in spare:
+        ax.axis("off")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    return finish_panels(fig, spare, handles, names, out_stem)
+
+
+def horizon_labels(names: Sequence[str], ends: Sequence[int] | None) -> dict[str, str]:
+    """Each horizon's frames since context ("1–64", "65–256", ...), or its name without ends."""
+    if ends is None:
+        return {n: n for n in names}
+    starts = [1, *(e + 1 for e in ends[:-1])]
+    return {n: f"{a}–{e}" if e > a else f"{a}" for n, a, e in zip(names, starts, ends)}
 
 
 def capped_psnr_note(rows: Sequence[dict]) -> str:
@@ -164,11 +219,16 @@ def results_summary(results: SetResults, start: int | None = None) -> dict:
 
 
 def write_set_outputs(
-    results: SetResults, out_dir: Path, horizon_names: Sequence[str], start: int | None = None
+    results: SetResults,
+    out_dir: Path,
+    horizon_names: Sequence[str],
+    start: int | None = None,
+    horizon_ends: Sequence[int] | None = None,
 ) -> dict:
     """per_frame.csv, table.md, curves.png/svg, results.json and (several methods) paired.md in
-    ``out_dir``; returns the paths written (``curves`` lists only the curve files this call
-    wrote, possibly none)."""
+    ``out_dir``, and paired.png/svg when a generated method is paired with the first reference
+    (``horizon_ends`` label its horizons); returns the paths written (``curves`` lists only the
+    curve files this call wrote, possibly none, and includes paired.png/svg)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(results, out_dir / "per_frame.csv")
     table = table_markdown(results.horizons, results.metrics, horizon_names)
@@ -191,6 +251,9 @@ def write_set_outputs(
     ]
     if paired:
         write_text_atomic(out_dir / "paired.md", "\n".join(paired))
+        labels = horizon_labels(horizon_names, horizon_ends)
+        ref = results.references[0]
+        curves += plot_paired(results.paired, ref, results.metrics, labels, out_dir / "paired")
     summary = json_safe(results_summary(results, start))
     write_json_atomic(out_dir / "results.json", summary)
     return {

@@ -5,6 +5,7 @@ RUN folder layout read (every part optional except at least one of eval/ or gt/)
     RUN/eval/table.md              Table-1 markdown and split tables (``millivid evaluate --pred-dir ... --out RUN/eval``)
     RUN/eval/curves.png            Fig.-4 curves (same command)
     RUN/eval/paired.md             paired per-video differences from a reference method (same)
+    RUN/eval/paired.png            the generated methods' differences per horizon, drawn (same)
     RUN/eval/results.json          horizons per method, "start" (first generated frame), "splits"
     RUN/gt/<video>.npz             ground-truth videos (key 'video'; 'poses' marks revisits)
     RUN/rollouts/<method>/<video>.npz   generated videos, same file names
@@ -271,6 +272,8 @@ def _eval_parts(ev: Path, results: dict) -> list[str]:
         parts.append(_zoomable(ev / "curves.png", "curves", cls="curves"))
     if (ev / "paired.md").is_file():
         parts.append("<h2>Paired differences</h2>")
+        if (ev / "paired.png").is_file():
+            parts.append(_zoomable(ev / "paired.png", "paired", cls="curves"))
         parts.append(paired_to_html((ev / "paired.md").read_text()))
     return parts
 

@@ -15,6 +15,7 @@ QUOTED = {
     "millivid-w384-6000": (18.43, 17.14, 16.48),
     "millivid-level-shift": (18.11, 16.92, 16.10),
     "millivid-level-shift-2": (18.63, 17.47, 16.87),
+    "millivid-seed1": (18.66, 17.36, 16.67),
 }
 
 

@@ -15,7 +15,9 @@ teacher-forced steps loses detail through what it generated itself. ``--forced-l
 which levels stay true (default ``all``): the steps of the other levels write their samples
 back, and later steps read them, as in a rollout (``none``: a plain rollout, scored per level);
 e.g. ``1,2,3`` keeps the coarse levels true and lets level 0 read its own frames, ``0`` the
-converse: which level's generated context costs the detail.
+converse: which level's generated context costs the detail. ``--levels 3`` runs only the steps
+that target those levels (every level true), e.g. to compare sampler settings at the coarsest
+level, where a rollout's plan is decided, at a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -48,12 +50,13 @@ from millivid.world import TEST_SEED_OFFSET, make_videos  # noqa: E402
 
 @torch.no_grad()
 def teacher_forced_samples(
-    rollout, context: int, frames: int, seed: int, forced: set[int]
+    rollout, context: int, frames: int, seed: int, forced: set[int], levels: set[int] | None = None
 ) -> list[torch.Tensor]:
     """Per level, the samples [B, T, h, w, C] of every plan step whose target lies in the
-    generated frames; NaN where no step targets a frame at that level. ``rollout.store`` holds
-    the true latents of every frame: those of the ``forced`` levels stay; at the other levels the
-    frames after the context are unknown until a step writes its sample there."""
+    generated frames (with ``levels``: only the steps that target those levels); NaN where no
+    step targets a frame at that level. ``rollout.store`` holds the true latents of every frame:
+    those of the ``forced`` levels stay; at the other levels the frames after the context are
+    unknown until a step writes its sample there."""
     store, denoiser = rollout.store, rollout.denoiser
     source = ContextSource(denoiser.source)
     for level in range(len(store.levels)):
@@ -63,7 +66,9 @@ def teacher_forced_samples(
     steps = [
         (index, step)
         for index, step in enumerate(rollout.plan)
-        if step.target.stop > context and step.target.start < context + frames
+        if step.target.stop > context
+        and step.target.start < context + frames
+        and (levels is None or step.target.level in levels)
     ]
     for index, step in tqdm(steps, desc="teacher-forced steps", unit="step"):
         t = step.target
@@ -112,8 +117,8 @@ def level_scores(ae, samples, truth_latents, video, context: int, frames: int) -
     return out
 
 
-def forced_levels(text: str, levels: int) -> set[int]:
-    """``--forced-levels``: all, none or a comma list of levels below ``levels``."""
+def forced_levels(text: str, levels: int, flag: str = "--forced-levels") -> set[int]:
+    """``flag``'s value: all, none or a comma list of levels below ``levels``."""
     if text == "all":
         return set(range(levels))
     if text == "none":
@@ -123,7 +128,7 @@ def forced_levels(text: str, levels: int) -> set[int]:
     except ValueError:
         out = {-1}
     if not out <= set(range(levels)):
-        raise SystemExit(f"--forced-levels {text!r}: all, none or levels 0..{levels - 1}")
+        raise SystemExit(f"{flag} {text!r}: all, none or levels 0..{levels - 1}")
     return out
 
 
@@ -141,6 +146,11 @@ def main() -> None:
         "--forced-levels",
         default="all",
         help="levels whose context stays true: all, none, or a comma list (e.g. 1,2,3)",
+    )
+    parser.add_argument(
+        "--levels",
+        help="run only the steps that target these levels, comma list (e.g. 3; the other "
+        "levels must stay true: --forced-levels all)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -175,9 +185,14 @@ def main() -> None:
     forced = forced_levels(args.forced_levels, len(rollout.store.levels))
     if rollout.derive is not None and len(forced) < len(rollout.store.levels):
         raise SystemExit(f"{method} re-encodes its coarse levels: only --forced-levels all")
+    levels = None
+    if args.levels:
+        levels = forced_levels(args.levels, len(rollout.store.levels), "--levels")
+        if len(forced) < len(rollout.store.levels):
+            raise SystemExit("--levels needs --forced-levels all (the skipped steps write nothing)")
     write_context(rollout.store, ae, video[:, :total])  # every frame, every level: the truth
     truth = [z.clone() for z in rollout.store.levels]
-    samples = teacher_forced_samples(rollout, args.context, args.frames, args.seed, forced)
+    samples = teacher_forced_samples(rollout, args.context, args.frames, args.seed, forced, levels)
     scores = level_scores(ae, samples, truth, video, args.context, args.frames)
     print(
         f"{method} ({args.ckpt}), steps over frames {args.context + 1}–"

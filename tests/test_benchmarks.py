@@ -147,6 +147,19 @@ def test_teacher_forced_steps_sample_each_level_from_the_true_context(tmp_path):
     assert levels["3"]["psnr_truth_latents"][0] < fine["psnr_truth_latents"][0]
 
 
+def test_teacher_forced_steps_of_one_level(tmp_path):
+    """``--levels 3`` runs only the coarsest level's steps: only level 3 is scored; with a level
+    left to generate (not forced) it is refused, since the skipped steps would write nothing."""
+    out = tmp_path / "l3.json"
+    args = ["--ckpt", "checkpoints/mini/millivid", "--videos", "1", "--frames", "6"]
+    args += ["--sample-steps", "2", "--levels", "3"]
+    run_benchmark("teacher_forced_steps.py", *args, "--json", str(out))
+    levels = json.loads(out.read_text())["levels"]
+    assert list(levels) == ["3"] and levels["3"]["frames"] == 6
+    refused = "--levels needs --forced-levels all"
+    run_benchmark("teacher_forced_steps.py", *args, "--forced-levels", "1,2,3", fails_with=refused)
+
+
 def test_teacher_forced_steps_with_no_level_forced_is_the_rollout(tmp_path):
     """``--forced-levels none`` runs the plan as ``millivid generate`` does (same noise, every
     step reading what earlier steps wrote): its level-0 samples are the rollout's latents; with

@@ -70,16 +70,12 @@ def plot_curves(
     ``revisit`` [T]: share of test videos whose frame i+1 is a revisit, drawn as green bands
     (darker = more videos) behind the lines.
     """
-    plt = pyplot()
-
     shown = [m for m in metrics if any(m in c for c in curves.values())]
     if not shown:
         return []
-    cols = min(3, len(shown))
-    rows = (len(shown) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = panels(len(shown))
     spans = revisit_spans(revisit) if revisit is not None else []
-    for ax, m in zip(axes.flat, shown):
+    for ax, m in zip(axes, shown):
         for x0, x1, share in spans:
             ax.axvspan(x0, x1, color="tab:green", alpha=0.3 * share, linewidth=0, zorder=0)
         for i, (method, c) in enumerate(curves.items()):
@@ -89,21 +85,30 @@ def plot_curves(
         ax.set_title(f"{display_name(m)} {direction_arrow(m)}")
         ax.set_xlabel("frames since context")
         ax.grid(alpha=0.3)
-    spare = list(axes.flat)[len(shown) :]
-    for ax in spare:
-        ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    handles, labels = axes[0].get_legend_handles_labels()
     if spans:
         from matplotlib.patches import Patch  # on first use, as pyplot (millivid.plots)
 
         handles.append(Patch(color="tab:green", alpha=0.3))
         labels.append("revisit (share of videos)")
-    return finish_panels(fig, spare, handles, labels, out_stem)
+    return finish_panels(fig, axes[len(shown) :], handles, labels, out_stem)
+
+
+def panels(n: int) -> tuple:
+    """A figure of ``n`` panels in rows of up to three, and its axes as a flat list (the spare
+    ones after the first ``n``)."""
+    cols = min(3, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = pyplot().subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    return fig, list(axes.flat)
 
 
 def finish_panels(fig, spare: list, handles: list, labels: list, out_stem: Path) -> list[Path]:
-    """Lay out a figure of panels, put the legend into the first spare panel when there is one,
-    else below the panels (where it hides no curve), and write it as .png and .svg."""
+    """Turn the ``spare`` panels off, lay the figure out, put the legend into the first spare
+    panel when there is one, else below the panels (where it hides no curve), and write it as
+    .png and .svg."""
+    for ax in spare:
+        ax.axis("off")
     fig.tight_layout()
     if spare:
         spare[0].legend(handles, labels, fontsize=8, loc="center")
@@ -143,13 +148,10 @@ def plot_paired(
     shown = [m for m in metrics if any(m in c for p in methods for c in paired[p].values())]
     if not shown:
         return []
-    plt = pyplot()
     horizons = list(labels)
-    cols = min(3, len(shown))
-    rows = (len(shown) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = panels(len(shown))
     width = 0.6 / len(methods)
-    for ax, metric in zip(axes.flat, shown):
+    for ax, metric in zip(axes, shown):
         ax.axhline(0.0, color="0.4", linewidth=0.8)
         for i, method in enumerate(methods):
             cells = [paired[method].get(h, {}).get(metric) for h in horizons]
@@ -163,11 +165,8 @@ def plot_paired(
         ax.grid(alpha=0.3)
         if len(horizons) > 4:
             ax.tick_params(axis="x", labelrotation=45)
-    spare = list(axes.flat)[len(shown) :]
-    for ax in spare:
-        ax.axis("off")
-    handles, names = axes.flat[0].get_legend_handles_labels()
-    return finish_panels(fig, spare, handles, names, out_stem)
+    handles, names = axes[0].get_legend_handles_labels()
+    return finish_panels(fig, axes[len(shown) :], handles, names, out_stem)
 
 
 def horizon_labels(names: Sequence[str], ends: Sequence[int] | None) -> dict[str, str]:

@@ -379,6 +379,22 @@ def test_set_outputs_plot_the_paired_differences_of_generated_methods(tmp_path):
     del paired["b"]
     assert plot_paired(paired, "a", ("psnr",), {"short": "1–64"}, tmp_path / "none") == []
     assert not list(tmp_path.glob("none.*"))
+    # evaluated again into the same folder: the figures and tables it no longer has are gone
+    write_set_outputs(res, tmp_path / "o", ("short",))  # paired.md, but no generated method
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "curves.png",
+        "curves.svg",
+        "paired.md",
+        "per_frame.csv",
+        "results.json",
+        "table.md",
+    ]
+    write_set_outputs(SetResults(metrics=("psnr",)), tmp_path / "o", ("short",))
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "per_frame.csv",
+        "results.json",
+        "table.md",
+    ]
 
 
 def test_from_csv_retabulates_the_same_results(run_dir, tmp_path):

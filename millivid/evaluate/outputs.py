@@ -226,8 +226,9 @@ def write_set_outputs(
 ) -> dict:
     """per_frame.csv, table.md, curves.png/svg, results.json and (several methods) paired.md in
     ``out_dir``, and paired.png/svg when a generated method is paired with the first reference
-    (``horizon_ends`` label its horizons); returns the paths written (``curves`` lists only the
-    curve files this call wrote, possibly none, and includes paired.png/svg)."""
+    (``horizon_ends`` label its horizons), removing those an earlier evaluation into
+    ``out_dir`` left and this one does not write; returns the paths written (``curves`` lists
+    only the curve files this call wrote, possibly none, and includes paired.png/svg)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(results, out_dir / "per_frame.csv")
     table = table_markdown(results.horizons, results.metrics, horizon_names)
@@ -255,6 +256,10 @@ def write_set_outputs(
         curves += plot_paired(results.paired, ref, results.metrics, labels, out_dir / "paired")
     summary = json_safe(results_summary(results, start))
     write_json_atomic(out_dir / "results.json", summary)
+    kept = set(curves) | ({out_dir / "paired.md"} if paired else set())
+    for name in ("curves.png", "curves.svg", "paired.png", "paired.svg", "paired.md"):
+        if out_dir / name not in kept:  # left by an earlier evaluation into this folder
+            (out_dir / name).unlink(missing_ok=True)
     return {
         "csv": str(out_dir / "per_frame.csv"),
         "table": str(out_dir / "table.md"),

@@ -148,6 +148,13 @@ consistency() {  # the return contrast of every rollout set of run folder $1, pa
     --start "$context" --reference "$first" --json "$1/eval/self_consistency.json" \
     > "$1/eval/self_consistency.md"
 }
+sweep_tables() {  # OUT/sweep_$2.tar.gz: run folder $1's tables and rows (+ files $3...), written
+  # as soon as they exist, so that a sweep stopped later (the return contrast) still leaves them
+  local run=$1 name=$2
+  shift 2
+  (cd "$run" && tar czf "$OUT/sweep_$name.tar.gz.tmp" eval/table.md eval/paired.md \
+    eval/per_frame.csv "$@") && mv "$OUT/sweep_$name.tar.gz.tmp" "$OUT/sweep_$name.tar.gz"
+}
 
 case "${1:-}" in
 data)  # + the cascaded autoencoder and its latents when VARIANTS has cascaded
@@ -263,9 +270,9 @@ print(' '.join(BASELINES + A))")
     gpu=$(gpu_of $i); i=$((i + 1))
     ([ -n "$gpu" ] && export CUDA_VISIBLE_DEVICES=$gpu
     rollouts "$sweep_run" --variants "${VARIANTS// /,}" --stages rollout,evaluate "${args[@]}" \
-      >> "$OUT/sweep_$name.log" 2>&1 && consistency "$sweep_run" >> "$OUT/sweep_$name.log" 2>&1 &&
-      (cd "$sweep_run" && tar czf "$OUT/sweep_$name.tar.gz" eval/table.md eval/paired.md \
-        eval/per_frame.csv eval/self_consistency.md eval/self_consistency.json)) &
+      >> "$OUT/sweep_$name.log" 2>&1 && sweep_tables "$sweep_run" "$name" &&
+      consistency "$sweep_run" >> "$OUT/sweep_$name.log" 2>&1 && sweep_tables "$sweep_run" "$name" \
+        eval/self_consistency.md eval/self_consistency.json) &
     pids+=($!)
   done
   finish "${pids[@]}"

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,11 @@ def test_every_phase_runs_and_leaves_what_comes_back(tmp_path):
     consistency = json.loads((tmp_path / "run" / "eval" / "self_consistency.json").read_text())
     assert set(consistency["paired"]) == {"millivid-cc"}
     # the sweep: the same models rolled out again at the setting asked for, into RUN-<name>
-    assert back["sweep_noise0.tar.gz"].stat().st_size > 0
+    with tarfile.open(back["sweep_noise0.tar.gz"]) as tar:  # tables first, then the contrast
+        assert {"eval/per_frame.csv", "eval/table.md", "eval/self_consistency.json"} <= set(
+            tar.getnames()
+        )
+    assert not list((tmp_path / "out" / "sweep").glob("*.tmp"))
     swept = tmp_path / "run-noise0"
     assert "millivid-cc" in (swept / "eval" / "table.md").read_text()
     assert (swept / "eval" / "self_consistency.md").read_text().startswith("returns within")

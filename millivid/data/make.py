@@ -303,7 +303,7 @@ def _render(
             frames_done += len(indices) * arrays["video"].shape[1]
             bar.update(len(indices))
             rate = frames_done / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix_str(f"{rate:,.0f} frames/s")
+            bar.set_postfix_str(f"{rate:,.0f} frames/s", refresh=False)
         for fut in pending:
             fut.result()
     bar.close()

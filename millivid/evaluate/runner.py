@@ -280,7 +280,7 @@ def evaluate_sets(
         n = len(next(iter(per_frame.values())))
         res.rows += _rows(method, gt_path.stem, per_frame, truth, n)
         frames_done += n
-        bar.set_postfix(frames=frames_done)
+        bar.set_postfix(frames=frames_done, refresh=False)  # shown at the next update
     summarize_rows(res, cfg)
     for method in res.horizons:
         _merge_set_metrics(res.horizons[method], acc[method])

@@ -231,7 +231,7 @@ class ResumableRollout:
                 level = plan[p.step].target.level
                 text += f", now {'full res' if level == 0 else f'coarse level {level}'}"
             fps = batch * p.frames_per_level[0] / max(p.seconds, 1e-9)
-            bar.set_postfix_str(f"{text}, {fps:.2f} fps")
+            bar.set_postfix_str(f"{text}, {fps:.2f} fps", refresh=False)
 
         return bar, progress
 

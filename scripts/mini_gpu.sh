@@ -20,7 +20,10 @@
 #                                     # the call in time (exit 75: call again to go on);
 #                                     # PHASES="rollout eval": only those (e.g. for models
 #                                     # copied into RUN/video/; "... rollout shipped eval": the
-#                                     # shipped model scored too)
+#                                     # shipped model scored too); CONTINUING=1 (the
+#                                     # calls after the first): exit 3 at once when RUN has
+#                                     # no run in progress (a fresh machine) instead of
+#                                     # starting the run over
 #   bash scripts/mini_gpu.sh curve    # repeatable like all: data, then per step count of
 #                                     # POINTS (e.g. "2500 5000 10000") train on to it and
 #                                     # score there (sweep s<point>); OUT/steps_curve.png, .md,
@@ -118,6 +121,10 @@ in_order() {  # items "MARKER PHASE [VAR=value ...]": each not yet marked done i
   # once, in order, with those variables, within LIMIT seconds (exit 75: call again to go on);
   # a rollout or sweep starts only with ROLLOUT_NEED seconds left (default 0)
   local end=$((SECONDS + ${LIMIT:-1000000000})) item marker phase left need rc
+  if [ "${CONTINUING:-0}" = 1 ] && [ ! -d "$RUN/done" ]; then
+    echo "CONTINUING=1: $RUN has no run in progress (a fresh machine?); nothing started" >&2
+    return 3
+  fi
   mkdir -p "$RUN/done"
   for item in "$@"; do
     read -ra words <<< "$item"

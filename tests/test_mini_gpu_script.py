@@ -180,6 +180,12 @@ def test_all_runs_the_phases_not_done_and_stops_within_its_limit(tmp_path, data_
     assert exported.exists() and (tmp_path / "run" / "stages.json").stat().st_mtime_ns == made
     wrong = call(PHASES="eval rolout")
     assert wrong.returncode == 2 and "unknown phase rolout" in wrong.stderr
+    # a later call of a run in pieces that lands on a machine without the run starts nothing
+    fresh = tmp_path / "fresh"
+    lost = call(CONTINUING="1", RUN=str(fresh))
+    assert lost.returncode == 3 and str(fresh) in lost.stderr, lost.stderr[-2000:]
+    assert not fresh.exists()
+    assert call(CONTINUING="1").returncode == 0  # the run is there: it goes on
 
 
 def test_curve_trains_on_to_each_point_and_scores_it_there(tmp_path, data_run):

@@ -132,6 +132,35 @@ def forced_levels(text: str, levels: int, flag: str = "--forced-levels") -> set[
     return out
 
 
+def load_against(path: Path | None, ckpt: str, videos: int, frames: int) -> dict | None:
+    """The ``--json`` result at ``path``, refused unless it scored the same checkpoint, videos and
+    frames (its per-video values pair with this run's only then)."""
+    if path is None:
+        return None
+    try:
+        other = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--against {path}: not a result of this script ({e})") from None
+    want = {"ckpt": ckpt, "videos": videos, "frames": frames}
+    differ = [k for k, v in want.items() if other.get(k) != v]
+    if differ or not isinstance(other.get("levels"), dict):
+        raise SystemExit(f"--against {path}: another run (differs in {differ or ['levels']})")
+    return other
+
+
+def print_paired(levels: dict, against: dict, path: Path) -> None:
+    """Per target level both runs scored: this run's sample PSNR minus ``against``'s, paired over
+    the videos (mean ± 95 %)."""
+    forced = against["forced_levels"]
+    print(f"\n| target level | PSNR sample − {path.name}'s (true context at levels "
+          f"{forced or 'none'}), paired |")  # fmt: skip
+    print("|---|---|")
+    for level, s in levels.items():
+        if str(level) in against["levels"]:
+            d = np.array(s["psnr_sample"]) - np.array(against["levels"][str(level)]["psnr_sample"])
+            print(f"| {level} | {d.mean():+.2f} ± {ci95(d):.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ckpt", required=True, help="video-model run or checkpoint folder")
@@ -155,7 +184,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="the --json of another run on the same checkpoint, videos and frames (e.g. other "
+        "--forced-levels): also the per-video paired PSNR differences, this run minus that one",
+    )
     args = parser.parse_args()
+    against = load_against(args.against, args.ckpt, args.videos, args.frames)
 
     model, cfg, method = load_video_model(Path(args.ckpt), args.device)
     ae = load_autoencoder(Path(args.ae), args.device)
@@ -221,6 +257,8 @@ def main() -> None:
             "sharpness_sample": a[:, 1].tolist(),
             "sharpness_truth_latents": t[:, 1].tolist(),
         }
+    if against is not None:
+        print_paired(result["levels"], against, args.against)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
 

@@ -160,6 +160,28 @@ def test_teacher_forced_steps_of_one_level(tmp_path):
     run_benchmark("teacher_forced_steps.py", *args, "--forced-levels", "1,2,3", fails_with=refused)
 
 
+def test_teacher_forced_steps_paired_against_another_run(tmp_path):
+    """``--against`` a run on the same videos prints this run's sample PSNR minus that one's,
+    paired per video, for every level both scored; a run of other frames is refused by name."""
+    args = ["--ckpt", "checkpoints/mini/millivid", "--videos", "2", "--frames", "1"]
+    args += ["--sample-steps", "2"]
+    forced, rollout = tmp_path / "all.json", tmp_path / "none.json"
+    run_benchmark("teacher_forced_steps.py", *args, "--json", str(forced))
+    shown = run_benchmark(
+        "teacher_forced_steps.py", *args, "--forced-levels", "none", "--json", str(rollout),
+        "--against", str(forced),
+    ).stdout  # fmt: skip
+    a = json.loads(rollout.read_text())["levels"]
+    b = json.loads(forced.read_text())["levels"]
+    for level in ("0", "3"):
+        d = np.array(a[level]["psnr_sample"]) - np.array(b[level]["psnr_sample"])
+        assert f"| {level} | {d.mean():+.2f} ± " in shown.split("all.json's")[1]
+    assert abs(np.mean(a["3"]["psnr_sample"]) - np.mean(b["3"]["psnr_sample"])) < 1e-9
+    other = ["--ckpt", "checkpoints/mini/millivid", "--videos", "2", "--frames", "2"]
+    refused = f"--against {forced}: another run (differs in ['frames'])"
+    run_benchmark("teacher_forced_steps.py", *other, "--against", str(forced), fails_with=refused)
+
+
 def test_teacher_forced_steps_with_no_level_forced_is_the_rollout(tmp_path):
     """``--forced-levels none`` runs the plan as ``millivid generate`` does (same noise, every
     step reading what earlier steps wrote): its level-0 samples are the rollout's latents; with

@@ -138,6 +138,7 @@ class Run:
     clock: StageClock
     log: Callable[[str], None]
     states: Path | None = None  # --continuation: <states>/<variant> per video model
+    states_keep: str = "all"  # --continuation-keep: what each of those states keeps
 
     @property
     def train_dir(self) -> Path:
@@ -159,6 +160,7 @@ def make_run(
     device: str,
     log: Callable[[str], None],
     states: Path | None = None,
+    states_keep: str = "all",
 ) -> Run:
     """The ``Run`` of ``reproduce``'s arguments: one autoencoder run and latent cache per
     autoencoder kind the variants need (the hierarchical one always)."""
@@ -171,7 +173,8 @@ def make_run(
     if ae is not None:
         ae_runs["hierarchical"] = ae
     latent_dirs = {k: path / f"latents{suffix[k]}" for k in kinds}
-    return Run(path, cfg, rcfg, dev, ae_runs, latent_dirs, ae, StageClock(path), log, states)
+    clock = StageClock(path)
+    return Run(path, cfg, rcfg, dev, ae_runs, latent_dirs, ae, clock, log, states, states_keep)
 
 
 def stage_data(run: Run) -> None:
@@ -255,6 +258,7 @@ def stage_video(run: Run) -> None:
                 resume=resume,
                 resume_from=resume_from,
                 continuation=state,
+                continuation_keep=run.states_keep,
                 device=run.device,
                 overwrite=not resume and resume_from is None,
             )
@@ -378,11 +382,15 @@ def reproduce(
     device: str = "auto",
     log: Callable[[str], None] = print,
     states: Path | None = None,
+    states_keep: str = "all",
 ) -> Path:
     """Run (or continue) every stage into ``run``; returns the report path. ``states``: a
-    folder of the video models' continuation states (``stage_video``)."""
+    folder of the video models' continuation states (``stage_video``), which keep
+    ``states_keep`` (``millivid.train.continuation.KEEP``)."""
     run.mkdir(parents=True, exist_ok=True)
-    shared = make_run(run, cfg, rcfg, ae=ae, device=device, log=log, states=states)
+    shared = make_run(
+        run, cfg, rcfg, ae=ae, device=device, log=log, states=states, states_keep=states_keep
+    )
     wanted = rcfg.stages or STAGES
     for name in wanted:
         if name not in STAGES:

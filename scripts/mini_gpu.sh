@@ -47,6 +47,8 @@
 # STATE=DIR: `train` also writes each model's continuation state (bf16, files <= 16 MiB) to
 # DIR/<variant> with every checkpoint, and goes on from it when it is further along than RUN's:
 # a training longer than one machine's lease, in pieces on fresh machines that get only DIR.
+# STATE_KEEP=all|model (default all): what those states keep; model: the weights alone (about a
+# third of the size; the EMA restarts with its warmup, the optimizer moments from zero).
 # DDP_GPUS=N: `train` trains each variant on N GPUs at once (torchrun + DDP; BATCH is per GPU,
 # so BATCH=64 DDP_GPUS=2 keeps the global batch of 128).
 # STORE=1|0: world videos written uncompressed (faster) or compressed; a training video without
@@ -203,7 +205,8 @@ train)  # PARALLEL=1: the variants train side by side on the GPU (WORKERS loader
       --set video_train.compile="$COMPILE" \
       --set video_train.batch_size="$BATCH" --set video_train.num_workers="$WORKERS" \
       --set video_train.steps="$TRAIN_STEPS" --set video_train.checkpoint_every=1000 \
-      ${STATE:+--continuation "$STATE"} >> "$RUN/train_$v.log" 2>&1) &
+      ${STATE:+--continuation "$STATE" --continuation-keep "${STATE_KEEP:-all}"} \
+      >> "$RUN/train_$v.log" 2>&1) &
     pids+=($!)
     [ "${PARALLEL:-0}" = 1 ] || finish $! || exit 1
   done

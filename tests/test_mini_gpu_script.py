@@ -191,8 +191,9 @@ def test_all_runs_the_phases_not_done_and_stops_within_its_limit(tmp_path, data_
 def test_curve_trains_on_to_each_point_and_scores_it_there(tmp_path, data_run):
     """`curve` with POINTS="2 4": the models scored at step 2 and at step 4, each into its own
     sweep folder, and the curve drawn; a call whose LIMIT runs out exits 75 and the next goes on.
-    STATE: the trainings also write their continuation states there."""
-    env = dry_run_env(tmp_path, STEPS="2", POINTS="2 4", STATE=str(tmp_path / "states"))
+    STATE: the trainings also write their continuation states there, keeping STATE_KEEP."""
+    states = {"STATE": str(tmp_path / "states"), "STATE_KEEP": "model"}
+    env = dry_run_env(tmp_path, STEPS="2", POINTS="2 4", **states)
     with_data(data_run, tmp_path / "run")
 
     def call(**extra: str) -> subprocess.CompletedProcess:
@@ -218,7 +219,8 @@ def test_curve_trains_on_to_each_point_and_scores_it_there(tmp_path, data_run):
     log = (tmp_path / "run" / "video" / "fullres" / "metrics.jsonl").read_text().splitlines()
     assert json.loads(log[-1])["step"] == 4
     for v in ("millivid-cc", "fullres"):
-        assert json.loads((tmp_path / "states" / v / "state.json").read_text())["step"] == 4
+        meta = json.loads((tmp_path / "states" / v / "state.json").read_text())
+        assert (meta["step"], meta["keep"]) == (4, "model")
     curve = (tmp_path / "out" / "steps_curve.md").read_text()
     assert "millivid-cc − fullres" in curve and "| 2 |" in curve and "| 4 |" in curve
     assert "long horizon" in curve  # the tiny preset's horizons (frames 33-96), not the mini's

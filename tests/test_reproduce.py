@@ -292,7 +292,8 @@ def test_continuation_carries_a_video_training_to_a_fresh_run_folder(tmp_path, c
     assert json.loads((states / "fullres" / "state.json").read_text())["step"] == 6
     capsys.readouterr()
     more = ("--set", "video_train.steps=9", "--ae", str(first / "ae"))
-    assert run(second, *video, "--continuation", str(states), *more) == 0
+    keep = ("--continuation-keep", "model")  # what the states written from here on keep
+    assert run(second, *video, "--continuation", str(states), *more, *keep) == 0
     assert f"resumed {states / 'fullres'} at step 6" in capsys.readouterr().err
     steps = [
         json.loads(line)["step"] for line in (second / "video" / "fullres" / "metrics.jsonl").open()
@@ -301,7 +302,8 @@ def test_continuation_carries_a_video_training_to_a_fresh_run_folder(tmp_path, c
         json.loads(line)["step"] for line in (first / "video" / "fullres" / "metrics.jsonl").open()
     ]
     assert steps[: len(first_steps)] == first_steps and steps[-1] == 9  # continued, not restarted
-    assert json.loads((states / "fullres" / "state.json").read_text())["step"] == 9
+    meta = json.loads((states / "fullres" / "state.json").read_text())
+    assert (meta["step"], meta["keep"]) == (9, "model")
     # the state is further along than nothing, not than a finished run: a rerun trains no more
     assert run(second, *video, "--continuation", str(states), *more) == 0
     assert "video model: fullres" not in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """Long trainings in pieces: extending a finished run with more steps (``--resume``) and going on
 in a new folder from a small continuation state (``--continuation`` / ``--resume-from``)."""
 
+import copy
 import json
 import shutil
 from dataclasses import replace
@@ -8,6 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 from safetensors.torch import load_file
+from torch.optim.swa_utils import AveragedModel
 
 from millivid.cli import build_parser, main
 from millivid.train import CheckpointError, load_checkpoint, read_continuation, train
@@ -17,7 +19,8 @@ from millivid.train.continuation import (
     load_continuation_into,
     write_continuation,
 )
-from millivid.train.optim import build_optimizers
+from millivid.train.optim import build_optimizers, ema_update
+from millivid.train.resume import resume_run
 from tests.test_train import CFG, ToyTask
 from tests.test_video_task import synthetic_latents
 
@@ -43,10 +46,13 @@ def records(run):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """An uninterrupted 10-step tiny run, and a finished 6-step one with its continuation."""
+    """An uninterrupted 10-step tiny run, and a finished 6-step one with its continuation (and
+    again with a continuation that keeps only the model)."""
     tmp = tmp_path_factory.mktemp("runs")
     video_train(tmp, tmp / "full", 10)
     video_train(tmp, tmp / "six", 6, "--continuation", str(tmp / "state"))
+    model_only = ("--continuation", str(tmp / "state_model"), "--continuation-keep", "model")
+    video_train(tmp, tmp / "six_model", 6, *model_only)
     return tmp
 
 
@@ -116,6 +122,93 @@ def test_state_files_are_bf16_and_name_what_they_hold(runs):
     assert json.loads((state / "config.json").read_text())["video_train"]["steps"] == 6
 
 
+def test_a_model_state_holds_the_weights_alone(runs):
+    """``--continuation-keep model``: the same bf16 weights as the full state of the same run,
+    nothing else (state.json says so), in under 40 % of its size."""
+    full, small = read_continuation(runs / "state"), read_continuation(runs / "state_model")
+    assert json.loads((runs / "state_model" / "state.json").read_text())["keep"] == "model"
+    assert (full.keep, small.keep, small.step) == ("all", "model", 6)
+    assert set(small.tensors) == {k for k in full.tensors if k.startswith("model.")}
+    assert all(torch.equal(small.tensors[k], full.tensors[k]) for k in small.tensors)
+    size = lambda folder: sum(p.stat().st_size for p in folder.iterdir())  # noqa: E731
+    assert size(runs / "state_model") < 0.4 * size(runs / "state")
+
+
+def test_a_new_folder_continues_from_a_model_state(runs, tmp_path, capsys):
+    """Step counter, lr schedule and log go on; the first step after it computes the loss of the
+    same (bf16) weights; the optimizers start afresh (AdamW counts the steps since)."""
+    new = tmp_path / "new"
+    capsys.readouterr()
+    video_train(runs, new, 10, "--resume-from", str(runs / "state_model"))
+    assert "the state kept the weights only" in capsys.readouterr().err
+    full, cont = records(runs / "full"), records(new)
+    assert [r["step"] for r in cont] == list(range(1, 11))
+    assert cont[:6] == records(runs / "six_model")
+    assert [r["lr"] for r in cont] == [r["lr"] for r in full]
+    assert cont[6]["loss"] == pytest.approx(full[6]["loss"], rel=1e-3)
+    state = torch.load(new / "checkpoint" / "state.pt", weights_only=True)
+    assert state["step"] == 10
+    assert {float(s["step"]) for s in state["optimizers"][1]["state"].values()} == {4.0}
+
+
+@pytest.mark.parametrize("keep", ["all", "model"])
+def test_what_a_resumed_run_starts_with(keep, tmp_path):
+    """Right after loading a state: the weights are its weights. Keeping all, the EMA is its EMA
+    with one update per step behind it and the optimizers hold their moments; keeping the model,
+    the EMA equals the weights with 0 updates behind it (``ema_decay_at``'s warmup again) and
+    the optimizers hold nothing."""
+    cfg, state = replace(CFG, steps=3, ema_decay=0.99), tmp_path / "state"
+    kwargs = {"config": {}, "device": "cpu", "show_progress": False}
+    train(ToyTask(), cfg, tmp_path / "a", continuation=state, continuation_keep=keep, **kwargs)
+    model = ToyTask().build_model()
+    optimizers = build_optimizers(model, cfg)
+    ema = AveragedModel(model, multi_avg_fn=ema_update(cfg.ema_decay), use_buffers=True)
+    assert resume_run(tmp_path / "b", state, model, ema, optimizers, {}, rank=0) == 3
+    saved = read_continuation(state)
+    want_ema = saved.weights("ema" if keep == "all" else "model")
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, saved.weights("model")[key].float())
+        assert torch.equal(ema.module.state_dict()[key], want_ema[key].float())
+    assert torch.equal(ema.module.inp.weight, model.inp.weight) == (keep == "model")
+    assert int(ema.n_averaged) == (3 if keep == "all" else 0)
+    assert [bool(o.state) for o in optimizers] == [keep == "all"] * len(optimizers)
+
+
+def stepped_toy_model(cfg):
+    """A toy model and its optimizers after one step on random gradients (state to save)."""
+    model = ToyTask().build_model()
+    optimizers = build_optimizers(model, cfg)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    for o in optimizers:
+        o.step()
+    return model, optimizers
+
+
+def test_a_state_keeps_what_its_state_json_says(tmp_path):
+    """A state is read by its ``keep``, not guessed from the tensors it holds: the same tensors
+    without ``keep`` (a state written before it existed: all) lack the EMA and optimizer state,
+    an error naming the folder and what is missing."""
+    model, optimizers = stepped_toy_model(CFG)
+    folder, meta_path = tmp_path / "s", tmp_path / "s" / "state.json"
+    write_continuation(
+        folder, step=5, config={}, model=model, ema=None, optimizers=optimizers, keep="model"
+    )
+    fresh = ToyTask().build_model()
+    fresh_opts = build_optimizers(fresh, CFG)
+    load_continuation_into(read_continuation(folder), fresh, copy.deepcopy(fresh), fresh_opts)
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({k: v for k, v in meta.items() if k != "keep"}))
+    old = read_continuation(folder)
+    with pytest.raises(CheckpointError, match=rf"{folder}: .* keeps 'all', .* no EMA \(ema\.\*\)"):
+        load_continuation_into(old, fresh, copy.deepcopy(fresh), fresh_opts)
+    with pytest.raises(CheckpointError, match=r"no optimizer 0 \(\w+, opt0\.\*\) tensors"):
+        load_continuation_into(old, fresh, None, fresh_opts)
+    meta_path.write_text(json.dumps({**meta, "keep": "weights"}))
+    with pytest.raises(CheckpointError, match=r"state.json: keep 'weights', not one of"):
+        read_continuation(folder)
+
+
 def one_step_state(optimizers):
     """Zeros in place of the state a first step creates (the names a real run saves, see the
     test above), without Muon's Newton-Schulz iterations (seconds per mini model on a CPU)."""
@@ -151,17 +244,18 @@ def test_mini_model_state_fits_16_mib_files_and_64_mib_in_all(method, tmp_path):
     total = sum(sizes.values())  # millivid (7.38 M params): 42.3 MiB, framepack (8.07 M): 46.3
     assert max(sizes.values()) <= MAX_FILE_BYTES == 16 * MiB, sizes
     assert 40 * MiB < total <= 64 * MiB, sizes
+    write_continuation(
+        tmp_path / "m", step=1, config={}, model=model, ema=ema, optimizers=optimizers, keep="model"
+    )
+    sizes = {p.name: p.stat().st_size for p in (tmp_path / "m").iterdir()}
+    assert "tensors-00001.safetensors" not in sizes  # the weights alone: one file, 14-16 MiB
+    assert 14 * MiB < sum(sizes.values()) < 16 * MiB < 0.4 * total, sizes
 
 
 def test_loaded_state_is_the_bf16_rounding_of_the_saved_one(tmp_path):
     cfg = replace(CFG, steps=5)
     train(ToyTask(), cfg, tmp_path / "run", config={}, device="cpu", show_progress=False)
-    model = ToyTask().build_model()
-    optimizers = build_optimizers(model, cfg)
-    for p in model.parameters():
-        p.grad = torch.randn_like(p)
-    for o in optimizers:
-        o.step()
+    model, optimizers = stepped_toy_model(cfg)
     write_continuation(
         tmp_path / "s", step=5, config={}, model=model, ema=None, optimizers=optimizers
     )
@@ -236,3 +330,8 @@ def test_train_commands_take_the_continuation_flags():
     for cmd in ("video train --method millivid --latents L", "ae train --data D"):
         args = parser.parse_args(f"{cmd} --out R --resume-from S --continuation C".split())
         assert (str(args.resume_from), str(args.continuation), args.resume) == ("S", "C", False)
+        assert args.continuation_keep == "all"
+        args = parser.parse_args(
+            f"{cmd} --out R --continuation C --continuation-keep model".split()
+        )
+        assert args.continuation_keep == "model"

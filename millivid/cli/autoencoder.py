@@ -87,6 +87,7 @@ def _train(args: argparse.Namespace) -> int:
         args.max_videos,
         resume_from=args.resume_from,
         continuation=args.continuation,
+        continuation_keep=args.continuation_keep,
         overwrite=args.overwrite,
     )
     print(f"checkpoint: {ckpt}")

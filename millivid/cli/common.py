@@ -10,6 +10,7 @@ import torch
 
 from millivid.device import resolve_device, unavailable_device
 from millivid.presets import PRESET_NAMES, Config, load_preset
+from millivid.train.continuation import KEEP
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -142,8 +143,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def add_resume_flags(parser: argparse.ArgumentParser) -> None:
-    """``--resume``, ``--overwrite``, ``--resume-from DIR`` and ``--continuation DIR`` of a
-    training command."""
+    """``--resume``, ``--overwrite``, ``--resume-from DIR``, ``--continuation DIR`` and
+    ``--continuation-keep`` of a training command."""
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -162,10 +163,22 @@ def add_resume_flags(parser: argparse.ArgumentParser) -> None:
         help="continue from the continuation state in DIR (see --continuation), or from the "
         "checkpoint in --out if that is as far along",
     )
+    add_continuation_flags(
+        parser,
+        "also write a small continuation state (bf16 weights, EMA and optimizer moments, step, "
+        "config, log tail; files <= 16 MiB) into DIR with every checkpoint and at exit",
+    )
+
+
+def add_continuation_flags(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--continuation DIR`` (``help_text``: what is written there) and
+    ``--continuation-keep {all,model}``: what the continuation state keeps."""
+    parser.add_argument("--continuation", type=Path, metavar="DIR", help=help_text)
     parser.add_argument(
-        "--continuation",
-        type=Path,
-        metavar="DIR",
-        help="also write a small continuation state (bf16 weights, EMA and optimizer moments, "
-        "step, config, log tail; files <= 16 MiB) into DIR with every checkpoint and at exit",
+        "--continuation-keep",
+        choices=KEEP,
+        default="all",
+        help="what the continuation state keeps: all, or model (the bf16 weights alone, about "
+        "a third of the size; a run going on from it starts the EMA again from the weights, "
+        "with its warmup, and the optimizer moments from zero)",
     )

@@ -8,7 +8,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from millivid.cli.common import add_device_flag, add_preset_flags, config_from_args
+from millivid.cli.common import (
+    add_continuation_flags,
+    add_device_flag,
+    add_preset_flags,
+    config_from_args,
+)
 from millivid.presets import REPRODUCE_PRESETS
 from millivid.reproduce import STAGES, reproduce
 from millivid.variants import VARIANTS
@@ -73,11 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train the video models on this many GPUs of this machine (torchrun + DDP; "
         "video_train.batch_size is per GPU); the other stages run on one",
     )
-    p.add_argument(
-        "--continuation",
-        type=Path,
-        metavar="DIR",
-        help="each video model also writes a small continuation state (bf16 weights, EMA and "
+    add_continuation_flags(
+        p,
+        "each video model also writes a small continuation state (bf16 weights, EMA and "
         "optimizer moments; files <= 16 MiB) into DIR/<variant> with every checkpoint and at "
         "exit, and goes on from the one there when it is further along than --out's run: a "
         "long training in pieces on machines that keep nothing but DIR",
@@ -162,8 +165,9 @@ def run(args: argparse.Namespace) -> int:
         rcfg = replace(rcfg, stages=stages[i + 1 :])
         if not rcfg.stages:
             return 0
+    states, keep = args.continuation, args.continuation_keep
     report = reproduce(
-        args.out, cfg, rcfg, ae=args.ae, device=args.device, states=args.continuation
+        args.out, cfg, rcfg, ae=args.ae, device=args.device, states=states, states_keep=keep
     )
     print(f"report: {report}")
     print(f"table: {args.out / 'eval' / 'table.md'}")

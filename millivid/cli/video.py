@@ -89,6 +89,7 @@ def run_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         resume_from=args.resume_from,
         continuation=args.continuation,
+        continuation_keep=args.continuation_keep,
         device=args.device,
         overwrite=args.overwrite,
     )

@@ -60,10 +60,12 @@ def train_autoencoder(
     *,
     resume_from: Path | None = None,
     continuation: Path | None = None,
+    continuation_keep: str = "all",
     overwrite: bool = False,
 ) -> Path:
     """Train the autoencoder of ``cfg`` on a dataset folder; calibrate the latent statistics.
-    ``resume_from``, ``continuation``, ``overwrite``: as in ``millivid.train.train``."""
+    ``resume_from``, ``continuation``, ``continuation_keep``, ``overwrite``: as in
+    ``millivid.train.train``."""
     if cfg.ae.kind == "pooled":
         raise ValueError(
             "ae.kind = pooled is not trained: it is a trained hierarchical autoencoder with its "
@@ -81,9 +83,8 @@ def train_autoencoder(
             f"write the dataset at that size (data make/import --size {size}) or set ae.image_size"
         )
     task = AutoencoderTask(cfg.ae, frames, cfg.ae_train.batch_size)
-    ckpt = train(
-        task, cfg.ae_train, out, config=config, continuation=continuation, device=device, **starts
-    )
+    continuing = {"continuation": continuation, "continuation_keep": continuation_keep}
+    ckpt = train(task, cfg.ae_train, out, config=config, device=device, **continuing, **starts)
     model = load_autoencoder(out, device=str(resolve_device(device)), calibrated=False)
     model.calibrate(calibration_frames(frames).to(model.latent_mean.device))
     # rewrite the checkpoint with the statistics, keeping the trainer state for --resume

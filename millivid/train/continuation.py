@@ -3,7 +3,8 @@ another machine that keeps nothing of the first one.
 
 Layout of a continuation folder ``DIR``:
 
-* ``state.json`` — the step, the optimizers' layout and which file holds which tensors
+* ``state.json`` — the step, what the state keeps (``keep``), the optimizers' layout and which
+  file holds which tensors
 * ``config.json`` — the experiment config (as in a checkpoint)
 * ``metrics.jsonl`` — the last ``LOG_TAIL`` records of the run's log
 * ``tensors-00000.safetensors``, … — in bf16: the weights (``model.*``), the EMA weights
@@ -17,6 +18,13 @@ the fp32 weights, EMA and optimizer moments to bf16 (relative error ≤ 2⁻⁹)
 continuation. ``DIR`` is written as ``DIR.tmp-<random>`` and swapped in like a checkpoint (the
 previous version is kept as ``DIR.old`` until the swap is done, and read when ``DIR`` is
 incomplete).
+
+``keep="model"`` writes the weights alone, about a third of the size (docs/TRAINING.md). A run
+that goes on from such a state loses the EMA's history and the optimizer moments: the EMA starts
+again from the weights with its warmup (``ema_decay_at`` from 0 updates), and Muon's momentum
+and AdamW's moments and step counts build up again from zero, as in a new run; the step and the
+lr schedule go on. ``state.json`` records ``keep``; a state without it (written before) keeps
+all, and one that keeps all but lacks the EMA or optimizer tensors is an error.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from millivid.train.checkpoint import (
 MAX_FILE_BYTES = 16 * 2**20
 LOG_TAIL = 10_000
 FORMAT = 1
+KEEP = ("all", "model")  # what a state keeps: everything, or the weights alone
 
 
 def _bf16(t: Tensor) -> Tensor:
@@ -93,12 +102,17 @@ def write_continuation(
     ema: nn.Module | None,
     optimizers: list[torch.optim.Optimizer],
     log: Path | None = None,
+    keep: str = "all",
 ) -> Path:
-    """Atomically replace ``folder`` with the continuation state of a run at ``step``."""
+    """Atomically replace ``folder`` with the continuation state of a run at ``step``; ``keep``
+    (one of ``KEEP``): ``"model"`` leaves out the EMA weights and the optimizer state."""
+    if keep not in KEEP:
+        raise ValueError(f"keep={keep!r}: one of {', '.join(KEEP)}")
     tensors = {f"model.{k}": _bf16(v) for k, v in model.state_dict().items()}
-    if ema is not None:
-        tensors |= {f"ema.{k}": _bf16(v) for k, v in ema.state_dict().items()}
-    tensors |= optimizer_tensors(optimizers)
+    if keep == "all":
+        if ema is not None:
+            tensors |= {f"ema.{k}": _bf16(v) for k, v in ema.state_dict().items()}
+        tensors |= optimizer_tensors(optimizers)
     folder = Path(folder)
     tmp = fresh_tmp_folder(folder)
     files = []
@@ -108,6 +122,7 @@ def write_continuation(
     state = {
         "format": FORMAT,
         "step": step,
+        "keep": keep,
         "optimizers": optimizer_layout(optimizers),
         "files": files,
     }
@@ -120,10 +135,11 @@ def write_continuation(
 
 @dataclass
 class Continuation:
-    """A continuation state read back: its step, config, tensors and log tail."""
+    """A continuation state read back: its step, what it keeps, config, tensors and log tail."""
 
     folder: Path
     step: int
+    keep: str  # one of KEEP
     config: dict[str, Any]
     optimizers: list[dict[str, Any]]
     tensors: dict[str, Tensor]
@@ -174,6 +190,8 @@ def read_continuation(folder: Path) -> Continuation:
         raise CheckpointError(
             f"{folder / 'state.json'}: format {state.get('format')}, not {FORMAT}"
         )
+    if (keep := state.get("keep", "all")) not in KEEP:
+        raise CheckpointError(f"{folder / 'state.json'}: keep {keep!r}, not one of {KEEP}")
     tensors: dict[str, Tensor] = {}
     for name in state["files"]:
         try:
@@ -184,6 +202,7 @@ def read_continuation(folder: Path) -> Continuation:
     return Continuation(
         folder=folder,
         step=int(state["step"]),
+        keep=keep,
         config=read_json(folder / "config.json"),
         optimizers=state["optimizers"],
         tensors=tensors,
@@ -197,12 +216,18 @@ def load_continuation_into(
     ema: nn.Module | None,
     optimizers: list[torch.optim.Optimizer],
 ) -> None:
-    """Load weights, EMA weights (the weights when none were stored) and optimizer state; the
-    optimizers must have the layout that wrote the state (same types and parameter counts)."""
+    """Load weights, EMA weights and optimizer state; the optimizers must have the layout that
+    wrote the state (same types and parameter counts). From a state that keeps only the model
+    the EMA gets the weights and the optimizers are left as they are (fresh in a new run)."""
     where = str(state.folder)
     load_weights_into(model, state.weights("model"), where)
     if ema is not None:
-        load_weights_into(ema, state.weights("ema") or state.weights("model"), where)
+        weights = state.weights("ema" if state.keep == "all" else "model")
+        if not weights:
+            raise _missing(state, "EMA (ema.*)")
+        load_weights_into(ema, weights, where)
+    if state.keep == "model":
+        return
     if (layout := optimizer_layout(optimizers)) != state.optimizers:
         raise CheckpointError(
             f"{where}/state.json: optimizers {state.optimizers}, this run has {layout}"
@@ -213,6 +238,15 @@ def load_continuation_into(
             if key.startswith(f"opt{i}."):
                 _, index, name = key.split(".", 2)
                 per_param.setdefault(int(index), {})[name] = value
+        if not per_param and state.step > 0:  # every step gives each optimizer its state
+            raise _missing(state, f"optimizer {i} ({type(opt).__name__}, opt{i}.*)")
         sd = opt.state_dict()
         sd["state"] = per_param  # load_state_dict casts to each parameter's dtype and device
         opt.load_state_dict(sd)
+
+
+def _missing(state: Continuation, what: str) -> CheckpointError:
+    return CheckpointError(
+        f"{state.folder}: its state.json says it keeps {state.keep!r}, but it holds no {what} "
+        "tensors: copy the folder again in full, or go on from the run's own checkpoint"
+    )

@@ -49,20 +49,27 @@ def truncate_log(path: Path, step: int) -> None:
 
 def resume_run(out_dir, resume_from, model, ema, optimizers, config, rank) -> int:
     """Load the checkpoint in ``out_dir``, or with ``resume_from`` the continuation state there
-    unless ``out_dir`` holds a checkpoint as far along; returns the step reached."""
+    unless ``out_dir`` holds a checkpoint as far along; returns the step reached. The EMA
+    (an ``AveragedModel``) counts one update per step, from 0 after a state that kept only the
+    model (``ema_decay_at``'s warmup again)."""
     state = read_continuation(resume_from) if resume_from is not None else None
+    keep = "all"
     if state is None or checkpoint_step(out_dir) >= state.step:
         start, changed = _restore(out_dir, model, ema, optimizers, config)
         source = out_dir
     else:
         changed = check_resumable(state.config, config, state.folder / "config.json")
         load_continuation_into(state, model, ema.module if ema is not None else None, optimizers)
-        start, source = state.step, state.folder
+        start, source, keep = state.step, state.folder, state.keep
         if rank == 0:
             out_dir.mkdir(parents=True, exist_ok=True)
             _write_lines(out_dir / "metrics.jsonl", state.log_lines)
+    if ema is not None:  # at 0 the next update copies the weights
+        ema.n_averaged.fill_(start if keep == "all" else 0)
     if rank == 0:
         note = f" (changed: {', '.join(changed)})" if changed else ""
+        if keep == "model":
+            note += "; the state kept the weights only: EMA and optimizer state start afresh"
         tqdm.write(f"resumed {source} at step {start}{note}", file=sys.stderr)
     return start
 

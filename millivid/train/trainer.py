@@ -130,6 +130,7 @@ class _Run:
     out_dir: Path
     config: dict[str, Any]
     continuation: Path | None
+    continuation_keep: str  # what the continuation state keeps (continuation.KEEP)
     rank: int
     world: int
     dev: torch.device
@@ -156,6 +157,7 @@ def train(
     resume: bool = False,
     resume_from: Path | None = None,
     continuation: Path | None = None,
+    continuation_keep: str = "all",
     device: str = "auto",
     show_progress: bool = True,
     overwrite: bool = False,
@@ -168,7 +170,8 @@ def train(
     equal ``config`` but for ``RESUMABLE_KEYS`` of a training section (e.g. more steps).
     Without either, an ``out_dir`` that already holds a run is refused unless ``overwrite``
     (which replaces its checkpoint and metrics.jsonl). ``continuation``: also write the
-    continuation state into this folder with every checkpoint and at exit.
+    continuation state into this folder with every checkpoint and at exit; it keeps
+    ``continuation_keep``: ``"all"``, or ``"model"`` (the weights alone, ``continuation.py``).
     """
     out_dir = Path(out_dir)
     # on every rank; none writes before the DDP wrap below, which waits for all of them
@@ -176,7 +179,9 @@ def train(
         out_dir, cfg, config, resume=resume, resume_from=resume_from, overwrite=overwrite
     )
     owns_group = not dist.is_initialized()  # torchrun: this call starts the process group
-    run = _start_run(task, cfg, out_dir, config, continuation, device, resume, resume_from)
+    run = _start_run(
+        task, cfg, out_dir, config, continuation, continuation_keep, device, resume, resume_from
+    )
     if run.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         truncate_log(run.log_path, run.start)
@@ -200,6 +205,7 @@ def _start_run(
     out_dir: Path,
     config: dict[str, Any],
     continuation: Path | None,
+    continuation_keep: str,
     device: str,
     resume: bool,
     resume_from: Path | None,
@@ -219,16 +225,15 @@ def _start_run(
         else None
     )
     start = 0
-    if resume or resume_from is not None:
+    if resume or resume_from is not None:  # also sets the EMA's update count
         start = resume_run(out_dir, resume_from, model, ema, optimizers, config, rank)
-    if ema is not None:  # one update per step; at 0 the next update would copy the weights
-        ema.n_averaged.fill_(start)
     return _Run(
         task=task,
         cfg=cfg,
         out_dir=out_dir,
         config=config,
         continuation=continuation,
+        continuation_keep=continuation_keep,
         rank=rank,
         world=world,
         dev=dev,
@@ -372,6 +377,7 @@ def _save(run: _Run, step: int, checkpoint: bool = True) -> None:
             ema=ema_model,
             optimizers=run.optimizers,
             log=run.log_path,
+            keep=run.continuation_keep,
         )
 
 

@@ -63,7 +63,7 @@ PRESET=${PRESET:-mini}
 DEVICE=${DEVICE:-cuda}
 AE=${AE-checkpoints/mini/ae}  # empty: train one in the ae stage
 # config overrides for every stage, e.g. the C = 32 autoencoder:
-# AE=checkpoints/mini/ae-c32 SETS="ae.channels=32"
+# AE=checkpoints/mini/ae-c32 SETS="ae.channels=32" (restored first: docs/AUTOENCODER.md)
 SET_ARGS=()
 for o in ${SETS:-}; do SET_ARGS+=(--set "$o"); done
 TRAIN_VIDEOS=${TRAIN_VIDEOS:-512}

@@ -120,21 +120,17 @@ def test_training_drives_reconstruction_loss_down(tmp_path):
     assert sum(losses[-5:]) < 0.5 * sum(losses[:5])
 
 
-@pytest.mark.parametrize(
-    "name, level0",  # on this video (8 frames): C = 16 32.8 dB, C = 32 36.4 dB at level 0
-    [("ae", 30.0), ("ae-c32", 34.5)],
-)
-def test_shipped_mini_checkpoints_reconstruct_world_frames(name, level0):
-    """The shipped C = 16 model (of the mini video models) and the C = 32 one (30.3 dB on the
-    test set, docs/AUTOENCODER.md) load and reconstruct a test-world video; C = 32 is better."""
+def test_shipped_mini_autoencoder_reconstructs_world_frames():
+    """The shipped C = 16 autoencoder (of the mini video models) loads and reconstructs a
+    test-world video (on this video, 8 frames: 32.8 dB at level 0)."""
     from millivid.jobs.autoencoder import load_autoencoder, reconstruction_psnr
     from millivid.world import TEST_SEED_OFFSET, make_videos
 
-    ae = load_autoencoder(f"checkpoints/mini/{name}")
+    ae = load_autoencoder("checkpoints/mini/ae")
     world = replace(PRESETS["mini"].world, frames=48)
     frames = make_videos([TEST_SEED_OFFSET + 7], world).video[0, ::6]
     psnr = reconstruction_psnr(ae, frames)
-    assert psnr[0] > level0 and psnr[3] > 25, psnr
+    assert psnr[0] > 30 and psnr[3] > 25, psnr
     assert psnr == sorted(psnr, reverse=True)  # finer levels reconstruct better
 
 

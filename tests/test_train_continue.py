@@ -4,7 +4,9 @@ in a new folder from a small continuation state (``--continuation`` / ``--resume
 import copy
 import json
 import shutil
+import subprocess
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -250,6 +252,17 @@ def test_mini_model_state_fits_16_mib_files_and_64_mib_in_all(method, tmp_path):
     sizes = {p.name: p.stat().st_size for p in (tmp_path / "m").iterdir()}
     assert "tensors-00001.safetensors" not in sizes  # the weights alone: one file, 14-16 MiB
     assert 14 * MiB < sum(sizes.values()) < 16 * MiB < 0.4 * total, sizes
+
+
+def test_the_checkout_leaves_room_for_a_model_state_in_a_64_mib_copy():
+    """The tracked files (code, docs, shipped checkpoints) and one ``model`` state of a mini
+    video model (at most 16 MiB, test above) fit one 64 MiB copy: what a piece of a long
+    training on a fresh machine is given."""
+    root = Path(__file__).resolve().parents[1]
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True)
+    paths = [root / name for name in listed.stdout.decode().split("\0") if name]
+    size = sum(p.stat().st_size for p in paths if p.is_file())
+    assert size + 16 * MiB <= 64 * MiB, f"tracked files: {size / MiB:.1f} MiB"
 
 
 def test_loaded_state_is_the_bf16_rounding_of_the_saved_one(tmp_path):

@@ -159,11 +159,9 @@ def make_run(
     ae: Path | None,
     device: str,
     log: Callable[[str], None],
-    states: Path | None = None,
-    states_keep: str = "all",
 ) -> Run:
     """The ``Run`` of ``reproduce``'s arguments: one autoencoder run and latent cache per
-    autoencoder kind the variants need (the hierarchical one always)."""
+    autoencoder kind the variants need (the hierarchical one always), without states."""
     dev = str(resolve_device(device))
     kinds = sorted(
         {VARIANTS[v].autoencoder for v in rcfg.variants if v in VARIANTS} | {"hierarchical"}
@@ -173,8 +171,7 @@ def make_run(
     if ae is not None:
         ae_runs["hierarchical"] = ae
     latent_dirs = {k: path / f"latents{suffix[k]}" for k in kinds}
-    clock = StageClock(path)
-    return Run(path, cfg, rcfg, dev, ae_runs, latent_dirs, ae, clock, log, states, states_keep)
+    return Run(path, cfg, rcfg, dev, ae_runs, latent_dirs, ae, StageClock(path), log)
 
 
 def stage_data(run: Run) -> None:
@@ -384,13 +381,11 @@ def reproduce(
     states: Path | None = None,
     states_keep: str = "all",
 ) -> Path:
-    """Run (or continue) every stage into ``run``; returns the report path. ``states``: a
-    folder of the video models' continuation states (``stage_video``), which keep
-    ``states_keep`` (``millivid.train.continuation.KEEP``)."""
+    """Run (or continue) every stage into ``run``; returns the report path. ``states``: the
+    video models' continuation states (``stage_video``), keeping ``states_keep``."""
     run.mkdir(parents=True, exist_ok=True)
-    shared = make_run(
-        run, cfg, rcfg, ae=ae, device=device, log=log, states=states, states_keep=states_keep
-    )
+    shared = make_run(run, cfg, rcfg, ae=ae, device=device, log=log)
+    shared = replace(shared, states=states, states_keep=states_keep)
     wanted = rcfg.stages or STAGES
     for name in wanted:
         if name not in STAGES:

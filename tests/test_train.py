@@ -310,6 +310,24 @@ def test_tensor_metrics_are_logged_as_numbers(tmp_path):
     assert all(r["half_loss"] == pytest.approx(r["loss"] / 2) for r in records)
 
 
+class SlowDataTask(ToyTask):
+    def batch(self, step, generator):
+        time.sleep(0.05)  # a data loader far slower than the step
+        return super().batch(step, generator)
+
+
+def test_the_log_says_how_much_of_the_time_went_to_waiting_for_data(tmp_path):
+    cfg = replace(CFG, steps=6, log_every=3, num_workers=0)
+    train(SlowDataTask(), cfg, tmp_path / "slow", config={}, device="cpu", show_progress=False)
+    train(ToyTask(), cfg, tmp_path / "fast", config={}, device="cpu", show_progress=False)
+
+    def waits(run):
+        return [json.loads(line)["data_wait"] for line in (run / "metrics.jsonl").open()]
+
+    assert all(0.5 < w <= 1 for w in waits(tmp_path / "slow"))
+    assert all(0 <= w < 0.5 for w in waits(tmp_path / "fast"))
+
+
 def test_shipped_tasks_hand_back_metrics_without_reading_them():
     """No task turns a metric into a Python number in ``loss`` (on a GPU that waits for the
     step to finish, every step): the AE and video tasks return tensors."""

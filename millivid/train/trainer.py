@@ -270,7 +270,7 @@ def _train_steps(run: _Run, bar: tqdm) -> None:
     non-finite loss: the last checkpoint keeps the last finite state)."""
     cfg, start = run.cfg, run.start
     step, diverged = start, False
-    last_time, last_step = time.perf_counter(), start
+    last_time, last_step, waited = time.perf_counter(), start, 0.0
     batches = step_batches(run.task, cfg, run.rank, start, pin=run.dev.type == "cuda")
     # after the loader, which sets its own SIGCHLD handler; saving below is not interrupted
     with StepBoundaryStop() as stop:
@@ -280,7 +280,9 @@ def _train_steps(run: _Run, bar: tqdm) -> None:
                 if run.world == 1 or step % cfg.log_every == 0:  # several ranks: agreed steps
                     stop.check(run.world, run.dev)  # `timeout`, schedulers, Ctrl-C: save, stop
                 try:
+                    asked = time.perf_counter()
                     batch = next(batches)
+                    waited += time.perf_counter() - asked
                 except Exception:  # workers gone (killed with us: RuntimeError, OSError from
                     stop.check()  # a half-received batch), or a real error
                     raise
@@ -299,9 +301,10 @@ def _train_steps(run: _Run, bar: tqdm) -> None:
                         )
                 if logging:
                     now = time.perf_counter()
-                    rate = (step - last_step) / max(now - last_time, 1e-9)
-                    last_time, last_step = now, step
-                    _log_step(run, bar, step, value, grad_norm, metrics, rate)
+                    span = max(now - last_time, 1e-9)
+                    rate, data_wait = (step - last_step) / span, min(waited / span, 1.0)
+                    last_time, last_step, waited = now, step, 0.0
+                    _log_step(run, bar, step, value, grad_norm, metrics, rate, data_wait)
                 if saving:
                     _save(run, step)
         finally:
@@ -332,9 +335,18 @@ def _optimise(run: _Run, step: int, batch: Any) -> tuple[Tensor, dict, Tensor]:
 
 
 def _log_step(
-    run: _Run, bar: tqdm, step: int, loss: float, grad_norm: Tensor, metrics: dict, rate: float
+    run: _Run,
+    bar: tqdm,
+    step: int,
+    loss: float,
+    grad_norm: Tensor,
+    metrics: dict,
+    rate: float,
+    data_wait: float,
 ) -> None:
-    """One line of ``metrics.jsonl`` (rank 0) and the progress bar's loss and rate."""
+    """One line of ``metrics.jsonl`` (rank 0) and the progress bar's loss and rate;
+    ``data_wait``: the fraction of the time since the last line spent waiting for batches (near
+    0: the GPU is the limit; near 1: the data loader is)."""
     items = run.task.items_name
     record = {
         "step": step,
@@ -342,6 +354,7 @@ def _log_step(
         "grad_norm": float(grad_norm),
         "lr": float(run.schedulers[0].get_last_lr()[0]),
         "steps_per_s": rate,
+        "data_wait": data_wait,
         f"{items}_per_s": rate * run.task.items_per_batch * run.world,
         "processes": run.world,  # DDP processes (GPUs) training together
         **{k: float(v) for k, v in metrics.items()},

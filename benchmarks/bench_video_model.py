@@ -53,6 +53,7 @@ from millivid.rollout.engine import run_plan  # noqa: E402
 from millivid.rollout.request import GenerateRequest  # noqa: E402
 from millivid.rollout.resumable import decode_frames, prepare_rollout, write_context  # noqa: E402
 from millivid.train import build_optimizers, optimizer_step  # noqa: E402
+from millivid.variants import variant_config  # noqa: E402
 
 
 def model_flops(model: VideoDiT, tokens: Tokens) -> float:
@@ -82,8 +83,15 @@ def target_only_flops(model: VideoDiT, tokens: Tokens) -> tuple[float, float]:
     return ctx, tgt
 
 
-def random_task(preset: str, method: str, overrides: list[str]) -> VideoTask:
+def random_task(
+    preset: str, method: str, overrides: list[str], variant: str | None = None
+) -> VideoTask:
+    """A task over one long video of random latents (and a random camera walk, for the variants
+    conditioned on poses); ``variant``: that variant's method and config (``millivid.variants``)
+    instead of ``method``'s."""
     cfg = load_preset(preset, overrides)
+    if variant is not None:
+        method, cfg = variant_config(cfg, variant)
     side = cfg.ae.image_size // cfg.ae.patch
     frames = max_lookback(method, cfg.plan) + 1024
     gen = torch.Generator().manual_seed(0)
@@ -92,7 +100,10 @@ def random_task(preset: str, method: str, overrides: list[str]) -> VideoTask:
         for lvl in range(cfg.ae.levels)
     ]
     actions = torch.randint(0, 3, (frames,), generator=gen)
-    return VideoTask(cfg, method, InMemoryLatents([(levels, actions)]))
+    poses = torch.zeros(frames, 5)
+    poses[:, :2] = (torch.rand(frames, 2, generator=gen) - 0.5).cumsum(0)
+    poses[:, 3] = ((actions - 1) * 15.0).cumsum(0)
+    return VideoTask(cfg, method, InMemoryLatents([(levels, actions)], [poses]))
 
 
 def sync(device: torch.device) -> None:
@@ -142,7 +153,7 @@ def profile(fn, steps: int, path: Path) -> dict:
 
 
 def bench_train(args: argparse.Namespace, device: torch.device) -> dict:
-    task = random_task(args.preset, args.method, args.set)
+    task = random_task(args.preset, args.method, args.set, args.variant)
     task.batch_size = args.batch
     model = task.build_model().to(device)
     if args.checkpointing:
@@ -193,7 +204,7 @@ def bench_train(args: argparse.Namespace, device: torch.device) -> dict:
 def bench_batch(args: argparse.Namespace, device: torch.device) -> dict:
     """Building one training batch on the CPU (what each DataLoader worker does), best of
     ``--steps`` after one warm-up, and its size in bytes."""
-    task = random_task(args.preset, args.method, args.set)
+    task = random_task(args.preset, args.method, args.set, args.variant)
     task.batch_size = args.batch
     gen = torch.Generator().manual_seed(0)
     batch = task.batch(0, gen)
@@ -340,6 +351,11 @@ def main() -> None:
     parser.add_argument("--preset", default="paper", choices=("tiny", "mini", "paper"))
     parser.add_argument("--method", default="millivid")
     parser.add_argument(
+        "--variant",
+        help="train, batch: a variant of millivid.variants (its method and config, e.g. the "
+        "shipped model's millivid-own-level-memory) instead of --method",
+    )
+    parser.add_argument(
         "--mode", default="train", choices=("train", "rollout", "batch", "generate")
     )
     parser.add_argument("--batch", type=int, default=24)
@@ -368,7 +384,11 @@ def main() -> None:
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True
     result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
+    if args.variant is not None and args.mode not in ("train", "batch"):
+        parser.error("--variant: train and batch modes only")
     result.update(preset=args.preset, method=args.method, compiled=not args.no_compile)
+    if args.variant is not None:
+        result["variant"] = args.variant
     modes = {
         "train": bench_train,
         "rollout": bench_rollout,

@@ -46,6 +46,22 @@ def test_bench_video_model_smoke_run(mode, tmp_path):
         assert "Name" in (tmp_path / "kernels.txt").read_text()  # the profiler's table
 
 
+def test_bench_video_model_trains_a_variant_with_its_memory_tokens(tmp_path):
+    args = ["--device", "cpu", "--preset", "tiny", "--no-compile", *SMOKE["train"]]
+    sequence = {}
+    for variant in ("millivid", "millivid-own-level-memory"):
+        out = tmp_path / f"{variant}.json"
+        run_benchmark("bench_video_model.py", *args, "--variant", variant, "--json", str(out))
+        result = json.loads(out.read_text())
+        assert result["variant"] == variant and result["samples_per_s"] > 0
+        sequence[variant] = result["sequence"]
+    assert sequence["millivid-own-level-memory"] > sequence["millivid"]  # + the memory tokens
+    run_benchmark(
+        "bench_video_model.py", *args, "--mode", "rollout", "--variant", "millivid",
+        fails_with="--variant: train and batch modes only",
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -110,6 +110,47 @@ def test_select_memory_picks_distinct_frames_of_its_pool(seed, start, frames, co
         assert torch.allclose(got, best)
 
 
+def select_memory_by_the_rule(poses, step):
+    """The selection rule written out plainly: group after group of target frames, the closest
+    frame of the pool not yet chosen (ties: the most recent)."""
+    pool = memory_pool(step)
+    count, target = step.memory.frames, step.target
+    chosen = []
+    for video in poses:
+        dist = pose_distance(video[None, target.start : target.stop], video[None, : len(pool)])[0]
+        bounds = torch.linspace(0, target.frames, count + 1).long().tolist()
+        taken, row = set(), []
+        for j in range(min(count, int(pool.sum()))):
+            lo = bounds[j]
+            group = dist[lo : max(bounds[j + 1], lo + 1)].amin(0).tolist()
+            best = min(
+                (f for f in range(len(pool)) if pool[f] and f not in taken),
+                key=lambda f: (group[f], -f),
+            )
+            taken.add(best)
+            row.append(best)
+        chosen.append(sorted(row) + [-1] * (count - len(row)))
+    return [sorted(r) for r in chosen]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    start=st.integers(0, 60),
+    frames=st.integers(1, 40),
+    count=st.integers(1, 64),
+    gap=st.integers(2, 40),
+    pool=st.sampled_from(["older", "unheld"]),
+    coarse=st.booleans(),
+)
+def test_select_memory_follows_the_rule(seed, start, frames, count, gap, pool, coarse):
+    poses = walk(start + gap + frames, seed, batch=3)
+    if coarse:  # many equally close frames: the ties decide
+        poses = poses.round()
+    step = memory_step(Span(0, start + gap, start + gap + frames), start, count, pool)
+    assert select_memory(poses, step).tolist() == select_memory_by_the_rule(poses, step)
+
+
 def test_memory_adds_the_same_tokens_to_every_step_of_every_method():
     for method in ("millivid", "framepack", "fullres"):
         base = make_plan(method, replace(TINY, memory_frames=0), 30, 130)

@@ -17,6 +17,7 @@ distance / 2 blocks + |yaw difference| / 15 degrees.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -57,21 +58,23 @@ def select_memory(poses: Tensor, step: Step) -> Tensor:
     pool = memory_pool(step)
     count, before = step.memory.frames, len(pool)
     b = poses.shape[0]
-    chosen = torch.full((b, count), -1, dtype=torch.long)
-    if not pool.any():
-        return chosen
-    target = step.target
-    dist = pose_distance(poses[:, target.start : target.stop].cpu(), poses[:, :before].cpu())
-    bounds = torch.linspace(0, target.frames, count + 1).long().tolist()
-    taken = (~pool).expand(b, before).clone()
-    rows = torch.arange(b)
-    for j in range(min(count, int(pool.sum()))):
-        lo = min(bounds[j], target.frames - 1)
-        score = dist[:, lo : max(bounds[j + 1], lo + 1)].amin(1).masked_fill(taken, float("inf"))
-        newest = before - 1 - score.flip(1).argmin(1)  # ties: the most recent frame
-        chosen[:, j] = newest
-        taken[rows, newest] = True
-    return chosen.sort(1).values
+    chosen = np.full((b, count), -1, dtype=np.int64)
+    if pool.any():
+        target = step.target
+        dist = pose_distance(poses[:, target.start : target.stop].cpu(), poses[:, :before].cpu())
+        # group j = target frames [bounds[j], bounds[j + 1]) (frame bounds[j] alone when that is
+        # empty): its closeness to each pool frame, the frames outside the pool never chosen
+        bounds = torch.linspace(0, target.frames, count + 1).long()[:-1].numpy()
+        score = np.minimum.reduceat(dist.numpy(), bounds, axis=1)
+        score[:, :, ~pool.numpy()] = np.inf
+        rows = np.arange(b)
+        # one group after the other (numpy: a Python loop of up to 256 groups per coarse step,
+        # which the data loader runs for every sample)
+        for j in range(min(count, int(pool.sum()))):
+            newest = before - 1 - score[:, j, ::-1].argmin(1)  # ties: the most recent frame
+            chosen[:, j] = newest
+            score[rows, j + 1 :, newest] = np.inf
+    return torch.from_numpy(np.sort(chosen, 1))
 
 
 def gather_frames(latents: Tensor, frames: Tensor) -> Tensor:

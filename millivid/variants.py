@@ -23,7 +23,9 @@ the recent frames of a rollout are generated too); ``millivid-coarse-memory`` sp
 16 level-1 frames (``plan.memory_level``), ``millivid-own-level-memory`` at each step's own
 target level and ``millivid-split-memory`` at level 0 for fine and level 1 for coarse steps
 (``plan.memory_levels``); ``millivid-level-shift`` is the shipped recipe with a schedule per
-latent level (``diffusion.level_shift``). The default set is the recipe of the shipped model (which
+latent level (``diffusion.level_shift``), ``millivid-action-adaln`` the shipped recipe with the
+actions in the adaLN modulation too (``model.action_adaln``). The default set is the recipe of
+the shipped model (which
 also trained on ``world.train_actions = revisit``) and its baselines with the same memory
 (docs/RESULTS.md): ``millivid-own-level-memory``, ``framepack-memory``, ``fullres-memory``.
 """
@@ -60,6 +62,7 @@ class Variant:
     context_noise: tuple[float, float] = (0.0, 0.0)
     context_noise_scope: str = "coarse"
     level_shift: float = 0.0  # diffusion.level_shift (0: the config's)
+    action_adaln: bool = False  # the actions also steer the adaLN modulation (model.action_adaln)
 
     @property
     def autoencoder(self) -> str:
@@ -120,6 +123,8 @@ VARIANTS: dict[str, Variant] = {
     # the same memory tokens at each step's own target level (mini: 4 level-0 frames for the
     # level-0 steps, 16 level-1, 64 level-2 and 256 level-3 frames for the coarser ones)
     "millivid-own-level-memory": OWN_LEVEL,
+    # the shipped recipe with the actions in every block's adaLN modulation as well
+    "millivid-action-adaln": replace(OWN_LEVEL, action_adaln=True),
     # level 0 for the finer half of the steps' levels, level 1 for the coarser half (mini: 4
     # level-0 frames for the level-0 and level-1 steps, 16 level-1 frames for levels 2 and 3)
     "millivid-split-memory": replace(MEMORY_AUG, memory_by_level="split"),
@@ -173,7 +178,11 @@ def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
     return v.method, replace(
         cfg,
         model=replace(
-            cfg.model, attention=v.attention, condition=v.condition, pose_rope=v.pose_rope
+            cfg.model,
+            attention=v.attention,
+            condition=v.condition,
+            pose_rope=v.pose_rope,
+            action_adaln=v.action_adaln or cfg.model.action_adaln,
         ),
         ae=replace(cfg.ae, kind=v.autoencoder),
         diffusion=replace(

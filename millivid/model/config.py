@@ -17,7 +17,10 @@ class DiTConfig:
     ``pose_rope``: rotate part of every query and key by the token's camera pose (needs
     ``condition`` poses or both), so that attention scores depend on the pose difference
     between two frames and a target can look up the context frames taken from where it stands
-    (``embed.pose_angles``); an extension of the paper, off by default.
+    (``embed.pose_angles``); an extension of the paper, off by default. ``action_adaln``: the
+    frame's action also steers every block's adaLN modulation (a learned embedding added to the
+    (time, level) condition), besides the action embedding added to the token (needs
+    ``condition`` actions or both); an extension of the paper, off by default.
     """
 
     width: int = 256
@@ -29,6 +32,7 @@ class DiTConfig:
     checkpointing: bool = False
     condition: Literal["actions", "poses", "both"] = "actions"
     pose_rope: bool = False
+    action_adaln: bool = False
 
     @property
     def uses_poses(self) -> bool:

@@ -10,9 +10,9 @@ rotates 32 dims of every query and key (``embed.rotate``). Each block is adaLN-Z
 (diffusion time, level): context tokens are clean and use t = 0, targets use their element's t,
 and the context tokens that conditioning augmentation noised (``Tokens.noised``; by default
 those coarser than the target, ``diffusion.context_noise``) use the element's
-``Tokens.context_time``. There are only 3L
-distinct conditions per batch element, so the modulation is computed on a [B, 3L, D] table and
-gathered per token.
+``Tokens.context_time``; with ``DiTConfig.action_adaln`` the token's action joins the condition.
+There are only 3L distinct conditions per batch element (3L x 4 with the actions), so the
+modulation is computed on a [B, 3L, D] table ([B, 3L x 4, D]) and gathered per token.
 
 Padding (context cut at frame 0) and context dropped for classifier-free guidance are not
 masked: their input embedding is a learned null token (positions, level and action embeddings are
@@ -160,6 +160,11 @@ class VideoDiT(nn.Module):
             raise ValueError(
                 "model.pose_rope needs poses: set model.condition=poses or model.condition=both"
             )
+        if cfg.action_adaln and not cfg.uses_actions:
+            raise ValueError(
+                "model.action_adaln needs actions: set model.condition=actions or "
+                "model.condition=both"
+            )
         if cfg.pose_rope and cfg.width // cfg.heads < POSE_ROPE_DIMS:
             raise ValueError(
                 f"model.pose_rope rotates {POSE_ROPE_DIMS} dims of every head, but model.width / "
@@ -176,6 +181,7 @@ class VideoDiT(nn.Module):
         self.pose_embed = PoseEmbedder(d) if cfg.uses_poses else None
         self.time_embed = TimestepEmbedder(d)
         self.cond_level = nn.Embedding(levels, d)
+        self.cond_action = nn.Embedding(NO_ACTION + 1, d) if cfg.action_adaln else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Linear(d, 2 * d)
@@ -187,7 +193,7 @@ class VideoDiT(nn.Module):
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
-        for emb in (self.level_embed, self.action_embed, self.cond_level):
+        for emb in (self.level_embed, self.action_embed, self.cond_level, self.cond_action):
             if emb is not None:
                 nn.init.normal_(emb.weight, std=0.02)
         nn.init.normal_(self.null_token, std=0.02)
@@ -235,14 +241,25 @@ class VideoDiT(nn.Module):
         """SiLU'd adaLN conditions [B, 3L, D]: rows l = context at level l (t = 0),
         rows L + l = target at level l (the element's t), rows 2L + l = context at level l
         noised to the element's ``context_time`` (conditioning augmentation; 0: equal to the
-        clean rows)."""
+        clean rows). With ``action_adaln``, [B, 3L x A, D]: row r x A + a = row r with action a
+        (``_cond_id``)."""
         times = torch.stack([torch.zeros_like(t), t, context_time.to(t.dtype)], dim=1).float()
         table = self.time_embed(times).unsqueeze(2) + self.cond_level.weight  # [B, 3, L, D]
-        return F.silu(table.flatten(1, 2))
+        table = table.flatten(1, 2)
+        if self.cond_action is not None:
+            table = (table.unsqueeze(2) + self.cond_action.weight).flatten(1, 2)
+        return F.silu(table)
+
+    def _cond_id(self, row: Tensor, tokens: Tokens, sl: slice) -> Tensor:
+        """int64 [B, n]: the condition table's row of the tokens in slot range ``sl``, from
+        their (time, level) row ``row`` of ``_cond_table``."""
+        if self.cond_action is None:
+            return row
+        return row * self.cond_action.num_embeddings + tokens.action[:, sl]
 
     def _context_cond_id(self, tokens: Tokens) -> Tensor:
-        """int64 [B, S]: each token's row of the condition table as context (the noised rows
-        for ``noised`` tokens); target slots are overwritten by the callers."""
+        """int64 [B, S]: each token's (time, level) row of the condition table as context (the
+        noised rows for ``noised`` tokens); target slots are overwritten by the callers."""
         return tokens.level + 2 * self.levels * tokens.noised.long()
 
     def _head(self, x: Tensor, cond: Tensor, cond_id: Tensor, kernel: Tensor) -> Tensor:
@@ -270,7 +287,8 @@ class VideoDiT(nn.Module):
         x = self._embed(tokens, slice(None))
         cond = self._cond_table(t, tokens.context_time)
         is_target = torch.arange(tokens.length, device=x.device) >= sc
-        cond_id = torch.where(is_target, tokens.level + self.levels, self._context_cond_id(tokens))
+        row = torch.where(is_target, tokens.level + self.levels, self._context_cond_id(tokens))
+        cond_id = self._cond_id(row, tokens, slice(None))
         causal = self.cfg.attention == "context-causal"
         angles = self._angles(tokens, slice(None))
         for block in self.blocks:
@@ -282,7 +300,8 @@ class VideoDiT(nn.Module):
         sc = tokens.context_slots
         x = self.hidden(tokens, t)[:, sc:]
         cond = self._cond_table(t, tokens.context_time)
-        return self._head(x, cond, tokens.level[:, sc:] + self.levels, tokens.kernel[:, sc:])
+        cond_id = self._cond_id(tokens.level[:, sc:] + self.levels, tokens, slice(sc, None))
+        return self._head(x, cond, cond_id, tokens.kernel[:, sc:])
 
     def encode_context(self, tokens: Tokens) -> ContextCache:
         """Every block's context K/V (context-causal models only); target slots are ignored."""
@@ -294,7 +313,7 @@ class VideoDiT(nn.Module):
         sc = tokens.context_slots
         x = self._embed(tokens, slice(0, sc))
         cond = self._cond_table(torch.zeros(tokens.batch, device=x.device), tokens.context_time)
-        cond_id = self._context_cond_id(tokens)[:, :sc]
+        cond_id = self._cond_id(self._context_cond_id(tokens)[:, :sc], tokens, slice(0, sc))
         angles = self._angles(tokens, slice(0, sc))
         keys, values = [], []
         for i, block in enumerate(self.blocks):
@@ -317,7 +336,7 @@ class VideoDiT(nn.Module):
             )
         x = self._embed(tokens, slice(sc, None))
         cond = self._cond_table(t, tokens.context_time)
-        cond_id = tokens.level[:, sc:] + self.levels
+        cond_id = self._cond_id(tokens.level[:, sc:] + self.levels, tokens, slice(sc, None))
         angles = self._angles(tokens, slice(sc, None))
         for i, block in enumerate(self.blocks):
             mod = block.modulation(cond, cond_id)

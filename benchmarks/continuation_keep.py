@@ -30,6 +30,14 @@ def run(log: Path, *args: str) -> None:
         subprocess.run([sys.executable, *args], check=True, cwd=ROOT, stdout=f, stderr=f)
 
 
+def make_tiny_data(data: Path) -> Path:
+    """``data``: tiny-preset world videos, autoencoder and latent cache (made once, then kept)."""
+    if not (data / "latents").exists():
+        millivid = ("-m", "millivid", "reproduce", "--preset", "tiny", "--device", "cpu")
+        run(data.with_suffix(".log"), *millivid, "--out", str(data), "--stages", "data,ae,latents")
+    return data
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="work folder")
@@ -38,10 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     out, n = args.out.resolve(), args.steps
     out.mkdir(parents=True, exist_ok=True)
-    data = out / "data"  # world videos, autoencoder and latent cache; kept between calls
-    if not (data / "latents").exists():
-        millivid = ("-m", "millivid", "reproduce", "--preset", "tiny", "--device", "cpu")
-        run(out / "data.log", *millivid, "--out", str(data), "--stages", "data,ae,latents")
+    data = make_tiny_data(out / "data")
     for name in ("full", "half", "state-all", "state-model", "from-all", "from-model"):
         shutil.rmtree(out / name, ignore_errors=True)
     train = (

@@ -490,3 +490,18 @@ def test_matched_sharpness_removes_a_hedge_and_keeps_knowledge(tmp_path):
     )
     knowledge = json.loads(out.read_text())["short"]
     assert knowledge["matched_lead"]["mean"] > 1.0  # the hedge: about 0
+
+
+def test_tiny_ab_trains_both_arms_and_pairs_their_held_out_losses(tmp_path):
+    out = tmp_path / "ab"
+    args = ["--out", str(out), "--set", "model.action_adaln=true", "--steps", "2"]
+    done = run_benchmark("tiny_ab.py", *args, "--videos", "1", "--json", str(tmp_path / "r.json"))
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["set"] == ["model.action_adaln=true"] and result["seeds"] == [0]
+    assert set(result["levels"]) == {"0", "1", "2"}  # the tiny preset's target levels
+    for row in result["levels"].values():
+        assert row["B_minus_A"] == [pytest.approx(row["B"][0] - row["A"][0])]
+    assert "| 0 |" in done.stdout
+    b = json.loads((out / "B-seed0" / "checkpoint" / "config.json").read_text())
+    a = json.loads((out / "A-seed0" / "checkpoint" / "config.json").read_text())
+    assert b["model"]["action_adaln"] and not a["model"]["action_adaln"]

@@ -25,12 +25,14 @@ from continuation_keep import make_tiny_data, run
 
 
 def train_and_score(out: Path, data: Path, args: argparse.Namespace, sets: list[str]) -> dict:
-    """``out``'s run trained with ``sets`` (skipped when done) and its per-level scores."""
+    """``out``'s run trained with ``sets`` and its per-level scores. A run already in ``out``
+    is resumed: nothing to do when it is finished, more steps when ``--steps`` grew, and the
+    trainer's error when other settings changed."""
     overrides = [f"video_train.steps={args.steps}", *args.base_set, *sets]
-    if not (out / "checkpoint").exists():
-        cmd = ["-m", "millivid", "video", "train", "--method", args.method, "--preset", "tiny"]
-        cmd += ["--device", "cpu", "--latents", str(data / "latents"), "--out", str(out)]
-        run(out.with_suffix(".log"), *cmd, *(x for o in overrides for x in ("--set", o)))
+    cmd = ["-m", "millivid", "video", "train", "--method", args.method, "--preset", "tiny"]
+    cmd += ["--device", "cpu", "--latents", str(data / "latents"), "--out", str(out)]
+    cmd += ["--resume"] if (out / "checkpoint").exists() else []
+    run(out.with_suffix(".log"), *cmd, *(x for o in overrides for x in ("--set", o)))
     scores = out.with_suffix(".heldout.json")
     run(
         out.with_suffix(".heldout.log"), "benchmarks/video_level_loss.py", "--ckpt", str(out),

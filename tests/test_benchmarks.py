@@ -505,3 +505,6 @@ def test_tiny_ab_trains_both_arms_and_pairs_their_held_out_losses(tmp_path):
     b = json.loads((out / "B-seed0" / "checkpoint" / "config.json").read_text())
     a = json.loads((out / "A-seed0" / "checkpoint" / "config.json").read_text())
     assert b["model"]["action_adaln"] and not a["model"]["action_adaln"]
+    # the same --out with other settings: the trainer's refusal, not a stale run
+    run_benchmark("tiny_ab.py", *args, "--base-set", "model.depth=1", fails_with="Error")
+    assert "config differs" in (out / "A-seed0.log").read_text()

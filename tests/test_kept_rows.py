@@ -17,6 +17,7 @@ QUOTED = {
     "millivid-level-shift-2": (18.63, 17.47, 16.87),
     "millivid-seed1": (18.66, 17.36, 16.67),
     "millivid-ddim50": (18.39, 17.24, 16.47),
+    "fullres-w384-6000": (17.71, 14.98, 14.66),
 }
 
 

@@ -5,8 +5,8 @@ paper), ``millivid-cc`` (context-causal: context K/V reused across denoising ste
 ``millivid-balanced`` (training steps drawn with equal weight per target level), ``framepack``,
 ``fullres``, ``hierarchical-framepack`` (FramePack's plan reading hierarchical levels, the
 coarse levels of generated frames re-encoded; ``cascaded-framepack``: over the cascaded
-autoencoder's levels), ``mirrored-framepack``, ``upscale`` (rollout + upscaling) and ``cascaded`` (MILLIVID's plan over the
-mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for;
+autoencoder's levels; both also ``-memory``), ``mirrored-framepack``, ``upscale`` (rollout +
+upscaling) and ``cascaded`` (MILLIVID's plan over the mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for;
 ``cascaded-memory-aug``: in the recipe of ``millivid-memory-aug``; ``upscale-own-level-memory``
 and ``cascaded-own-level-memory``: in the shipped model's, ``millivid-own-level-memory``, with
 the memory at each step's own level; ``cascaded-pooled-own-level-memory``: the same over the
@@ -144,6 +144,9 @@ VARIANTS: dict[str, Variant] = {
     ),
     # the same plan over the cascaded autoencoder's mean-pooled levels (paper Fig. 7)
     "cascaded-framepack": Variant("hierarchical-framepack", ae="cascaded"),
+    "cascaded-framepack-memory": Variant(
+        "hierarchical-framepack", ae="cascaded", condition="both", pose_rope=True, memory=4
+    ),
     # half the sequence mirrored coarse targets, discarded at sampling (paper Fig. 7)
     "mirrored-framepack": Variant("mirrored-framepack"),
     "mirrored-framepack-memory": Variant(

@@ -110,6 +110,7 @@ def test_cascaded_variants_train_and_use_their_own_autoencoder(tmp_path):
     # MILLIVID's and FramePack's plan (paper Fig. 6, 7), the first also in the recipes with
     # level-0 memory and with memory at each step's own level
     variants = "cascaded,cascaded-framepack,cascaded-memory-aug,cascaded-own-level-memory"
+    variants += ",cascaded-framepack-memory"  # Fig. 7's, with the baselines' memory frames
     assert run(out, "--variants", variants, "--stages", "data,ae,latents,video,rollout") == 0
     for folder, kind in (("ae", "hierarchical"), ("ae-cascaded", "cascaded")):
         saved = json.loads((out / folder / "checkpoint" / "config.json").read_text())
@@ -120,9 +121,11 @@ def test_cascaded_variants_train_and_use_their_own_autoencoder(tmp_path):
         ("cascaded-framepack", "hierarchical-framepack"),
         ("cascaded-memory-aug", "cascaded"),
         ("cascaded-own-level-memory", "cascaded"),
+        ("cascaded-framepack-memory", "hierarchical-framepack"),
     ):
         video = json.loads((out / "video" / variant / "checkpoint" / "config.json").read_text())
         assert (video["method"], video["ae"]["kind"]) == (method, "cascaded")
+        assert video["plan"]["memory_frames"] == (4 if "memory" in variant else 0), variant
         assert len(list((out / "rollouts" / variant).glob("*.npz"))) == 2
 
 
@@ -172,6 +175,7 @@ def test_a_variant_trains_over_its_methods_autoencoder_unless_it_names_another()
         "cascaded-framepack",  # FramePack's plan over the cascaded levels: named by the variant
         "cascaded-memory-aug",
         "cascaded-own-level-memory",
+        "cascaded-framepack-memory",
     }
 
 
@@ -219,6 +223,7 @@ def test_the_default_memory_variants_and_conditioning_augmentation_run_end_to_en
     variants += ",millivid-split-memory"  # memory at a level per target level
     variants += ",upscale-own-level-memory"  # rollout + upscaling, memory at its own level
     variants += ",mirrored-framepack-memory"  # FramePack with discarded coarse targets (Fig. 7)
+    variants += ",hierarchical-framepack-memory"  # FramePack's plan over hierarchical levels
     assert run(out, "--variants", variants) == 0
     for variant in variants.split(","):
         assert len(list((out / "rollouts" / variant).glob("*.npz"))) == 2, variant

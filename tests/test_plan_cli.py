@@ -91,6 +91,18 @@ def test_memory_frames_in_the_json_and_the_totals(capsys):
     assert "one memory level per target level, 3 values" in capsys.readouterr().err
 
 
+def test_table_shows_each_steps_memory_frames(capsys):
+    """Each row names the frames a step retrieves (count × level); without memory no column."""
+    argv = ["plan", "--method", "millivid", *FIG10, "--start", "22", "--end", "38"]
+    assert main([*argv, "--memory-frames", "2", "--memory-levels", "0,1,2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:6] == ["step", "target", "ctx", "miss", "tgt", "memory"]
+    rows = [line.split() for line in lines[2:] if line[:5].strip().isdigit()]
+    assert {(r[1][:2], r[5]) for r in rows} == {("L0", "2×L0"), ("L1", "8×L1"), ("L2", "32×L2")}
+    assert main(argv) == 0
+    assert "memory" not in capsys.readouterr().out.splitlines()[1]
+
+
 @pytest.mark.parametrize(
     ("argv", "words"),
     [

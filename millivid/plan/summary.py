@@ -40,12 +40,21 @@ def plan_table(method: str, budget: PlanConfig, start: int, end: int, steps: Seq
         f"context {','.join(map(str, budget.context))}  target tokens {budget.target_tokens}  "
         f"frames [{start}, {end})"
     )
-    rows = [header, f"{'step':>5}  {'target':<15} {'ctx':>6} {'miss':>6} {'tgt':>6}  context"]
+    memory = any(s.memory for s in steps)  # a column of the frames each step retrieves
+    rows = [
+        header,
+        f"{'step':>5}  {'target':<15} {'ctx':>6} {'miss':>6} {'tgt':>6}"
+        + (f" {'memory':>7}" if memory else "")
+        + "  context",
+    ]
     for i, s in enumerate(steps, 1):
         extra = "".join(f"  x{span_text(d)}" for d in s.discarded)
+        mem = f"{s.memory.frames}×L{s.memory.level}" if s.memory else "-"
         rows.append(
             f"{i:>5}  {span_text(s.target):<15} {s.context_tokens:>6} {s.missing_tokens:>6} "
-            f"{s.target_tokens:>6}  {' '.join(span_text(c) for c in s.context)}{extra}"
+            f"{s.target_tokens:>6}"
+            + (f" {mem:>7}" if memory else "")
+            + f"  {' '.join(span_text(c) for c in s.context)}{extra}"
         )
     t = plan_totals(steps, start, end)
 
@@ -67,6 +76,7 @@ def plan_table(method: str, budget: PlanConfig, start: int, end: int, steps: Seq
         + "/".join(map(str, t["target_tokens"]))
         + " = sequence "
         + "/".join(map(str, t["sequence_tokens"])),
-        "(x = discarded target; missing = padded context: cut at frame 0 or fixed padding)",
+        "(x = discarded target; missing = padded context: cut at frame 0 or fixed padding"
+        + ("; memory = frames retrieved by camera pose × their level)" if memory else ")"),
     ]
     return "\n".join(rows)

@@ -55,7 +55,7 @@ from millivid.rollout.engine import run_plan  # noqa: E402
 from millivid.rollout.request import GenerateRequest  # noqa: E402
 from millivid.rollout.resumable import decode_frames, prepare_rollout, write_context  # noqa: E402
 from millivid.train import build_optimizers, optimizer_step  # noqa: E402
-from millivid.variants import variant_config  # noqa: E402
+from millivid.variants import VARIANTS, variant_config  # noqa: E402
 
 
 def model_flops(model: VideoDiT, tokens: Tokens) -> float:
@@ -347,8 +347,9 @@ def main() -> None:
     result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
     if args.variant is not None and args.mode not in ("train", "batch"):
         parser.error("--variant: train and batch modes only")
-    result.update(preset=args.preset, method=args.method, compiled=not args.no_compile)
-    if args.variant is not None:
+    method = args.method if args.variant is None else VARIANTS[args.variant].method
+    result.update(preset=args.preset, method=method, compiled=not args.no_compile)
+    if args.variant is not None:  # the variant's method, not --method's default
         result["variant"] = args.variant
     modes = {
         "train": bench_train,

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from millivid.jobs.video_task import InMemoryLatents, VideoTask, sequence_length
+from millivid.jobs.video_task import InMemoryLatents, VideoTask, sequence_length, target_noise
 from millivid.plan import METHODS
 from millivid.presets import load_preset
 
@@ -112,3 +112,22 @@ def test_every_video_is_loaded_once_before_training(monkeypatch):
     monkeypatch.setattr(source, "load", lambda i: loads.append(i) or real(i))
     VideoTask(tiny_config(), "millivid", source)
     assert sorted(loads) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("method", ["millivid", "framepack", "mirrored-framepack"])
+def test_noise_is_drawn_for_the_real_target_channels_only(method):
+    """Mirrored FramePack's coarse targets are patchified (up to 4^(L-1) C channels) beside
+    level-0 targets: the batch draws and hands over noise only for each target's real channels,
+    and the loss spreads it over them in order, zero in the padding."""
+    task = VideoTask(tiny_config(), method, synthetic_latents())
+    batch = task.batch(0, torch.Generator().manual_seed(4)).to("cpu")
+    tok = batch.tokens
+    mask = tok.channel_mask()[:, tok.context_slots :]
+    real = mask.flatten(1).sum(1)
+    assert batch.noise.shape == (tok.batch, int(real.max()))
+    full = target_noise(batch.noise, mask)
+    for b in range(tok.batch):
+        assert torch.equal(full[b][mask[b]], batch.noise[b, : int(real[b])])
+        assert not full[b][~mask[b]].any()
+    if method == "mirrored-framepack":  # its targets mix widths: most of [St, Cin] is padding
+        assert batch.noise.numel() < mask.numel() / 2

@@ -100,7 +100,7 @@ class VideoBatch:
 
     tokens: Tokens  # FramePack's values compact (1-D) until ``to``
     t: Tensor  # float32 [B]
-    noise: Tensor  # float32 [B, St, Ct]: Ct <= Cin, the widest target token (zero-padded in loss)
+    noise: Tensor  # float32 [B, N]: each element's real target channels, then unused (``target_noise``)
     dropped: Tensor  # bool [B]
     cin: int  # value channels of the dense tokens
 
@@ -118,6 +118,15 @@ class VideoBatch:
             t=self.t.pin_memory(),
             noise=self.noise.pin_memory(),
         )
+
+
+def target_noise(noise: Tensor, mask: Tensor) -> Tensor:
+    """[B, St, Cin] noise for the target tokens, zero where ``mask`` [B, St, Cin] (their real
+    channels) is False, from ``noise`` [B, N] holding each element's real channels in (token,
+    channel) order first (a gather, so no device sync)."""
+    real = mask.flatten(1)
+    rank = (real.cumsum(1) - 1).clamp_(min=0)  # index of each real channel's number in noise
+    return (noise.gather(1, rank) * real).view(mask.shape)
 
 
 def check_latent_kind(method: str, source: LatentSource) -> None:
@@ -215,10 +224,10 @@ class VideoTask:
             )
         t = sample_time(b, generator)
         # noise only for the channels targets really use (FramePack pads level-0 targets from C
-        # to 4^(L-1) C channels: drawing and moving the padding took most of its batch time);
-        # ``loss`` pads it on the device
-        width = tokens.channels * 4 ** int(tokens.kernel[:, tokens.context_slots :].max())
-        noise = torch.randn(b, tokens.target_slots, width, generator=generator)
+        # to 4^(L-1) C channels, mirrored FramePack's coarse targets are patchified: drawing and
+        # moving the padding took most of their batch time); ``loss`` spreads it on the device
+        per_element = (tokens.channels * 4 ** tokens.kernel[:, tokens.context_slots :]).sum(1)
+        noise = torch.randn(b, int(per_element.max()), generator=generator)
         # paper A.2: drop all context tokens of an element w.p. context_dropout (for CFG)
         dropped = torch.rand(b, generator=generator) < self.config.diffusion.context_dropout
         cin = self.context_source.token_channels(tokens.channels, self.levels)
@@ -235,8 +244,9 @@ class VideoTask:
         level = tokens.level[:, tokens.context_slots]  # the step's target span comes first
         a, s = self.config.diffusion.target_alpha_sigma(t, level)
         a, s = a.view(-1, 1, 1), s.view(-1, 1, 1)
-        mask = tokens.channel_mask()[:, tokens.context_slots :].float()
-        noise = torch.nn.functional.pad(noise, (0, x0.shape[-1] - noise.shape[-1])) * mask
+        mask = tokens.channel_mask()[:, tokens.context_slots :]
+        noise = target_noise(noise, mask)
+        mask = mask.float()
         z = diffuse(x0, noise, a, s)
         v = v_from_x0_eps(x0, noise, a, s)
         pred = model(tokens.with_targets(z), t)

@@ -244,9 +244,9 @@ class VideoTask:
         level = tokens.level[:, tokens.context_slots]  # the step's target span comes first
         a, s = self.config.diffusion.target_alpha_sigma(t, level)
         a, s = a.view(-1, 1, 1), s.view(-1, 1, 1)
-        mask = tokens.channel_mask()[:, tokens.context_slots :]
-        noise = target_noise(noise, mask)
-        mask = mask.float()
+        real = tokens.channel_mask()[:, tokens.context_slots :]
+        noise = target_noise(noise, real)
+        mask = real.float()
         z = diffuse(x0, noise, a, s)
         v = v_from_x0_eps(x0, noise, a, s)
         pred = model(tokens.with_targets(z), t)

@@ -18,6 +18,9 @@ QUOTED = {
     "millivid-seed1": (18.66, 17.36, 16.67),
     "millivid-ddim50": (18.39, 17.24, 16.47),
     "fullres-w384-6000": (17.71, 14.98, 14.66),
+    "framepack-memory": (16.96, 14.27, 13.64),
+    "hierarchical-framepack-memory": (16.80, 13.85, 13.41),
+    "mirrored-framepack-memory": (16.47, 13.50, 12.85),
 }
 
 

@@ -75,26 +75,43 @@ def main() -> None:
             row["B"].append(b["loss"])
             row["A_dropped"].append(a["context_dropped"])
             row["B_dropped"].append(b["context_dropped"])
-    mean = statistics.mean
+            if "kept" in a:  # discarded targets (mirrored FramePack): the kept ones' own loss
+                for arm, scores in (("A", a), ("B", b)):
+                    row.setdefault(f"{arm}_kept", []).append(scores["kept"])
+                    row.setdefault(f"{arm}_kept_dropped", []).append(scores["kept_context_dropped"])
     print(
         f"{args.method}, tiny preset, {args.steps} steps, seeds {args.seeds}; B: {' '.join(args.set)}"
     )
+    result = {"set": args.set, "base_set": args.base_set, "steps": args.steps, "seeds": seeds}
+    result["levels"] = {
+        level: {**row, "B_minus_A": differences(row)} for level, row in rows.items()
+    }
+    print_table(rows, "")
+    if any("A_kept" in row for row in rows.values()):
+        print("\nthe targets kept at sampling alone:")
+        print_table(rows, "_kept")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def differences(row: dict[str, list[float]], scores: str = "") -> list[float]:
+    """B − A per seed of the held-out v-loss ``scores`` ("": all targets, "_kept": kept ones)."""
+    return [b - a for a, b in zip(row[f"A{scores}"], row[f"B{scores}"], strict=True)]
+
+
+def print_table(rows: dict[str, dict[str, list[float]]], scores: str) -> None:
+    """The Markdown table of A, B and B − A per target level (``scores`` as in ``differences``)."""
+    mean = statistics.mean
     print(
         "| target level | A | B | B − A | spread of B − A over the seeds | A, B without context |"
     )
     print("|---|---|---|---|---|---|")
-    result = {"set": args.set, "base_set": args.base_set, "steps": args.steps, "seeds": seeds}
-    result["levels"] = {}
     for level, row in rows.items():
-        diffs = [b - a for a, b in zip(row["A"], row["B"])]
+        diffs = differences(row, scores)
         spread = f"{min(diffs):+.4f} … {max(diffs):+.4f}" if len(diffs) > 1 else "—"
-        print(
-            f"| {level} | {mean(row['A']):.4f} | {mean(row['B']):.4f} | {mean(diffs):+.4f} | "
-            f"{spread} | {mean(row['A_dropped']):.4f}, {mean(row['B_dropped']):.4f} |"
-        )
-        result["levels"][level] = {**row, "B_minus_A": diffs}
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        a, b = mean(row[f"A{scores}"]), mean(row[f"B{scores}"])
+        dropped = f"{mean(row[f'A{scores}_dropped']):.4f}, {mean(row[f'B{scores}_dropped']):.4f}"
+        print(f"| {level} | {a:.4f} | {b:.4f} | {mean(diffs):+.4f} | {spread} | {dropped} |")
 
 
 if __name__ == "__main__":

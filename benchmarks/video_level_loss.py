@@ -4,6 +4,8 @@ Which rollout steps has a model learned? For each target level, a batch of train
 that target level is drawn from held-out world videos (test seeds, encoded with the run's
 autoencoder), and the v-loss is computed with the context and with every context token dropped
 (same steps, times and noise). A ratio near 1 means the model ignores the context of those steps.
+The loss is the MSE per latent value, whatever ``diffusion.loss_unit`` the model trained with;
+for a method with discarded targets (mirrored FramePack) the kept targets' own loss comes too.
 
 For the coarsest target level it also asks whether the rollout's first generated coarse frame
 continues the context: the model's clean estimate at full noise (t = 1) of each step's first
@@ -85,8 +87,9 @@ def level_losses(args: argparse.Namespace) -> dict:
     cfg = replace(
         cfg,
         video_train=replace(cfg.video_train, batch_size=args.batch),
-        # every element keeps its context, clean (also for models trained on noised context)
-        diffusion=replace(cfg.diffusion, context_dropout=0.0, context_noise=0.0),
+        # every element keeps its context, clean (also for models trained on noised context);
+        # the loss per value, whatever the model was trained with (comparable across models)
+        diffusion=replace(cfg.diffusion, context_dropout=0.0, context_noise=0.0, loss_unit="value"),
     )
     out = {
         "ckpt": args.ckpt,
@@ -112,9 +115,13 @@ def level_losses(args: argparse.Namespace) -> dict:
         every = torch.ones_like(batch.dropped)
         blind = VideoBatch(batch.tokens.drop_context(every), batch.t, batch.noise, every, batch.cin)
         with torch.no_grad():
-            loss = float(task.loss(model, batch, args.device)[0])
-            null = float(task.loss(model, blind, args.device)[0])
+            loss, metrics = task.loss(model, batch, args.device)
+            null, null_metrics = task.loss(model, blind, args.device)
+        loss, null = float(loss), float(null)
         row = {"loss": loss, "context_dropped": null, "ratio": loss / null}
+        if "kept_loss" in metrics:  # targets kept at sampling, beside discarded ones
+            row["kept"] = float(metrics["kept_loss"])
+            row["kept_context_dropped"] = float(null_metrics["kept_loss"])
         if args.context_noise:
             noisy = untold_noise(batch, args.context_noise, cfg, args.seed)
             with torch.no_grad():
@@ -141,7 +148,13 @@ def level_losses(args: argparse.Namespace) -> dict:
         print(
             f"target level {level}: v-loss {loss:.3f}, context dropped {null:.3f}, "
             f"ratio {loss / null:.2f}"
-            + (f", context noised {row['context_noised']:.3f}" if args.context_noise else ""),
+            + (f", context noised {row['context_noised']:.3f}" if args.context_noise else "")
+            + (
+                f"; kept targets: v-loss {row['kept']:.3f}, context dropped "
+                f"{row['kept_context_dropped']:.3f}"
+                if "kept" in row
+                else ""
+            ),
             flush=True,
         )
     # patchified targets are level-0 latents, not the coarsest level's (FramePack)

@@ -24,7 +24,8 @@ the recent frames of a rollout are generated too); ``millivid-coarse-memory`` sp
 target level and ``millivid-split-memory`` at level 0 for fine and level 1 for coarse steps
 (``plan.memory_levels``); ``millivid-level-shift`` is the shipped recipe with a schedule per
 latent level (``diffusion.level_shift``), ``millivid-action-adaln`` the shipped recipe with the
-actions in the adaLN modulation too (``model.action_adaln``). The default set is the recipe of
+actions in the adaLN modulation too (``model.action_adaln``), ``mirrored-framepack-memory-token``
+mirrored FramePack's loss averaged per target token (``diffusion.loss_unit``). The default set is the recipe of
 the shipped model (which
 also trained on ``world.train_actions = revisit``) and its baselines with the same memory
 (docs/RESULTS.md): ``millivid-own-level-memory``, ``framepack-memory``, ``fullres-memory``.
@@ -63,6 +64,7 @@ class Variant:
     context_noise_scope: str = "coarse"
     level_shift: float = 0.0  # diffusion.level_shift (0: the config's)
     action_adaln: bool = False  # the actions also steer the adaLN modulation (model.action_adaln)
+    loss_unit: str = ""  # diffusion.loss_unit ("": the config's)
 
     @property
     def autoencoder(self) -> str:
@@ -152,6 +154,11 @@ VARIANTS: dict[str, Variant] = {
     "mirrored-framepack-memory": Variant(
         "mirrored-framepack", condition="both", pose_rope=True, memory=4
     ),
+    # the same with every target token counting once in the loss (by value its kept level-0
+    # frames carry 2.3 % of it: docs/MODEL.md)
+    "mirrored-framepack-memory-token": Variant(
+        "mirrored-framepack", condition="both", pose_rope=True, memory=4, loss_unit="token"
+    ),
     "upscale": Variant("upscale"),
     "cascaded": Variant("cascaded"),
     # the paper's Fig. 6 ablations: MILLIVID's plan over the cascaded autoencoder's mean-pooled
@@ -196,6 +203,7 @@ def variant_config(cfg: Config, variant: str) -> tuple[str, Config]:
                 v.context_noise_scope if any(v.context_noise) else cfg.diffusion.context_noise_scope
             ),
             level_shift=v.level_shift or cfg.diffusion.level_shift,
+            loss_unit=v.loss_unit or cfg.diffusion.loss_unit,
         ),
         plan=replace(
             cfg.plan,

@@ -493,18 +493,23 @@ def test_matched_sharpness_removes_a_hedge_and_keeps_knowledge(tmp_path):
 
 
 def test_tiny_ab_trains_both_arms_and_pairs_their_held_out_losses(tmp_path):
+    """Mirrored FramePack by value (A) and by token (B): both scored per value, on all targets
+    and on the kept ones alone."""
     out = tmp_path / "ab"
-    args = ["--out", str(out), "--set", "model.action_adaln=true", "--steps", "2"]
+    args = ["--out", str(out), "--set", "diffusion.loss_unit=token", "--steps", "2"]
+    args += ["--method", "mirrored-framepack"]
     done = run_benchmark("tiny_ab.py", *args, "--videos", "1", "--json", str(tmp_path / "r.json"))
     result = json.loads((tmp_path / "r.json").read_text())
-    assert result["set"] == ["model.action_adaln=true"] and result["seeds"] == [0]
-    assert set(result["levels"]) == {"0", "1", "2"}  # the tiny preset's target levels
+    assert result["set"] == ["diffusion.loss_unit=token"] and result["seeds"] == [0]
+    assert set(result["levels"]) == {"0"}  # mirrored FramePack's steps target level 0
     for row in result["levels"].values():
         assert row["B_minus_A"] == [pytest.approx(row["B"][0] - row["A"][0])]
-    assert "| 0 |" in done.stdout
+        assert row["A_kept"][0] != row["A"][0]  # the kept targets alone
+        assert row["A_kept_dropped"] and row["B_kept_dropped"]
+    assert "| 0 |" in done.stdout and "the targets kept at sampling alone" in done.stdout
     b = json.loads((out / "B-seed0" / "checkpoint" / "config.json").read_text())
     a = json.loads((out / "A-seed0" / "checkpoint" / "config.json").read_text())
-    assert b["model"]["action_adaln"] and not a["model"]["action_adaln"]
+    assert b["diffusion"]["loss_unit"] == "token" and a["diffusion"]["loss_unit"] == "value"
     # the same --out with other settings: the trainer's refusal, not a stale run
     run_benchmark("tiny_ab.py", *args, "--base-set", "model.depth=1", fails_with="Error")
     assert "config differs" in (out / "A-seed0.log").read_text()

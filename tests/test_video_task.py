@@ -131,3 +131,59 @@ def test_noise_is_drawn_for_the_real_target_channels_only(method):
         assert not full[b][~mask[b]].any()
     if method == "mirrored-framepack":  # its targets mix widths: most of [St, Cin] is padding
         assert batch.noise.numel() < mask.numel() / 2
+
+
+@pytest.mark.parametrize("method", ["millivid", "framepack", "fullres", "mirrored-framepack"])
+def test_loss_by_token_counts_each_target_token_once(method):
+    """By value every real latent value counts once, by token every target token does: the same
+    where the target tokens share one width; for mirrored FramePack (patchified coarse targets
+    of up to 4^(L-1) C values beside level-0 ones) they differ, and ``kept_loss`` is the kept
+    level-0 targets' MSE per value either way."""
+    by_value = VideoTask(tiny_config(), method, synthetic_latents())
+    by_token = VideoTask(tiny_config("diffusion.loss_unit=token"), method, synthetic_latents())
+    batch = by_value.batch(0, torch.Generator().manual_seed(2))
+
+    def zero(tokens, t):  # a model that predicts v = 0: the loss is the mean of v^2
+        return torch.zeros(tokens.batch, tokens.target_slots, tokens.values.shape[-1])
+
+    with torch.no_grad():
+        value, value_metrics = by_value.loss(zero, batch, "cpu")
+        token, token_metrics = by_token.loss(zero, batch, "cpu")
+    if method != "mirrored-framepack":
+        torch.testing.assert_close(value, token)
+        assert "kept_loss" not in value_metrics
+        return
+    assert abs(float(value) - float(token)) > 1e-3
+    tok = batch.to("cpu").tokens
+    cs = tok.context_slots
+    real = tok.channel_mask()[:, cs:]
+    level = tok.level[:, cs]
+    a, s = by_value.config.diffusion.target_alpha_sigma(batch.t, level)
+    v = a.view(-1, 1, 1) * target_noise(batch.noise, real) - s.view(-1, 1, 1) * tok.target_values
+    kept = (tok.level[:, cs:] == level.unsqueeze(1)).unsqueeze(-1) & real
+    assert (tok.kernel[:, cs:][kept.any(-1)] == 0).all()  # the kept targets are level-0 frames
+    expected = (v**2)[kept].mean()
+    torch.testing.assert_close(value_metrics["kept_loss"], expected)
+    torch.testing.assert_close(token_metrics["kept_loss"], expected)
+    per_token = ((v**2) * real).sum(-1) / real.sum(-1)
+    torch.testing.assert_close(token, per_token[real.any(-1)].mean())
+
+
+def test_an_unknown_loss_unit_is_refused_by_name():
+    with pytest.raises(ValueError, match="diffusion.loss_unit = 'frame'"):
+        tiny_config("diffusion.loss_unit=frame")
+
+
+def test_the_by_token_variant_differs_from_mirrored_framepack_in_the_loss_unit_only():
+    from dataclasses import replace
+
+    from millivid.variants import variant_config
+
+    cfg = load_preset("mini")
+    (m1, c1), (m2, c2) = (
+        variant_config(cfg, "mirrored-framepack-memory-token"),
+        variant_config(cfg, "mirrored-framepack-memory"),
+    )
+    assert m1 == m2 == "mirrored-framepack"
+    assert (c1.diffusion.loss_unit, c2.diffusion.loss_unit) == ("token", "value")
+    assert replace(c1, diffusion=c2.diffusion) == c2

@@ -155,6 +155,9 @@ class VideoTask:
         self.config, self.method, self.source = config, method, source
         self.context_source = context_source(method)
         self.levels = len(config.plan.tokens)
+        # targets trained on and thrown away at sampling (mirrored FramePack): the loss also
+        # reports the kept targets' own
+        self.discards = any(k.step.discarded for k in step_kinds(method, config.plan))
         self.batch_size = config.video_train.batch_size
         self.items_per_batch = self.batch_size * sequence_length(config, method)
         if len(source) == 0:
@@ -236,7 +239,9 @@ class VideoTask:
     def loss(
         self, model: torch.nn.Module, batch: VideoBatch, device: torch.device | str
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """v-prediction MSE over the real channels of the target tokens."""
+        """v-prediction MSE over the real channels of the target tokens, per value or per token
+        (``diffusion.loss_unit``); with discarded targets also ``kept_loss``, the kept targets'
+        MSE per value (comparable across units)."""
         dropped = batch.dropped.float().mean()  # before the copy: no GPU sync to log it
         batch = batch.to(device)
         tokens, t, noise = batch.tokens, batch.t, batch.noise
@@ -250,5 +255,14 @@ class VideoTask:
         z = diffuse(x0, noise, a, s)
         v = v_from_x0_eps(x0, noise, a, s)
         pred = model(tokens.with_targets(z), t)
-        loss = ((pred.float() - v) ** 2 * mask).sum() / mask.sum()
-        return loss, {"context_dropped": dropped}
+        error = ((pred.float() - v) ** 2 * mask).sum(-1)  # [B, targets]: summed over channels
+        values = mask.sum(-1)  # real values per target token
+        if self.config.diffusion.loss_unit == "token":
+            loss = (error / values.clamp(min=1)).sum() / (values > 0).sum()
+        else:
+            loss = error.sum() / values.sum()
+        metrics = {"context_dropped": dropped}
+        if self.discards:  # discarded spans are coarser than the kept target's level
+            kept = tokens.level[:, tokens.context_slots :] == level.unsqueeze(1)
+            metrics["kept_loss"] = (error * kept).sum() / (values * kept).sum()
+        return loss, metrics

@@ -5,7 +5,8 @@ paper), ``millivid-cc`` (context-causal: context K/V reused across denoising ste
 ``millivid-balanced`` (training steps drawn with equal weight per target level), ``framepack``,
 ``fullres``, ``hierarchical-framepack`` (FramePack's plan reading hierarchical levels, the
 coarse levels of generated frames re-encoded; ``cascaded-framepack``: over the cascaded
-autoencoder's levels; both also ``-memory``), ``mirrored-framepack``, ``upscale`` (rollout +
+autoencoder's levels; both also ``-memory``; ``cascaded-pooled-framepack-memory``: over the
+hierarchical autoencoder's level 0, mean-pooled), ``mirrored-framepack``, ``upscale`` (rollout +
 upscaling) and ``cascaded`` (MILLIVID's plan over the mean-pooled levels of a single-level autoencoder, trained in the ``ae`` stage when asked for;
 ``cascaded-memory-aug``: in the recipe of ``millivid-memory-aug``; ``upscale-own-level-memory``
 and ``cascaded-own-level-memory``: in the shipped model's, ``millivid-own-level-memory``, with
@@ -148,6 +149,11 @@ VARIANTS: dict[str, Variant] = {
     "cascaded-framepack": Variant("hierarchical-framepack", ae="cascaded"),
     "cascaded-framepack-memory": Variant(
         "hierarchical-framepack", ae="cascaded", condition="both", pose_rope=True, memory=4
+    ),
+    # ... over the hierarchical autoencoder's own level 0, mean-pooled (ae.kind = pooled, as for
+    # cascaded-pooled-own-level-memory below): derived, so no autoencoder to train first
+    "cascaded-pooled-framepack-memory": Variant(
+        "hierarchical-framepack", ae="pooled", condition="both", pose_rope=True, memory=4
     ),
     # half the sequence mirrored coarse targets, discarded at sampling (paper Fig. 7)
     "mirrored-framepack": Variant("mirrored-framepack"),

@@ -131,12 +131,14 @@ def test_cascaded_variants_train_and_use_their_own_autoencoder(tmp_path):
 
 def test_the_pooled_cascaded_variant_shares_level_0_with_the_hierarchical_autoencoder(tmp_path):
     """Fig. 6's cascaded model as the paper words it: the hierarchical autoencoder's own level 0,
-    mean-pooled for the coarser levels (derived, not trained), its cache, model and rollouts."""
+    mean-pooled for the coarser levels (derived, not trained), its cache, model and rollouts,
+    and FramePack's plan over the same levels (Fig. 7's cascaded FramePack)."""
     from millivid.data.latent_cache import LatentCache
 
     out = tmp_path / "run"
-    variant = "cascaded-pooled-own-level-memory"
-    assert run(out, "--variants", variant, "--stages", "data,ae,latents,video,rollout") == 0
+    variant, framepack = "cascaded-pooled-own-level-memory", "cascaded-pooled-framepack-memory"
+    variants = f"{variant},{framepack}"
+    assert run(out, "--variants", variants, "--stages", "data,ae,latents,video,rollout") == 0
     saved = json.loads((out / "ae-pooled" / "checkpoint" / "config.json").read_text())
     assert saved["ae"]["kind"] == "pooled" and not (out / "ae-cascaded").exists()
     hier, pooled = LatentCache(out / "latents"), LatentCache(out / "latents-pooled")
@@ -147,9 +149,10 @@ def test_the_pooled_cascaded_variant_shares_level_0_with_the_hierarchical_autoen
         # coarser levels: level 0 mean-pooled (in the raw latents), standardized per channel
         assert p[lvl].shape == h[lvl].shape and not torch.allclose(p[lvl], h[lvl])
         assert abs(float(p[lvl].mean())) < 0.5 and 0.5 < float(p[lvl].std()) < 2
-    video = json.loads((out / "video" / variant / "checkpoint" / "config.json").read_text())
-    assert (video["method"], video["ae"]["kind"]) == ("cascaded", "pooled")
-    assert len(list((out / "rollouts" / variant).glob("*.npz"))) == 2
+    for name, method in ((variant, "cascaded"), (framepack, "hierarchical-framepack")):
+        video = json.loads((out / "video" / name / "checkpoint" / "config.json").read_text())
+        assert (video["method"], video["ae"]["kind"]) == (method, "pooled")
+        assert len(list((out / "rollouts" / name).glob("*.npz"))) == 2
 
 
 def test_a_variant_trains_over_its_methods_autoencoder_unless_it_names_another():
@@ -167,7 +170,8 @@ def test_a_variant_trains_over_its_methods_autoencoder_unless_it_names_another()
         method, vcfg = variant_config(cfg, name)
         assert vcfg.ae.kind == variant.autoencoder == (variant.ae or METHODS[method].ae), name
     assert {name for name, v in VARIANTS.items() if v.autoencoder == "pooled"} == {
-        "cascaded-pooled-own-level-memory"
+        "cascaded-pooled-own-level-memory",
+        "cascaded-pooled-framepack-memory",  # FramePack's plan over the pooled levels (Fig. 7)
     }
     cascaded = {name for name, v in VARIANTS.items() if v.autoencoder == "cascaded"}
     assert cascaded == {

@@ -264,5 +264,5 @@ class VideoTask:
         metrics = {"context_dropped": dropped}
         if self.discards:  # discarded spans are coarser than the kept target's level
             kept = tokens.level[:, tokens.context_slots :] == level.unsqueeze(1)
-            metrics["kept_loss"] = (error * kept).sum() / (values * kept).sum()
+            metrics["kept_loss"] = ((error * kept).sum() / (values * kept).sum()).detach()
         return loss, metrics

@@ -25,9 +25,9 @@ the recent frames of a rollout are generated too); ``millivid-coarse-memory`` sp
 target level and ``millivid-split-memory`` at level 0 for fine and level 1 for coarse steps
 (``plan.memory_levels``); ``millivid-level-shift`` is the shipped recipe with a schedule per
 latent level (``diffusion.level_shift``), ``millivid-action-adaln`` the shipped recipe with the
-actions in the adaLN modulation too (``model.action_adaln``), ``mirrored-framepack-memory-token``
-mirrored FramePack's loss averaged per target token (``diffusion.loss_unit``). The default set is the recipe of
-the shipped model (which
+actions in the adaLN modulation too (``model.action_adaln``), and
+``mirrored-framepack-memory-token`` averages mirrored FramePack's loss per target token
+(``diffusion.loss_unit``). The default set is the recipe of the shipped model (which
 also trained on ``world.train_actions = revisit``) and its baselines with the same memory
 (docs/RESULTS.md): ``millivid-own-level-memory``, ``framepack-memory``, ``fullres-memory``.
 """
